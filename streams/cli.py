@@ -1,0 +1,152 @@
+"""The ``crossings`` command: broker, topics, worker and report."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from streams.settings import ConfigError, Settings, load_settings
+
+
+def _settings(broker: str | None) -> Settings:
+    try:
+        return load_settings(broker=broker)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+
+
+broker_option = click.option(
+    "--broker",
+    default=None,
+    help="Use this Kafka cluster (host:port[,host:port]) instead of the embedded one. "
+    "Same as setting KAFKA_BOOTSTRAP.",
+)
+
+
+@click.group()
+def main() -> None:
+    """crossings: streaming border-crossing counts, spike alerts and history."""
+
+
+@main.group()
+def kafka() -> None:
+    """Start, stop or inspect the embedded single-node Kafka (KRaft) broker."""
+
+
+def _embedded_port(settings: Settings) -> int:
+    return int(settings.bootstrap.rsplit(":", 1)[1])
+
+
+@kafka.command("up")
+@broker_option
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the broker.")
+def kafka_up(broker: str | None, timeout: float) -> None:
+    """Install the Kafka jars if needed, start the broker, wait until it answers."""
+    from streams import broker as embedded
+
+    settings = _settings(broker)
+    if settings.external_broker:
+        embedded.wait_ready(settings.bootstrap, timeout)
+        click.echo(f"external cluster at {settings.bootstrap} answers; nothing started")
+        return
+    try:
+        status = embedded.up(settings.kafka_dir, _embedded_port(settings), timeout=timeout)
+    except embedded.BrokerError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(status.detail)
+
+
+@kafka.command("down")
+@broker_option
+def kafka_down(broker: str | None) -> None:
+    """Stop the embedded broker (its data stays under .local/kafka)."""
+    from streams import broker as embedded
+
+    settings = _settings(broker)
+    if settings.external_broker:
+        click.echo("external cluster configured; nothing to stop")
+        return
+    click.echo(embedded.down(settings.kafka_dir).detail)
+
+
+@kafka.command("status")
+@broker_option
+def kafka_status(broker: str | None) -> None:
+    """Say whether the embedded broker runs; exit 1 if not."""
+    from streams import broker as embedded
+
+    settings = _settings(broker)
+    if settings.external_broker:
+        try:
+            embedded.wait_ready(settings.bootstrap, 10.0)
+        except embedded.BrokerError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"external cluster at {settings.bootstrap} answers")
+        return
+    status = embedded.status(settings.kafka_dir, _embedded_port(settings))
+    click.echo(status.detail)
+    sys.exit(0 if status.running else 1)
+
+
+@main.command()
+@broker_option
+def topics(broker: str | None) -> None:
+    """Create the events, dead-letter and alerts topics if they are missing."""
+    from streams.topics import ensure_topics
+
+    settings = _settings(broker)
+    try:
+        found = ensure_topics(settings)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    for name, partitions in sorted(found.items()):
+        click.echo(f"{name}: {partitions} partitions")
+
+
+@main.command()
+@broker_option
+@click.option("--loglevel", default="info", show_default=True)
+def worker(broker: str | None, loglevel: str) -> None:
+    """Run a Faust worker: consume events, count, detect, write Parquet, serve /metrics."""
+    import faust
+
+    from streams.app import create_app
+    from streams.topics import ensure_topics
+
+    settings = _settings(broker)
+    try:
+        ensure_topics(settings)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    settings.worker_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["all", "daily", "nationality", "alerts", "reconcile"]), default="all")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="Parquet root.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--checkpoint", default=None, help="Only this checkpoint id.")
+@click.option("--since", default=None, help="First local day, YYYY-MM-DD.")
+@click.option("--until", default=None, help="Last local day, YYYY-MM-DD.")
+def report(
+    what: str, data_dir: Path | None, fmt: str, checkpoint: str | None, since: str | None, until: str | None
+) -> None:
+    """Daily totals, nationality mix and alerts from the Parquet history (DuckDB)."""
+    from streams.report import report_main
+
+    root = data_dir or _settings(None).data_dir
+    click.echo(report_main(root, what, fmt, checkpoint, since, until))
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+if __name__ == "__main__":
+    _configure_logging()
+    main()

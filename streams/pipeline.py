@@ -1,0 +1,232 @@
+"""What happens to one message, from raw bytes to counts, alerts and history rows.
+
+This is the whole per-event path, written against plain mappings so it runs the same
+inside a Faust agent (where the mappings are changelogged tables), in unit tests (dicts)
+and in offline replays. It does not import Faust and never raises on bad input: an
+invalid message comes back as an ``Outcome`` for the caller to dead-letter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Literal
+
+from streams.alerts import alert_message
+from streams.checkpoints import Checkpoint, checkpoints
+from streams.counts import DayProfile, count_event, group_counts, profile_key
+from streams.dedup import expired_ids
+from streams.detect import CheckpointDetector, DetectorConfig
+from streams.events import CrossingEvent, InvalidEvent, decode_event
+from streams.local_day import local_day_and_hour
+from streams.metrics import WorkerMetrics
+from streams.parquet_sink import EventRow, ParquetSink
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = ("entry", "exit")
+
+
+@dataclass
+class Outcome:
+    status: Literal["counted", "duplicate", "invalid"]
+    event: CrossingEvent | None = None
+    error: InvalidEvent | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class PipelineTables:
+    """The state that must survive a restart; Faust tables in the worker, dicts in tests."""
+
+    profiles: MutableMapping[str, DayProfile]
+    seen: MutableMapping[str, float]
+    detector_state: MutableMapping[str, dict[str, Any]]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        tables: PipelineTables,
+        sink: ParquetSink,
+        metrics: WorkerMetrics,
+        *,
+        dedup_horizon: timedelta = timedelta(hours=72),
+        detector_config: DetectorConfig = DetectorConfig(),
+    ) -> None:
+        self.tables = tables
+        self.sink = sink
+        self.metrics = metrics
+        self.dedup_horizon = dedup_horizon
+        self.detector_config = detector_config
+        self.checkpoints = checkpoints()
+        self._detectors: dict[tuple[str, str], CheckpointDetector] = {}
+        #: Newest event time per source partition: the clock detection runs on. Per
+        #: partition, because partitions of one topic are consumed at different paces.
+        self.stream_time: dict[int, datetime] = {}
+        self._partition_of: dict[str, int] = {}
+        self._dirty_days: set[tuple[str, date]] = set()
+
+    # -- per event -----------------------------------------------------------------------
+
+    def process(
+        self, raw: bytes | None, *, partition: int, offset: int, append_ts: float | None = None
+    ) -> Outcome:
+        """Count one message. Invalid input is returned as an outcome, never raised."""
+        now = time.time()
+        try:
+            event = decode_event(raw)
+        except InvalidEvent as error:
+            self.metrics.events_invalid.labels(error.reason).inc()
+            return Outcome("invalid", error=error)
+        occurred_ts = event.occurred_at.timestamp()
+        if event.event_id in self.tables.seen:
+            self.metrics.events_duplicate.inc()
+            return Outcome("duplicate", event=event)
+        self.tables.seen[event.event_id] = occurred_ts
+
+        checkpoint = self.checkpoints[event.checkpoint_id]
+        day, hour = local_day_and_hour(event.occurred_at, checkpoint.tz)
+        key = profile_key(event.checkpoint_id, event.direction, day)
+        profile = count_event(self.tables.profiles.get(key), hour, event.nationality, event.purpose)
+        self.tables.profiles[key] = profile
+        self._dirty_days.add((event.checkpoint_id, day))
+        self.sink.add_event(
+            EventRow(
+                event_id=event.event_id,
+                checkpoint_id=event.checkpoint_id,
+                local_day=day,
+                direction=event.direction,
+                occurred_at=event.occurred_at,
+                local_hour=hour,
+                nationality=event.nationality,
+                purpose=event.purpose,
+                mode=event.mode,
+                outcome=event.outcome,
+                kafka_partition=partition,
+                kafka_offset=offset,
+                processed_at=datetime.fromtimestamp(now, timezone.utc),
+            )
+        )
+
+        self.metrics.events_processed.labels(event.checkpoint_id, event.direction).inc()
+        self.metrics.event_age.observe(max(now - occurred_ts, 0.0))
+        if append_ts is not None:
+            self.metrics.arrival_lag.observe(max(now - append_ts, 0.0))
+
+        self._partition_of[event.checkpoint_id] = partition
+        stream_time = self._advance_stream_time(partition, event.occurred_at)
+        alerts: list[dict[str, Any]] = []
+        if local_day_and_hour(stream_time, checkpoint.tz)[0] == day:
+            self.metrics.today_count.labels(event.checkpoint_id, event.direction).set(profile["total"])
+            alerts = self._evaluate(checkpoint, event.direction, stream_time)
+        return Outcome("counted", event=event, alerts=alerts)
+
+    def _advance_stream_time(self, partition: int, occurred_at: datetime) -> datetime:
+        current = self.stream_time.get(partition)
+        if current is None or occurred_at > current:
+            self.stream_time[partition] = current = occurred_at
+            self.metrics.stream_time.labels(str(partition)).set(occurred_at.timestamp())
+        return current
+
+    # -- detection -----------------------------------------------------------------------
+
+    def detector(self, checkpoint: Checkpoint, direction: str) -> CheckpointDetector:
+        key = (checkpoint.checkpoint_id, direction)
+        detector = self._detectors.get(key)
+        if detector is None:
+            profiles = self.tables.profiles
+            cid = checkpoint.checkpoint_id
+
+            def lookup(day: date) -> DayProfile | None:
+                return profiles.get(profile_key(cid, direction, day))
+
+            detector = CheckpointDetector(
+                checkpoint,
+                direction,
+                lookup,
+                self.detector_config,
+                state=self.tables.detector_state.get(f"{cid}|{direction}"),
+            )
+            self._detectors[key] = detector
+        return detector
+
+    def _evaluate(self, checkpoint: Checkpoint, direction: str, as_of: datetime) -> list[dict[str, Any]]:
+        detector = self.detector(checkpoint, direction)
+        before = (detector.last_day, detector.last_hour)
+        transitions = detector.evaluate(as_of)
+        if transitions or before != (detector.last_day, detector.last_hour):
+            self.tables.detector_state[f"{checkpoint.checkpoint_id}|{direction}"] = detector.state()
+        alerts = []
+        for transition in transitions:
+            alert = alert_message(checkpoint, direction, transition)
+            labels = (checkpoint.checkpoint_id, direction, transition.episode.kind)
+            if transition.opened:
+                self.metrics.alerts_raised.labels(*labels).inc()
+                self.metrics.alerts_open.labels(*labels).inc()
+            elif transition.status == "resolved":
+                self.metrics.alerts_open.labels(*labels).dec()
+            self.metrics.alert_messages.labels(alert["status"], alert["window"]).inc()
+            self.sink.add_alert(alert)
+            log.warning("ALERT %s %s", alert["status"].upper(), alert["summary"])
+            alerts.append(alert)
+        return alerts
+
+    def tick(self) -> list[dict[str, Any]]:
+        """Evaluate every checkpoint seen so far at its partition's stream time.
+
+        A closed checkpoint sends no events, so its drop is only ever noticed here,
+        driven by the clock of the other checkpoints sharing its partition.
+        """
+        alerts: list[dict[str, Any]] = []
+        for checkpoint_id, partition in self._partition_of.items():
+            as_of = self.stream_time[partition]
+            checkpoint = self.checkpoints[checkpoint_id]
+            for direction in DIRECTIONS:
+                alerts += self._evaluate(checkpoint, direction, as_of)
+        return alerts
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def prune_seen(self) -> int:
+        """Forget event ids older than the de-duplication horizon; returns how many."""
+        if not self.stream_time:
+            return 0
+        newest = max(self.stream_time.values()).timestamp()
+        expired = expired_ids(list(self.tables.seen.items()), newest, self.dedup_horizon)
+        for event_id in expired:
+            del self.tables.seen[event_id]
+        return len(expired)
+
+    def flush(self) -> None:
+        """Write buffered history to Parquet; runs right before offsets are committed.
+
+        Raises if the files could not be written, which aborts the commit: the events
+        are then processed again rather than lost.
+        """
+        started = time.perf_counter()
+        for checkpoint_id, day in sorted(self._dirty_days):
+            rows = []
+            for direction in DIRECTIONS:
+                profile = self.tables.profiles.get(profile_key(checkpoint_id, direction, day))
+                if profile:
+                    rows += [(direction, *group) for group in group_counts(profile)]
+            partition = self._partition_of.get(checkpoint_id)
+            as_of = self.stream_time.get(partition) if partition is not None else None
+            self.sink.put_daily_counts(checkpoint_id, day, rows, as_of or datetime.now(timezone.utc))
+        stats = self.sink.flush()
+        self._dirty_days.clear()
+        self.metrics.parquet_flush_seconds.observe(time.perf_counter() - started)
+        for dataset, count in _rows_by_dataset(stats).items():
+            self.metrics.parquet_rows.labels(dataset).inc(count)
+
+
+def _rows_by_dataset(stats: Any) -> dict[str, int]:
+    """FlushStats fields ending in ``_rows`` keyed by dataset name (events, daily_counts, alerts)."""
+    if stats is None:
+        return {}
+    fields = vars(stats) if hasattr(stats, "__dict__") else stats._asdict()
+    return {name.removesuffix("_rows"): value for name, value in fields.items() if name.endswith("_rows")}

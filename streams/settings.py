@@ -1,0 +1,123 @@
+"""Runtime configuration, read once from the environment.
+
+Every setting has a safe local default (a broker on 127.0.0.1 that the project starts
+itself, files under ``.local/``), so ``make demo`` needs nothing set. A bad value fails
+at start-up with a message naming the variable, rather than surfacing later as a
+confusing Kafka or filesystem error mid-stream.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LOCAL_DIR = PROJECT_ROOT / ".local"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Kafka topic names. Versioned so a schema change can run beside the old one."""
+
+    events: str = "crossings.events.v1"
+    dead_letter: str = "crossings.events.dlq.v1"
+    alerts: str = "crossings.alerts.v1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = DEFAULT_BOOTSTRAP
+    #: True when the user pointed us at their own cluster: never start or stop a broker.
+    external_broker: bool = False
+    app_id: str = "crossings"
+    partitions: int = 4
+    data_dir: Path = DEFAULT_LOCAL_DIR / "data"
+    kafka_dir: Path = DEFAULT_LOCAL_DIR / "kafka"
+    worker_dir: Path = DEFAULT_LOCAL_DIR / "worker"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    #: Seconds between offset commits; Parquet output is flushed just before each commit.
+    commit_interval: float = 10.0
+    #: How long an event_id is remembered for de-duplication, in hours of event time.
+    dedup_horizon_hours: int = 72
+    topics: Topics = field(default_factory=Topics)
+
+    @property
+    def broker_url(self) -> str:
+        """Faust's broker URL list (``kafka://h1:p1;h2:p2``)."""
+        return ";".join(f"kafka://{host}" for host in self.bootstrap.split(","))
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to {low}..{high}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range; set it to {low}..{high}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to {low}..{high}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range; set it to {low}..{high}")
+    return value
+
+
+def parse_bootstrap(raw: str, source: str) -> str:
+    """Validate a comma-separated ``host:port`` list; fail with the variable's name."""
+    hosts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not hosts:
+        raise ConfigError(f"{source} is empty; set it to host:port[,host:port...]")
+    for host in hosts:
+        host = host.removeprefix("kafka://")
+        if not _HOST_PORT.match(host) or not 0 < int(host.rsplit(":", 1)[1]) < 65536:
+            raise ConfigError(f"{source}: {host!r} is not host:port; set it like 'broker1:9092,broker2:9092'")
+    return ",".join(h.removeprefix("kafka://") for h in hosts)
+
+
+def load_settings(env: Mapping[str, str] | None = None, broker: str | None = None) -> Settings:
+    """Build settings from the environment (``CROSSINGS_*``) and an optional ``--broker``.
+
+    ``--broker`` wins over ``KAFKA_BOOTSTRAP``; either one means "use my cluster" and the
+    project will not start its embedded broker.
+    """
+    env = os.environ if env is None else env
+    external = broker or env.get("KAFKA_BOOTSTRAP")
+    source = "--broker" if broker else "KAFKA_BOOTSTRAP"
+    local_dir = Path(env.get("CROSSINGS_HOME") or DEFAULT_LOCAL_DIR)
+    local_port = _int(env, "CROSSINGS_KAFKA_PORT", 9092, 1024, 65535)
+    bootstrap = parse_bootstrap(external, source) if external else f"127.0.0.1:{local_port}"
+    return Settings(
+        bootstrap=bootstrap,
+        external_broker=bool(external),
+        app_id=env.get("CROSSINGS_APP_ID") or "crossings",
+        partitions=_int(env, "CROSSINGS_PARTITIONS", 4, 1, 256),
+        data_dir=Path(env.get("CROSSINGS_DATA_DIR") or local_dir / "data"),
+        kafka_dir=local_dir / "kafka",
+        worker_dir=local_dir / "worker",
+        web_host=env.get("CROSSINGS_WEB_HOST") or "127.0.0.1",
+        web_port=_int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535),
+        commit_interval=_float(env, "CROSSINGS_COMMIT_INTERVAL", 10.0, 0.1, 600.0),
+        dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
+    )

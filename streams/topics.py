@@ -1,0 +1,49 @@
+"""Create the pipeline's input and output topics, and check the ones that exist.
+
+The worker's tables are partitioned like the events topic (a checkpoint's counts live
+in the partition its events arrive on), so a partition count that differs from the
+setting is a configuration error to stop on, not something to work around.
+"""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streams.settings import ConfigError, Settings
+
+
+def topic_specs(settings: Settings) -> dict[str, int]:
+    t = settings.topics
+    return {t.events: settings.partitions, t.dead_letter: settings.partitions, t.alerts: 1}
+
+
+def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[str, int]:
+    """Create missing topics; returns name -> partitions as found on the cluster."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="crossings-admin")
+    try:
+        specs = topic_specs(settings)
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=parts, replication_factor=replication_factor)
+            for name, parts in specs.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; the check below still applies
+        found = {
+            meta["topic"]: len(meta["partitions"]) for meta in admin.describe_topics(list(specs))
+        }
+    finally:
+        admin.close()
+    events = settings.topics.events
+    if found.get(events) != settings.partitions:
+        raise ConfigError(
+            f"topic {events} has {found.get(events)} partitions but CROSSINGS_PARTITIONS="
+            f"{settings.partitions}; set CROSSINGS_PARTITIONS to match the topic"
+        )
+    return found
