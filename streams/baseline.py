@@ -26,6 +26,8 @@ class BaselineConfig:
     #: Any-weekday days needed for the fallback level; fewer means "still learning".
     min_recent_days: int = 5
     min_dispersion: float = 0.05
+    #: Without same-weekday history the weekday effect is unknown: widen the band.
+    fallback_min_dispersion: float = 0.25
     max_dispersion: float = 0.6
 
 
@@ -72,11 +74,13 @@ def build_baseline(
     for earlier, profile in history.items():
         by_weekday.setdefault(earlier.weekday(), []).append(profile["total"])
     same_weekday = by_weekday.get(day.weekday(), [])
+    floor = config.min_dispersion
     if len(same_weekday) >= config.min_same_weekday:
         expected_day = float(statistics.median(same_weekday))
     elif len(history) >= config.min_recent_days:
         recent = sorted(history)[-7:]
         expected_day = float(statistics.median(history[d]["total"] for d in recent))
+        floor = config.fallback_min_dispersion
     else:
         return None
 
@@ -86,7 +90,7 @@ def build_baseline(
         for earlier, profile in history.items()
         if len(by_weekday[earlier.weekday()]) >= 2
     ]
-    dispersion = min(max(_mad_cv(ratios), config.min_dispersion), config.max_dispersion)
+    dispersion = min(max(_mad_cv(ratios), floor), config.max_dispersion)
 
     hourly = [0.0] * HOURS
     for profile in history.values():

@@ -1,0 +1,181 @@
+"""Baseline and spike/drop detection on simulated days, without Kafka or Faust."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, time, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.baseline import build_baseline
+from streams.checkpoints import checkpoints
+from streams.counts import DayProfile, count_event
+from streams.detect import CheckpointDetector, departure_score
+
+JJ = checkpoints()["zhibek-zholy"]
+START = date(2024, 2, 5)  # a Monday
+# Day-time heavy shape: nobody crosses 0-5h, most between 8 and 20h.
+SHAPE = [0, 0, 0, 0, 0, 1, 2, 4, 8, 9, 9, 8, 8, 8, 8, 8, 7, 6, 5, 4, 2, 1, 1, 0]
+WEEKDAY_FACTOR = [1.1, 1.0, 1.0, 1.0, 1.15, 0.9, 0.75]
+
+
+class World:
+    """Profiles for one checkpoint-direction, and a detector reading them."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.profiles: dict[date, DayProfile] = {}
+        self.rng = random.Random(seed)
+        self.detector = CheckpointDetector(JJ, "entry", self.profiles.get)
+        self.alerts: list = []
+
+    def normal_level(self, day: date) -> float:
+        return 1500 * WEEKDAY_FACTOR[day.weekday()]
+
+    def run_day(self, day: date, groups: dict[tuple[str, str], float], checks_per_hour: int = 4) -> None:
+        """Add the day's crossings hour by hour, evaluating as the stream clock advances."""
+        total_weight = sum(SHAPE)
+        for hour in range(24):
+            for step in range(checks_per_hour):
+                for (nationality, purpose), daily in groups.items():
+                    mean = daily * SHAPE[hour] / total_weight / checks_per_hour
+                    for _ in range(_poisson(self.rng, mean)):
+                        self.profiles[day] = count_event(self.profiles.get(day), hour, nationality, purpose)
+                minute = (step + 1) * 60 // checks_per_hour - 1
+                as_of = datetime.combine(day, time(hour, minute, 30), tzinfo=JJ.tz)
+                self.alerts += self.detector.evaluate(as_of)
+
+    def normal_groups(self, day: date) -> dict[tuple[str, str], float]:
+        level = self.normal_level(day)
+        return {("UZB", "labour"): level * 0.85, ("KAZ", "private"): level * 0.1, ("TJK", "labour"): level * 0.05}
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    # Knuth for small means, normal approximation above; plenty for tests.
+    if mean > 30:
+        return max(0, round(rng.gauss(mean, mean**0.5)))
+    limit, k, p = pow(2.718281828459045, -mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def test_no_alerts_while_learning_and_none_on_normal_weeks():
+    world = World()
+    for offset in range(42):
+        day = START + timedelta(days=offset)
+        world.run_day(day, world.normal_groups(day))
+    assert world.alerts == []
+    assert build_baseline(START + timedelta(days=42), world.profiles.get) is not None
+
+
+def test_surge_raises_one_episode_with_drivers_and_daily_updates():
+    world = World(seed=2)
+    for offset in range(28):
+        day = START + timedelta(days=offset)
+        world.run_day(day, world.normal_groups(day))
+    assert world.alerts == []
+    surge_days = [START + timedelta(days=28 + i) for i in range(5)]
+    for i, day in enumerate(surge_days):
+        groups = world.normal_groups(day)
+        groups[("UZB", "labour")] = [2200, 3200, 4000, 4000, 4000][i]
+        world.run_day(day, groups)
+
+    opened = [t for t in world.alerts if t.opened]
+    assert len(opened) == 1, [t.assessment for t in opened]
+    first = opened[0]
+    assert first.episode.kind == "surge"
+    assert first.assessment.local_day == surge_days[0]
+    assert first.assessment.drivers[0].nationality == "UZB"
+    assert first.assessment.drivers[0].purpose == "labour"
+    # Raised during the first surge day, not at its end.
+    assert first.as_of < datetime.combine(surge_days[0], time(18), tzinfo=JJ.tz)
+
+    updates = [t for t in world.alerts if t.assessment.window == "full_day"]
+    assert [u.assessment.local_day for u in updates] == surge_days[:4]  # 5th day still open
+    plateau = updates[-1].assessment
+    assert plateau.observed == world.profiles[surge_days[3]]["total"]
+    assert 4000 < plateau.observed < 4600
+    assert plateau.expected == pytest.approx(world.normal_level(surge_days[3]), rel=0.12)
+    assert all(t.status == "firing" for t in world.alerts)
+    assert all(t.episode.episode_id == first.episode.episode_id for t in world.alerts)
+
+    # Back to normal: the episode resolves once, and nothing new opens.
+    for offset in range(33, 36):
+        day = START + timedelta(days=offset)
+        world.run_day(day, world.normal_groups(day))
+    resolved = [t for t in world.alerts if t.status == "resolved"]
+    assert len(resolved) == 1
+    assert len([t for t in world.alerts if t.opened]) == 1
+    assert resolved[0].episode.peak_observed > 4000
+
+
+def test_closure_is_a_drop_seen_from_the_stream_clock_alone():
+    world = World(seed=3)
+    for offset in range(28):
+        day = START + timedelta(days=offset)
+        world.run_day(day, world.normal_groups(day))
+    closed = START + timedelta(days=28)
+    world.run_day(closed, {})  # no crossings at all: only the clock moves
+    opened = [t for t in world.alerts if t.opened]
+    assert len(opened) == 1
+    assert opened[0].episode.kind == "drop"
+    assert opened[0].assessment.observed == 0
+    assert opened[0].as_of < datetime.combine(closed, time(12), tzinfo=JJ.tz)
+
+
+def test_weekday_matters_a_normal_sunday_is_not_a_drop():
+    world = World(seed=4)
+    for offset in range(35):
+        day = START + timedelta(days=offset)
+        world.run_day(day, world.normal_groups(day))
+    sunday = START + timedelta(days=34)
+    assert sunday.weekday() == 6
+    baseline = build_baseline(sunday, world.profiles.get)
+    assert baseline is not None
+    assert baseline.expected_day == pytest.approx(1500 * 0.75, rel=0.1)
+    assert world.alerts == []
+
+
+def test_restart_restores_an_open_episode_without_raising_it_again():
+    world = World(seed=5)
+    for offset in range(28):
+        day = START + timedelta(days=offset)
+        world.run_day(day, world.normal_groups(day))
+    surge = START + timedelta(days=28)
+    groups = world.normal_groups(surge)
+    groups[("UZB", "labour")] = 4000
+    world.run_day(surge, groups)
+    assert len([t for t in world.alerts if t.opened]) == 1
+
+    restarted = CheckpointDetector(JJ, "entry", world.profiles.get, state=world.detector.state())
+    world.detector = restarted
+    next_day = surge + timedelta(days=1)
+    world.run_day(next_day, groups)
+    assert len([t for t in world.alerts if t.opened]) == 1
+
+
+@given(
+    st.floats(min_value=1, max_value=1e5),
+    st.floats(min_value=1, max_value=1e5),
+    st.floats(min_value=0.05, max_value=0.6),
+)
+def test_score_sign_and_monotonicity(observed, expected, dispersion):
+    score = departure_score(observed, expected, dispersion)
+    assert (score > 0) == (observed > expected) or observed == expected
+    assert departure_score(observed + 10, expected, dispersion) > score
+
+
+def test_expected_through_accumulates_to_the_whole_day():
+    world = World(seed=6)
+    for offset in range(14):
+        day = START + timedelta(days=offset)
+        world.run_day(day, world.normal_groups(day), checks_per_hour=1)
+    baseline = build_baseline(START + timedelta(days=14), world.profiles.get)
+    assert baseline is not None
+    points = [baseline.expected_through(h, f) for h in range(24) for f in (0.0, 0.5)]
+    assert points == sorted(points)
+    assert baseline.expected_through(23, 1.0) == pytest.approx(baseline.expected_day)
