@@ -220,13 +220,9 @@ class Pipeline:
         stats = self.sink.flush()
         self._dirty_days.clear()
         self.metrics.parquet_flush_seconds.observe(time.perf_counter() - started)
-        for dataset, count in _rows_by_dataset(stats).items():
+        for dataset, count in (
+            ("events", stats.events_rows),
+            ("daily_counts", stats.daily_counts_rows),
+            ("alerts", stats.alerts_rows),
+        ):
             self.metrics.parquet_rows.labels(dataset).inc(count)
-
-
-def _rows_by_dataset(stats: Any) -> dict[str, int]:
-    """FlushStats fields ending in ``_rows`` keyed by dataset name (events, daily_counts, alerts)."""
-    if stats is None:
-        return {}
-    fields = vars(stats) if hasattr(stats, "__dict__") else stats._asdict()
-    return {name.removesuffix("_rows"): value for name, value in fields.items() if name.endswith("_rows")}

@@ -18,6 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCAL_DIR = PROJECT_ROOT / ".local"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
+_KAFKA_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 
 
@@ -27,11 +28,22 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Topics:
-    """Kafka topic names. Versioned so a schema change can run beside the old one."""
+    """Kafka topic names. Versioned so a schema change can run beside the old one;
+    the namespace lets several deployments (or test runs) share one cluster."""
 
-    events: str = "crossings.events.v1"
-    dead_letter: str = "crossings.events.dlq.v1"
-    alerts: str = "crossings.alerts.v1"
+    namespace: str = "crossings"
+
+    @property
+    def events(self) -> str:
+        return f"{self.namespace}.events.v1"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.namespace}.events.dlq.v1"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.namespace}.alerts.v1"
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,14 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     return value
 
 
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    """A Kafka-safe identifier (topic names and consumer group ids are built from it)."""
+    raw = env.get(name) or default
+    if not _KAFKA_NAME.match(raw):
+        raise ConfigError(f"{name}={raw!r} may only use letters, digits, '.', '_' and '-' (1-100 chars)")
+    return raw
+
+
 def parse_bootstrap(raw: str, source: str) -> str:
     """Validate a comma-separated ``host:port`` list; fail with the variable's name."""
     hosts = [part.strip() for part in raw.split(",") if part.strip()]
@@ -111,7 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
     return Settings(
         bootstrap=bootstrap,
         external_broker=bool(external),
-        app_id=env.get("CROSSINGS_APP_ID") or "crossings",
+        app_id=_name(env, "CROSSINGS_APP_ID", "crossings"),
         partitions=_int(env, "CROSSINGS_PARTITIONS", 4, 1, 256),
         data_dir=Path(env.get("CROSSINGS_DATA_DIR") or local_dir / "data"),
         kafka_dir=local_dir / "kafka",
@@ -120,4 +140,5 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         web_port=_int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535),
         commit_interval=_float(env, "CROSSINGS_COMMIT_INTERVAL", 10.0, 0.1, 600.0),
         dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
+        topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
     )

@@ -7,6 +7,8 @@ setting is a configuration error to stop on, not something to work around.
 
 from __future__ import annotations
 
+import contextlib
+
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -31,13 +33,10 @@ def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[st
             if name not in existing
         ]
         if missing:
-            try:
+            # Another process may win the race; the partition check below still applies.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process won the race; the check below still applies
-        found = {
-            meta["topic"]: len(meta["partitions"]) for meta in admin.describe_topics(list(specs))
-        }
+        found = {meta["topic"]: len(meta["partitions"]) for meta in admin.describe_topics(list(specs))}
     finally:
         admin.close()
     events = settings.topics.events

@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Needs: python3 (3.11), java 17, mvn. Everything else is installed here.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
+KAFKA_JARS := .local/kafka/libs/.installed
+
+.PHONY: setup demo test unit integration lint bench kafka-up kafka-down clean
+
+setup: $(STAMP) $(KAFKA_JARS)
+
+$(STAMP): pyproject.toml requirements.lock
+	@echo "==> Python environment ($(VENV))"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+$(KAFKA_JARS): deploy/kafka/pom.xml $(STAMP)
+	@echo "==> Kafka jars from Maven Central (first time only)"
+	@$(PY) -c "from pathlib import Path; from streams.broker import install_jars; install_jars(Path('.local/kafka'))"
+	@touch $@
+
+demo: setup
+	@$(PY) -m load_tests.demo
+
+test: setup
+	@$(PY) -m pytest
+
+unit: setup
+	@$(PY) -m pytest tests/unit
+
+integration: setup
+	@$(PY) -m pytest tests/integration
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+bench: setup
+	@$(PY) -m load_tests.bench_pipeline
+
+kafka-up: setup
+	@$(VENV)/bin/crossings kafka up
+
+kafka-down: setup
+	@$(VENV)/bin/crossings kafka down
+
+clean:
+	-@$(VENV)/bin/crossings kafka down 2>/dev/null
+	rm -rf .local
