@@ -48,11 +48,11 @@ def kafka_up(broker: str | None, timeout: float) -> None:
     from streams import broker as embedded
 
     settings = _settings(broker)
-    if settings.external_broker:
-        embedded.wait_ready(settings.bootstrap, timeout)
-        click.echo(f"external cluster at {settings.bootstrap} answers; nothing started")
-        return
     try:
+        if settings.external_broker:
+            embedded.wait_ready(settings.bootstrap, timeout)
+            click.echo(f"external cluster at {settings.bootstrap} answers; nothing started")
+            return
         status = embedded.up(settings.kafka_dir, _embedded_port(settings), timeout=timeout)
     except embedded.BrokerError as error:
         raise click.ClickException(str(error)) from None
@@ -127,9 +127,13 @@ def worker(broker: str | None, loglevel: str) -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["all", "daily", "nationality", "alerts", "reconcile"]), default="all")
+@click.argument(
+    "what", type=click.Choice(["all", "daily", "nationality", "alerts", "reconcile"]), default="all"
+)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="Parquet root.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
 @click.option("--checkpoint", default=None, help="Only this checkpoint id.")
 @click.option("--since", default=None, help="First local day, YYYY-MM-DD.")
 @click.option("--until", default=None, help="Last local day, YYYY-MM-DD.")
