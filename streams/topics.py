@@ -36,7 +36,7 @@ def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[st
             # Another process may win the race; the partition check below still applies.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-        found = {meta["topic"]: len(meta["partitions"]) for meta in admin.describe_topics(list(specs))}
+        found = {meta["name"]: len(meta["partitions"]) for meta in admin.describe_topics(list(specs))}
     finally:
         admin.close()
     events = settings.topics.events
