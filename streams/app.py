@@ -75,6 +75,9 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         topic_disable_leader=True,
+        # Table keys and values are JSON (str keys, dict values) in their changelogs.
+        key_serializer="json",
+        value_serializer="json",
     )
     events_topic = app.topic(
         settings.topics.events, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
@@ -83,9 +86,7 @@ def create_app(settings: Settings) -> faust.App:
     alerts_topic = app.topic(settings.topics.alerts, value_serializer="raw", key_serializer="raw")
 
     def table(name: str, help_: str) -> faust.Table:
-        return app.Table(
-            name, partitions=settings.partitions, key_serializer="json", value_serializer="json", help=help_
-        )
+        return app.Table(name, partitions=settings.partitions, help=help_)
 
     tables = PipelineTables(
         profiles=table("day_profiles", "checkpoint|direction|local_day -> total, hourly, groups"),
@@ -126,18 +127,13 @@ def create_app(settings: Settings) -> faust.App:
     async def evaluate_quiet_checkpoints() -> None:
         await publish_alerts(pipeline.tick())
 
-    @app.timer(interval=60.0)
-    async def forget_old_event_ids() -> None:
-        forgotten = pipeline.prune_seen()
-        if forgotten:
-            log.info("forgot %d event ids older than the de-duplication horizon", forgotten)
-
     @app.on_before_shutdown.connect
     async def flush_on_shutdown(app: faust.App, **kwargs: Any) -> None:
         pipeline.flush()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type, so the header is set whole.
+        return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return app

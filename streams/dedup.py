@@ -1,8 +1,10 @@
 """Which event ids were already counted, remembered for a bounded horizon of event time.
 
 A sensor retry arrives seconds later and a replayed backlog hours later, so ids are kept
-for ``horizon`` of event time past the newest event seen, then forgotten; memory stays
-bounded by the traffic of that horizon rather than growing forever.
+for ``horizon`` of event time behind the newest event of their partition, then
+forgotten; memory stays bounded by the traffic of that horizon instead of growing
+forever. Each id remembers its partition because a changelogged table can only delete
+a key while processing an event of the partition the key was written in.
 """
 
 from __future__ import annotations
@@ -10,8 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+#: event_id -> [occurred_at as unix seconds, source partition]
+SeenValue = list[float]
 
-def expired_ids(seen_items: Iterable[tuple[str, float]], newest_ts: float, horizon: timedelta) -> list[str]:
-    """Ids whose event time is older than the horizon behind the newest event time."""
+
+def seen_value(occurred_ts: float, partition: int) -> SeenValue:
+    return [occurred_ts, float(partition)]
+
+
+def expired_ids(
+    seen_items: Iterable[tuple[str, SeenValue]], partition: int, newest_ts: float, horizon: timedelta
+) -> list[str]:
+    """Ids of ``partition`` whose event time is older than ``horizon`` behind ``newest_ts``."""
     cutoff = newest_ts - horizon.total_seconds()
-    return [event_id for event_id, ts in seen_items if ts < cutoff]
+    return [event_id for event_id, (ts, part) in seen_items if int(part) == partition and ts < cutoff]

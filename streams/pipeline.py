@@ -18,7 +18,7 @@ from typing import Any, Literal
 from streams.alerts import alert_message
 from streams.checkpoints import Checkpoint, checkpoints
 from streams.counts import DayProfile, count_event, group_counts, profile_key
-from streams.dedup import expired_ids
+from streams.dedup import SeenValue, expired_ids, seen_value
 from streams.detect import CheckpointDetector, DetectorConfig
 from streams.events import CrossingEvent, InvalidEvent, decode_event
 from streams.local_day import local_day_and_hour
@@ -43,7 +43,7 @@ class PipelineTables:
     """The state that must survive a restart; Faust tables in the worker, dicts in tests."""
 
     profiles: MutableMapping[str, DayProfile]
-    seen: MutableMapping[str, float]
+    seen: MutableMapping[str, SeenValue]
     detector_state: MutableMapping[str, dict[str, Any]]
 
 
@@ -55,12 +55,15 @@ class Pipeline:
         metrics: WorkerMetrics,
         *,
         dedup_horizon: timedelta = timedelta(hours=72),
+        prune_every: int = 20_000,
         detector_config: DetectorConfig = DetectorConfig(),
     ) -> None:
         self.tables = tables
         self.sink = sink
         self.metrics = metrics
         self.dedup_horizon = dedup_horizon
+        self.prune_every = prune_every
+        self._since_prune: dict[int, int] = {}
         self.detector_config = detector_config
         self.checkpoints = checkpoints()
         self._detectors: dict[tuple[str, str], CheckpointDetector] = {}
@@ -69,6 +72,10 @@ class Pipeline:
         self.stream_time: dict[int, datetime] = {}
         self._partition_of: dict[str, int] = {}
         self._dirty_days: set[tuple[str, date]] = set()
+        #: Detector states changed by ``tick`` (outside stream iteration, where a Faust
+        #: table cannot tell which partition to log to); saved with the next event of
+        #: the checkpoint's partition.
+        self._unsaved_states: set[tuple[str, str]] = set()
 
     # -- per event -----------------------------------------------------------------------
 
@@ -77,6 +84,12 @@ class Pipeline:
     ) -> Outcome:
         """Count one message. Invalid input is returned as an outcome, never raised."""
         now = time.time()
+        if self._unsaved_states:
+            self._save_states_of_partition(partition)
+        self._since_prune[partition] = self._since_prune.get(partition, 0) + 1
+        if self._since_prune[partition] >= self.prune_every:
+            self._since_prune[partition] = 0
+            self.prune_seen(partition)
         try:
             event = decode_event(raw)
         except InvalidEvent as error:
@@ -86,7 +99,7 @@ class Pipeline:
         if event.event_id in self.tables.seen:
             self.metrics.events_duplicate.inc()
             return Outcome("duplicate", event=event)
-        self.tables.seen[event.event_id] = occurred_ts
+        self.tables.seen[event.event_id] = seen_value(occurred_ts, partition)
 
         checkpoint = self.checkpoints[event.checkpoint_id]
         day, hour = local_day_and_hour(event.occurred_at, checkpoint.tz)
@@ -154,12 +167,25 @@ class Pipeline:
             self._detectors[key] = detector
         return detector
 
-    def _evaluate(self, checkpoint: Checkpoint, direction: str, as_of: datetime) -> list[dict[str, Any]]:
+    def _save_states_of_partition(self, partition: int) -> None:
+        for checkpoint_id, direction in list(self._unsaved_states):
+            if self._partition_of.get(checkpoint_id) == partition:
+                detector = self._detectors[(checkpoint_id, direction)]
+                self.tables.detector_state[f"{checkpoint_id}|{direction}"] = detector.state()
+                self._unsaved_states.discard((checkpoint_id, direction))
+
+    def _evaluate(
+        self, checkpoint: Checkpoint, direction: str, as_of: datetime, *, in_stream: bool = True
+    ) -> list[dict[str, Any]]:
         detector = self.detector(checkpoint, direction)
         before = (detector.last_day, detector.last_hour)
         transitions = detector.evaluate(as_of)
         if transitions or before != (detector.last_day, detector.last_hour):
-            self.tables.detector_state[f"{checkpoint.checkpoint_id}|{direction}"] = detector.state()
+            if in_stream:
+                self.tables.detector_state[f"{checkpoint.checkpoint_id}|{direction}"] = detector.state()
+                self._unsaved_states.discard((checkpoint.checkpoint_id, direction))
+            else:
+                self._unsaved_states.add((checkpoint.checkpoint_id, direction))
         alerts = []
         for transition in transitions:
             alert = alert_message(checkpoint, direction, transition)
@@ -186,19 +212,26 @@ class Pipeline:
             as_of = self.stream_time[partition]
             checkpoint = self.checkpoints[checkpoint_id]
             for direction in DIRECTIONS:
-                alerts += self._evaluate(checkpoint, direction, as_of)
+                alerts += self._evaluate(checkpoint, direction, as_of, in_stream=False)
         return alerts
 
     # -- housekeeping --------------------------------------------------------------------
 
-    def prune_seen(self) -> int:
-        """Forget event ids older than the de-duplication horizon; returns how many."""
-        if not self.stream_time:
+    def prune_seen(self, partition: int) -> int:
+        """Forget ids of ``partition`` older than the de-duplication horizon; returns how many.
+
+        Runs inside stream iteration of that partition (every ``prune_every`` events), the
+        only place a Faust table can log the deletions to the right changelog partition.
+        """
+        newest = self.stream_time.get(partition)
+        if newest is None:
             return 0
-        newest = max(self.stream_time.values()).timestamp()
-        expired = expired_ids(list(self.tables.seen.items()), newest, self.dedup_horizon)
+        seen = self.tables.seen
+        expired = expired_ids(list(seen.items()), partition, newest.timestamp(), self.dedup_horizon)
         for event_id in expired:
-            del self.tables.seen[event_id]
+            del seen[event_id]
+        if expired:
+            log.info("forgot %d event ids of partition %d past the dedup horizon", len(expired), partition)
         return len(expired)
 
     def flush(self) -> None:

@@ -1,0 +1,316 @@
+"""Reports over history written by ParquetSink, checked against brute-force sums."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from streams import report
+from streams.parquet_sink import EventRow, ParquetSink
+
+UTC = timezone.utc
+ALMATY = ZoneInfo("Asia/Almaty")
+CHECKPOINTS = ("zhibek-zholy", "korday", "dostyk")
+NATIONALITIES = ("KAZ", "UZB", "KGZ", "CHN", "RUS", "TJK")
+PURPOSES = ("labour", "tourist", "transit")
+INJECTION = "x' OR 1=1 --"
+
+
+def make_events(count: int, seed: int = 7) -> list[EventRow]:
+    rng = random.Random(seed)
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    rows = []
+    for number in range(count):
+        occurred_at = start + timedelta(minutes=rng.randrange(3 * 24 * 60))
+        local = occurred_at.astimezone(ALMATY)
+        rows.append(
+            EventRow(
+                event_id=f"ev-{number}",
+                checkpoint_id=rng.choice(CHECKPOINTS),
+                local_day=local.date(),
+                direction=rng.choice(("entry", "exit")),
+                occurred_at=occurred_at,
+                local_hour=local.hour,
+                nationality=rng.choices(NATIONALITIES, weights=(5, 4, 3, 2, 1, 1))[0],
+                purpose=rng.choice(PURPOSES),
+                mode="car",
+                outcome="admitted",
+                kafka_partition=number % 4,
+                kafka_offset=number,
+                processed_at=occurred_at + timedelta(seconds=2),
+            )
+        )
+    return rows
+
+
+def make_alert(number: int, checkpoint_id: str, local_day: date, as_of: datetime) -> dict:
+    return {
+        "version": 1,
+        "alert_id": f"alert-{number}",
+        "episode_id": f"{checkpoint_id}:entry:surge:{local_day}T09",
+        "status": "firing" if number % 2 else "resolved",
+        "kind": "surge",
+        "checkpoint_id": checkpoint_id,
+        "checkpoint_name": checkpoint_id.title(),
+        "direction": "entry",
+        "local_day": local_day.isoformat(),
+        "window": "running_day",
+        "as_of": as_of.isoformat(),
+        "raised_at": (as_of + timedelta(seconds=1)).isoformat(),
+        "observed": 100 + number,
+        "expected": 40.0,
+        "ratio": (100 + number) / 40.0,
+        "score": 3.5,
+        "drivers": [
+            {"nationality": "UZB", "purpose": "labour", "observed": 60, "expected": 10.0, "delta": 50}
+        ],
+        "summary": f"surge at {checkpoint_id} entry",
+    }
+
+
+def counts_by_day(events: list[EventRow]) -> dict[tuple[date, str], Counter]:
+    """What the worker's day profiles would hold: per checkpoint-day, counts per group."""
+    groups: dict[tuple[date, str], Counter] = defaultdict(Counter)
+    for row in events:
+        groups[(row.local_day, row.checkpoint_id)][(row.direction, row.nationality, row.purpose)] += 1
+    return groups
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[EventRow], list[dict]]:
+    root = tmp_path_factory.mktemp("history")
+    events = make_events(3000)
+    sink = ParquetSink(root, "test-writer")
+    # two flushes, the second re-snapshotting every day it touches, as the worker does
+    for start, end in ((0, 1800), (1800, len(events))):
+        for row in events[start:end]:
+            sink.add_event(row)
+        as_of = max(row.occurred_at for row in events[:end])
+        for (local_day, checkpoint_id), counter in counts_by_day(events[:end]).items():
+            rows = [(*group, count) for group, count in counter.items()]
+            sink.put_daily_counts(checkpoint_id, local_day, rows, as_of)
+        sink.flush()
+    alerts = []
+    as_of = datetime(2025, 3, 3, 12, tzinfo=UTC)
+    for number in range(6):
+        # added out of as_of order, across checkpoints and days
+        when = as_of - timedelta(hours=7 * ((number * 5) % 6))
+        alert = make_alert(number, CHECKPOINTS[number % 3], when.astimezone(ALMATY).date(), when)
+        sink.add_alert(alert)
+        alerts.append(alert)
+    sink.flush()
+    return root, events, alerts
+
+
+def test_daily_totals_match_brute_force(history: tuple) -> None:
+    root, events, _ = history
+    expected = Counter((row.local_day, row.checkpoint_id, row.direction) for row in events)
+
+    rows = report.daily_totals(root)
+
+    assert {(r["local_day"], r["checkpoint_id"], r["direction"]): r["total"] for r in rows} == expected
+    keys = [(r["local_day"], r["checkpoint_id"], r["direction"]) for r in rows]
+    assert keys == sorted(keys)
+
+
+def test_daily_totals_filters_by_checkpoint_and_local_days(history: tuple) -> None:
+    root, events, _ = history
+    since, until = date(2025, 3, 2), date(2025, 3, 3)
+    expected = Counter(
+        (row.local_day, row.direction)
+        for row in events
+        if row.checkpoint_id == "korday" and since <= row.local_day <= until
+    )
+
+    rows = report.daily_totals(root, checkpoint="korday", since=since, until="2025-03-03")
+
+    assert {(r["local_day"], r["direction"]): r["total"] for r in rows} == expected
+    assert {r["checkpoint_id"] for r in rows} == {"korday"}
+
+
+def test_nationality_mix_totals_shares_and_top(history: tuple) -> None:
+    root, events, _ = history
+    totals = Counter((row.checkpoint_id, row.direction, row.nationality) for row in events)
+    per_side = Counter((row.checkpoint_id, row.direction) for row in events)
+
+    everything = report.nationality_mix(root, top=None)
+    assert {(r["checkpoint_id"], r["direction"], r["nationality"]): r["total"] for r in everything} == totals
+    for row in everything:
+        side = per_side[(row["checkpoint_id"], row["direction"])]
+        assert row["share"] == pytest.approx(row["total"] / side)
+
+    top_two = report.nationality_mix(root, checkpoint="dostyk", direction="exit", top=2)
+    dostyk_exit = {key[2]: count for key, count in totals.items() if key[:2] == ("dostyk", "exit")}
+    ranked = sorted(dostyk_exit.items(), key=lambda item: (-item[1], item[0]))
+    assert [(r["nationality"], r["total"]) for r in top_two] == ranked[:2]
+    # shares stay relative to the whole checkpoint-direction, not to the top two
+    assert sum(r["share"] for r in top_two) < 1
+
+
+def test_alerts_come_back_ordered_by_as_of(history: tuple) -> None:
+    root, _, added = history
+
+    rows = report.alerts(root)
+
+    expected = sorted(added, key=lambda alert: alert["as_of"])
+    assert [r["alert_id"] for r in rows] == [alert["alert_id"] for alert in expected]
+    first = rows[0]
+    assert first["as_of"] == datetime.fromisoformat(expected[0]["as_of"])
+    assert first["local_day"] == date.fromisoformat(expected[0]["local_day"])
+    assert first["drivers"] == expected[0]["drivers"]
+    korday = report.alerts(root, checkpoint="korday")
+    assert {r["alert_id"] for r in korday} == {a["alert_id"] for a in added if a["checkpoint_id"] == "korday"}
+
+
+def test_reconcile_agrees_then_spots_events_the_counts_miss(history: tuple, tmp_path: Path) -> None:
+    root, events, _ = history
+
+    outcome = report.reconcile(root)
+
+    assert outcome["agree"] is True
+    assert outcome["counted_total"] == outcome["events_total"] == len(events) == report.events_count(root)
+    assert outcome["checkpoint_days"] == len(counts_by_day(events))
+    assert report.events_count(root, checkpoint="korday") == sum(
+        1 for row in events if row.checkpoint_id == "korday"
+    )
+
+    # a copy where one day got two more events than its snapshot says
+    sink = ParquetSink(tmp_path, "w")
+    for row in events[:50]:
+        sink.add_event(row)
+    for (local_day, checkpoint_id), counter in counts_by_day(events[:50]).items():
+        sink.put_daily_counts(
+            checkpoint_id, local_day, [(*g, c) for g, c in counter.items()], datetime.now(UTC)
+        )
+    sink.flush()
+    extra = events[50:52]
+    extra = [EventRow(**{**_fields(row), "checkpoint_id": "kegen"}) for row in extra]
+    for row in extra:
+        sink.add_event(row)
+    sink.flush()
+
+    mismatch = report.reconcile(tmp_path)
+
+    assert mismatch["agree"] is False
+    assert mismatch["events_total"] - mismatch["counted_total"] == 2
+    off = [row for row in mismatch["days"] if row["difference"] != 0]
+    assert {row["checkpoint_id"] for row in off} == {"kegen"}
+    assert sum(row["events"] for row in off) == 2 and all(row["counted"] == 0 for row in off)
+
+
+def _fields(row: EventRow) -> dict:
+    return {name: getattr(row, name) for name in EventRow.__dataclass_fields__}
+
+
+def test_missing_folders_give_empty_results(tmp_path: Path) -> None:
+    assert report.daily_totals(tmp_path) == []
+    assert report.nationality_mix(tmp_path) == []
+    assert report.alerts(tmp_path / "does-not-exist") == []
+    assert report.events_count(tmp_path) == 0
+    assert report.reconcile(tmp_path)["agree"] is True
+    assert "(no rows)" in report.report_main(tmp_path, "all", "table", None, None, None)
+
+
+def test_sql_in_filter_values_matches_nothing_and_raises_nothing(history: tuple) -> None:
+    root, _, _ = history
+    assert report.daily_totals(root, checkpoint=INJECTION) == []
+    assert report.nationality_mix(root, checkpoint=INJECTION) == []
+    assert report.nationality_mix(root, direction=INJECTION) == []
+    assert report.alerts(root, checkpoint=INJECTION) == []
+    assert report.events_count(root, checkpoint=INJECTION) == 0
+    assert report.reconcile(root, checkpoint=INJECTION)["checkpoint_days"] == 0
+    with pytest.raises(ValueError, match="since"):
+        report.daily_totals(root, since=INJECTION)
+
+
+def test_queries_bind_filters_even_without_folder_pruning(
+    history: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQL itself filters (pruning is only an optimisation), through bound values."""
+    root, events, _ = history
+    real = report._partition_files
+    monkeypatch.setattr(
+        report, "_partition_files", lambda root, dataset, *_: real(root, dataset, None, None, None)
+    )
+    assert report.daily_totals(root, checkpoint=INJECTION) == []
+    rows = report.daily_totals(root, checkpoint="dostyk", since=date(2025, 3, 2), until=date(2025, 3, 2))
+    assert sum(r["total"] for r in rows) == sum(
+        1 for row in events if row.checkpoint_id == "dostyk" and row.local_day == date(2025, 3, 2)
+    )
+
+
+def test_data_root_with_glob_characters_is_read_literally(tmp_path: Path) -> None:
+    root = tmp_path / "odd [1] *dir?"
+    sink = ParquetSink(root, "w")
+    for row in make_events(10):
+        sink.add_event(row)
+    sink.flush()
+    assert report.events_count(root) == 10
+
+
+def test_render_table_aligns_columns_with_thousands_separators() -> None:
+    rows = [
+        {"local_day": date(2025, 3, 1), "checkpoint_id": "korday", "total": 1234567, "share": 0.5},
+        {"local_day": date(2025, 3, 2), "checkpoint_id": "zhibek-zholy", "total": 12, "share": None},
+    ]
+
+    text = report.render(rows, "table", title="Totals")
+
+    lines = text.splitlines()
+    assert lines[0] == "Totals"
+    assert lines[1].split() == ["local_day", "checkpoint_id", "total", "share"]
+    assert "1,234,567" in lines[3] and "0.500" in lines[3]
+    assert lines[3].index("1,234,567") + len("1,234,567") == lines[4].index("12") + 2  # right-aligned
+    assert lines[3].index("korday") == lines[4].index("zhibek-zholy")  # left-aligned text
+    assert report.render([], "table", title="Nothing") == "Nothing\n(no rows)"
+
+
+def test_render_csv_and_json_round_trip() -> None:
+    rows = [
+        {
+            "local_day": date(2025, 3, 1),
+            "as_of": datetime(2025, 3, 1, 4, tzinfo=UTC),
+            "total": 1234,
+            "name": 'a, "b"',
+        },
+    ]
+
+    parsed = list(csv.DictReader(io.StringIO(report.render(rows, "csv"))))
+    assert parsed == [
+        {"local_day": "2025-03-01", "as_of": "2025-03-01T04:00:00+00:00", "total": "1234", "name": 'a, "b"'}
+    ]
+    assert json.loads(report.render(rows, "json")) == [
+        {"local_day": "2025-03-01", "as_of": "2025-03-01T04:00:00+00:00", "total": 1234, "name": 'a, "b"'}
+    ]
+    with pytest.raises(ValueError, match="format"):
+        report.render(rows, "xml")
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_report_main_renders_every_report(history: tuple, fmt: str) -> None:
+    root, events, _ = history
+
+    text = report.report_main(root, "all", fmt, None, None, None)
+
+    if fmt == "json":
+        data = json.loads(text)
+        assert set(data) == {"daily", "nationality", "alerts", "reconcile"}
+        assert data["reconcile"]["agree"] is True
+        assert sum(row["total"] for row in data["daily"]) == len(events)
+    elif fmt == "table":
+        assert "Daily counts vs raw events: agree" in text
+        assert f"{len(events):,} crossings" in text
+    else:
+        assert text.count("# ") == 4
+    single = report.report_main(root, "daily", fmt, "korday", "2025-03-02", None)
+    assert "zhibek-zholy" not in single and "korday" in single
+    with pytest.raises(ValueError, match="report"):
+        report.report_main(root, "everything", fmt, None, None, None)
