@@ -323,165 +323,271 @@ _PROFILES: dict[str, _Profile] = {
     "zhibek-zholy": _Profile(
         entry=(
             ("UZB", "labour", ZZ_UZB_LABOUR_ENTRIES_PER_DAY),
-            ("UZB", "private", 150), ("UZB", "business", 60), ("UZB", "transit", 80),
+            ("UZB", "private", 150),
+            ("UZB", "business", 60),
+            ("UZB", "transit", 80),
             ("UZB", "repatriate", 10),
-            ("KAZ", "private", 70), ("KAZ", "business", 20),
-            ("TJK", "labour", 40), ("TJK", "transit", 15),
-            ("KGZ", "labour", 15), ("KGZ", "private", 5),
-            ("TKM", "transit", 10), ("RUS", "private", 10),
-            ("AFG", "refugee", 5), ("TUR", "business", 5), ("CHN", "business", 5),
+            ("KAZ", "private", 70),
+            ("KAZ", "business", 20),
+            ("TJK", "labour", 40),
+            ("TJK", "transit", 15),
+            ("KGZ", "labour", 15),
+            ("KGZ", "private", 5),
+            ("TKM", "transit", 10),
+            ("RUS", "private", 10),
+            ("AFG", "refugee", 5),
+            ("TUR", "business", 5),
+            ("CHN", "business", 5),
         ),
         exit=(
-            ("UZB", "labour", 600), ("UZB", "private", 160), ("UZB", "business", 60),
+            ("UZB", "labour", 600),
+            ("UZB", "private", 160),
+            ("UZB", "business", 60),
             ("UZB", "transit", 40),
-            ("KAZ", "private", 120), ("KAZ", "business", 40), ("KAZ", "labour", 20),
-            ("TJK", "labour", 30), ("KGZ", "labour", 10), ("RUS", "transit", 10),
+            ("KAZ", "private", 120),
+            ("KAZ", "business", 40),
+            ("KAZ", "labour", 20),
+            ("TJK", "labour", 30),
+            ("KGZ", "labour", 10),
+            ("RUS", "transit", 10),
             ("TKM", "transit", 10),
         ),
     ),
     "kazygurt": _Profile(
         entry=(
-            ("TJK", "labour", 170), ("TJK", "transit", 30), ("TJK", "private", 20),
-            ("UZB", "labour", 90), ("UZB", "private", 30), ("UZB", "business", 10),
-            ("KAZ", "private", 30), ("KGZ", "labour", 10),
-            ("AFG", "refugee", 5), ("TKM", "transit", 5),
+            ("TJK", "labour", 170),
+            ("TJK", "transit", 30),
+            ("TJK", "private", 20),
+            ("UZB", "labour", 90),
+            ("UZB", "private", 30),
+            ("UZB", "business", 10),
+            ("KAZ", "private", 30),
+            ("KGZ", "labour", 10),
+            ("AFG", "refugee", 5),
+            ("TKM", "transit", 5),
         ),
         exit=(
-            ("TJK", "labour", 90), ("TJK", "private", 20),
-            ("UZB", "labour", 80), ("UZB", "private", 30),
-            ("KAZ", "private", 50), ("KAZ", "business", 20), ("KGZ", "labour", 10),
+            ("TJK", "labour", 90),
+            ("TJK", "private", 20),
+            ("UZB", "labour", 80),
+            ("UZB", "private", 30),
+            ("KAZ", "private", 50),
+            ("KAZ", "business", 20),
+            ("KGZ", "labour", 10),
         ),
     ),
     "atameken": _Profile(
         entry=(
-            ("UZB", "labour", 30), ("UZB", "private", 15), ("UZB", "business", 5),
-            ("KAZ", "private", 12), ("TJK", "labour", 3),
+            ("UZB", "labour", 30),
+            ("UZB", "private", 15),
+            ("UZB", "business", 5),
+            ("KAZ", "private", 12),
+            ("TJK", "labour", 3),
         ),
         exit=(
-            ("UZB", "labour", 20), ("UZB", "private", 15),
-            ("KAZ", "private", 15), ("KAZ", "business", 5),
+            ("UZB", "labour", 20),
+            ("UZB", "private", 15),
+            ("KAZ", "private", 15),
+            ("KAZ", "business", 5),
         ),
     ),
     "kaplanbek": _Profile(
         entry=(
-            ("UZB", "labour", 25), ("UZB", "private", 12), ("UZB", "business", 5),
-            ("UZB", "repatriate", 3), ("KAZ", "private", 10),
+            ("UZB", "labour", 25),
+            ("UZB", "private", 12),
+            ("UZB", "business", 5),
+            ("UZB", "repatriate", 3),
+            ("KAZ", "private", 10),
         ),
         exit=(
-            ("UZB", "labour", 15), ("UZB", "private", 12),
-            ("KAZ", "private", 13), ("KAZ", "business", 5),
+            ("UZB", "labour", 15),
+            ("UZB", "private", 12),
+            ("KAZ", "private", 13),
+            ("KAZ", "business", 5),
         ),
     ),
     # Uzbek side of Zhibek Zholy: country_a is UZB, so "entry" means into Uzbekistan.
     "gishtkuprik": _Profile(
         entry=(
-            ("UZB", "labour", 45), ("UZB", "private", 20),
-            ("KAZ", "private", 15), ("KAZ", "business", 5), ("TJK", "transit", 5),
+            ("UZB", "labour", 45),
+            ("UZB", "private", 20),
+            ("KAZ", "private", 15),
+            ("KAZ", "business", 5),
+            ("TJK", "transit", 5),
         ),
         exit=(
-            ("UZB", "labour", 60), ("UZB", "private", 20), ("UZB", "business", 10),
-            ("KAZ", "private", 15), ("TJK", "transit", 5),
+            ("UZB", "labour", 60),
+            ("UZB", "private", 20),
+            ("UZB", "business", 10),
+            ("KAZ", "private", 15),
+            ("TJK", "transit", 5),
         ),
     ),
     "korday": _Profile(
         entry=(
-            ("KGZ", "labour", 90), ("KGZ", "private", 50), ("KGZ", "business", 30),
-            ("KAZ", "private", 40), ("KAZ", "business", 15),
-            ("TJK", "labour", 15), ("UZB", "labour", 10),
-            ("RUS", "tourist", 5), ("CHN", "business", 3), ("AFG", "refugee", 2),
+            ("KGZ", "labour", 90),
+            ("KGZ", "private", 50),
+            ("KGZ", "business", 30),
+            ("KAZ", "private", 40),
+            ("KAZ", "business", 15),
+            ("TJK", "labour", 15),
+            ("UZB", "labour", 10),
+            ("RUS", "tourist", 5),
+            ("CHN", "business", 3),
+            ("AFG", "refugee", 2),
         ),
         exit=(
-            ("KGZ", "labour", 60), ("KGZ", "private", 50), ("KGZ", "business", 25),
-            ("KAZ", "private", 50), ("KAZ", "business", 20), ("KAZ", "tourist", 20),
-            ("TJK", "labour", 5), ("UZB", "labour", 5), ("RUS", "tourist", 5),
+            ("KGZ", "labour", 60),
+            ("KGZ", "private", 50),
+            ("KGZ", "business", 25),
+            ("KAZ", "private", 50),
+            ("KAZ", "business", 20),
+            ("KAZ", "tourist", 20),
+            ("TJK", "labour", 5),
+            ("UZB", "labour", 5),
+            ("RUS", "tourist", 5),
         ),
     ),
     "karasu": _Profile(
         entry=(
-            ("KGZ", "labour", 20), ("KGZ", "private", 12), ("KGZ", "business", 6),
+            ("KGZ", "labour", 20),
+            ("KGZ", "private", 12),
+            ("KGZ", "business", 6),
             ("KAZ", "private", 12),
         ),
         exit=(
-            ("KGZ", "labour", 15), ("KGZ", "private", 12),
-            ("KAZ", "private", 15), ("KAZ", "business", 8),
+            ("KGZ", "labour", 15),
+            ("KGZ", "private", 12),
+            ("KAZ", "private", 15),
+            ("KAZ", "business", 8),
         ),
     ),
     "kegen": _Profile(
         entry=(
-            ("KGZ", "private", 8), ("KGZ", "business", 3),
-            ("KAZ", "private", 6), ("KAZ", "tourist", 3),
+            ("KGZ", "private", 8),
+            ("KGZ", "business", 3),
+            ("KAZ", "private", 6),
+            ("KAZ", "tourist", 3),
         ),
         exit=(
-            ("KGZ", "private", 7), ("KGZ", "business", 2),
-            ("KAZ", "private", 7), ("KAZ", "tourist", 4),
+            ("KGZ", "private", 7),
+            ("KGZ", "business", 2),
+            ("KAZ", "private", 7),
+            ("KAZ", "tourist", 4),
         ),
     ),
     "nur-zholy": _Profile(
         entry=(
-            ("CHN", "business", 40), ("KAZ", "business", 30), ("CHN", "tourist", 8),
-            ("KAZ", "private", 7), ("CHN", "repatriate", 3), ("CHN", "labour", 2),
+            ("CHN", "business", 40),
+            ("KAZ", "business", 30),
+            ("CHN", "tourist", 8),
+            ("KAZ", "private", 7),
+            ("CHN", "repatriate", 3),
+            ("CHN", "labour", 2),
         ),
         exit=(
-            ("CHN", "business", 40), ("KAZ", "business", 35),
-            ("KAZ", "tourist", 10), ("CHN", "tourist", 5),
+            ("CHN", "business", 40),
+            ("KAZ", "business", 35),
+            ("KAZ", "tourist", 10),
+            ("CHN", "tourist", 5),
         ),
     ),
     "dostyk": _Profile(
         entry=(
-            ("CHN", "business", 12), ("KAZ", "business", 8),
-            ("CHN", "labour", 3), ("CHN", "repatriate", 2),
+            ("CHN", "business", 12),
+            ("KAZ", "business", 8),
+            ("CHN", "labour", 3),
+            ("CHN", "repatriate", 2),
         ),
         exit=(("CHN", "business", 12), ("KAZ", "business", 10), ("KAZ", "private", 3)),
     ),
     "zhaisan": _Profile(
         entry=(
-            ("RUS", "private", 10), ("KAZ", "private", 10), ("RUS", "business", 5),
-            ("UZB", "transit", 4), ("RUS", "repatriate", 3), ("RUS", "tourist", 3),
+            ("RUS", "private", 10),
+            ("KAZ", "private", 10),
+            ("RUS", "business", 5),
+            ("UZB", "transit", 4),
+            ("RUS", "repatriate", 3),
+            ("RUS", "tourist", 3),
         ),
         exit=(
-            ("KAZ", "private", 10), ("RUS", "private", 10), ("UZB", "transit", 8),
-            ("UZB", "labour", 4), ("RUS", "business", 3),
+            ("KAZ", "private", 10),
+            ("RUS", "private", 10),
+            ("UZB", "transit", 8),
+            ("UZB", "labour", 4),
+            ("RUS", "business", 3),
         ),
     ),
     "ala-airport": _Profile(
         entry=(
-            ("KAZ", "private", 45), ("KAZ", "tourist", 15), ("KAZ", "business", 15),
-            ("RUS", "tourist", 15), ("RUS", "business", 8),
-            ("TUR", "business", 8), ("TUR", "tourist", 7),
-            ("CHN", "business", 8), ("CHN", "tourist", 4),
-            ("UZB", "labour", 5), ("KGZ", "private", 4), ("TJK", "labour", 4),
-            ("DEU", "tourist", 4), ("KOR", "business", 4), ("USA", "business", 3),
+            ("KAZ", "private", 45),
+            ("KAZ", "tourist", 15),
+            ("KAZ", "business", 15),
+            ("RUS", "tourist", 15),
+            ("RUS", "business", 8),
+            ("TUR", "business", 8),
+            ("TUR", "tourist", 7),
+            ("CHN", "business", 8),
+            ("CHN", "tourist", 4),
+            ("UZB", "labour", 5),
+            ("KGZ", "private", 4),
+            ("TJK", "labour", 4),
+            ("DEU", "tourist", 4),
+            ("KOR", "business", 4),
+            ("USA", "business", 3),
             ("AFG", "refugee", 1),
         ),
         exit=(
-            ("KAZ", "tourist", 40), ("KAZ", "private", 30), ("KAZ", "business", 15),
-            ("RUS", "tourist", 15), ("RUS", "business", 7),
-            ("TUR", "business", 8), ("TUR", "tourist", 7),
-            ("CHN", "business", 8), ("CHN", "tourist", 4),
-            ("UZB", "labour", 4), ("DEU", "tourist", 4), ("KOR", "business", 5),
+            ("KAZ", "tourist", 40),
+            ("KAZ", "private", 30),
+            ("KAZ", "business", 15),
+            ("RUS", "tourist", 15),
+            ("RUS", "business", 7),
+            ("TUR", "business", 8),
+            ("TUR", "tourist", 7),
+            ("CHN", "business", 8),
+            ("CHN", "tourist", 4),
+            ("UZB", "labour", 4),
+            ("DEU", "tourist", 4),
+            ("KOR", "business", 5),
             ("USA", "business", 3),
         ),
     ),
     "nqz-airport": _Profile(
         entry=(
-            ("KAZ", "private", 15), ("KAZ", "business", 10),
-            ("RUS", "business", 8), ("RUS", "private", 6), ("TUR", "business", 6),
-            ("CHN", "business", 4), ("DEU", "business", 3), ("GBR", "business", 3),
+            ("KAZ", "private", 15),
+            ("KAZ", "business", 10),
+            ("RUS", "business", 8),
+            ("RUS", "private", 6),
+            ("TUR", "business", 6),
+            ("CHN", "business", 4),
+            ("DEU", "business", 3),
+            ("GBR", "business", 3),
         ),
         exit=(
-            ("KAZ", "private", 14), ("KAZ", "business", 10), ("KAZ", "tourist", 6),
-            ("RUS", "business", 8), ("RUS", "private", 5), ("TUR", "business", 6),
-            ("CHN", "business", 3), ("DEU", "business", 3),
+            ("KAZ", "private", 14),
+            ("KAZ", "business", 10),
+            ("KAZ", "tourist", 6),
+            ("RUS", "business", 8),
+            ("RUS", "private", 5),
+            ("TUR", "business", 6),
+            ("CHN", "business", 3),
+            ("DEU", "business", 3),
         ),
     ),
     "cit-airport": _Profile(
         entry=(
-            ("KAZ", "private", 5), ("KAZ", "business", 2), ("TUR", "business", 3),
-            ("RUS", "private", 3), ("UZB", "private", 2),
+            ("KAZ", "private", 5),
+            ("KAZ", "business", 2),
+            ("TUR", "business", 3),
+            ("RUS", "private", 3),
+            ("UZB", "private", 2),
         ),
         exit=(
-            ("KAZ", "tourist", 5), ("KAZ", "private", 4),
-            ("TUR", "business", 3), ("RUS", "private", 3),
+            ("KAZ", "tourist", 5),
+            ("KAZ", "private", 4),
+            ("TUR", "business", 3),
+            ("RUS", "private", 3),
         ),
     ),
 }
@@ -586,15 +692,19 @@ class _CheckpointModel:
         self.scale = 1.0 if self.checkpoint_id == HEADLINE_CHECKPOINT else spec.other_scale
         profile = _PROFILES.get(self.checkpoint_id) or _fallback_profile(checkpoint)
         self.cells = {
-            direction: self._cells(direction, getattr(profile, direction))
-            for direction in DIRECTIONS
+            direction: self._cells(direction, getattr(profile, direction)) for direction in DIRECTIONS
         }
         self.anomalies = {
             direction: [
                 (index, matching)
                 for index, cell in enumerate(self.cells[direction])
-                if (matching := [a for a in spec.anomalies or () if a.matches(
-                    self.checkpoint_id, direction, cell.nationality, cell.purpose)])
+                if (
+                    matching := [
+                        a
+                        for a in spec.anomalies or ()
+                        if a.matches(self.checkpoint_id, direction, cell.nationality, cell.purpose)
+                    ]
+                )
             ]
             for direction in DIRECTIONS
         }
@@ -612,8 +722,12 @@ class _CheckpointModel:
                     )
                     cells.append(
                         _Cell(
-                            nationality, purpose, mode, outcome,
-                            rate * mode_share * outcome_share, fragment,
+                            nationality,
+                            purpose,
+                            mode,
+                            outcome,
+                            rate * mode_share * outcome_share,
+                            fragment,
                         )
                     )
         return cells
@@ -650,9 +764,7 @@ def _hour_slots(zone: ZoneInfo, local_day: date) -> tuple[_HourSlot, ...]:
     for hour in range(24):
         first = datetime(local_day.year, local_day.month, local_day.day, hour, tzinfo=zone)
         last = first.replace(minute=59, second=59)
-        offsets = {
-            moment.replace(fold=fold).utcoffset() for moment in (first, last) for fold in (0, 1)
-        }
+        offsets = {moment.replace(fold=fold).utcoffset() for moment in (first, last) for fold in (0, 1)}
         offset = first.utcoffset()
         assert offset is not None
         exists = datetime.fromtimestamp(first.timestamp(), zone).replace(tzinfo=None) == (
@@ -759,9 +871,7 @@ class Manifest:
     def group_series(self, anomaly: Anomaly) -> dict[str, int]:
         """Daily counts of the anomaly's group, over the whole window: what a detector sees."""
         series = dict.fromkeys(self.daily_totals(), 0)
-        for (checkpoint_id, local_day, direction, nationality, purpose), count in (
-            self.by_group.items()
-        ):
+        for (checkpoint_id, local_day, direction, nationality, purpose), count in self.by_group.items():
             if anomaly.matches(checkpoint_id, direction, nationality, purpose):
                 series[local_day] = series.get(local_day, 0) + count
         return series
@@ -786,7 +896,12 @@ class Manifest:
                 for (c, d, r), n in sorted(self.expected_counts.items())
             ],
             "by_group_columns": [
-                "checkpoint_id", "local_day", "direction", "nationality", "purpose", "count",
+                "checkpoint_id",
+                "local_day",
+                "direction",
+                "nationality",
+                "purpose",
+                "count",
             ],
             "by_group": [[*key, n] for key, n in sorted(self.by_group.items())],
         }
@@ -926,9 +1041,7 @@ class Scenario:
                     by_group[group] = by_group.get(group, 0) + 1
                     count_key = (checkpoint_id, actual_day, direction)
                     expected[count_key] = expected.get(count_key, 0) + 1
-                value = (
-                    f'{head}{event_id}{cp_part}{dir_part}{occurred_at}",{cell.fragment}}}'
-                ).encode()
+                value = (f'{head}{event_id}{cp_part}{dir_part}{occurred_at}",{cell.fragment}}}').encode()
                 occurred = epoch + millis_int / 1000.0
                 if rnd() < late_rate:
                     arrival = occurred + uniform(*_LATE_DELAY)
@@ -937,19 +1050,31 @@ class Scenario:
                     arrival = occurred - _MEAN_UPLINK_LAG * log(1.0 - rnd())  # exponential
                     append((arrival, seq_base + serial * 4, key, value, "valid", None))
                 if rnd() < dup_rate:
-                    append((
-                        arrival + uniform(*_DUPLICATE_DELAY),
-                        seq_base + serial * 4 + 1, key, value, "duplicate", None,
-                    ))
+                    append(
+                        (
+                            arrival + uniform(*_DUPLICATE_DELAY),
+                            seq_base + serial * 4 + 1,
+                            key,
+                            value,
+                            "duplicate",
+                            None,
+                        )
+                    )
                 if rnd() < invalid_rate:
                     reason = INVALID_REASONS[int(rnd() * len(INVALID_REASONS))]
                     bad_key, bad_value = _invalid_payload(
                         rng, reason, key, event_id, checkpoint_id, direction, occurred_at, epoch, cell
                     )
-                    append((
-                        occurred + uniform(0.1, 5.0),
-                        seq_base + serial * 4 + 2, bad_key, bad_value, "invalid", reason,
-                    ))
+                    append(
+                        (
+                            occurred + uniform(0.1, 5.0),
+                            seq_base + serial * 4 + 2,
+                            bad_key,
+                            bad_value,
+                            "invalid",
+                            reason,
+                        )
+                    )
             for cell_index, n in enumerate(cell_counts):
                 if n:
                     cell = cells[cell_index]
@@ -971,8 +1096,14 @@ def _slow_local_time(
     """
     minute, second = divmod(within, 60)
     wall = datetime(
-        local_day.year, local_day.month, local_day.day, hour, minute, second,
-        tzinfo=zone, fold=rng.getrandbits(1),
+        local_day.year,
+        local_day.month,
+        local_day.day,
+        hour,
+        minute,
+        second,
+        tzinfo=zone,
+        fold=rng.getrandbits(1),
     )
     epoch = int(wall.timestamp())
     actual = datetime.fromtimestamp(epoch, zone)
@@ -987,8 +1118,12 @@ def _slow_local_time(
 _BOGUS_CHECKPOINTS = ("zhibek-zholy-2", "shymkent-bazaar", "khorgos-icbc", "tashkent-airport")
 _BAD_NATIONALITIES = ("Uzb", "UZBK", "UZ", "U2B", "", "uzb")
 _BAD_ENUMS = (
-    ("direction", "in"), ("direction", "ENTRY"), ("purpose", "smuggling"),
-    ("purpose", "work"), ("mode", "horse"), ("outcome", "escaped"),
+    ("direction", "in"),
+    ("direction", "ENTRY"),
+    ("purpose", "smuggling"),
+    ("purpose", "work"),
+    ("mode", "horse"),
+    ("outcome", "escaped"),
 )
 
 
@@ -1040,12 +1175,14 @@ def _invalid_payload(
         del event[rng.choice(list(event))]
     elif reason == "bad_timestamp":
         local = occurred_at[:19]
-        event["occurred_at"] = rng.choice((
-            local.replace("T", " ") + "+05:00",
-            f"{local[8:10]}.{local[5:7]}.{local[0:4]} {local[11:19]}",
-            local[:16] + "+05:00",
-            "yesterday",
-        ))
+        event["occurred_at"] = rng.choice(
+            (
+                local.replace("T", " ") + "+05:00",
+                f"{local[8:10]}.{local[5:7]}.{local[0:4]} {local[11:19]}",
+                local[:16] + "+05:00",
+                "yesterday",
+            )
+        )
         if rng.random() < 0.2:
             event["occurred_at"] = epoch  # a number, not a string
     elif reason == "unknown_enum":
@@ -1179,9 +1316,7 @@ def replay(
             for record in records:
                 if bucket is not None:
                     bucket.take()
-                future = producer.send(
-                    topic, key=record.key, value=record.value, timestamp_ms=None
-                )
+                future = producer.send(topic, key=record.key, value=record.value, timestamp_ms=None)
                 future.add_errback(on_error)
                 sent += 1
                 by_kind[record.kind] = by_kind.get(record.kind, 0) + 1
@@ -1221,20 +1356,21 @@ def _spec_from_args(args: argparse.Namespace) -> ScenarioSpec:
 
 def _print_summary(manifest: Manifest, out: Any = sys.stdout) -> None:
     days = max(1, manifest.spec["days"])
-    print(f"scenario   {manifest.spec['start']} .. {manifest.spec['end']} "
-          f"({days} days, seed {manifest.spec['seed']}, other_scale "
-          f"{manifest.spec['other_scale']})", file=out)
-    print(f"records    {manifest.total_records:,} "
-          + " ".join(f"{k}={v:,}" for k, v in manifest.sent.items()), file=out)
-    print("invalid    " + " ".join(f"{k}={v}" for k, v in manifest.invalid_reasons.items()),
-          file=out)
-    print(f"unique     {manifest.unique_events:,} events, "
-          f"{manifest.unique_events / days:,.0f}/day", file=out)
+    print(
+        f"scenario   {manifest.spec['start']} .. {manifest.spec['end']} "
+        f"({days} days, seed {manifest.spec['seed']}, other_scale "
+        f"{manifest.spec['other_scale']})",
+        file=out,
+    )
+    print(
+        f"records    {manifest.total_records:,} " + " ".join(f"{k}={v:,}" for k, v in manifest.sent.items()),
+        file=out,
+    )
+    print("invalid    " + " ".join(f"{k}={v}" for k, v in manifest.invalid_reasons.items()), file=out)
+    print(f"unique     {manifest.unique_events:,} events, {manifest.unique_events / days:,.0f}/day", file=out)
     per_checkpoint: dict[tuple[str, str], int] = {}
     for (checkpoint_id, _, direction), count in manifest.expected_counts.items():
-        per_checkpoint[(checkpoint_id, direction)] = (
-            per_checkpoint.get((checkpoint_id, direction), 0) + count
-        )
+        per_checkpoint[(checkpoint_id, direction)] = per_checkpoint.get((checkpoint_id, direction), 0) + count
     print("mean events/day per checkpoint (entry / exit):", file=out)
     for checkpoint_id in manifest.spec["checkpoints"]:
         entry = per_checkpoint.get((checkpoint_id, "entry"), 0) / days
@@ -1242,8 +1378,11 @@ def _print_summary(manifest: Manifest, out: Any = sys.stdout) -> None:
         print(f"  {checkpoint_id:<14} {entry:>8,.0f} / {exit_:>8,.0f}", file=out)
     print("anomalies:", file=out)
     for anomaly in manifest.anomalies:
-        print(f"  {anomaly.name} [{anomaly.kind}] {anomaly.checkpoint_id} "
-              f"{anomaly.starts} .. {anomaly.ends}: {anomaly.description}", file=out)
+        print(
+            f"  {anomaly.name} [{anomaly.kind}] {anomaly.checkpoint_id} "
+            f"{anomaly.starts} .. {anomaly.ends}: {anomaly.description}",
+            file=out,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1254,8 +1393,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.add_argument("--start", default=DEFAULT_START.isoformat(), help="first local day")
     common.add_argument("--days", type=int, default=DEFAULT_DAYS)
     common.add_argument("--seed", type=int, default=7)
-    common.add_argument("--other-scale", type=float, default=1.0,
-                        help="volume multiplier for every checkpoint but zhibek-zholy")
+    common.add_argument(
+        "--other-scale",
+        type=float,
+        default=1.0,
+        help="volume multiplier for every checkpoint but zhibek-zholy",
+    )
     common.add_argument("--duplicate-rate", type=float, default=0.01)
     common.add_argument("--late-rate", type=float, default=0.01)
     common.add_argument("--invalid-rate", type=float, default=0.002)
@@ -1296,11 +1439,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_summary(scenario.manifest, sys.stderr)
     elif args.command == "replay":
         stats = replay(
-            scenario.records(), args.broker, args.topic,
-            rate=args.rate, progress=not args.no_progress,
+            scenario.records(),
+            args.broker,
+            args.topic,
+            rate=args.rate,
+            progress=not args.no_progress,
         )
-        print(f"sent {stats.sent:,} records in {stats.seconds:.1f}s "
-              f"({stats.rate_achieved:,.0f}/s): {stats.by_kind}", file=sys.stderr)
+        print(
+            f"sent {stats.sent:,} records in {stats.seconds:.1f}s "
+            f"({stats.rate_achieved:,.0f}/s): {stats.by_kind}",
+            file=sys.stderr,
+        )
     else:
         for _ in scenario.records():
             pass

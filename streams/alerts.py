@@ -30,7 +30,10 @@ def summary_line(checkpoint: Checkpoint, direction: str, transition: Transition)
         head = f"resolved: {head}"
     line = f"{head}: {a.observed:,} {what} vs {a.expected:,.0f} expected (x{a.ratio:.2f}, {a.local_day})"
     if a.drivers:
-        line += "; " + ", ".join(f"{d.nationality} {d.purpose} {_signed(d.delta)}" for d in a.drivers)
+        line += "; " + ", ".join(
+            f"{d.nationality} {d.purpose} {d.observed:,} vs {d.expected:,.0f} ({_signed(d.delta)})"
+            for d in a.drivers
+        )
     return line
 
 

@@ -25,7 +25,7 @@ class BaselineConfig:
     min_same_weekday: int = 2
     #: Any-weekday days needed for the fallback level; fewer means "still learning".
     min_recent_days: int = 5
-    min_dispersion: float = 0.05
+    min_dispersion: float = 0.08
     #: Without same-weekday history the weekday effect is unknown: widen the band.
     fallback_min_dispersion: float = 0.25
     max_dispersion: float = 0.6

@@ -34,7 +34,7 @@ class DetectorConfig:
     drop_ratio: float = 0.6
     min_score: float = 4.0
     #: Below this many expected crossings a day-so-far verdict is noise.
-    min_expected: float = 50.0
+    min_expected: float = 100.0
     hour_surge_ratio: float = 2.0
     hour_drop_ratio: float = 0.25
     hour_min_score: float = 5.0

@@ -15,7 +15,9 @@ from streams.local_day import local_day_and_hour
 ALMATY = ZoneInfo("Asia/Almaty")
 
 crossing = st.tuples(
-    st.datetimes(min_value=datetime(2024, 2, 27), max_value=datetime(2024, 3, 3), timezones=st.just(timezone.utc)),
+    st.datetimes(
+        min_value=datetime(2024, 2, 27), max_value=datetime(2024, 3, 3), timezones=st.just(timezone.utc)
+    ),
     st.sampled_from(["entry", "exit"]),
     st.sampled_from(["UZB", "TJK", "KAZ"]),
     st.sampled_from(["labour", "transit", "private"]),

@@ -48,7 +48,11 @@ class World:
 
     def normal_groups(self, day: date) -> dict[tuple[str, str], float]:
         level = self.normal_level(day)
-        return {("UZB", "labour"): level * 0.85, ("KAZ", "private"): level * 0.1, ("TJK", "labour"): level * 0.05}
+        return {
+            ("UZB", "labour"): level * 0.85,
+            ("KAZ", "private"): level * 0.1,
+            ("TJK", "labour"): level * 0.05,
+        }
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

@@ -36,9 +36,7 @@ ZONES = {cp.checkpoint_id: ZoneInfo(cp.tz) for cp in REFERENCE.values()}
 
 # A week, so weekday factors average out; small other checkpoints; high error rates so
 # every kind of record shows up often enough to measure.
-SHORT = ScenarioSpec(
-    days=7, other_scale=0.1, duplicate_rate=0.02, late_rate=0.02, invalid_rate=0.01
-)
+SHORT = ScenarioSpec(days=7, other_scale=0.1, duplicate_rate=0.02, late_rate=0.02, invalid_rate=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +84,9 @@ def daily_uzb_entries(records: list[GeneratedRecord]) -> dict[str, int]:
             continue
         seen.add(event["event_id"])
         if (event["checkpoint_id"], event["direction"], event["nationality"]) == (
-            "zhibek-zholy", "entry", "UZB"
+            "zhibek-zholy",
+            "entry",
+            "UZB",
         ):
             per_day[local_day(event)] += 1
     return dict(sorted(per_day.items()))
@@ -109,7 +109,8 @@ def test_a_checkpoint_traffic_does_not_depend_on_the_others() -> None:
     # (An unknown_checkpoint record carries a bogus key, so it is matched by event_id.)
     ours = [r.value for r in generate(alone)]
     theirs = [
-        r.value for r in generate(crowded)
+        r.value
+        for r in generate(crowded)
         if r.key == b"zhibek-zholy" or b'"event_id":"zhibek-zholy-' in r.value
     ]
     assert len(ours) > 5000
@@ -228,14 +229,20 @@ def test_normal_volumes_and_weekly_rhythm() -> None:
 def test_jibek_joly_surge_reaches_about_4000_uzb_entries_a_day() -> None:
     anomalies = default_anomalies(DEFAULT_START)
     surge = anomalies[0]
-    assert (surge.name, surge.checkpoint_id, surge.direction, surge.nationality,
-            surge.purpose) == ("jibek-joly-spring-surge", "zhibek-zholy", "entry", "UZB",
-                               "labour")
+    assert (surge.name, surge.checkpoint_id, surge.direction, surge.nationality, surge.purpose) == (
+        "jibek-joly-spring-surge",
+        "zhibek-zholy",
+        "entry",
+        "UZB",
+        "labour",
+    )
     # The week before the surge, then the first plateau week (days 32-38), same anomalies.
-    before = ScenarioSpec(start=surge.starts - timedelta(days=7), days=7, anomalies=anomalies,
-                          checkpoints=("zhibek-zholy",))
-    plateau = ScenarioSpec(start=surge.starts + timedelta(days=3), days=7, anomalies=anomalies,
-                           checkpoints=("zhibek-zholy",))
+    before = ScenarioSpec(
+        start=surge.starts - timedelta(days=7), days=7, anomalies=anomalies, checkpoints=("zhibek-zholy",)
+    )
+    plateau = ScenarioSpec(
+        start=surge.starts + timedelta(days=3), days=7, anomalies=anomalies, checkpoints=("zhibek-zholy",)
+    )
     assert before.anomalies == ()
     assert [a.name for a in plateau.anomalies] == ["jibek-joly-spring-surge"]
     before_mean = sum(daily_uzb_entries(list(generate(before))).values()) / 7
@@ -249,22 +256,27 @@ def test_default_anomalies_are_labelled_where_and_when() -> None:
     by_name = {a.name: a for a in spec.anomalies}
     assert set(by_name) == {"jibek-joly-spring-surge", "tajik-crackdown", "korday-closure"}
     assert spec.start == date(2024, 2, 5) and spec.start.weekday() == 0
-    surge, crackdown, closure = (by_name[n] for n in
-                                 ("jibek-joly-spring-surge", "tajik-crackdown", "korday-closure"))
+    surge, crackdown, closure = (
+        by_name[n] for n in ("jibek-joly-spring-surge", "tajik-crackdown", "korday-closure")
+    )
     assert (surge.starts, surge.ends) == (date(2024, 3, 4), spec.end)
-    assert (crackdown.kind, crackdown.checkpoint_id, crackdown.nationality) == (
-        "drop", "kazygurt", "TJK")
+    assert (crackdown.kind, crackdown.checkpoint_id, crackdown.nationality) == ("drop", "kazygurt", "TJK")
     assert crackdown.starts == date(2024, 3, 8) and crackdown.factor == pytest.approx(0.2)
     assert (closure.checkpoint_id, closure.starts, closure.ends, closure.direction) == (
-        "korday", date(2024, 3, 12), date(2024, 3, 12), None)
+        "korday",
+        date(2024, 3, 12),
+        date(2024, 3, 12),
+        None,
+    )
     for anomaly in spec.anomalies:
         assert anomaly.starts.isoformat() in anomaly.description
 
 
 def test_crackdown_and_closure_show_in_the_ground_truth() -> None:
     anomalies = default_anomalies(DEFAULT_START)
-    spec = ScenarioSpec(start=date(2024, 3, 5), days=9, anomalies=anomalies,
-                        checkpoints=("kazygurt", "korday"))
+    spec = ScenarioSpec(
+        start=date(2024, 3, 5), days=9, anomalies=anomalies, checkpoints=("kazygurt", "korday")
+    )
     scenario = Scenario(spec)
     for _ in scenario.records():
         pass
@@ -282,8 +294,9 @@ def test_crackdown_and_closure_show_in_the_ground_truth() -> None:
 
 
 def test_local_days_follow_the_almaty_switch_to_utc_plus_5() -> None:
-    spec = ScenarioSpec(start=date(2024, 2, 28), days=3, other_scale=0.05,
-                        duplicate_rate=0, late_rate=0, invalid_rate=0)
+    spec = ScenarioSpec(
+        start=date(2024, 2, 28), days=3, other_scale=0.05, duplicate_rate=0, late_rate=0, invalid_rate=0
+    )
     offsets: dict[str, set[str]] = defaultdict(set)
     for record in generate(spec):
         event = json.loads(record.value)
@@ -296,8 +309,12 @@ def test_local_days_follow_the_almaty_switch_to_utc_plus_5() -> None:
 
 
 def test_manifest_needs_a_full_iteration_and_labels_are_written(tmp_path: Path) -> None:
-    spec = ScenarioSpec(start=DEFAULT_START + timedelta(days=35), days=2, other_scale=0.1,
-                        anomalies=default_anomalies(DEFAULT_START))
+    spec = ScenarioSpec(
+        start=DEFAULT_START + timedelta(days=35),
+        days=2,
+        other_scale=0.1,
+        anomalies=default_anomalies(DEFAULT_START),
+    )
     scenario = Scenario(spec)
     with pytest.raises(RuntimeError):
         _ = scenario.manifest
