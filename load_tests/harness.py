@@ -1,0 +1,110 @@
+"""Run a real ``crossings worker`` process and watch it through its /metrics endpoint.
+
+Shared by the demo, the integration tests and the benchmarks, so all three observe the
+worker the way an operator's Prometheus would, not through its internals.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+HANDLED = (
+    "crossings_events_processed_total",
+    "crossings_events_duplicate_total",
+    "crossings_events_invalid_total",
+)
+
+
+def scrape(url: str, timeout: float = 5.0) -> dict[str, float]:
+    """Sample name -> value summed over labels (enough for totals)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def scrape_text(url: str, timeout: float = 5.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read().decode()
+
+
+@dataclass
+class WorkerProcess:
+    env: Mapping[str, str]
+    web_port: int
+    log_path: Path
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}/metrics"
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        env = {**os.environ, **self.env, "CROSSINGS_WEB_PORT": str(self.web_port)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                scrape(self.metrics_url, timeout=2)
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"worker did not serve /metrics within {timeout}s; see {self.log_path}")
+
+    def handled(self) -> int:
+        """Messages the worker has dealt with: counted, duplicate or dead-lettered."""
+        totals = scrape(self.metrics_url)
+        return int(sum(totals.get(name, 0.0) for name in HANDLED))
+
+    def wait_handled(
+        self, expected: int, timeout: float, on_progress: Callable[[int], None] | None = None
+    ) -> float:
+        """Block until ``expected`` messages are handled; returns seconds from first to last."""
+        deadline = time.monotonic() + timeout
+        first_seen: float | None = None
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker died with {self.process.returncode}; see {self.log_path}")
+            done = self.handled()
+            now = time.monotonic()
+            if done and first_seen is None:
+                first_seen = now
+            if on_progress:
+                on_progress(done)
+            if done >= expected:
+                return now - (first_seen or now)
+            time.sleep(0.5)
+        raise TimeoutError(
+            f"worker handled {self.handled()} of {expected} in {timeout}s; see {self.log_path}"
+        )
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM (the worker flushes Parquet on the way out), SIGKILL if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)
