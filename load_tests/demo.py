@@ -87,7 +87,8 @@ def main() -> int:
         manifest = scenario.manifest
         write_labels(DEMO_HOME / "labels.json", spec, manifest)
         print(
-            f"sent {stats.sent:,} records in {stats.seconds:.1f}s ({stats.rate_achieved:,.0f}/s): {stats.by_kind}"
+            f"sent {stats.sent:,} records in {stats.seconds:.1f}s "
+            f"({stats.rate_achieved:,.0f}/s): {stats.by_kind}"
         )
 
         step("Waiting for the worker to handle every message")
@@ -131,10 +132,12 @@ def main() -> int:
             "alerts topic == alerts in Parquet": len(alert_messages) == len(alerts),
         }
         print(
-            f"daily counts total {reconciled['counted_total']:,}; DuckDB count(*) over events {events_in_parquet:,}"
+            f"daily counts total {reconciled['counted_total']:,}; "
+            f"DuckDB count(*) over events {events_in_parquet:,}"
         )
         print(
-            f"sent {stats.sent:,} = {events_in_parquet:,} counted + {manifest.sent['duplicate']:,} duplicates "
+            f"sent {stats.sent:,} = {events_in_parquet:,} counted "
+            f"+ {manifest.sent['duplicate']:,} duplicates "
             f"+ {manifest.sent['invalid']:,} invalid"
         )
         print(f"dead letters by reason: {dict(reasons)}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -139,15 +139,21 @@ def assess_running_day(
 
 
 def assess_full_day(
-    profile: DayProfile | None, baseline: Baseline, config: DetectorConfig
+    profile: DayProfile | None, baseline: Baseline, config: DetectorConfig, explain_as: Kind | None = None
 ) -> Assessment | None:
+    """``explain_as``: an open episode's kind, so its daily update names drivers even on a
+    day that alone would not cross the threshold."""
     if baseline.expected_day < config.min_expected:
         return None
     observed = profile["total"] if profile else 0
     thresholds = (config.surge_ratio, config.drop_ratio, config.min_score)
-    return _assessment(
+    assessment = _assessment(
         "full_day", baseline.day, observed, baseline.expected_day, baseline, profile, thresholds, config, True
     )
+    if explain_as is not None and not assessment.drivers:
+        drivers = top_drivers(profile, baseline, baseline.expected_day, explain_as, config.max_drivers)
+        assessment = replace(assessment, drivers=drivers)
+    return assessment
 
 
 def assess_hour(
@@ -271,7 +277,8 @@ class CheckpointDetector:
         baseline = self.baseline(day)
         if baseline is None:
             return []
-        return self._step(assess_full_day(self.lookup(day), baseline, self.config), as_of)
+        explain_as = self.episode.kind if self.episode else None
+        return self._step(assess_full_day(self.lookup(day), baseline, self.config, explain_as), as_of)
 
     def _step(self, assessment: Assessment | None, as_of: datetime) -> list[Transition]:
         if assessment is None:
