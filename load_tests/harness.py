@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,13 @@ HANDLED = (
     "crossings_events_duplicate_total",
     "crossings_events_invalid_total",
 )
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (for test and demo web servers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def scrape(url: str, timeout: float = 5.0) -> dict[str, float]:

@@ -1,0 +1,172 @@
+"""A real worker process against the real broker: counts, alerts, dead letters, Parquet,
+/metrics, and state surviving a restart."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from load_tests.harness import WorkerProcess, free_port, scrape_text
+from load_tests.scenario import Scenario, ScenarioSpec, replay
+from streams import report
+from streams.events import REASONS
+from streams.settings import load_settings
+from streams.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+# Enough weeks for a baseline, the surge, the crackdown and the closure; four checkpoints.
+SPEC = ScenarioSpec(days=38, checkpoints=("zhibek-zholy", "korday", "kazygurt", "dostyk"))
+
+
+def read_all(bootstrap: str, topic: str) -> list:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=4000,
+    )
+    try:
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+@pytest.fixture(scope="module")
+def run(kafka_bootstrap, tmp_path_factory):
+    namespace = f"it-worker-{free_port()}"
+    home = tmp_path_factory.mktemp("home")
+    env = {
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CROSSINGS_HOME": str(home),
+        "CROSSINGS_APP_ID": namespace,
+        "CROSSINGS_TOPIC_NAMESPACE": namespace,
+        "CROSSINGS_COMMIT_INTERVAL": "1",
+    }
+    settings = load_settings(env)
+    ensure_topics(settings)
+    worker = WorkerProcess(env, free_port(), home / "worker.log")
+    worker.start()
+    try:
+        scenario = Scenario(SPEC)
+        records = list(scenario.records())
+        stats = replay(records, kafka_bootstrap, settings.topics.events, progress=False)
+        worker.wait_handled(stats.sent, timeout=900)
+        metrics_text = scrape_text(worker.metrics_url)
+    finally:
+        assert worker.stop() == 0, (home / "worker.log").read_text()[-3000:]
+    return {
+        "env": env,
+        "settings": settings,
+        "manifest": scenario.manifest,
+        "records": records,
+        "stats": stats,
+        "metrics": metrics_text,
+        "home": home,
+    }
+
+
+def test_counts_in_parquet_equal_events_sent_minus_invalid_and_duplicates(run):
+    manifest, settings = run["manifest"], run["settings"]
+    root = settings.data_dir
+    assert (
+        report.events_count(root) == run["stats"].sent - manifest.sent["invalid"] - manifest.sent["duplicate"]
+    )
+    totals = {
+        (row["checkpoint_id"], row["local_day"].isoformat(), row["direction"]): row["total"]
+        for row in report.daily_totals(root)
+    }
+    assert totals == {key: n for key, n in manifest.expected_counts.items() if n}
+    assert report.reconcile(root)["agree"]
+
+
+def test_dead_letter_topic_has_every_invalid_message_with_its_reason(run):
+    settings = run["settings"]
+    dead = read_all(settings.bootstrap, settings.topics.dead_letter)
+    sent_invalid = Counter(r.value for r in run["records"] if r.kind == "invalid")
+    assert Counter(m.value for m in dead) == sent_invalid  # original bytes, each exactly once
+    for message in dead:
+        headers = dict(message.headers)
+        assert headers["crossings.dlq.reason"].decode() in REASONS
+        assert headers["crossings.dlq.detail"]
+        assert headers["crossings.dlq.topic"].decode() == settings.topics.events
+
+
+def test_surge_raises_an_alert_and_the_quiet_weeks_do_not(run):
+    settings = run["settings"]
+    messages = [json.loads(m.value) for m in read_all(settings.bootstrap, settings.topics.alerts)]
+    surge = next(a for a in SPEC.anomalies if a.checkpoint_id == "zhibek-zholy")
+    first_anomaly = min(a.starts for a in SPEC.anomalies)
+    jj = [m for m in messages if m["checkpoint_id"] == "zhibek-zholy"]
+    opened = [m for m in jj if m["status"] == "firing" and m["window"] != "full_day"]
+    assert len(opened) == 1
+    assert (opened[0]["kind"], opened[0]["direction"]) == ("surge", "entry")
+    assert date.fromisoformat(opened[0]["local_day"]) >= surge.starts
+    assert opened[0]["drivers"][0]["nationality"] == "UZB"
+    assert [m for m in messages if date.fromisoformat(m["local_day"]) < first_anomaly] == []
+    # Kafka and the Parquet history carry the same alerts.
+    assert sorted(m["alert_id"] for m in messages) == sorted(
+        a["alert_id"] for a in report.alerts(settings.data_dir)
+    )
+
+
+def test_metrics_endpoint_serves_the_expected_series(run):
+    text = run["metrics"]
+    for series in (
+        'crossings_events_processed_total{checkpoint="zhibek-zholy",direction="entry"}',
+        'crossings_events_invalid_total{reason="malformed_json"}',
+        "crossings_events_duplicate_total",
+        'crossings_today_count{checkpoint="zhibek-zholy",direction="entry"}',
+        'crossings_alerts_raised_total{checkpoint="zhibek-zholy",direction="entry",kind="surge"}',
+        "crossings_arrival_to_processed_seconds_bucket",
+        "crossings_event_time_to_processed_seconds_bucket",
+        "crossings_stream_time_seconds",
+    ):
+        assert series in text, series
+    assert 'nationality="' not in text  # bounded label cardinality: no nationality label
+    assert "_created" not in text
+    processed = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("crossings_events_processed_total{")
+    )
+    assert processed == run["manifest"].unique_events
+
+
+def test_counts_and_dedup_survive_a_restart(run):
+    """A second worker restores the tables from their changelogs: new events add to the
+    restored counts, and a replayed old event is still recognised as a duplicate."""
+    env, settings, manifest = run["env"], run["settings"], run["manifest"]
+    last_day = SPEC.end.isoformat()
+    before = manifest.expected_counts[("dostyk", last_day, "entry")]
+    old = next(
+        r for r in run["records"] if r.kind == "valid" and json.loads(r.value)["checkpoint_id"] == "dostyk"
+    )
+    template = json.loads(old.value)
+    fresh = [
+        {**template, "event_id": f"restart-{n}", "occurred_at": f"{last_day}T12:00:{n:02d}+05:00"}
+        for n in range(7)
+    ]
+    worker = WorkerProcess(env, free_port(), run["home"] / "worker-2.log")
+    worker.start(timeout=300)
+    try:
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap)
+        for payload in [*fresh, template]:  # the last one was counted by the first worker
+            producer.send(settings.topics.events, key=b"dostyk", value=json.dumps(payload).encode())
+        producer.flush()
+        producer.close()
+        worker.wait_handled(len(fresh) + 1, timeout=300)
+        metrics = scrape_text(worker.metrics_url)
+    finally:
+        assert worker.stop() == 0
+    assert "crossings_events_duplicate_total 1.0" in metrics
+    totals = {
+        row["direction"]: row["total"]
+        for row in report.daily_totals(settings.data_dir, checkpoint="dostyk", since=last_day, until=last_day)
+    }
+    assert totals["entry"] == before + len(fresh)
