@@ -8,42 +8,23 @@ Kafka and a real worker.
 from __future__ import annotations
 
 import statistics
-from collections import Counter
 from datetime import date, datetime, timedelta
 
 import pytest
 
-from load_tests.scenario import Scenario, ScenarioSpec
+from load_tests.backtest import backtest
+from load_tests.scenario import ScenarioSpec
 from streams import report
 from streams.counts import parse_profile_key
-from streams.metrics import WorkerMetrics
-from streams.parquet_sink import ParquetSink
-from streams.pipeline import Pipeline, PipelineTables
 
 SPEC = ScenarioSpec(days=38, checkpoints=("zhibek-zholy", "korday", "kazygurt"))
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    scenario = Scenario(SPEC)
-    tables = PipelineTables(profiles={}, seen={}, detector_state={})
     root = tmp_path_factory.mktemp("history")
-    pipeline = Pipeline(tables, ParquetSink(root, "test"), WorkerMetrics(), prune_every=5000)
-    outcomes: Counter = Counter()
-    reasons: Counter = Counter()
-    alerts = []
-    for offset, record in enumerate(scenario.records()):
-        outcome = pipeline.process(record.value, partition=0, offset=offset, append_ts=record.arrival_ts)
-        outcomes[outcome.status] += 1
-        if outcome.error:
-            reasons[outcome.error.reason] += 1
-        alerts += outcome.alerts
-        if offset % 500 == 0:  # the worker's 1 s timer, roughly
-            alerts += pipeline.tick()
-        if offset % 20_000 == 0:
-            pipeline.flush()
-    pipeline.flush()
-    return scenario.manifest, tables, root, outcomes, reasons, alerts
+    result = backtest(SPEC, root)
+    return result.manifest, result.tables, root, result.outcomes, result.reasons, result.alerts
 
 
 def test_counts_equal_the_scenario_ground_truth(run):
