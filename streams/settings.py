@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCAL_DIR = PROJECT_ROOT / ".local"
@@ -70,30 +71,29 @@ class Settings:
         return ";".join(f"kafka://{host}" for host in self.bootstrap.split(","))
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: N, low: N, high: N, kind: type[N]) -> N:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    noun = "a whole number" if kind is int else "a number"
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to {low}..{high}") from None
+        raise ConfigError(f"{name}={raw!r} is not {noun}; set it to {low}..{high}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range; set it to {low}..{high}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    return _number(env, name, default, low, high, int)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to {low}..{high}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value} is out of range; set it to {low}..{high}")
-    return value
+    return _number(env, name, default, low, high, float)
 
 
 def _name(env: Mapping[str, str], name: str, default: str) -> str:

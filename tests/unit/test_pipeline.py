@@ -10,12 +10,14 @@ from __future__ import annotations
 import statistics
 from datetime import date, datetime, timedelta
 
+import jsonschema
 import pytest
 
 from load_tests.backtest import backtest
 from load_tests.scenario import ScenarioSpec
 from streams import report
 from streams.counts import parse_profile_key
+from streams.schemas import load_json
 
 SPEC = ScenarioSpec(days=38, checkpoints=("zhibek-zholy", "korday", "kazygurt"))
 
@@ -105,3 +107,13 @@ def test_alerts_are_raised_on_stream_time_not_wall_time(run):
     for alert in alerts:
         as_of = datetime.fromisoformat(alert["as_of"])
         assert as_of.year == 2024
+
+
+def test_every_alert_matches_the_alert_schema(run):
+    *_, alerts = run
+    validator = jsonschema.Draft202012Validator(
+        load_json("alert.v1.json"), format_checker=jsonschema.FormatChecker()
+    )
+    assert alerts
+    for alert in alerts:
+        validator.validate(alert)
