@@ -144,7 +144,10 @@ def report(
     from streams.report import report_main
 
     root = data_dir or _settings(None).data_dir
-    click.echo(report_main(root, what, fmt, checkpoint, since, until))
+    try:
+        click.echo(report_main(root, what, fmt, checkpoint, since, until))
+    except ValueError as error:  # a malformed --since/--until
+        raise click.BadParameter(str(error)) from None
 
 
 def _configure_logging() -> None:

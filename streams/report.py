@@ -392,7 +392,10 @@ def report_main(
         title = _TITLES[name]
         if name == "reconcile":
             outcome = data[name]
-            rows = outcome["days"]
+            # The per-day table only matters where the two disagree.
+            rows = (
+                [day for day in outcome["days"] if day["difference"]] if fmt == "table" else outcome["days"]
+            )
             title = f"{title}: {_reconcile_verdict(outcome)}"
         elif name == "alerts" and fmt == "table":
             rows = [{column: row[column] for column in _ALERT_TABLE_COLUMNS} for row in data[name]]
