@@ -165,6 +165,8 @@ class Pipeline:
                 state=self.tables.detector_state.get(f"{cid}|{direction}"),
             )
             self._detectors[key] = detector
+            if detector.episode is not None:  # restored from the changelog: still open
+                self.metrics.alerts_open.labels(cid, direction, detector.episode.kind).inc()
         return detector
 
     def _save_states_of_partition(self, partition: int) -> None:
