@@ -42,6 +42,9 @@ REASONS: Final = (
     "schema_violation",
 )
 
+#: Nothing this system counts happened before the Unix epoch; older stamps are broken clocks.
+EARLIEST_OCCURRED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
 #: Events stamped further ahead of the wall clock than this are a broken clock, not news.
 MAX_CLOCK_SKEW: Final = timedelta(hours=24)
 
@@ -122,6 +125,12 @@ def parse_occurred_at(raw: str) -> datetime:
         raise InvalidEvent("bad_timestamp", f"occurred_at {raw!r} is not RFC 3339") from None
     if parsed.tzinfo is None:
         raise InvalidEvent("bad_timestamp", f"occurred_at {raw!r} has no UTC offset")
+    try:
+        in_utc = parsed.astimezone(UTC)  # year 1 at +14:00 is before year 1 in UTC
+    except OverflowError:
+        raise InvalidEvent("bad_timestamp", f"occurred_at {raw!r} is outside the calendar") from None
+    if in_utc < EARLIEST_OCCURRED_AT:
+        raise InvalidEvent("bad_timestamp", f"occurred_at {raw!r} is before {EARLIEST_OCCURRED_AT:%Y}")
     return parsed
 
 

@@ -61,6 +61,8 @@ def test_utc_z_suffix_is_accepted():
         ({"occurred_at": "yesterday"}, "bad_timestamp"),
         ({"occurred_at": "2024-02-30T09:15:03+05:00"}, "bad_timestamp"),
         ({"occurred_at": "2999-01-01T00:00:00Z"}, "future_timestamp"),
+        ({"occurred_at": "0001-01-01T00:00:00+14:00"}, "bad_timestamp"),
+        ({"occurred_at": "1969-12-31T23:59:59Z"}, "bad_timestamp"),
         ({"event_id": ""}, "bad_event_id"),
         ({"event_id": 42}, "wrong_type"),
         ({"colour": "red"}, "unknown_field"),
