@@ -26,13 +26,15 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from streams.checkpoints import Checkpoint, checkpoints
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 CHECKPOINTS_FILE = SCHEMAS_DIR / "checkpoints.json"
@@ -79,30 +81,9 @@ _UTC_FORM_SHARE = 0.05
 # --------------------------------------------------------------------------- reference
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """The reference fields the generator needs; the file is the single source of truth."""
-
-    checkpoint_id: str
-    kind: str
-    country_a: str
-    country_b: str | None
-    tz: str
-
-
-def load_checkpoints(path: Path = CHECKPOINTS_FILE) -> dict[str, Checkpoint]:
-    """Read schemas/checkpoints.json so tz zones are never duplicated in code."""
-    raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {
-        item["checkpoint_id"]: Checkpoint(
-            checkpoint_id=item["checkpoint_id"],
-            kind=item["kind"],
-            country_a=item["country_a"],
-            country_b=item.get("country_b"),
-            tz=item["tz"],
-        )
-        for item in raw["checkpoints"]
-    }
+def load_checkpoints() -> Mapping[str, Checkpoint]:
+    """The reference checkpoints, from the same loader the worker uses (one source of truth)."""
+    return checkpoints()
 
 
 def _all_checkpoint_ids() -> tuple[str, ...]:
@@ -684,7 +665,7 @@ class _CheckpointModel:
     def __init__(self, checkpoint: Checkpoint, spec: ScenarioSpec) -> None:
         self.checkpoint = checkpoint
         self.checkpoint_id = checkpoint.checkpoint_id
-        self.zone = ZoneInfo(checkpoint.tz)
+        self.zone = checkpoint.tz
         kind = checkpoint.kind if checkpoint.kind in _HOUR_WEIGHTS else "road"
         self.kind = kind
         self.weekday = _WEEKDAY_FACTORS[kind]

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "crossing_event.v1.json").read_text())
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 REFERENCE = load_checkpoints()
-ZONES = {cp.checkpoint_id: ZoneInfo(cp.tz) for cp in REFERENCE.values()}
+ZONES = {cp.checkpoint_id: cp.tz for cp in REFERENCE.values()}
 
 # A week, so weekday factors average out; small other checkpoints; high error rates so
 # every kind of record shows up often enough to measure.
