@@ -11,7 +11,7 @@ import contextlib
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from streams.settings import ConfigError, Settings
 
@@ -23,7 +23,13 @@ def topic_specs(settings: Settings) -> dict[str, int]:
 
 def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[str, int]:
     """Create missing topics; returns name -> partitions as found on the cluster."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="crossings-admin")
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap, client_id="crossings-admin", request_timeout_ms=15000
+        )
+    except KafkaTimeoutError:
+        hint = "check KAFKA_BOOTSTRAP" if settings.external_broker else "start it with `crossings kafka up`"
+        raise ConfigError(f"no Kafka broker answers at {settings.bootstrap}; {hint}") from None
     try:
         specs = topic_specs(settings)
         existing = set(admin.list_topics())
