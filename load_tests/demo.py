@@ -92,7 +92,8 @@ def main() -> int:
         )
 
         step("Waiting for the worker to handle every message")
-        with tqdm(total=stats.sent, unit="msg", desc="worker") as bar:
+        interval = 0.1 if sys.stderr.isatty() else 10.0
+        with tqdm(total=stats.sent, unit="msg", desc="worker", mininterval=interval) as bar:
 
             def progress(done: int) -> None:
                 bar.update(done - bar.n)

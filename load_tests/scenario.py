@@ -1292,7 +1292,11 @@ def replay(
     bucket = _TokenBucket(rate) if rate else None
     started = time.monotonic()
     try:
-        with tqdm(total=total, unit="rec", disable=not progress, desc=f"replay {topic}") as bar:
+        # A redirected log gets a line every 10 s instead of one per update.
+        interval = 0.1 if sys.stderr.isatty() else 10.0
+        with tqdm(
+            total=total, unit="rec", disable=not progress, desc=f"replay {topic}", mininterval=interval
+        ) as bar:
             unreported = 0
             for record in records:
                 if bucket is not None:
