@@ -6,23 +6,14 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from samples import GOOD_EVENT
 
 from streams.events import REASONS
 from streams.metrics import WorkerMetrics
 from streams.parquet_sink import ParquetSink
 from streams.pipeline import Pipeline, PipelineTables
 
-GOOD = {
-    "version": 1,
-    "event_id": "e-1",
-    "checkpoint_id": "zhibek-zholy",
-    "direction": "entry",
-    "occurred_at": "2024-03-01T09:15:03+05:00",
-    "nationality": "UZB",
-    "purpose": "labour",
-    "mode": "bus",
-    "outcome": "admitted",
-}
+GOOD = GOOD_EVENT
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),

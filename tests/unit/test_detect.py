@@ -46,6 +46,12 @@ class World:
                 as_of = datetime.combine(day, time(hour, minute, 30), tzinfo=JJ.tz)
                 self.alerts += self.detector.evaluate(as_of)
 
+    def run_normal_days(self, first: int, last: int, checks_per_hour: int = 4) -> None:
+        """Normal traffic on days START+first .. START+last-1."""
+        for offset in range(first, last):
+            day = START + timedelta(days=offset)
+            self.run_day(day, self.normal_groups(day), checks_per_hour)
+
     def normal_groups(self, day: date) -> dict[tuple[str, str], float]:
         level = self.normal_level(day)
         return {
@@ -69,18 +75,14 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 def test_no_alerts_while_learning_and_none_on_normal_weeks():
     world = World()
-    for offset in range(42):
-        day = START + timedelta(days=offset)
-        world.run_day(day, world.normal_groups(day))
+    world.run_normal_days(0, 42)
     assert world.alerts == []
     assert build_baseline(START + timedelta(days=42), world.profiles.get) is not None
 
 
 def test_surge_raises_one_episode_with_drivers_and_daily_updates():
     world = World(seed=2)
-    for offset in range(28):
-        day = START + timedelta(days=offset)
-        world.run_day(day, world.normal_groups(day))
+    world.run_normal_days(0, 28)
     assert world.alerts == []
     surge_days = [START + timedelta(days=28 + i) for i in range(5)]
     for i, day in enumerate(surge_days):
@@ -108,9 +110,7 @@ def test_surge_raises_one_episode_with_drivers_and_daily_updates():
     assert all(t.episode.episode_id == first.episode.episode_id for t in world.alerts)
 
     # Back to normal: the episode resolves once, and nothing new opens.
-    for offset in range(33, 36):
-        day = START + timedelta(days=offset)
-        world.run_day(day, world.normal_groups(day))
+    world.run_normal_days(33, 36)
     resolved = [t for t in world.alerts if t.status == "resolved"]
     assert len(resolved) == 1
     assert len([t for t in world.alerts if t.opened]) == 1
@@ -119,9 +119,7 @@ def test_surge_raises_one_episode_with_drivers_and_daily_updates():
 
 def test_closure_is_a_drop_seen_from_the_stream_clock_alone():
     world = World(seed=3)
-    for offset in range(28):
-        day = START + timedelta(days=offset)
-        world.run_day(day, world.normal_groups(day))
+    world.run_normal_days(0, 28)
     closed = START + timedelta(days=28)
     world.run_day(closed, {})  # no crossings at all: only the clock moves
     opened = [t for t in world.alerts if t.opened]
@@ -133,9 +131,7 @@ def test_closure_is_a_drop_seen_from_the_stream_clock_alone():
 
 def test_weekday_matters_a_normal_sunday_is_not_a_drop():
     world = World(seed=4)
-    for offset in range(35):
-        day = START + timedelta(days=offset)
-        world.run_day(day, world.normal_groups(day))
+    world.run_normal_days(0, 35)
     sunday = START + timedelta(days=34)
     assert sunday.weekday() == 6
     baseline = build_baseline(sunday, world.profiles.get)
@@ -146,9 +142,7 @@ def test_weekday_matters_a_normal_sunday_is_not_a_drop():
 
 def test_restart_restores_an_open_episode_without_raising_it_again():
     world = World(seed=5)
-    for offset in range(28):
-        day = START + timedelta(days=offset)
-        world.run_day(day, world.normal_groups(day))
+    world.run_normal_days(0, 28)
     surge = START + timedelta(days=28)
     groups = world.normal_groups(surge)
     groups[("UZB", "labour")] = 4000
@@ -175,9 +169,7 @@ def test_score_sign_and_monotonicity(observed, expected, dispersion):
 
 def test_expected_through_accumulates_to_the_whole_day():
     world = World(seed=6)
-    for offset in range(14):
-        day = START + timedelta(days=offset)
-        world.run_day(day, world.normal_groups(day), checks_per_hour=1)
+    world.run_normal_days(0, 14, checks_per_hour=1)
     baseline = build_baseline(START + timedelta(days=14), world.profiles.get)
     assert baseline is not None
     points = [baseline.expected_through(h, f) for h in range(24) for f in (0.0, 0.5)]

@@ -9,21 +9,12 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from samples import GOOD_EVENT
 
 from streams.events import REASONS, InvalidEvent, decode_event
 from streams.schemas import load_json
 
-GOOD = {
-    "version": 1,
-    "event_id": "zz-000000001",
-    "checkpoint_id": "zhibek-zholy",
-    "direction": "entry",
-    "occurred_at": "2024-03-01T09:15:03+05:00",
-    "nationality": "UZB",
-    "purpose": "labour",
-    "mode": "bus",
-    "outcome": "admitted",
-}
+GOOD = GOOD_EVENT
 
 
 def encode(payload) -> bytes:
