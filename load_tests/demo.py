@@ -60,6 +60,7 @@ def main() -> int:
         print("make demo runs on its own embedded broker; unset KAFKA_BOOTSTRAP", file=sys.stderr)
         return 2
     started = time.monotonic()
+    broker.down(DEMO_HOME / "kafka")  # a broker left by an interrupted demo must not outlive its data
     shutil.rmtree(DEMO_HOME, ignore_errors=True)
     env = {
         "CROSSINGS_HOME": str(DEMO_HOME),
