@@ -15,7 +15,6 @@ narrower band (hysteresis, so a flow hovering at the threshold does not flap).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -325,6 +324,3 @@ class CheckpointDetector:
             episode.peak_observed = assessment.observed
             episode.peak_expected = assessment.expected
             episode.peak_day = assessment.local_day.isoformat()
-
-
-DetectorFactory = Callable[[Checkpoint, str], CheckpointDetector]

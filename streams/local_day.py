@@ -27,9 +27,3 @@ def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
     # Normalise through UTC so the fold/gap rules of the zone apply to both ends.
     return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
-
-
-def elapsed_fraction_of_day(at: datetime, tz: ZoneInfo) -> float:
-    """How much of ``at``'s local day has passed, 0..1, by real elapsed time."""
-    start, end = day_bounds(local_day(at, tz), tz)
-    return (at - start) / (end - start)

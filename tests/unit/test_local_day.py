@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.local_day import day_bounds, elapsed_fraction_of_day, local_day, local_day_and_hour
+from streams.local_day import day_bounds, local_day, local_day_and_hour
 
 ALMATY = ZoneInfo("Asia/Almaty")
 TASHKENT = ZoneInfo("Asia/Tashkent")
@@ -58,7 +58,6 @@ def test_instant_lies_within_its_local_day_bounds(instant, tz):
     day = local_day(instant, tz)
     start, end = day_bounds(day, tz)
     assert start <= instant < end
-    assert 0.0 <= elapsed_fraction_of_day(instant, tz) < 1.0
 
 
 @given(instants)
