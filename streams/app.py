@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> faust.App:
         ParquetSink(settings.data_dir, writer_id),
         metrics,
         dedup_horizon=timedelta(hours=settings.dedup_horizon_hours),
+        idle_after=settings.idle_after_seconds,
     )
     app.sensors.add(FlushBeforeCommit(pipeline))
     app.pipeline = pipeline  # type: ignore[attr-defined]  # for tests and the CLI

@@ -40,6 +40,7 @@ REASONS: Final = (
     "bad_nationality",
     "unknown_checkpoint",
     "schema_violation",
+    "too_late",
 )
 
 #: Nothing this system counts happened before the Unix epoch; older stamps are broken clocks.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
@@ -57,6 +57,8 @@ class Pipeline:
         dedup_horizon: timedelta = timedelta(hours=72),
         prune_every: int = 20_000,
         detector_config: DetectorConfig = DetectorConfig(),
+        idle_after: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tables = tables
         self.sink = sink
@@ -70,12 +72,18 @@ class Pipeline:
         #: Newest event time per source partition: the clock detection runs on. Per
         #: partition, because partitions of one topic are consumed at different paces.
         self.stream_time: dict[int, datetime] = {}
+        self._clock_restored: set[int] = set()
         self._partition_of: dict[str, int] = {}
         self._dirty_days: set[tuple[str, date]] = set()
         #: Detector states changed by ``tick`` (outside stream iteration, where a Faust
         #: table cannot tell which partition to log to); saved with the next event of
         #: the checkpoint's partition.
         self._unsaved_states: set[tuple[str, str]] = set()
+        #: Wall-clock seconds without a message after which a partition is idle: its clock
+        #: then follows the slowest active partition instead of standing still.
+        self.idle_after = idle_after
+        self._monotonic = monotonic
+        self._last_message_at: dict[int, float] = {}
 
     # -- per event -----------------------------------------------------------------------
 
@@ -84,6 +92,7 @@ class Pipeline:
     ) -> Outcome:
         """Count one message. Invalid input is returned as an outcome, never raised."""
         now = time.time()
+        self._last_message_at[partition] = self._monotonic()
         if self._unsaved_states:
             self._save_states_of_partition(partition)
         self._since_prune[partition] = self._since_prune.get(partition, 0) + 1
@@ -96,6 +105,13 @@ class Pipeline:
             self.metrics.events_invalid.labels(error.reason).inc()
             return Outcome("invalid", error=error)
         occurred_ts = event.occurred_at.timestamp()
+        if partition not in self._clock_restored:
+            self._clock_restored.add(partition)
+            self._restore_stream_time(partition)
+        too_late = self._too_late(partition, event)
+        if too_late is not None:
+            self.metrics.events_invalid.labels(too_late.reason).inc()
+            return Outcome("invalid", event=event, error=too_late)
         if event.event_id in self.tables.seen:
             self.metrics.events_duplicate.inc()
             return Outcome("duplicate", event=event)
@@ -137,6 +153,19 @@ class Pipeline:
             self.metrics.today_count.labels(event.checkpoint_id, event.direction).set(profile["total"])
             alerts = self._evaluate(checkpoint, event.direction, stream_time)
         return Outcome("counted", event=event, alerts=alerts)
+
+    def _restore_stream_time(self, partition: int) -> None:
+        """Pick the clock up where the previous owner of ``partition`` left it.
+
+        The clock lives in process memory, but every counted id remembers its event time
+        and partition in the changelogged ``seen`` table, so after a restart or a
+        rebalance the newest of them is the stream time again, to within the events
+        already forgotten. Without this, the first events after a restart would be judged
+        on an empty clock and a replay older than the horizon could be counted twice.
+        """
+        newest = max((ts for ts, part in self.tables.seen.values() if int(part) == partition), default=None)
+        if newest is not None:
+            self._advance_stream_time(partition, datetime.fromtimestamp(newest, timezone.utc))
 
     def _advance_stream_time(self, partition: int, occurred_at: datetime) -> datetime:
         current = self.stream_time.get(partition)
@@ -203,21 +232,58 @@ class Pipeline:
             alerts.append(alert)
         return alerts
 
+    def partition_clocks(self) -> dict[int, datetime]:
+        """The time each partition's checkpoints are judged at.
+
+        Normally a partition's own stream time. A partition that has sent nothing for
+        ``idle_after`` wall-clock seconds would stop its clock, and a checkpoint alone
+        in it that closed would never be seen to drop; so an idle partition follows the
+        slowest *active* partition (the idle-source rule of Flink's watermarks). When
+        every partition is idle nothing moves: event time is not invented from the
+        wall clock, which would be wrong for replays of history.
+        """
+        now = self._monotonic()
+        active = [
+            clock
+            for p, clock in self.stream_time.items()
+            if now - self._last_message_at.get(p, float("-inf")) < self.idle_after
+        ]
+        floor = min(active, default=None)
+        if floor is None:
+            return dict(self.stream_time)
+        return {p: max(clock, floor) for p, clock in self.stream_time.items()}
+
     def tick(self) -> list[dict[str, Any]]:
-        """Evaluate every checkpoint seen so far at its partition's stream time.
+        """Evaluate every checkpoint seen so far at its partition's clock.
 
         A closed checkpoint sends no events, so its drop is only ever noticed here,
-        driven by the clock of the other checkpoints sharing its partition.
+        driven by the clock of the other checkpoints sharing its partition, or of the
+        other partitions once its own has gone idle.
         """
         alerts: list[dict[str, Any]] = []
+        clocks = self.partition_clocks()
         for checkpoint_id, partition in self._partition_of.items():
-            as_of = self.stream_time[partition]
+            as_of = clocks[partition]
             checkpoint = self.checkpoints[checkpoint_id]
             for direction in DIRECTIONS:
                 alerts += self._evaluate(checkpoint, direction, as_of, in_stream=False)
         return alerts
 
     # -- housekeeping --------------------------------------------------------------------
+
+    def _too_late(self, partition: int, event: CrossingEvent) -> InvalidEvent | None:
+        """An event further behind its partition's stream time than the de-duplication
+        horizon is refused: its id may already be forgotten, so counting it could count a
+        replay twice. It is dead-lettered (nothing is lost) instead of silently dropped."""
+        newest = self.stream_time.get(partition)
+        if newest is None or event.occurred_at >= newest - self.dedup_horizon:
+            return None
+        behind = newest - event.occurred_at
+        return InvalidEvent(
+            "too_late",
+            f"occurred_at {event.occurred_at.isoformat()} is {behind} behind the partition's "
+            f"stream time {newest.isoformat()}, past the {self.dedup_horizon} de-duplication horizon",
+        )
 
     def prune_seen(self, partition: int) -> int:
         """Forget ids of ``partition`` older than the de-duplication horizon; returns how many.

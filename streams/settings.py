@@ -63,6 +63,9 @@ class Settings:
     commit_interval: float = 10.0
     #: How long an event_id is remembered for de-duplication, in hours of event time.
     dedup_horizon_hours: int = 72
+    #: Wall-clock seconds without messages after which a partition counts as idle and its
+    #: clock follows the other partitions (so a silent checkpoint's drop is still seen).
+    idle_after_seconds: float = 30.0
     topics: Topics = field(default_factory=Topics)
 
     @property
@@ -140,5 +143,6 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         web_port=_int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535),
         commit_interval=_float(env, "CROSSINGS_COMMIT_INTERVAL", 10.0, 0.1, 600.0),
         dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
+        idle_after_seconds=_float(env, "CROSSINGS_IDLE_AFTER_SECONDS", 30.0, 1.0, 86400.0),
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
     )

@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from load_tests.harness import WorkerProcess, free_port, scrape_text
+from load_tests.harness import WorkerProcess, free_port, scrape, scrape_text, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec, replay
 from streams import report
 from streams.events import REASONS
@@ -57,6 +57,7 @@ def run(kafka_bootstrap, tmp_path_factory):
         records = list(scenario.records())
         stats = replay(records, kafka_bootstrap, settings.topics.events, progress=False)
         worker.wait_handled(stats.sent, timeout=900)
+        wait_committed(kafka_bootstrap, settings.app_id, settings.topics.events, timeout=120)
         metrics_text = scrape_text(worker.metrics_url)
     finally:
         assert worker.stop() == 0, (home / "worker.log").read_text()[-3000:]
@@ -140,33 +141,42 @@ def test_metrics_endpoint_serves_the_expected_series(run):
 
 def test_counts_and_dedup_survive_a_restart(run):
     """A second worker restores the tables from their changelogs: new events add to the
-    restored counts, and a replayed old event is still recognised as a duplicate."""
+    restored counts, a replayed recent event is still recognised as a duplicate, and a
+    replayed event older than the de-duplication horizon is dead-lettered as too late."""
     env, settings, manifest = run["env"], run["settings"], run["manifest"]
     last_day = SPEC.end.isoformat()
     before = manifest.expected_counts[("dostyk", last_day, "entry")]
-    old = next(
-        r for r in run["records"] if r.kind == "valid" and json.loads(r.value)["checkpoint_id"] == "dostyk"
-    )
-    template = json.loads(old.value)
+    dostyk = [r for r in run["records"] if r.kind == "valid" and r.key == b"dostyk"]
+    oldest, newest = json.loads(dostyk[0].value), json.loads(dostyk[-1].value)
     fresh = [
-        {**template, "event_id": f"restart-{n}", "occurred_at": f"{last_day}T12:00:{n:02d}+05:00"}
+        {**oldest, "event_id": f"restart-{n}", "occurred_at": f"{last_day}T12:00:{n:02d}+05:00"}
         for n in range(7)
     ]
+    events_before = report.events_count(settings.data_dir)
     worker = WorkerProcess(env, free_port(), run["home"] / "worker-2.log")
     worker.start(timeout=300)
     try:
         producer = KafkaProducer(bootstrap_servers=settings.bootstrap)
-        for payload in [*fresh, template]:  # the last one was counted by the first worker
+        # Both replays were counted by the first worker; the oldest is weeks behind.
+        for payload in [*fresh, newest, oldest]:
             producer.send(settings.topics.events, key=b"dostyk", value=json.dumps(payload).encode())
         producer.flush()
         producer.close()
-        worker.wait_handled(len(fresh) + 1, timeout=300)
+        wait_committed(settings.bootstrap, settings.app_id, settings.topics.events, timeout=300)
+        totals_seen = scrape(worker.metrics_url)
         metrics = scrape_text(worker.metrics_url)
     finally:
-        assert worker.stop() == 0
-    assert "crossings_events_duplicate_total 1.0" in metrics
+        assert worker.stop() == 0, (run["home"] / "worker-2.log").read_text()[-3000:]
+    # The first worker committed everything, so this one handled exactly the nine messages.
+    assert totals_seen["crossings_events_processed_total"] == len(fresh), metrics
+    assert totals_seen["crossings_events_duplicate_total"] == 1, metrics
+    assert 'crossings_events_invalid_total{reason="too_late"} 1.0' in metrics
+    assert report.events_count(settings.data_dir) == events_before + len(fresh)
     totals = {
         row["direction"]: row["total"]
         for row in report.daily_totals(settings.data_dir, checkpoint="dostyk", since=last_day, until=last_day)
     }
     assert totals["entry"] == before + len(fresh)
+    dead = read_all(settings.bootstrap, settings.topics.dead_letter)
+    late = [m for m in dead if dict(m.headers)["crossings.dlq.reason"] == b"too_late"]
+    assert [json.loads(m.value)["event_id"] for m in late] == [oldest["event_id"]]
