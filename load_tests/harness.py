@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 HANDLED = (
@@ -72,6 +72,23 @@ def wait_committed(bootstrap: str, group: str, topic: str, timeout: float) -> No
         lag = committed_lag(bootstrap, group, topic)
     if lag:
         raise TimeoutError(f"group {group!r} has {lag} uncommitted messages on {topic!r} after {timeout}s")
+
+
+def wait_group_stable(bootstrap: str, group: str, members: int, timeout: float) -> None:
+    """Block until ``group`` has ``members`` members and has finished rebalancing."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        seen: dict = {}
+        while time.monotonic() < deadline:
+            seen = admin.describe_groups([group])[group]
+            if seen.get("group_state") == "Stable" and len(seen.get("members") or ()) == members:
+                return
+            time.sleep(0.5)
+        state, count = seen.get("group_state"), len(seen.get("members") or ())
+        raise TimeoutError(f"group {group!r} is {state} with {count} members, not Stable with {members}")
+    finally:
+        admin.close()
 
 
 def scrape_text(url: str, timeout: float = 5.0) -> str:

@@ -128,6 +128,12 @@ def create_app(settings: Settings) -> faust.App:
     async def evaluate_quiet_checkpoints() -> None:
         await publish_alerts(pipeline.tick())
 
+    @app.on_partitions_assigned.connect
+    async def forget_moved_partitions(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        pipeline.keep_partitions(
+            {tp.partition for tp in assigned if tp.topic == events_topic.get_topic_name()}
+        )
+
     @app.on_before_shutdown.connect
     async def flush_on_shutdown(app: faust.App, **kwargs: Any) -> None:
         pipeline.flush()

@@ -7,6 +7,7 @@ One registry per worker, so tests can build several without global clashes.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from prometheus_client import (
@@ -90,6 +91,20 @@ class WorkerMetrics:
         self.parquet_flush_seconds = Histogram(
             "crossings_parquet_flush_seconds", "Time to flush Parquet before a commit.", registry=r
         )
+
+    def forget_checkpoint(self, checkpoint: str, direction: str) -> None:
+        """Drop the gauges of a checkpoint this worker no longer owns, so that after a
+        rebalance each series is exported by one worker only (sums stay right)."""
+        for gauge, labels in (
+            (self.today_count, (checkpoint, direction)),
+            *((self.alerts_open, (checkpoint, direction, kind)) for kind in ("surge", "drop")),
+        ):
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+
+    def forget_partition(self, partition: int) -> None:
+        with contextlib.suppress(KeyError):
+            self.stream_time.remove(str(partition))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -271,6 +271,40 @@ class Pipeline:
 
     # -- housekeeping --------------------------------------------------------------------
 
+    def keep_partitions(self, assigned: set[int]) -> None:
+        """Forget what this process knew about partitions it no longer owns.
+
+        Called after a rebalance. Another worker now advances those checkpoints, so a
+        cached detector or clock here would be stale if the partition ever came back:
+        both are rebuilt from the changelogged tables instead. Detector changes made by
+        the tick and not yet saved are lost with them; the new owner may then repeat an
+        alert, which is the at-least-once side of the trade. Events of those partitions
+        still buffered for Parquet stay buffered: the new owner sees them as duplicates
+        (the seen table went with the partition), so ours is the copy that gets written.
+        """
+        gone = {p for p in (*self.stream_time, *self._partition_of.values()) if p not in assigned}
+        if not gone:
+            return
+        if any(self._partition_of.get(checkpoint_id) in gone for checkpoint_id, _ in self._dirty_days):
+            # Write our last snapshot of the moved checkpoint-days now, while the new owner
+            # is still recovering, so it cannot land after (and over) the new owner's.
+            self.flush()
+        for checkpoint_id, partition in list(self._partition_of.items()):
+            if partition not in gone:
+                continue
+            del self._partition_of[checkpoint_id]
+            for direction in DIRECTIONS:
+                self._detectors.pop((checkpoint_id, direction), None)
+                self._unsaved_states.discard((checkpoint_id, direction))
+                self.metrics.forget_checkpoint(checkpoint_id, direction)
+        for partition in gone:
+            self.metrics.forget_partition(partition)
+            self.stream_time.pop(partition, None)
+            self._clock_restored.discard(partition)
+            self._last_message_at.pop(partition, None)
+            self._since_prune.pop(partition, None)
+        log.info("forgot partitions %s after a rebalance", sorted(gone))
+
     def _too_late(self, partition: int, event: CrossingEvent) -> InvalidEvent | None:
         """An event further behind its partition's stream time than the de-duplication
         horizon is refused: its id may already be forgotten, so counting it could count a
