@@ -43,7 +43,7 @@ def backtest(
     and ``flush_every`` for its commits. Partitions follow the key's hash like Kafka's."""
     scenario = Scenario(spec)
     tables = PipelineTables(profiles={}, seen={}, detector_state={})
-    pipeline = Pipeline(tables, ParquetSink(root, "backtest"), WorkerMetrics(), prune_every=5000)
+    pipeline = Pipeline(tables, ParquetSink(root, "backtest"), WorkerMetrics())
     result = BacktestResult(manifest=None, tables=tables)  # type: ignore[arg-type]
     started = time.perf_counter()
     for offset, record in enumerate(scenario.records()):

@@ -9,20 +9,9 @@ a key while processing an event of the partition the key was written in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import timedelta
-
 #: event_id -> [occurred_at as unix seconds, source partition]
 SeenValue = list[float]
 
 
 def seen_value(occurred_ts: float, partition: int) -> SeenValue:
     return [occurred_ts, float(partition)]
-
-
-def expired_ids(
-    seen_items: Iterable[tuple[str, SeenValue]], partition: int, newest_ts: float, horizon: timedelta
-) -> list[str]:
-    """Ids of ``partition`` whose event time is older than ``horizon`` behind ``newest_ts``."""
-    cutoff = newest_ts - horizon.total_seconds()
-    return [event_id for event_id, (ts, part) in seen_items if int(part) == partition and ts < cutoff]

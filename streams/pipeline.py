@@ -8,6 +8,7 @@ invalid message comes back as an ``Outcome`` for the caller to dead-letter.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable, MutableMapping
@@ -18,7 +19,7 @@ from typing import Any, Literal
 from streams.alerts import alert_message
 from streams.checkpoints import Checkpoint, checkpoints
 from streams.counts import DayProfile, count_event, group_counts, profile_key
-from streams.dedup import SeenValue, expired_ids, seen_value
+from streams.dedup import SeenValue, seen_value
 from streams.detect import CheckpointDetector, DetectorConfig
 from streams.events import CrossingEvent, InvalidEvent, decode_event
 from streams.local_day import local_day_and_hour
@@ -55,7 +56,7 @@ class Pipeline:
         metrics: WorkerMetrics,
         *,
         dedup_horizon: timedelta = timedelta(hours=72),
-        prune_every: int = 20_000,
+        prune_batch: int = 16,
         detector_config: DetectorConfig = DetectorConfig(),
         idle_after: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -64,8 +65,13 @@ class Pipeline:
         self.sink = sink
         self.metrics = metrics
         self.dedup_horizon = dedup_horizon
-        self.prune_every = prune_every
-        self._since_prune: dict[int, int] = {}
+        #: At most this many expired ids are forgotten per pruning step, so the deletes
+        #: (changelog tombstones in the worker) trickle out with the traffic instead of
+        #: arriving as one burst that stalls the stream while the producer drains it.
+        self.prune_batch = prune_batch
+        #: Per partition, a min-heap of (occurred_at, event_id) over the ids in ``seen``:
+        #: pruning pops the expired head instead of scanning the whole table.
+        self._seen_index: dict[int, list[tuple[float, str]]] = {}
         self.detector_config = detector_config
         self.checkpoints = checkpoints()
         self._detectors: dict[tuple[str, str], CheckpointDetector] = {}
@@ -95,10 +101,8 @@ class Pipeline:
         self._last_message_at[partition] = self._monotonic()
         if self._unsaved_states:
             self._save_states_of_partition(partition)
-        self._since_prune[partition] = self._since_prune.get(partition, 0) + 1
-        if self._since_prune[partition] >= self.prune_every:
-            self._since_prune[partition] = 0
-            self.prune_seen(partition)
+        if partition in self._clock_restored:
+            self._forget_expired(partition, self.prune_batch)
         try:
             event = decode_event(raw)
         except InvalidEvent as error:
@@ -116,6 +120,7 @@ class Pipeline:
             self.metrics.events_duplicate.inc()
             return Outcome("duplicate", event=event)
         self.tables.seen[event.event_id] = seen_value(occurred_ts, partition)
+        heapq.heappush(self._seen_index[partition], (occurred_ts, event.event_id))
 
         checkpoint = self.checkpoints[event.checkpoint_id]
         day, hour = local_day_and_hour(event.occurred_at, checkpoint.tz)
@@ -163,7 +168,11 @@ class Pipeline:
         already forgotten. Without this, the first events after a restart would be judged
         on an empty clock and a replay older than the horizon could be counted twice.
         """
-        newest = max((ts for ts, part in self.tables.seen.values() if int(part) == partition), default=None)
+        seen = self.tables.seen.items()
+        index = [(ts, event_id) for event_id, (ts, part) in seen if int(part) == partition]
+        heapq.heapify(index)
+        self._seen_index[partition] = index
+        newest = max((ts for ts, _ in index), default=None)
         if newest is not None:
             self._advance_stream_time(partition, datetime.fromtimestamp(newest, timezone.utc))
 
@@ -302,7 +311,7 @@ class Pipeline:
             self.stream_time.pop(partition, None)
             self._clock_restored.discard(partition)
             self._last_message_at.pop(partition, None)
-            self._since_prune.pop(partition, None)
+            self._seen_index.pop(partition, None)
         log.info("forgot partitions %s after a rebalance", sorted(gone))
 
     def _too_late(self, partition: int, event: CrossingEvent) -> InvalidEvent | None:
@@ -320,21 +329,29 @@ class Pipeline:
         )
 
     def prune_seen(self, partition: int) -> int:
-        """Forget ids of ``partition`` older than the de-duplication horizon; returns how many.
+        """Forget every id of ``partition`` older than the de-duplication horizon; returns how many."""
+        return self._forget_expired(partition, None)
 
-        Runs inside stream iteration of that partition (every ``prune_every`` events), the
-        only place a Faust table can log the deletions to the right changelog partition.
+    def _forget_expired(self, partition: int, limit: int | None) -> int:
+        """Forget up to ``limit`` ids of ``partition`` past the horizon, oldest first.
+
+        Runs inside stream iteration of that partition (the only place a Faust table can
+        log the deletions to the right changelog partition). Cost is O(forgotten * log n)
+        thanks to the per-partition time index, not a scan of the table.
         """
         newest = self.stream_time.get(partition)
-        if newest is None:
+        index = self._seen_index.get(partition)
+        if newest is None or not index:
             return 0
+        cutoff = newest.timestamp() - self.dedup_horizon.total_seconds()
         seen = self.tables.seen
-        expired = expired_ids(list(seen.items()), partition, newest.timestamp(), self.dedup_horizon)
-        for event_id in expired:
-            del seen[event_id]
-        if expired:
-            log.info("forgot %d event ids of partition %d past the dedup horizon", len(expired), partition)
-        return len(expired)
+        forgotten = 0
+        while index and index[0][0] < cutoff and (limit is None or forgotten < limit):
+            _, event_id = heapq.heappop(index)
+            if event_id in seen:
+                del seen[event_id]
+                forgotten += 1
+        return forgotten
 
     def flush(self) -> None:
         """Write buffered history to Parquet; runs right before offsets are committed.

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from samples import GOOD_EVENT
 
-from streams.dedup import expired_ids, seen_value
 from streams.metrics import WorkerMetrics
 from streams.parquet_sink import ParquetSink
 from streams.pipeline import Pipeline, PipelineTables
@@ -36,14 +35,14 @@ def message(event_id: int, minutes: int) -> bytes:
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(times_of_ids, arrivals, st.integers(1, 5))
-def test_outcomes_match_an_oracle_with_unbounded_memory(tmp_path, times, sequence, prune_every):
+def test_outcomes_match_an_oracle_with_unbounded_memory(tmp_path, times, sequence, prune_batch):
     tables = PipelineTables({}, {}, {})
     pipeline = Pipeline(
         tables,
         ParquetSink(tmp_path, "dedup"),
         WorkerMetrics(),
         dedup_horizon=HORIZON,
-        prune_every=prune_every,
+        prune_batch=prune_batch,
     )
     counted: set[int] = set()
     newest: datetime | None = None
@@ -69,16 +68,6 @@ def test_outcomes_match_an_oracle_with_unbounded_memory(tmp_path, times, sequenc
     assert all(ts >= (newest - HORIZON).timestamp() for ts, _ in tables.seen.values())
 
 
-def test_expired_ids_only_touches_its_own_partition():
-    cutoff = T0.timestamp()
-    seen = {
-        "old-p0": seen_value(cutoff - 1, 0),
-        "new-p0": seen_value(cutoff + 1, 0),
-        "old-p1": seen_value(cutoff - 1, 1),
-    }
-    assert expired_ids(seen.items(), 0, cutoff + HORIZON.total_seconds(), HORIZON) == ["old-p0"]
-
-
 def test_a_restarted_pipeline_resumes_the_clock_from_the_remembered_ids(tmp_path):
     """The stream clock is process memory; the ``seen`` table (a changelog in the worker)
     is what survives, and a new process must judge lateness by it from its first event."""
@@ -95,3 +84,20 @@ def test_a_restarted_pipeline_resumes_the_clock_from_the_remembered_ids(tmp_path
     assert second.process(message(2, 300), partition=0, offset=1).status == "duplicate"
     # Another partition's clock is its own: nothing there yet, so the old event counts.
     assert second.process(message(1, 0), partition=1, offset=0).status == "counted"
+
+
+def test_ids_are_forgotten_as_traffic_flows_so_memory_stays_bounded(tmp_path):
+    """No sweep over the table: each event forgets a few expired ids, oldest first."""
+    tables = PipelineTables({}, {}, {})
+    pipeline = Pipeline(
+        tables, ParquetSink(tmp_path, "w"), WorkerMetrics(), dedup_horizon=HORIZON, prune_batch=2
+    )
+    sizes = []
+    for minute in range(600):  # one event a minute for ten hours, five horizons
+        assert pipeline.process(message(minute, minute), partition=0, offset=minute).status == "counted"
+        sizes.append(len(tables.seen))
+    # Ids are forgotten before an event moves the clock, so the horizon as of the previous
+    # event (121 one-minute-apart ids, both ends included) plus the newest one is kept.
+    assert max(sizes) == 122
+    oldest = min(ts for ts, _ in tables.seen.values())
+    assert oldest == (T0 + timedelta(minutes=598) - HORIZON).timestamp()
