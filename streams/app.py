@@ -29,6 +29,7 @@ from streams.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
 from streams.parquet_sink import ParquetSink
 from streams.pipeline import Outcome, Pipeline, PipelineTables
 from streams.settings import Settings
+from streams.topics import TABLES
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,11 @@ def create_app(settings: Settings) -> faust.App:
     def table(name: str, help_: str) -> faust.Table:
         return app.Table(name, partitions=settings.partitions, help=help_)
 
+    profiles_table, seen_table, state_table = TABLES
     tables = PipelineTables(
-        profiles=table("day_profiles", "checkpoint|direction|local_day -> total, hourly, groups"),
-        seen=table("seen_event_ids", "event_id -> occurred_at (unix s), for de-duplication"),
-        detector_state=table("detector_state", "checkpoint|direction -> open episode, last hour"),
+        profiles=table(profiles_table, "checkpoint|direction|local_day -> total, hourly, groups"),
+        seen=table(seen_table, "event_id -> occurred_at (unix s), for de-duplication"),
+        detector_state=table(state_table, "checkpoint|direction -> open episode, last hour"),
     )
     metrics = WorkerMetrics()
     writer_id = f"{socket.gethostname()}-{os.getpid()}"
