@@ -73,6 +73,10 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         broker_commit_interval=settings.commit_interval,
         producer_acks=-1,
+        # Changelog writes are many small messages: with the default linger of 0 every
+        # one becomes its own produce request (one socket write + one response each).
+        producer_linger=0.05,
+        producer_max_batch_size=262_144,
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         topic_disable_leader=True,

@@ -167,10 +167,15 @@ def test_counts_and_dedup_survive_a_restart(run):
         metrics = scrape_text(worker.metrics_url)
     finally:
         assert worker.stop() == 0, (run["home"] / "worker-2.log").read_text()[-3000:]
-    # The first worker committed everything, so this one handled exactly the nine messages.
+    # Delivery is at-least-once: a rebalance as the worker starts can hand it the nine
+    # messages twice. Whatever the number of deliveries, the fresh ones count once, the
+    # recent replay is a duplicate and the old one is refused as too late.
+    deliveries = totals_seen["crossings_events_invalid_total"]
+    assert deliveries >= 1, metrics
     assert totals_seen["crossings_events_processed_total"] == len(fresh), metrics
-    assert totals_seen["crossings_events_duplicate_total"] == 1, metrics
-    assert 'crossings_events_invalid_total{reason="too_late"} 1.0' in metrics
+    duplicates = totals_seen["crossings_events_duplicate_total"]
+    assert 1 <= duplicates <= 1 + (deliveries - 1) * (len(fresh) + 1), metrics  # a re-delivery repeats a tail
+    assert f'crossings_events_invalid_total{{reason="too_late"}} {deliveries}' in metrics
     assert report.events_count(settings.data_dir) == events_before + len(fresh)
     totals = {
         row["direction"]: row["total"]
@@ -179,4 +184,4 @@ def test_counts_and_dedup_survive_a_restart(run):
     assert totals["entry"] == before + len(fresh)
     dead = read_all(settings.bootstrap, settings.topics.dead_letter)
     late = [m for m in dead if dict(m.headers)["crossings.dlq.reason"] == b"too_late"]
-    assert [json.loads(m.value)["event_id"] for m in late] == [oldest["event_id"]]
+    assert {json.loads(m.value)["event_id"] for m in late} == {oldest["event_id"]}
