@@ -45,31 +45,32 @@ def scrape(url: str, timeout: float = 5.0) -> dict[str, float]:
     return totals
 
 
-def committed_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Messages of ``topic`` past the offsets ``group`` has committed.
+def committed_lag(consumer: KafkaConsumer, topic: str) -> int:
+    """Messages of ``topic`` past the offsets of ``consumer``'s group committed.
 
     Zero means every message was processed *and* its results flushed, because the worker
     commits only after the Parquet flush; a count of handled messages cannot say that (a
     restarted worker re-handles the uncommitted tail of its predecessor).
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            raise RuntimeError(f"topic {topic!r} has no partitions on {bootstrap}")
-        ends = consumer.end_offsets(partitions)
-        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
-    finally:
-        consumer.close()
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    if not partitions:
+        raise RuntimeError(f"topic {topic!r} has no partitions")
+    ends = consumer.end_offsets(partitions)
+    return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
 
 
 def wait_committed(bootstrap: str, group: str, topic: str, timeout: float) -> None:
     """Block until ``group`` has committed every message of ``topic``."""
-    deadline = time.monotonic() + timeout
-    lag = committed_lag(bootstrap, group, topic)
-    while lag and time.monotonic() < deadline:
-        time.sleep(0.5)
-        lag = committed_lag(bootstrap, group, topic)
+    # Never subscribes, so it reads the group's offsets without joining the group.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + timeout
+        lag = committed_lag(consumer, topic)
+        while lag and time.monotonic() < deadline:
+            time.sleep(0.5)
+            lag = committed_lag(consumer, topic)
+    finally:
+        consumer.close()
     if lag:
         raise TimeoutError(f"group {group!r} has {lag} uncommitted messages on {topic!r} after {timeout}s")
 

@@ -70,7 +70,8 @@ class Pipeline:
         #: arriving as one burst that stalls the stream while the producer drains it.
         self.prune_batch = prune_batch
         #: Per partition, a min-heap of (occurred_at, event_id) over the ids in ``seen``:
-        #: pruning pops the expired head instead of scanning the whole table.
+        #: pruning pops the expired head instead of scanning the whole table. A partition
+        #: is in it once this process has restored the partition's state.
         self._seen_index: dict[int, list[tuple[float, str]]] = {}
         self.detector_config = detector_config
         self.checkpoints = checkpoints()
@@ -78,7 +79,6 @@ class Pipeline:
         #: Newest event time per source partition: the clock detection runs on. Per
         #: partition, because partitions of one topic are consumed at different paces.
         self.stream_time: dict[int, datetime] = {}
-        self._clock_restored: set[int] = set()
         self._partition_of: dict[str, int] = {}
         self._dirty_days: set[tuple[str, date]] = set()
         #: Detector states changed by ``tick`` (outside stream iteration, where a Faust
@@ -101,17 +101,15 @@ class Pipeline:
         self._last_message_at[partition] = self._monotonic()
         if self._unsaved_states:
             self._save_states_of_partition(partition)
-        if partition in self._clock_restored:
-            self._forget_expired(partition, self.prune_batch)
+        if partition not in self._seen_index:
+            self._restore_partition(partition)
+        self._forget_expired(partition, self.prune_batch)
         try:
             event = decode_event(raw)
         except InvalidEvent as error:
             self.metrics.events_invalid.labels(error.reason).inc()
             return Outcome("invalid", error=error)
         occurred_ts = event.occurred_at.timestamp()
-        if partition not in self._clock_restored:
-            self._clock_restored.add(partition)
-            self._restore_stream_time(partition)
         too_late = self._too_late(partition, event)
         if too_late is not None:
             self.metrics.events_invalid.labels(too_late.reason).inc()
@@ -159,8 +157,9 @@ class Pipeline:
             alerts = self._evaluate(checkpoint, event.direction, stream_time)
         return Outcome("counted", event=event, alerts=alerts)
 
-    def _restore_stream_time(self, partition: int) -> None:
-        """Pick the clock up where the previous owner of ``partition`` left it.
+    def _restore_partition(self, partition: int) -> None:
+        """Pick the clock up where the previous owner of ``partition`` left it, and index
+        the partition's remembered ids by time for pruning.
 
         The clock lives in process memory, but every counted id remembers its event time
         and partition in the changelogged ``seen`` table, so after a restart or a
@@ -309,7 +308,6 @@ class Pipeline:
         for partition in gone:
             self.metrics.forget_partition(partition)
             self.stream_time.pop(partition, None)
-            self._clock_restored.discard(partition)
             self._last_message_at.pop(partition, None)
             self._seen_index.pop(partition, None)
         log.info("forgot partitions %s after a rebalance", sorted(gone))

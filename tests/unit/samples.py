@@ -1,5 +1,8 @@
 """A valid crossing event, shared by tests that mutate it."""
 
+import json
+from datetime import datetime
+
 GOOD_EVENT = {
     "version": 1,
     "event_id": "zz-000000001",
@@ -11,3 +14,10 @@ GOOD_EVENT = {
     "mode": "bus",
     "outcome": "admitted",
 }
+
+
+def event_bytes(event_id: str, occurred_at: datetime, **fields: object) -> bytes:
+    """GOOD_EVENT as a Kafka message value, with its id, time and any other field replaced."""
+    return json.dumps(
+        {**GOOD_EVENT, "event_id": event_id, "occurred_at": occurred_at.isoformat(), **fields}
+    ).encode()

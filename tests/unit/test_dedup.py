@@ -8,12 +8,11 @@ that remembers every id forever.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from samples import GOOD_EVENT
+from samples import event_bytes
 
 from streams.metrics import WorkerMetrics
 from streams.parquet_sink import ParquetSink
@@ -29,8 +28,7 @@ arrivals = st.lists(st.integers(0, 12), min_size=1, max_size=80)
 
 
 def message(event_id: int, minutes: int) -> bytes:
-    occurred = (T0 + timedelta(minutes=minutes)).isoformat()
-    return json.dumps({**GOOD_EVENT, "event_id": f"ev-{event_id}", "occurred_at": occurred}).encode()
+    return event_bytes(f"ev-{event_id}", T0 + timedelta(minutes=minutes))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])

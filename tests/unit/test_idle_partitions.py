@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from samples import event_bytes
 
 from load_tests.scenario import Scenario, ScenarioSpec
 from streams.metrics import WorkerMetrics
@@ -72,9 +73,7 @@ def test_once_idle_the_partition_follows_the_active_one_and_the_drop_is_raised(r
     # Partition 0 keeps sending; partition 1 has been silent past the idle limit.
     clock.now += 31.0
     jj = pipeline.process(
-        b'{"version":1,"event_id":"late-jj","checkpoint_id":"zhibek-zholy","direction":"exit",'
-        b'"occurred_at":"' + pipeline.stream_time[0].isoformat().encode() + b'","nationality":"KAZ",'
-        b'"purpose":"private","mode":"car","outcome":"admitted"}',
+        event_bytes("late-jj", pipeline.stream_time[0], checkpoint_id="zhibek-zholy"),
         partition=0,
         offset=10**9,
     )

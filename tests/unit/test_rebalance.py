@@ -3,11 +3,10 @@ from the changelogged tables, never from a stale copy of its own."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 from prometheus_client.parser import text_string_to_metric_families
-from samples import GOOD_EVENT
+from samples import event_bytes
 
 from streams import report
 from streams.metrics import WorkerMetrics
@@ -18,9 +17,7 @@ T0 = datetime(2024, 3, 1, 6, 0, tzinfo=timezone.utc)
 
 
 def message(event_id: str, checkpoint_id: str, at: datetime) -> bytes:
-    return json.dumps(
-        {**GOOD_EVENT, "event_id": event_id, "checkpoint_id": checkpoint_id, "occurred_at": at.isoformat()}
-    ).encode()
+    return event_bytes(event_id, at, checkpoint_id=checkpoint_id)
 
 
 def series(metrics: WorkerMetrics, name: str) -> set[tuple[str, ...]]:
