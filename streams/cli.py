@@ -113,7 +113,7 @@ def worker(broker: str | None, loglevel: str) -> None:
     """Run a Faust worker: consume events, count, detect, write Parquet, serve /metrics."""
     import faust
 
-    from streams.app import create_app
+    from streams.worker.faust_app import create_app
     from streams.topics import ensure_topics
 
     settings = _settings(broker)

@@ -59,7 +59,7 @@ class Settings:
     worker_dir: Path = DEFAULT_LOCAL_DIR / "worker"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    #: Seconds between offset commits; Parquet output is flushed just before each commit.
+    #: Seconds between commits (Parquet, then one Kafka transaction per partition).
     commit_interval: float = 10.0
     #: How long an event_id is remembered for de-duplication, in hours of event time.
     dedup_horizon_hours: int = 72
@@ -67,6 +67,11 @@ class Settings:
     #: clock follows the other partitions (so a silent checkpoint's drop is still seen).
     idle_after_seconds: float = 30.0
     topics: Topics = field(default_factory=Topics)
+
+    @property
+    def state_dir(self) -> Path:
+        """Local RocksDB state, one folder per partition (a cache of the changelog)."""
+        return self.worker_dir / "state"
 
     @property
     def broker_url(self) -> str:

@@ -4,10 +4,8 @@ The worker's tables are partitioned like the events topic (a checkpoint's counts
 in the partition its events arrive on), so a partition count that differs from the
 setting is a configuration error to stop on, not something to work around.
 
-The tables' changelog topics are created here too, before Faust starts, and only
-returned once the cluster's metadata lists their partitions. Left to Faust, a changelog
-created on a fresh broker could still be missing from the metadata when the agent
-started, and the agent crashed in a loop on "changelog topic has 0 partitions".
+The state's changelog topic is created here too (compacted, one partition per events
+partition), and only returned once the cluster's metadata lists its partitions.
 """
 
 from __future__ import annotations
@@ -21,23 +19,23 @@ from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from streams.settings import ConfigError, Settings
 
-#: The worker's Faust tables (each has a compacted changelog topic named after it).
-TABLES = ("day_profiles", "seen_event_ids", "detector_state")
-
-_COMPACTED = {"cleanup.policy": "compact"}
+#: Compacted; records of id chunks can be a few hundred KiB.
+_CHANGELOG_CONFIG = {"cleanup.policy": "compact", "max.message.bytes": str(8 * 2**20)}
 
 
-def changelog_topic(settings: Settings, table: str) -> str:
-    """Faust's name for a table's changelog: ``<app id>-<table>-changelog``."""
-    return f"{settings.app_id}-{table}-changelog"
+def changelog_topic(settings: Settings) -> str:
+    """The core's state changelog: ``<app id>-state-changelog``, partitioned like the events."""
+    return f"{settings.app_id}-state-changelog"
 
 
 def topic_specs(settings: Settings) -> dict[str, int]:
     t = settings.topics
-    specs = {t.events: settings.partitions, t.dead_letter: settings.partitions, t.alerts: 1}
-    for table in TABLES:
-        specs[changelog_topic(settings, table)] = settings.partitions
-    return specs
+    return {
+        t.events: settings.partitions,
+        t.dead_letter: settings.partitions,
+        t.alerts: 1,
+        changelog_topic(settings): settings.partitions,
+    }
 
 
 def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[str, int]:
@@ -52,13 +50,13 @@ def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[st
     try:
         specs = topic_specs(settings)
         existing = set(admin.list_topics())
-        changelogs = {changelog_topic(settings, table) for table in TABLES}
+        changelog = changelog_topic(settings)
         missing = [
             NewTopic(
                 name,
                 num_partitions=parts,
                 replication_factor=replication_factor,
-                topic_configs=_COMPACTED if name in changelogs else {},
+                topic_configs=_CHANGELOG_CONFIG if name == changelog else {},
             )
             for name, parts in specs.items()
             if name not in existing
@@ -76,12 +74,11 @@ def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[st
             f"topic {events} has {found.get(events)} partitions but CROSSINGS_PARTITIONS="
             f"{settings.partitions}; set CROSSINGS_PARTITIONS to match the topic"
         )
-    for table in TABLES:
-        name = changelog_topic(settings, table)
+    for name in (changelog_topic(settings),):
         if found.get(name) != settings.partitions:
             raise ConfigError(
                 f"changelog topic {name} has {found.get(name)} partitions but CROSSINGS_PARTITIONS="
-                f"{settings.partitions}; the table's state cannot be re-partitioned in place: "
+                f"{settings.partitions}; the state cannot be re-partitioned in place: "
                 "use a new CROSSINGS_APP_ID (and replay) or restore the old partition count"
             )
     return found

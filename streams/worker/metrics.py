@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+from streams.core.task import CommitReport
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -29,6 +30,8 @@ _EVENT_AGE_BUCKETS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 
 @dataclass
 class WorkerMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    _open_labels: set[tuple[str, str, str, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         # ``*_created`` series double the series count and no dashboard uses them.
@@ -91,6 +94,57 @@ class WorkerMetrics:
         self.parquet_flush_seconds = Histogram(
             "crossings_parquet_flush_seconds", "Time to flush Parquet before a commit.", registry=r
         )
+        self.commit_seconds = Histogram(
+            "crossings_commit_seconds",
+            "Time of one partition's commit: Parquet, Kafka transaction, local state.",
+            registry=r,
+        )
+        self.commit_failures = Counter(
+            "crossings_commit_failures",
+            "Commits that failed and were retried (disk or broker errors).",
+            registry=r,
+        )
+        self.events_redelivered = Counter(
+            "crossings_events_redelivered",
+            "Records delivered again at or below the committed offset, recognised and skipped.",
+            registry=r,
+        )
+
+    def apply(self, report: CommitReport, now: float, open_episodes: dict[tuple[str, str], str]) -> None:
+        """Count what one commit made durable (metrics move with the data, not before it)."""
+        deltas = report.batch.metrics
+        for (checkpoint, direction), n in deltas.processed.items():
+            self.events_processed.labels(checkpoint, direction).inc(n)
+        if deltas.duplicates:
+            self.events_duplicate.inc(deltas.duplicates)
+        for reason, n in deltas.invalid.items():
+            self.events_invalid.labels(reason).inc(n)
+        if deltas.redelivered:
+            self.events_redelivered.inc(deltas.redelivered)
+        for labels, n in deltas.alerts_raised.items():
+            self.alerts_raised.labels(*labels).inc(n)
+        for labels, n in deltas.alert_messages.items():
+            self.alert_messages.labels(*labels).inc(n)
+        for timestamp_ms in deltas.record_timestamps_ms:
+            self.arrival_lag.observe(max(now - timestamp_ms / 1000, 0.0))
+        for event_ts in deltas.event_times_s:
+            self.event_age.observe(max(now - event_ts, 0.0))
+        flush = report.flush
+        self.parquet_flush_seconds.observe(getattr(flush, "seconds", 0.0))
+        for dataset in ("events", "daily_counts", "alerts"):
+            rows = getattr(flush, f"{dataset}_rows", 0)
+            if rows:
+                self.parquet_rows.labels(dataset).inc(rows)
+        self.commit_seconds.observe(report.seconds)
+        partition = report.batch.partition
+        for checkpoint, direction in {key[:2] for key in self._open_labels if key[3] == partition}:
+            for kind in ("surge", "drop"):
+                with contextlib.suppress(KeyError):
+                    self.alerts_open.remove(checkpoint, direction, kind)
+        self._open_labels = {key for key in self._open_labels if key[3] != partition}
+        for (checkpoint, direction), kind in open_episodes.items():
+            self.alerts_open.labels(checkpoint, direction, kind).set(1)
+            self._open_labels.add((checkpoint, direction, kind, partition))
 
     def forget_checkpoint(self, checkpoint: str, direction: str) -> None:
         """Drop the gauges of a checkpoint this worker no longer owns, so that after a

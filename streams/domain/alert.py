@@ -2,18 +2,26 @@
 
 One shape for every channel: the Kafka topic, the log line, the Parquet history, and
 later Alertmanager and webhooks all carry the same dict.
+
+Deterministic: the id is derived from the episode, the status, the window and the
+event-time ``as_of``, and ``raised_at`` is given by the caller (the broker timestamp of
+the record that triggered it), so a re-delivered batch produces byte-identical alerts and
+a consumer can drop a repeat by ``alert_id``.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from streams.checkpoints import Checkpoint
-from streams.detect import Transition
+from streams.domain.detect import Transition
+from streams.domain.registry import Checkpoint
 
 ALERT_SCHEMA_VERSION = 1
+
+#: Namespace of the name-based (v5) UUIDs that identify alert messages.
+ALERT_ID_NAMESPACE = uuid.UUID("6f1c2a52-3c1e-4d0b-9a57-3a9d8c0f2b11")
 
 
 def _signed(value: float) -> str:
@@ -37,14 +45,18 @@ def summary_line(checkpoint: Checkpoint, direction: str, transition: Transition)
     return line
 
 
+def alert_id(episode_id: str, status: str, window: str, as_of: datetime) -> str:
+    return str(uuid.uuid5(ALERT_ID_NAMESPACE, f"{episode_id}|{status}|{window}|{as_of.isoformat()}"))
+
+
 def alert_message(
-    checkpoint: Checkpoint, direction: str, transition: Transition, *, now: datetime | None = None
+    checkpoint: Checkpoint, direction: str, transition: Transition, *, raised_at: datetime
 ) -> dict[str, Any]:
     a, e = transition.assessment, transition.episode
-    raised_at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    as_of = transition.as_of.astimezone(UTC)
     return {
         "version": ALERT_SCHEMA_VERSION,
-        "alert_id": str(uuid.uuid4()),
+        "alert_id": alert_id(e.episode_id, transition.status, a.window, as_of),
         "episode_id": e.episode_id,
         "status": transition.status,
         "kind": e.kind,
@@ -53,8 +65,8 @@ def alert_message(
         "direction": direction,
         "local_day": a.local_day.isoformat(),
         "window": a.window,
-        "as_of": transition.as_of.astimezone(timezone.utc).isoformat(),
-        "raised_at": raised_at.isoformat(),
+        "as_of": as_of.isoformat(),
+        "raised_at": raised_at.astimezone(UTC).isoformat(),
         "observed": a.observed,
         "expected": round(a.expected, 1),
         "ratio": round(a.ratio, 3),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from streams.counts import HOURS, DayProfile
+from streams.domain.counts import HOURS, DayProfile
 
 ProfileLookup = Callable[[date], DayProfile | None]
 

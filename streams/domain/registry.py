@@ -1,17 +1,20 @@
-"""Reference data for border crossing points (``schemas/checkpoints.json``).
+"""Reference data for border crossing points: the checkpoint registry.
 
 The time zone is part of a checkpoint's identity: its "day" is the local calendar day
-in that zone, so counts, baselines and Parquet partitions all follow from it.
+in that zone, so counts, baselines and Parquet partitions all follow from it. The
+registry is loaded once by the caller and passed in; nothing in the domain reads it from
+a global.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from streams.schemas import load_json
+from streams.schemas import schemas_dir
 
 
 @dataclass(frozen=True)
@@ -27,10 +30,13 @@ class Checkpoint:
     lon: float
 
 
-@cache
-def checkpoints() -> Mapping[str, Checkpoint]:
-    """All known checkpoints by id; an unknown zone name fails here, at load, not mid-stream."""
-    data = load_json("checkpoints.json")
+Registry = Mapping[str, Checkpoint]
+
+
+def load_registry(path: Path | None = None) -> dict[str, Checkpoint]:
+    """All checkpoints by id; an unknown zone name fails here, at load, not mid-stream."""
+    source = path or schemas_dir() / "checkpoints.json"
+    data = json.loads(Path(source).read_text(encoding="utf-8"))
     return {
         item["checkpoint_id"]: Checkpoint(
             checkpoint_id=item["checkpoint_id"],

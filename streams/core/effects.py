@@ -1,0 +1,101 @@
+"""What processing produces between two commits, for the sinks, Kafka and metrics.
+
+The core never writes, sends or counts anything itself: it accumulates these effects,
+and the commit protocol hands them over (Parquet rows to the lake, alerts and dead
+letters to the outputs transaction, metric deltas to whoever serves metrics).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from streams.core.store import Change
+
+
+@dataclass
+class EventColumns:
+    """Rows of one events folder (local day x checkpoint), column by column for Arrow."""
+
+    event_id: list[str] = field(default_factory=list)
+    direction: list[str] = field(default_factory=list)
+    occurred_at_us: list[int] = field(default_factory=list)
+    local_hour: list[int] = field(default_factory=list)
+    nationality: list[str] = field(default_factory=list)
+    purpose: list[str] = field(default_factory=list)
+    mode: list[str] = field(default_factory=list)
+    outcome: list[str] = field(default_factory=list)
+    kafka_partition: list[int] = field(default_factory=list)
+    kafka_offset: list[int] = field(default_factory=list)
+    kafka_timestamp_ms: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An invalid message: the original bytes go to the dead-letter topic, the reason in headers."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+    detail: str
+
+
+@dataclass
+class MetricDeltas:
+    processed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    duplicates: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)
+    #: Already applied (at or below the stored offset) and skipped on re-delivery.
+    redelivered: int = 0
+    alerts_raised: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    alert_messages: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Broker timestamps (ms) and event times (s) of counted records, for latency histograms.
+    record_timestamps_ms: list[int] = field(default_factory=list)
+    event_times_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Effects:
+    first_offset: int | None = None
+    last_offset: int | None = None
+    events: dict[tuple[date, str], EventColumns] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: (checkpoint_id, local_day) whose counts changed: their snapshots are rewritten.
+    days_touched: set[tuple[str, date]] = field(default_factory=set)
+    metrics: MetricDeltas = field(default_factory=MetricDeltas)
+
+
+@dataclass
+class DailySnapshot:
+    """All (direction, nationality, purpose, count) rows of one checkpoint-day in a partition."""
+
+    checkpoint_id: str
+    local_day: date
+    rows: list[tuple[str, str, str, int]]
+    as_of_s: float
+
+
+@dataclass
+class CommitBatch:
+    """Everything one commit makes durable, in the order the protocol writes it."""
+
+    partition: int
+    commit_seq: int
+    first_offset: int | None
+    last_offset: int
+    events: dict[tuple[date, str], EventColumns]
+    alerts: list[dict[str, Any]]
+    snapshots: list[DailySnapshot]
+    dead_letters: list[DeadLetter]
+    changes: list[Change]
+    metrics: MetricDeltas
+    expired_buckets: list[int]
+    expired_profiles: list[str]

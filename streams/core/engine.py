@@ -1,0 +1,127 @@
+"""The partitions one process owns, driven the same way by the Faust worker and the replay.
+
+``Engine`` routes records to their partition's task, runs the idle-partition timer, and
+commits on a schedule. It holds no Kafka or Faust object: those come in as ``Outputs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from streams.core.partitioning import checkpoints_by_partition
+from streams.core.ports import Outputs, Sink
+from streams.core.processor import CoreConfig
+from streams.core.records import SourceRecord
+from streams.core.task import CommitReport, PartitionTask
+from streams.domain.clock import partition_clocks
+from streams.domain.event import EventDecoder
+from streams.domain.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    partitions: int
+    state_dir: Path
+    #: Seconds between commits of a partition with pending work.
+    commit_interval: float = 10.0
+    #: Wall-clock seconds without records after which a partition counts as idle.
+    idle_after: float = 30.0
+    core: CoreConfig = CoreConfig()
+
+
+class Engine:
+    def __init__(
+        self,
+        config: EngineConfig,
+        registry: Registry,
+        sink: Sink,
+        outputs: Outputs,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.sink = sink
+        self.outputs = outputs
+        self.decoder = EventDecoder(registry)
+        self.owned = checkpoints_by_partition(registry, config.partitions)
+        self.tasks: dict[int, PartitionTask] = {}
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._last_commit = monotonic()
+
+    def task_path(self, partition: int) -> Path:
+        return self.config.state_dir / f"partition-{partition:03d}"
+
+    async def open(self, partition: int) -> PartitionTask:
+        task = self.tasks.get(partition)
+        if task is None:
+            task = PartitionTask(
+                partition,
+                self.task_path(partition),
+                self.sink,
+                self.outputs,
+                self.registry,
+                self.owned.get(partition, ()),
+                self.decoder,
+                self.config.core,
+            )
+            await task.open()
+            self.tasks[partition] = task
+        return task
+
+    async def close(self, partitions: Iterable[int]) -> None:
+        for partition in sorted(partitions):
+            task = self.tasks.pop(partition, None)
+            if task is not None:
+                await task.close()
+
+    async def process(self, records: Sequence[SourceRecord]) -> None:
+        """Apply records of any partitions (each partition's in offset order)."""
+        by_partition: dict[int, list[SourceRecord]] = {}
+        for record in records:
+            by_partition.setdefault(record.partition, []).append(record)
+        now = self._wall_clock()
+        monotonic = self._monotonic()
+        for partition, batch in by_partition.items():
+            task = self.tasks.get(partition) or await self.open(partition)
+            task.process(batch, now, monotonic)
+
+    def tick(self) -> None:
+        """Judge idle partitions on the clock of the active ones (see ``domain.clock``)."""
+        tasks = {p: t for p, t in self.tasks.items() if t.processor is not None}
+        clocks = partition_clocks(
+            {p: t.state.stream_ts for p, t in tasks.items()},
+            {p: t.last_record_at for p, t in tasks.items()},
+            self._monotonic(),
+            self.config.idle_after,
+        )
+        raised_at_ms = int(self._wall_clock().timestamp() * 1000)
+        for partition, clock in clocks.items():
+            task = tasks[partition]
+            if task.state.stream_ts is not None and clock > task.state.stream_ts:
+                task.advance(clock, raised_at_ms)
+
+    def commit_due(self) -> bool:
+        return self._monotonic() - self._last_commit >= self.config.commit_interval
+
+    async def commit(self, partitions: Iterable[int] | None = None) -> list[CommitReport]:
+        """Commit every partition with pending work; the first failure raises (CommitFailed)
+        after the partitions before it committed."""
+        self._last_commit = self._monotonic()
+        reports = []
+        for partition in sorted(self.tasks if partitions is None else partitions):
+            task = self.tasks.get(partition)
+            if task is not None:
+                report = await task.commit()
+                if report is not None:
+                    reports.append(report)
+        return reports

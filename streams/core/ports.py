@@ -1,0 +1,41 @@
+"""What the core needs from the outside world, as protocols: the worker plugs Kafka in,
+``crossings replay`` and the tests plug in local stand-ins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from streams.core.effects import CommitBatch
+from streams.core.store import Change
+
+
+class Outputs(Protocol):
+    """Kafka's side of a commit: messages, changelog and source offset, all or nothing."""
+
+    async def open_partition(self, partition: int) -> None:
+        """Take ownership of ``partition``'s outputs, fencing any earlier owner still alive."""
+
+    async def close_partition(self, partition: int) -> None:
+        """Give ownership back (after a rebalance moved the partition, or at shutdown)."""
+
+    async def changelog_end(self, partition: int) -> int | None:
+        """The changelog's committed end offset, or None when there is no changelog."""
+
+    def read_changelog(self, partition: int, start: int, end: int) -> AsyncIterator[list[tuple[int, Change]]]:
+        """Committed changelog records of ``partition`` in [start, end), in order, in chunks."""
+
+    async def publish(self, batch: CommitBatch) -> int | None:
+        """Atomically publish the batch's dead letters, alerts and changelog records and
+        commit its source offset; returns the next changelog offset (None: no changelog).
+        Raises if anything failed, in which case none of it is visible to readers."""
+
+
+class Sink(Protocol):
+    """A destination for committed effects (the Parquet lake)."""
+
+    def open_partition(self, partition: int, committed_seq: int) -> int:
+        """Runs when a partition is opened: remove what uncommitted attempts left behind."""
+
+    def flush(self, batch: CommitBatch) -> object:
+        """Runs first in every commit; raising aborts the commit."""

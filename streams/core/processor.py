@@ -1,0 +1,277 @@
+"""Apply records of one partition to its state, in offset order, and collect the effects.
+
+The whole per-event path, without Faust or Kafka: the worker, ``crossings replay`` and the
+tests drive this same code. Results depend only on the records and their order, never on
+how they were cut into batches:
+
+- a record at or below the state's ``applied_offset`` was applied before (a re-delivery
+  after a crash or a rebalance) and is skipped;
+- de-duplication, the too-late rule and the stream clock advance record by record;
+- detectors are evaluated at each whole hour of stream time, when the first record past
+  it arrives and before that record is counted, not "at the end of the batch".
+
+Invalid input never raises: it becomes a dead letter with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from streams.core.effects import CommitBatch, DailySnapshot, DeadLetter, Effects, EventColumns
+from streams.core.records import SourceRecord
+from streams.core.state import PartitionState
+from streams.core.store import LocalStore
+from streams.domain.alert import alert_message
+from streams.domain.clock import boundaries
+from streams.domain.counts import count_event, group_counts, profile_key
+from streams.domain.detect import CheckpointDetector, DetectorConfig
+from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent
+from streams.domain.local_time import LocalCalendar
+from streams.domain.registry import Checkpoint, Registry
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = ("entry", "exit")
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    #: How long an event_id is remembered, in event time behind the partition's newest event.
+    dedup_horizon_s: float = 72 * 3600
+    #: Day profiles older than this (behind stream time) are forgotten; baselines use 4 weeks.
+    retention_days: int = 35
+    #: Detectors are evaluated at every multiple of this many seconds of stream time.
+    evaluate_every_s: int = 3600
+    #: After a jump of the clock, at most this many boundaries are evaluated one by one.
+    max_catch_up: int = 48
+    detector: DetectorConfig = DetectorConfig()
+
+
+class PartitionProcessor:
+    """The core for one source partition: state, detectors and the effects since the last commit."""
+
+    def __init__(
+        self,
+        partition: int,
+        state: PartitionState,
+        store: LocalStore,
+        registry: Registry,
+        own_checkpoints: Sequence[str],
+        decoder: EventDecoder,
+        config: CoreConfig = CoreConfig(),
+    ) -> None:
+        self.partition = partition
+        self.state = state
+        self.store = store
+        self.registry = registry
+        #: Checkpoints whose events the partitioner sends here: judged even with no traffic.
+        self.own_checkpoints = tuple(sorted(own_checkpoints))
+        self.decoder = decoder
+        self.config = config
+        self.effects = Effects()
+        self._calendars = {cid: LocalCalendar(cp.tz) for cid, cp in registry.items()}
+        self._detectors: dict[str, CheckpointDetector] = {}
+
+    # -- records ---------------------------------------------------------------------------
+
+    def process(self, records: Sequence[SourceRecord], now: datetime) -> None:
+        """Apply ``records`` (all of this partition, in offset order); ``now`` bounds how far
+        ahead of the wall clock an event may be stamped."""
+        state, effects = self.state, self.effects
+        metrics = effects.metrics
+        fresh: list[tuple[SourceRecord, CrossingEvent | InvalidEvent]] = []
+        for record in records:
+            if record.offset <= state.applied_offset:
+                metrics.redelivered += 1
+                continue
+            try:
+                fresh.append((record, self.decoder.decode(record.value, now)))
+            except InvalidEvent as error:
+                fresh.append((record, error))
+            except Exception as error:  # a decoder bug must not stop the stream
+                fresh.append((record, InvalidEvent("schema_violation", f"{type(error).__name__}: {error}")))
+        if not fresh:
+            return
+        candidates = [
+            item.event_id
+            for _, item in fresh
+            if isinstance(item, CrossingEvent) and item.event_id not in state.new_ids
+        ]
+        committed_ids = {i for i, hit in zip(candidates, self.store.remembered(candidates)) if hit}
+        horizon = self.config.dedup_horizon_s
+        step = self.config.evaluate_every_s
+        if effects.first_offset is None:
+            effects.first_offset = fresh[0][0].offset
+        for record, item in fresh:
+            state.applied_offset = effects.last_offset = record.offset
+            if isinstance(item, InvalidEvent):
+                self._dead_letter(record, item)
+                continue
+            event = item
+            ts = event.occurred_at.timestamp()
+            stream_ts = state.stream_ts
+            if stream_ts is None or ts > stream_ts:
+                if stream_ts is None:
+                    state.evaluated_until = int(ts // step * step)
+                elif ts // step > stream_ts // step:
+                    self._evaluate_until(ts, record.timestamp_ms)
+                state.stream_ts = ts
+            elif ts < stream_ts - horizon:
+                behind = datetime.fromtimestamp(stream_ts, UTC) - event.occurred_at
+                self._dead_letter(
+                    record,
+                    InvalidEvent(
+                        "too_late",
+                        f"occurred_at {event.occurred_at.isoformat()} is {behind} behind the partition's "
+                        f"stream time {datetime.fromtimestamp(stream_ts, UTC).isoformat()}, past the "
+                        f"{horizon / 3600:g} h de-duplication horizon",
+                    ),
+                )
+                continue
+            event_id = event.event_id
+            if event_id in state.new_ids or event_id in committed_ids:
+                metrics.duplicates += 1
+                continue
+            state.new_ids[event_id] = int(ts // 3600)
+            self._count(event, ts, record)
+
+    def _count(self, event: CrossingEvent, ts: float, record: SourceRecord) -> None:
+        checkpoint_id, direction = event.checkpoint_id, event.direction
+        day, hour = self._calendars[checkpoint_id].day_and_hour(ts)
+        key = profile_key(checkpoint_id, direction, day)
+        state = self.state
+        state.profiles[key] = count_event(state.profiles.get(key), hour, event.nationality, event.purpose)
+        state.dirty_profiles.add(key)
+        effects = self.effects
+        effects.days_touched.add((checkpoint_id, day))
+        columns = effects.events.get((day, checkpoint_id))
+        if columns is None:
+            columns = effects.events[(day, checkpoint_id)] = EventColumns()
+        columns.event_id.append(event.event_id)
+        columns.direction.append(direction)
+        columns.occurred_at_us.append(round(ts * 1_000_000))
+        columns.local_hour.append(hour)
+        columns.nationality.append(event.nationality)
+        columns.purpose.append(event.purpose)
+        columns.mode.append(event.mode)
+        columns.outcome.append(event.outcome)
+        columns.kafka_partition.append(record.partition)
+        columns.kafka_offset.append(record.offset)
+        columns.kafka_timestamp_ms.append(record.timestamp_ms)
+        metrics = effects.metrics
+        metrics.processed[(checkpoint_id, direction)] += 1
+        metrics.record_timestamps_ms.append(record.timestamp_ms)
+        metrics.event_times_s.append(ts)
+
+    def _dead_letter(self, record: SourceRecord, error: InvalidEvent) -> None:
+        self.effects.dead_letters.append(
+            DeadLetter(record.partition, record.offset, record.key, record.value, error.reason, error.detail)
+        )
+        self.effects.metrics.invalid[error.reason] += 1
+
+    # -- detection -------------------------------------------------------------------------
+
+    def advance(self, until_ts: float, raised_at_ms: int) -> None:
+        """Evaluate the detectors at every whole hour up to ``until_ts``, as if the stream
+        had got there: the idle-partition timer's way of judging a silent partition."""
+        if self.state.evaluated_until is not None:
+            self._evaluate_until(until_ts, raised_at_ms)
+
+    def _evaluate_until(self, until_ts: float, raised_at_ms: int) -> None:
+        state = self.state
+        assert state.evaluated_until is not None
+        steps = boundaries(
+            state.evaluated_until, until_ts, self.config.evaluate_every_s, self.config.max_catch_up
+        )
+        raised_at = datetime.fromtimestamp(raised_at_ms / 1000, UTC)
+        for boundary in steps:
+            as_of = datetime.fromtimestamp(boundary, UTC)
+            for checkpoint_id in self.own_checkpoints:
+                checkpoint = self.registry[checkpoint_id]
+                for direction in DIRECTIONS:
+                    self._evaluate(checkpoint, direction, as_of, raised_at)
+            state.evaluated_until = boundary
+
+    def detector(self, checkpoint: Checkpoint, direction: str) -> CheckpointDetector:
+        key = f"{checkpoint.checkpoint_id}|{direction}"
+        detector = self._detectors.get(key)
+        if detector is None:
+            profiles = self.state.profiles
+            cid = checkpoint.checkpoint_id
+            detector = CheckpointDetector(
+                checkpoint,
+                direction,
+                lambda day: profiles.get(profile_key(cid, direction, day)),
+                self.config.detector,
+                state=self.state.detectors.get(key),
+            )
+            self._detectors[key] = detector
+        return detector
+
+    def _evaluate(self, checkpoint: Checkpoint, direction: str, as_of: datetime, raised_at: datetime) -> None:
+        detector = self.detector(checkpoint, direction)
+        transitions = detector.evaluate(as_of)
+        key = f"{checkpoint.checkpoint_id}|{direction}"
+        self.state.detectors[key] = detector.state()
+        self.state.dirty_detectors.add(key)
+        metrics = self.effects.metrics
+        for transition in transitions:
+            alert = alert_message(checkpoint, direction, transition, raised_at=raised_at)
+            if transition.opened:
+                metrics.alerts_raised[(checkpoint.checkpoint_id, direction, transition.episode.kind)] += 1
+            metrics.alert_messages[(alert["status"], alert["window"])] += 1
+            self.effects.alerts.append(alert)
+            log.warning("ALERT %s %s", alert["status"].upper(), alert["summary"])
+
+    def open_episodes(self) -> dict[tuple[str, str], str]:
+        """(checkpoint, direction) -> kind of the open episode, for the alerts_open gauge."""
+        found = {}
+        for key, saved in self.state.detectors.items():
+            if saved.get("episode"):
+                checkpoint_id, direction = key.split("|")
+                found[(checkpoint_id, direction)] = saved["episode"]["kind"]
+        return found
+
+    # -- commit ----------------------------------------------------------------------------
+
+    @property
+    def has_pending(self) -> bool:
+        effects = self.effects
+        return effects.last_offset is not None or bool(effects.alerts) or self.state.dirty
+
+    def prepare_commit(self) -> CommitBatch:
+        """Freeze the effects since the last commit into the batch the protocol writes."""
+        state, effects = self.state, self.effects
+        seq = state.commit_seq + 1
+        changes, expired_buckets, expired_profiles = state.changes(
+            commit_seq=seq, horizon_s=self.config.dedup_horizon_s, retention_days=self.config.retention_days
+        )
+        snapshots = []
+        for checkpoint_id, day in sorted(effects.days_touched):
+            rows = []
+            for direction in DIRECTIONS:
+                profile = state.profiles.get(profile_key(checkpoint_id, direction, day))
+                if profile:
+                    rows += [(direction, *group) for group in group_counts(profile)]
+            snapshots.append(DailySnapshot(checkpoint_id, day, rows, state.stream_ts or 0.0))
+        return CommitBatch(
+            partition=self.partition,
+            commit_seq=seq,
+            first_offset=effects.first_offset,
+            last_offset=state.applied_offset,
+            events=effects.events,
+            alerts=effects.alerts,
+            snapshots=snapshots,
+            dead_letters=effects.dead_letters,
+            changes=changes,
+            metrics=effects.metrics,
+            expired_buckets=expired_buckets,
+            expired_profiles=expired_profiles,
+        )
+
+    def committed(self, batch: CommitBatch) -> None:
+        self.state.committed(batch.changes, batch.commit_seq, batch.expired_buckets, batch.expired_profiles)
+        self.effects = Effects()

@@ -1,0 +1,142 @@
+"""A partition's state in memory, and the changelog records one commit makes of it.
+
+Everything the core remembers about a partition lives here, stamped with the source
+offset it reflects (``applied_offset``): day profiles, detector states, remembered event
+ids, the stream clock and the commit sequence. It is changed freely while a batch is
+processed; nothing is written until :meth:`changes` turns what changed since the last
+commit into changelog records (one per dirty key, not one per event), which the commit
+protocol makes durable together with the outputs and the source offset.
+
+A commit that fails leaves nothing to undo: the state is rebuilt from the store, which
+only ever holds committed records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from streams.core.store import DETECTOR, META, PROFILE, SEEN_CHUNK, Change, LocalStore
+from streams.domain.counts import DayProfile, parse_profile_key
+
+#: Remembered ids are written to the changelog in chunks of at most this many.
+SEEN_CHUNK_IDS = 5000
+HOUR = 3600
+
+
+@dataclass
+class PartitionState:
+    partition: int
+    #: The last source offset whose effects this state holds; a record at or below it is
+    #: already applied and is skipped when it is delivered again.
+    applied_offset: int = -1
+    #: Newest event time seen on the partition (unix seconds): the clock detection runs on.
+    stream_ts: float | None = None
+    #: The last hour boundary (unix seconds) the detectors were evaluated at.
+    evaluated_until: int | None = None
+    #: Commits made so far; names this partition's Parquet files.
+    commit_seq: int = 0
+    profiles: dict[str, DayProfile] = field(default_factory=dict)
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Committed chunks of remembered ids, by hour bucket of event time.
+    seen_chunks: dict[int, list[bytes]] = field(default_factory=dict)
+    # -- since the last commit --
+    new_ids: dict[str, int] = field(default_factory=dict)
+    dirty_profiles: set[str] = field(default_factory=set)
+    dirty_detectors: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, partition: int, store: LocalStore) -> PartitionState:
+        state = cls(partition)
+        meta = store.get(META)
+        if meta is not None:
+            values = orjson.loads(meta)
+            state.applied_offset = values["applied_offset"]
+            state.stream_ts = values["stream_ts"]
+            state.evaluated_until = values["evaluated_until"]
+            state.commit_seq = values["commit_seq"]
+        for key, value in store.items(PROFILE):
+            state.profiles[key[1:].decode()] = orjson.loads(value)
+        for key, value in store.items(DETECTOR):
+            state.detectors[key[1:].decode()] = orjson.loads(value)
+        for key in store.keys(SEEN_CHUNK):
+            bucket = int(key[1:].split(b"|", 1)[0])
+            state.seen_chunks.setdefault(bucket, []).append(key)
+        return state
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.new_ids or self.dirty_profiles or self.dirty_detectors)
+
+    def remember(self, event_id: str, occurred_ts: float) -> None:
+        self.new_ids[event_id] = int(occurred_ts // HOUR)
+
+    def changes(
+        self, *, commit_seq: int, horizon_s: float, retention_days: int
+    ) -> tuple[list[Change], list[int], list[str]]:
+        """Changelog records for everything changed since the last commit, stamped by a
+        meta record with the new applied offset; plus the id buckets and profile keys this
+        commit expires (by event time: ids past the de-duplication horizon, day profiles
+        past the retention), for :meth:`committed` to drop from memory."""
+        records: list[Change] = [
+            (PROFILE + key.encode(), orjson.dumps(self.profiles[key])) for key in sorted(self.dirty_profiles)
+        ]
+        records += [
+            (DETECTOR + key.encode(), orjson.dumps(self.detectors[key]))
+            for key in sorted(self.dirty_detectors)
+        ]
+        records += list(_id_chunks(self.new_ids, commit_seq))
+        expired_buckets: list[int] = []
+        expired_profiles: list[str] = []
+        if self.stream_ts is not None:
+            # Every id older than the horizon would now be refused as too late, so it can go.
+            cutoff = int((self.stream_ts - horizon_s) // HOUR)
+            expired_buckets = sorted(b for b in self.seen_chunks if b < cutoff)
+            records += [(key, None) for b in expired_buckets for key in self.seen_chunks[b]]
+            oldest_day = datetime.fromtimestamp(self.stream_ts, UTC).date() - timedelta(days=retention_days)
+            expired_profiles = sorted(k for k in self.profiles if _profile_day(k) < oldest_day)
+            records += [(PROFILE + key.encode(), None) for key in expired_profiles]
+        meta = {
+            "applied_offset": self.applied_offset,
+            "stream_ts": self.stream_ts,
+            "evaluated_until": self.evaluated_until,
+            "commit_seq": commit_seq,
+        }
+        records.append((META, orjson.dumps(meta)))
+        return records, expired_buckets, expired_profiles
+
+    def committed(
+        self, records: list[Change], commit_seq: int, expired_buckets: list[int], expired_profiles: list[str]
+    ) -> None:
+        """The records of :meth:`changes` are durable: start the next commit from here."""
+        self.commit_seq = commit_seq
+        for bucket in expired_buckets:
+            self.seen_chunks.pop(bucket, None)
+        for key in expired_profiles:
+            self.profiles.pop(key, None)
+        for key, value in records:
+            if key.startswith(SEEN_CHUNK) and value is not None:
+                bucket = int(key[1:].split(b"|", 1)[0])
+                self.seen_chunks.setdefault(bucket, []).append(key)
+        self.new_ids.clear()
+        self.dirty_profiles.clear()
+        self.dirty_detectors.clear()
+
+
+def _id_chunks(new_ids: dict[str, int], commit_seq: int) -> Iterator[Change]:
+    by_bucket: dict[int, list[str]] = {}
+    for event_id, bucket in new_ids.items():
+        by_bucket.setdefault(bucket, []).append(event_id)
+    for bucket in sorted(by_bucket):
+        ids = by_bucket[bucket]
+        for n, start in enumerate(range(0, len(ids), SEEN_CHUNK_IDS)):
+            key = SEEN_CHUNK + f"{bucket:010d}|{commit_seq:010d}|{n:05d}".encode()
+            yield key, "\n".join(ids[start : start + SEEN_CHUNK_IDS]).encode()
+
+
+def _profile_day(key: str) -> date:
+    return parse_profile_key(key)[2]

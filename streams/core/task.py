@@ -1,0 +1,206 @@
+"""One partition's lifecycle and the commit protocol, written once for every driver.
+
+Commit protocol (Quix Streams' order, with a Kafka transaction as the atomic step):
+
+1. **sinks**: the Parquet files of the commit, named by partition, commit sequence and
+   offset range (a rewrite produces the same file);
+2. **Kafka transaction**: dead letters, alerts, one changelog record per dirty state key
+   (stamped by a meta record holding the applied offset), and the source offset, committed
+   together;
+3. **local store**: the same changelog records in one RocksDB write batch.
+
+A crash before 2 completes leaves nothing visible: the transaction aborts, the offset
+has not moved, and the files of step 1 have a sequence past the committed one, so they
+are removed when the partition is opened again. A crash between 2 and 3 leaves the
+local store behind the changelog; opening reads the changelog's tail. A record delivered
+again at or below the applied offset is recognised and skipped.
+
+A failed commit (a disk error, a broker error) raises ``CommitFailed`` after rebuilding
+the state from the store and the changelog and re-applying the inputs since the last
+commit, so a retry writes the same batch, byte for byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from streams.core.effects import CommitBatch
+from streams.core.ports import Outputs, Sink
+from streams.core.processor import CoreConfig, PartitionProcessor
+from streams.core.records import SourceRecord
+from streams.core.state import PartitionState
+from streams.core.store import LocalStore
+from streams.domain.event import EventDecoder
+from streams.domain.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+class CommitFailed(RuntimeError):
+    """A commit did not complete; nothing of it is visible and the state is as before it."""
+
+
+@dataclass(frozen=True)
+class CommitReport:
+    batch: CommitBatch
+    flush: object
+    seconds: float
+
+
+class PartitionTask:
+    def __init__(
+        self,
+        partition: int,
+        store_path: Path,
+        sink: Sink,
+        outputs: Outputs,
+        registry: Registry,
+        own_checkpoints: Sequence[str],
+        decoder: EventDecoder,
+        config: CoreConfig = CoreConfig(),
+    ) -> None:
+        self.partition = partition
+        self.store_path = Path(store_path)
+        self.sink = sink
+        self.outputs = outputs
+        self.registry = registry
+        self.own_checkpoints = tuple(own_checkpoints)
+        self.decoder = decoder
+        self.config = config
+        self.store: LocalStore | None = None
+        self.processor: PartitionProcessor | None = None
+        #: Inputs since the last commit, in order: re-applied after a failed commit.
+        self._inputs: list[tuple[str, object, object]] = []
+        #: Monotonic time of the last record, for the idle-partition rule.
+        self.last_record_at = float("-inf")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Fence earlier owners, catch the local store up with the changelog, load the
+        state and remove files that uncommitted attempts left in the lake."""
+        started = time.perf_counter()
+        await self.outputs.open_partition(self.partition)
+        self.store = LocalStore(self.store_path)
+        read = await self._catch_up()
+        self._load()
+        assert self.processor is not None
+        removed = self.sink.open_partition(self.partition, self.processor.state.commit_seq)
+        state = self.processor.state
+        log.info(
+            "partition %d open in %.2fs: applied offset %d, commit %d, %d changelog records read, "
+            "%d uncommitted files removed",
+            self.partition,
+            time.perf_counter() - started,
+            state.applied_offset,
+            state.commit_seq,
+            read,
+            removed,
+        )
+
+    async def close(self) -> None:
+        """Drop what was not committed (the next owner processes it again) and let go."""
+        self._inputs.clear()
+        self.processor = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        await self.outputs.close_partition(self.partition)
+
+    async def _catch_up(self) -> int:
+        assert self.store is not None
+        end = await self.outputs.changelog_end(self.partition)
+        if end is None:
+            return 0
+        start = self.store.changelog_offset()
+        if start > end:
+            log.warning(
+                "partition %d: local state is ahead of its changelog (%d > %d; was the topic "
+                "recreated?): rebuilding it from the changelog",
+                self.partition,
+                start,
+                end,
+            )
+            self.store.wipe()
+            start = 0
+        read = 0
+        async for chunk in self.outputs.read_changelog(self.partition, start, end):
+            self.store.apply([change for _, change in chunk], chunk[-1][0] + 1)
+            read += len(chunk)
+        return read
+
+    def _load(self) -> None:
+        assert self.store is not None
+        state = PartitionState.load(self.partition, self.store)
+        self.processor = PartitionProcessor(
+            self.partition, state, self.store, self.registry, self.own_checkpoints, self.decoder, self.config
+        )
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> PartitionState:
+        assert self.processor is not None, f"partition {self.partition} is not open"
+        return self.processor.state
+
+    def process(self, records: Sequence[SourceRecord], now: datetime, monotonic: float) -> None:
+        assert self.processor is not None, f"partition {self.partition} is not open"
+        self._inputs.append(("records", records, now))
+        self.processor.process(records, now)
+        self.last_record_at = monotonic
+
+    def advance(self, until_ts: float, raised_at_ms: int) -> None:
+        assert self.processor is not None, f"partition {self.partition} is not open"
+        self._inputs.append(("advance", until_ts, raised_at_ms))
+        self.processor.advance(until_ts, raised_at_ms)
+
+    @property
+    def has_pending(self) -> bool:
+        return self.processor is not None and self.processor.has_pending
+
+    # -- commit ----------------------------------------------------------------------------
+
+    async def commit(self) -> CommitReport | None:
+        """Make everything since the last commit durable (see the module docstring)."""
+        processor = self.processor
+        if processor is None or not processor.has_pending:
+            return None
+        assert self.store is not None
+        started = time.perf_counter()
+        batch = processor.prepare_commit()
+        try:
+            flushed = self.sink.flush(batch)
+            next_changelog_offset = await self.outputs.publish(batch)
+            self.store.apply(batch.changes, next_changelog_offset)
+        except Exception as error:
+            log.error("partition %d: commit %d failed: %s", self.partition, batch.commit_seq, error)
+            await self._recover()
+            raise CommitFailed(f"partition {self.partition}: commit {batch.commit_seq} failed: {error}") from error
+        processor.committed(batch)
+        self._inputs.clear()
+        return CommitReport(batch, flushed, time.perf_counter() - started)
+
+    async def _recover(self) -> None:
+        """Back to the last committed state, then re-apply the inputs since: a retry then
+        writes the same batch. Files of the failed attempt are removed if the disk lets us."""
+        assert self.store is not None
+        try:
+            await self._catch_up()
+        except Exception as error:  # the broker may be what failed; the store is still consistent
+            log.warning("partition %d: changelog not readable while recovering: %s", self.partition, error)
+        self._load()
+        assert self.processor is not None
+        try:
+            self.sink.open_partition(self.partition, self.processor.state.commit_seq)
+        except OSError as error:
+            log.warning("partition %d: could not remove uncommitted files yet: %s", self.partition, error)
+        for kind, first, second in self._inputs:
+            if kind == "records":
+                self.processor.process(first, second)  # type: ignore[arg-type]
+            else:
+                self.processor.advance(first, second)  # type: ignore[arg-type]

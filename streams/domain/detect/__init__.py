@@ -1,0 +1,23 @@
+"""Spike and drop detection: a baseline per checkpoint-day and a detector with episodes."""
+
+from streams.domain.detect.baseline import Baseline, BaselineConfig, build_baseline
+from streams.domain.detect.detector import (
+    Assessment,
+    CheckpointDetector,
+    DetectorConfig,
+    Driver,
+    Episode,
+    Transition,
+)
+
+__all__ = [
+    "Assessment",
+    "Baseline",
+    "BaselineConfig",
+    "CheckpointDetector",
+    "DetectorConfig",
+    "Driver",
+    "Episode",
+    "Transition",
+    "build_baseline",
+]

@@ -1,0 +1,246 @@
+"""The crossing event contract (schemas/crossing_event.v1.json) and its validation.
+
+``EventDecoder.decode`` is the one gate every message passes. It never raises anything
+but ``InvalidEvent``, whose ``reason`` is one of a small fixed set (it becomes a metric
+label and a dead-letter header) and whose ``detail`` says what exactly was wrong.
+
+Two paths, one verdict. Almost every message is valid, so it is first decoded by a
+msgspec ``Struct`` that encodes the JSON Schema's types, enums and patterns (about 15x
+faster than ``json`` + fastjsonschema). Anything that struct refuses goes through the
+reference path, ``json.loads`` + the compiled JSON Schema, which names the reason. The
+checks after the schema (timestamp, nationality, registry) are shared code. So an
+invalid message always gets the reference path's error, and the fast path may only ever
+accept what the reference path accepts (a property test holds the two together).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Annotated, Any, Final, Literal
+
+import fastjsonschema
+import msgspec
+import pycountry
+
+from streams.domain.registry import Registry
+from streams.schemas import load_json
+
+SCHEMA_VERSION: Final = 1
+
+#: Document codes of ICAO Doc 9303 that are not ISO 3166-1 countries but do appear on
+#: travel documents: stateless persons and refugees cross borders too.
+ICAO_SPECIAL_NATIONALITIES: Final = frozenset({"XXA", "XXB", "XXC", "XXX"})
+
+#: Every reason ``InvalidEvent`` can carry; bounded so it is safe as a metric label.
+REASONS: Final = (
+    "malformed_json",
+    "not_an_object",
+    "unsupported_version",
+    "missing_field",
+    "unknown_field",
+    "wrong_type",
+    "unknown_enum",
+    "bad_event_id",
+    "bad_timestamp",
+    "future_timestamp",
+    "bad_nationality",
+    "unknown_checkpoint",
+    "schema_violation",
+    "too_late",
+)
+
+#: Nothing this system counts happened before the Unix epoch; older stamps are broken clocks.
+EARLIEST_OCCURRED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: Events stamped further ahead of the wall clock than this are a broken clock, not news.
+MAX_CLOCK_SKEW: Final = timedelta(hours=24)
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class CrossingEvent(msgspec.Struct, frozen=True, gc=False):
+    """A valid crossing. A Struct, not a dataclass: built once per event, 7x cheaper."""
+
+    event_id: str
+    checkpoint_id: str
+    direction: str
+    occurred_at: datetime
+    nationality: str
+    purpose: str
+    mode: str
+    outcome: str
+    version: int = SCHEMA_VERSION
+
+
+# -- the fast path: the schema as a msgspec Struct ----------------------------------------
+
+_SCHEMA: Final = load_json("crossing_event.v1.json")
+_PROPS: Final = _SCHEMA["properties"]
+
+
+def _pattern(name: str, **extra: Any) -> Any:
+    return Annotated[str, msgspec.Meta(pattern=_PROPS[name]["pattern"], **extra)]
+
+
+Direction = Literal[tuple(_PROPS["direction"]["enum"])]  # type: ignore[valid-type]
+Purpose = Literal[tuple(_PROPS["purpose"]["enum"])]  # type: ignore[valid-type]
+Mode = Literal[tuple(_PROPS["mode"]["enum"])]  # type: ignore[valid-type]
+Outcome = Literal[tuple(_PROPS["outcome"]["enum"])]  # type: ignore[valid-type]
+
+
+class _WireEvent(msgspec.Struct, forbid_unknown_fields=True):
+    version: Literal[1]
+    event_id: _pattern("event_id", min_length=1, max_length=128)  # type: ignore[valid-type]
+    checkpoint_id: _pattern("checkpoint_id")  # type: ignore[valid-type]
+    direction: Direction
+    occurred_at: _pattern("occurred_at")  # type: ignore[valid-type]
+    nationality: _pattern("nationality")  # type: ignore[valid-type]
+    purpose: Purpose
+    mode: Mode
+    outcome: Outcome
+
+
+_FAST_DECODER: Final = msgspec.json.Decoder(_WireEvent)
+_SCHEMA_ERROR: Final = msgspec.ValidationError
+
+
+# -- the reference path -------------------------------------------------------------------
+
+
+@cache
+def _schema_validator() -> Any:
+    return fastjsonschema.compile(_SCHEMA)
+
+
+@cache
+def known_nationalities() -> frozenset[str]:
+    return frozenset(c.alpha_3 for c in pycountry.countries) | ICAO_SPECIAL_NATIONALITIES
+
+
+def _reason_for_schema_error(error: fastjsonschema.JsonSchemaValueException) -> str:
+    field = error.path[1] if len(error.path) > 1 else None
+    rule = error.rule
+    if field == "version":
+        return "unsupported_version"
+    if rule == "required":
+        return "missing_field"
+    if rule == "additionalProperties":
+        return "unknown_field"
+    if rule == "type":
+        return "wrong_type"
+    if rule in {"enum", "const"}:
+        return "unknown_enum"
+    if field == "occurred_at":
+        return "bad_timestamp"
+    if field == "nationality":
+        return "bad_nationality"
+    if field == "event_id":
+        return "bad_event_id"
+    if field == "checkpoint_id":
+        return "unknown_checkpoint"
+    return "schema_violation"
+
+
+def parse_occurred_at(raw: str) -> datetime:
+    """RFC 3339 with an explicit offset; a naive time has no defined instant, so it fails."""
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidEvent("bad_timestamp", f"occurred_at {raw!r} is not RFC 3339") from None
+    if parsed.tzinfo is None:
+        raise InvalidEvent("bad_timestamp", f"occurred_at {raw!r} has no UTC offset")
+    try:
+        in_utc = parsed.astimezone(UTC)  # year 1 at +14:00 is before year 1 in UTC
+    except OverflowError:
+        raise InvalidEvent("bad_timestamp", f"occurred_at {raw!r} is outside the calendar") from None
+    if in_utc < EARLIEST_OCCURRED_AT:
+        raise InvalidEvent("bad_timestamp", f"occurred_at {raw!r} is before {EARLIEST_OCCURRED_AT:%Y}")
+    return parsed
+
+
+class EventDecoder:
+    """Bytes off the wire to a valid event, against a given checkpoint registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.nationalities = known_nationalities()
+
+    def decode(self, raw: bytes | None, now: datetime) -> CrossingEvent:
+        """The event in ``raw``, or ``InvalidEvent``; ``now`` bounds how far ahead it may be."""
+        if raw is None:
+            raise InvalidEvent("malformed_json", "message has no value (tombstone)")
+        try:
+            wire = _FAST_DECODER.decode(raw)
+        except (_SCHEMA_ERROR, msgspec.DecodeError):
+            return self._reference(raw, now)
+        return self._checked(
+            wire.event_id,
+            wire.checkpoint_id,
+            wire.direction,
+            wire.occurred_at,
+            wire.nationality,
+            wire.purpose,
+            wire.mode,
+            wire.outcome,
+            now,
+        )
+
+    def validate_payload(self, payload: Any, now: datetime) -> CrossingEvent:
+        """Check a decoded JSON value against the schema and the reference data."""
+        if not isinstance(payload, dict):
+            raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(payload).__name__}")
+        try:
+            _schema_validator()(payload)
+        except fastjsonschema.JsonSchemaValueException as error:
+            raise InvalidEvent(_reason_for_schema_error(error), error.message) from None
+        return self._checked(
+            payload["event_id"],
+            payload["checkpoint_id"],
+            payload["direction"],
+            payload["occurred_at"],
+            payload["nationality"],
+            payload["purpose"],
+            payload["mode"],
+            payload["outcome"],
+            now,
+        )
+
+    def _reference(self, raw: bytes, now: datetime) -> CrossingEvent:
+        try:
+            payload = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InvalidEvent("malformed_json", str(error)) from None
+        return self.validate_payload(payload, now)
+
+    def _checked(
+        self,
+        event_id: str,
+        checkpoint_id: str,
+        direction: str,
+        occurred_raw: str,
+        nationality: str,
+        purpose: str,
+        mode: str,
+        outcome: str,
+        now: datetime,
+    ) -> CrossingEvent:
+        occurred_at = parse_occurred_at(occurred_raw)
+        if occurred_at - now > MAX_CLOCK_SKEW:
+            raise InvalidEvent(
+                "future_timestamp", f"occurred_at {occurred_raw} is ahead of now ({now:%Y-%m-%dT%H:%MZ})"
+            )
+        if nationality not in self.nationalities:
+            raise InvalidEvent("bad_nationality", f"{nationality!r} is not an ISO 3166-1 alpha-3 code")
+        if checkpoint_id not in self.registry:
+            raise InvalidEvent("unknown_checkpoint", f"{checkpoint_id!r} is not in the checkpoint registry")
+        return CrossingEvent(
+            event_id, checkpoint_id, direction, occurred_at, nationality, purpose, mode, outcome
+        )

@@ -1,0 +1,114 @@
+"""Where the lake's files live and what their columns are.
+
+Layout under the data root (``date`` is the checkpoint's *local* day; ``date`` and
+``checkpoint`` live only in the folder names, as Spark writes them)::
+
+    events/date=D/checkpoint=C/p<PPP>-<seq>-o<first>-<last>.parquet   append-only
+    alerts/date=D/checkpoint=C/p<PPP>-<seq>-o<first>-<last>.parquet   append-only
+    daily_counts/date=D/checkpoint=C/p<PPP>.parquet                    replaced snapshot
+
+``PPP`` is the source partition, ``seq`` the partition's commit sequence and
+``first``-``last`` the source offsets the commit covered (``-timer`` for a commit of
+alerts raised by the idle-partition timer alone). A name follows from what was committed,
+so writing a commit again writes the same file, and no two writers anywhere can pick the
+same name for different rows. A daily-counts snapshot is per partition, so the sum over a
+folder's files is the checkpoint-day's count even if a checkpoint's events were spread
+over partitions.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+EVENTS = "events"
+DAILY_COUNTS = "daily_counts"
+ALERTS = "alerts"
+COMPRESSION = "zstd"
+#: Temporary files are ``.tmp-p<PPP>-<uuid>.tmp``: never matched by ``*.parquet`` globs.
+TEMP_PREFIX = ".tmp-"
+TEMP_SUFFIX = ".tmp"
+
+CHECKPOINT_ID = re.compile(r"^[a-z0-9-]{2,64}$")
+COMMIT_FILE = re.compile(r"^p(?P<partition>\d{3})-(?P<seq>\d{10})-(?:o\d+-\d+|timer)\.parquet$")
+
+_UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("direction", pa.string(), nullable=False),
+        pa.field("occurred_at", _UTC_MICROS, nullable=False),
+        pa.field("local_hour", pa.int8(), nullable=False),
+        pa.field("nationality", pa.string(), nullable=False),
+        pa.field("purpose", pa.string(), nullable=False),
+        pa.field("mode", pa.string(), nullable=False),
+        pa.field("outcome", pa.string(), nullable=False),
+        pa.field("kafka_partition", pa.int32(), nullable=False),
+        pa.field("kafka_offset", pa.int64(), nullable=False),
+        #: When the record reached Kafka (its broker timestamp): deterministic on replay.
+        pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
+    ]
+)
+
+DAILY_COUNTS_SCHEMA = pa.schema(
+    [
+        pa.field("direction", pa.string(), nullable=False),
+        pa.field("nationality", pa.string(), nullable=False),
+        pa.field("purpose", pa.string(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+        pa.field("as_of", _UTC_MICROS, nullable=False),
+    ]
+)
+
+ALERTS_SCHEMA = pa.schema(
+    [
+        pa.field("version", pa.int16(), nullable=False),
+        pa.field("alert_id", pa.string(), nullable=False),
+        pa.field("episode_id", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("checkpoint_name", pa.string(), nullable=False),
+        pa.field("direction", pa.string(), nullable=False),
+        pa.field("window", pa.string(), nullable=False),
+        pa.field("as_of", _UTC_MICROS, nullable=False),
+        pa.field("raised_at", _UTC_MICROS, nullable=False),
+        pa.field("observed", pa.int64(), nullable=False),
+        pa.field("expected", pa.float64(), nullable=False),
+        pa.field("ratio", pa.float64(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("drivers_json", pa.string(), nullable=False),
+        pa.field("summary", pa.string(), nullable=False),
+    ]
+)
+
+
+def partition_dir(root: Path, dataset: str, local_day: date, checkpoint_id: str) -> Path:
+    """The hive folder of one checkpoint-day; refuses ids that could escape the root."""
+    check_partition(local_day, checkpoint_id)
+    return Path(root) / dataset / f"date={local_day.isoformat()}" / f"checkpoint={checkpoint_id}"
+
+
+def check_partition(local_day: Any, checkpoint_id: Any) -> None:
+    """Raise ValueError unless this is a calendar day and a path-safe checkpoint id."""
+    if not isinstance(checkpoint_id, str) or not CHECKPOINT_ID.fullmatch(checkpoint_id):
+        raise ValueError(f"checkpoint_id {checkpoint_id!r} does not match {CHECKPOINT_ID.pattern}")
+    if not isinstance(local_day, date) or isinstance(local_day, datetime):
+        raise ValueError(f"local_day must be a datetime.date, got {local_day!r}")
+
+
+def commit_file_name(partition: int, seq: int, first_offset: int | None, last_offset: int) -> str:
+    span = f"o{first_offset}-{last_offset}" if first_offset is not None else "timer"
+    return f"p{partition:03d}-{seq:010d}-{span}.parquet"
+
+
+def snapshot_file_name(partition: int) -> str:
+    return f"p{partition:03d}.parquet"
+
+
+def temp_prefix(partition: int) -> str:
+    return f"{TEMP_PREFIX}p{partition:03d}-"

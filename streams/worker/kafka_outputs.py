@@ -1,0 +1,156 @@
+"""The Kafka side of a commit: one transactional producer per source partition.
+
+Each partition's commit is one Kafka transaction: its dead letters, its alerts, one
+changelog record per dirty state key, and the source offset (``TxnOffsetCommit`` for
+the worker's consumer group). The transactional id is ``<app id>-<events topic>-<p>``,
+so whoever opens a partition fences any earlier owner still alive (a worker that
+stalled past its session timeout): that one's next commit fails instead of writing.
+Readers of the changelog, the alerts and the dead letters use ``read_committed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.core.effects import CommitBatch
+from streams.core.store import Change
+
+log = logging.getLogger(__name__)
+
+
+class KafkaOutputs:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        group_id: str,
+        events_topic: str,
+        changelog_topic: str,
+        dead_letter_topic: str,
+        alerts_topic: str,
+        transactional_prefix: str,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.group_id = group_id
+        self.events_topic = events_topic
+        self.changelog_topic = changelog_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.alerts_topic = alerts_topic
+        self.transactional_prefix = transactional_prefix
+        self._producers: dict[int, AIOKafkaProducer] = {}
+        self._reader: AIOKafkaConsumer | None = None
+
+    async def _changelog_reader(self) -> AIOKafkaConsumer:
+        if self._reader is None:
+            self._reader = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                max_partition_fetch_bytes=8 * 2**20,
+                fetch_max_bytes=64 * 2**20,
+            )
+            await self._reader.start()
+        return self._reader
+
+    async def open_partition(self, partition: int) -> None:
+        await self.close_partition(partition)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            transactional_id=f"{self.transactional_prefix}-{self.events_topic}-{partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=20,
+            max_batch_size=1_048_576,
+            max_request_size=8 * 2**20,
+        )
+        await producer.start()  # InitProducerId: fences the previous owner, aborts its open transaction
+        self._producers[partition] = producer
+
+    async def close_partition(self, partition: int) -> None:
+        producer = self._producers.pop(partition, None)
+        if producer is not None:
+            await producer.stop()
+
+    async def close(self) -> None:
+        for partition in list(self._producers):
+            await self.close_partition(partition)
+        if self._reader is not None:
+            await self._reader.stop()
+            self._reader = None
+
+    async def changelog_end(self, partition: int) -> int | None:
+        reader = await self._changelog_reader()
+        tp = TopicPartition(self.changelog_topic, partition)
+        return (await reader.end_offsets([tp]))[tp]
+
+    async def read_changelog(
+        self, partition: int, start: int, end: int
+    ) -> AsyncIterator[list[tuple[int, Change]]]:
+        if start >= end:
+            return
+        reader = await self._changelog_reader()
+        tp = TopicPartition(self.changelog_topic, partition)
+        reader.assign([tp])
+        reader.seek(tp, start)
+        try:
+            while await reader.position(tp) < end:
+                fetched = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
+                records = [
+                    (m.offset, (m.key, m.value)) for m in fetched.get(tp, ()) if m.offset < end and m.key
+                ]
+                if records:
+                    yield records
+        finally:
+            reader.assign([])
+
+    async def publish(self, batch: CommitBatch) -> int | None:
+        producer = self._producers[batch.partition]
+        await producer.begin_transaction()
+        try:
+            for letter in batch.dead_letters:
+                await producer.send(
+                    self.dead_letter_topic,
+                    key=letter.key,
+                    value=letter.value,
+                    partition=batch.partition,
+                    headers=dead_letter_headers(letter, self.events_topic),
+                )
+            for alert in batch.alerts:
+                await producer.send(
+                    self.alerts_topic, key=alert["episode_id"].encode(), value=alert_bytes(alert), partition=0
+                )
+            futures = [
+                await producer.send(self.changelog_topic, key=key, value=value, partition=batch.partition)
+                for key, value in batch.changes
+            ]
+            offsets = {TopicPartition(self.events_topic, batch.partition): batch.last_offset + 1}
+            await producer.send_offsets_to_transaction(offsets, self.group_id)
+            await producer.commit_transaction()
+        except BaseException:
+            try:
+                await producer.abort_transaction()
+            except Exception as error:  # fenced or broken: the transaction times out on the broker
+                log.warning("partition %d: abort failed: %s", batch.partition, error)
+            raise
+        return max((f.result().offset for f in futures), default=-1) + 1 if futures else None
+
+
+def dead_letter_headers(letter: object, topic: str) -> list[tuple[str, bytes]]:
+    """Kafka Connect style context; the value stays the original bytes."""
+    return [
+        ("crossings.dlq.reason", letter.reason.encode()),  # type: ignore[attr-defined]
+        ("crossings.dlq.detail", letter.detail.encode("utf-8", "replace")[:1000]),  # type: ignore[attr-defined]
+        ("crossings.dlq.topic", topic.encode()),
+        ("crossings.dlq.partition", str(letter.partition).encode()),  # type: ignore[attr-defined]
+        ("crossings.dlq.offset", str(letter.offset).encode()),  # type: ignore[attr-defined]
+    ]
+
+
+def alert_bytes(alert: dict) -> bytes:
+    import json
+
+    return json.dumps(alert).encode()
