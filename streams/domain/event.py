@@ -87,7 +87,10 @@ _PROPS: Final = _SCHEMA["properties"]
 
 
 def _pattern(name: str, **extra: Any) -> Any:
-    return Annotated[str, msgspec.Meta(pattern=_PROPS[name]["pattern"], **extra)]
+    # fastjsonschema anchors "$" at the very end; Python's "$" also matches before a final
+    # newline, which would let "abc\n" through the fast path alone.
+    pattern = _PROPS[name]["pattern"].removesuffix("$") + r"\Z"
+    return Annotated[str, msgspec.Meta(pattern=pattern, **extra)]
 
 
 Direction = Literal[tuple(_PROPS["direction"]["enum"])]  # type: ignore[valid-type]

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.counts import count_event, group_counts, parse_profile_key, profile_key
-from streams.local_day import local_day_and_hour
+from streams.domain.counts import count_event, group_counts, parse_profile_key, profile_key
+from streams.domain.local_time import local_day_and_hour
 
 ALMATY = ZoneInfo("Asia/Almaty")
 

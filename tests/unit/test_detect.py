@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.baseline import build_baseline
-from streams.checkpoints import checkpoints
-from streams.counts import DayProfile, count_event
-from streams.detect import CheckpointDetector, departure_score
+from streams.domain.detect.baseline import build_baseline
+from streams.domain.registry import load_registry
+from streams.domain.counts import DayProfile, count_event
+from streams.domain.detect.detector import CheckpointDetector, departure_score
 
-JJ = checkpoints()["zhibek-zholy"]
+JJ = load_registry()["zhibek-zholy"]
 START = date(2024, 2, 5)  # a Monday
 # Day-time heavy shape: nobody crosses 0-5h, most between 8 and 20h.
 SHAPE = [0, 0, 0, 0, 0, 1, 2, 4, 8, 9, 9, 8, 8, 8, 8, 8, 7, 6, 5, 4, 2, 1, 1, 0]

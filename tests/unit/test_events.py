@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 import jsonschema
 import pytest
@@ -11,8 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from samples import GOOD_EVENT
 
-from streams.events import REASONS, InvalidEvent, decode_event
+from streams.domain.event import REASONS, CrossingEvent, EventDecoder, InvalidEvent
+from streams.domain.registry import load_registry
 from streams.schemas import load_json
+
+DECODER = EventDecoder(load_registry())
+
+
+def decode_event(raw: bytes | None) -> CrossingEvent:
+    return DECODER.decode(raw, datetime.now(UTC))
 
 GOOD = GOOD_EVENT
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.local_day import day_bounds, local_day, local_day_and_hour
+from streams.domain.local_time import day_bounds, local_day, local_day_and_hour
 
 ALMATY = ZoneInfo("Asia/Almaty")
 TASHKENT = ZoneInfo("Asia/Tashkent")

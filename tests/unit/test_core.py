@@ -1,0 +1,248 @@
+"""The core is exact whatever happens between commits: batch cuts, crashes, failed writes.
+
+A crash is simulated the way Kafka would deliver after it: the task is dropped without
+committing, opened again from its store, and every record after the last committed
+offset is delivered again (records at or below it too, sometimes, as a consumer whose
+offset commit raced would see). The oracle is brute force over what was sent: the
+first copy of each event id counts, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from samples import event_bytes
+
+from streams.core.engine import Engine, EngineConfig
+from streams.core.partitioning import checkpoints_by_partition
+from streams.core.records import SourceRecord
+from streams.core.task import CommitFailed
+from streams.domain.local_time import local_day
+from streams.domain.registry import load_registry
+from streams.replay.outputs import LocalOutputs
+from streams.sinks.parquet.sink import LakeSink
+
+REGISTRY = load_registry()
+PARTITIONS = 2
+OWNED = checkpoints_by_partition(REGISTRY, PARTITIONS)
+START = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def make_records(spec: list[tuple[int, int, int, int]]) -> list[SourceRecord]:
+    """(id number, checkpoint index, minutes after START, direction bit) -> records in
+    offset order per partition; a repeated id number is a re-sent copy (same payload)."""
+    offsets: Counter[int] = Counter()
+    payloads: dict[int, tuple[str, bytes, int]] = {}
+    records = []
+    for number, checkpoint_index, minutes, direction in spec:
+        if number not in payloads:
+            partition = checkpoint_index % PARTITIONS
+            owned = OWNED[partition]
+            checkpoint_id = owned[(checkpoint_index // PARTITIONS) % len(owned)]
+            raw = event_bytes(
+                f"ev-{number}",
+                START + timedelta(minutes=minutes),
+                checkpoint_id=checkpoint_id,
+                direction=("entry", "exit")[direction],
+            )
+            if number % 11 == 5:  # an invalid message: dead-lettered, never counted
+                raw = b'{"event_id": "broken'
+            payloads[number] = (checkpoint_id, raw, partition)
+        checkpoint_id, raw, partition = payloads[number]
+        records.append(SourceRecord(partition, offsets[partition], 1_700_000_000_000, checkpoint_id.encode(), raw))
+        offsets[partition] += 1
+    return records
+
+
+def oracle(records: list[SourceRecord]) -> Counter:
+    """(checkpoint, direction, local day) -> first copies of each id."""
+    import json
+
+    seen: set[str] = set()
+    counts: Counter = Counter()
+    for record in records:
+        if record.value.startswith(b'{"event_id": "broken'):
+            continue
+        payload = json.loads(record.value)
+        if payload["event_id"] in seen:
+            continue
+        seen.add(payload["event_id"])
+        occurred = datetime.fromisoformat(payload["occurred_at"])
+        day = local_day(occurred, REGISTRY[payload["checkpoint_id"]].tz)
+        counts[(payload["checkpoint_id"], payload["direction"], day)] += 1
+    return counts
+
+
+def read_lake(root: Path) -> tuple[list[str], Counter, list[dict]]:
+    event_ids: list[str] = []
+    counts: Counter = Counter()
+    alerts: list[dict] = []
+    for path in sorted(root.glob("events/*/*/*.parquet")):
+        event_ids += pq.read_table(path).column("event_id").to_pylist()
+    for path in sorted(root.glob("daily_counts/*/*/*.parquet")):
+        day = datetime.strptime(path.parent.parent.name, "date=%Y-%m-%d").date()
+        checkpoint_id = path.parent.name.removeprefix("checkpoint=")
+        for row in pq.read_table(path).to_pylist():
+            counts[(checkpoint_id, row["direction"], day)] += row["count"]
+    for path in sorted(root.glob("alerts/*/*/*.parquet")):
+        alerts += pq.read_table(path).to_pylist()
+    return event_ids, counts, sorted(alerts, key=lambda a: (a["alert_id"]))
+
+
+def engine(root: Path, sink: LakeSink | None = None, outputs: LocalOutputs | None = None) -> Engine:
+    return Engine(
+        EngineConfig(PARTITIONS, root / "state"),
+        REGISTRY,
+        sink or LakeSink(root / "data"),
+        outputs or LocalOutputs(),
+    )
+
+
+async def run(records: list[SourceRecord], root: Path, cuts: list[int], crashes: set[int], commits: set[int]):
+    """Deliver ``records`` in batches cut at ``cuts``; commit after batch i in ``commits``;
+    after batch i in ``crashes`` drop everything uncommitted and re-deliver from the
+    committed offset of each partition (and, from one before it, an already-applied one)."""
+    outputs = LocalOutputs()
+    core = engine(root, outputs=outputs)
+    committed = dict.fromkeys(range(PARTITIONS), -1)
+    position = 0
+    batch_number = 0
+    bounds = sorted({c for c in cuts if 0 < c < len(records)} | {len(records)})
+    while position < len(records):
+        end = next(b for b in bounds if b > position)
+        await core.process(records[position:end])
+        position = end
+        if batch_number in commits:
+            for report in await core.commit():
+                committed[report.batch.partition] = report.batch.last_offset
+        if batch_number in crashes:
+            await core.close(list(core.tasks))
+            core = engine(root, outputs=outputs)
+            # Kafka re-delivers each partition from its committed offset (minus one).
+            replay_from = {p: max(offset, 0) for p, offset in committed.items()}
+            redelivered = [r for r in records[:position] if r.offset >= replay_from[r.partition]]
+            await core.process(redelivered)
+        batch_number += 1
+    await core.commit()
+    await core.close(list(core.tasks))
+    return outputs
+
+
+schedules = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 7), st.integers(0, 4 * 24 * 60), st.integers(0, 1)), min_size=1, max_size=120)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    spec=schedules,
+    cuts=st.lists(st.integers(0, 120), max_size=12),
+    crashes=st.sets(st.integers(0, 12), max_size=4),
+    commits=st.sets(st.integers(0, 12), max_size=8),
+)
+def test_lake_is_exact_after_crashes_and_any_batching(tmp_path_factory, spec, cuts, crashes, commits):
+    spec = sorted(spec, key=lambda item: item[2])  # event time roughly follows arrival
+    records = make_records(spec)
+    crashed = tmp_path_factory.mktemp("crashed")
+    calm = tmp_path_factory.mktemp("calm")
+    outputs = asyncio.run(run(records, crashed, cuts, crashes, commits))
+    asyncio.run(run(records, calm, [], set(), set()))
+    invalid = {(r.partition, r.offset) for r in records if r.value.startswith(b'{"event_id": "broken')}
+    dead_lettered = [(letter.partition, letter.offset) for letter in outputs.dead_letters]
+    assert sorted(dead_lettered) == sorted(invalid)  # each exactly once
+    expected = oracle(records)
+    event_ids, counts, alerts = read_lake(crashed / "data")
+    assert len(event_ids) == len(set(event_ids)) == sum(expected.values())
+    assert +counts == expected
+    # Deterministic: the same alerts, byte for byte, as one uninterrupted batch.
+    assert alerts == read_lake(calm / "data")[2]
+
+
+class FlakySink(LakeSink):
+    """Fails the first ``failures`` flushes after writing part of the batch."""
+
+    def __init__(self, root: Path, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+
+    def flush(self, batch):  # noqa: ANN001, ANN201
+        if self.failures:
+            self.failures -= 1
+            super().flush(batch)  # the files land...
+            raise OSError(28, "No space left on device (injected)")  # ...but the commit fails
+        return super().flush(batch)
+
+
+def scenario_records() -> list[SourceRecord]:
+    spec = [(n % 500, n % 8, n * 7, n % 2) for n in range(600)]  # the last 100 are re-sent copies
+    return make_records(spec)
+
+
+def test_failed_flush_aborts_the_commit_and_a_retry_is_exact(tmp_path):
+    records = scenario_records()
+    core = engine(tmp_path, FlakySink(tmp_path / "data", failures=2))
+
+    async def go() -> None:
+        await core.process(records[:300])
+        for _ in range(2):
+            with pytest.raises(CommitFailed):
+                await core.commit()
+        await core.commit()
+        await core.process(records[300:])
+        await core.commit()
+
+    asyncio.run(go())
+    event_ids, counts, _ = read_lake(tmp_path / "data")
+    assert len(event_ids) == len(set(event_ids)) == sum(oracle(records).values())
+    assert +counts == oracle(records)
+
+
+@contextlib.contextmanager
+def read_only(path: Path):
+    """Make ``path`` read-only even for root (a read-only bind mount), else by mode bits."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(0o755)
+        return
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_read_only_data_folder_fails_commits_until_writable(tmp_path):
+    records = scenario_records()
+    data = tmp_path / "data"
+    core = engine(tmp_path, LakeSink(data))
+
+    async def go() -> None:
+        await core.process(records[:200])
+        await core.commit()
+        await core.process(records[200:450])
+        with read_only(data):
+            with pytest.raises(CommitFailed, match="Read-only file system|Permission denied"):
+                await core.commit()
+            with pytest.raises(CommitFailed):
+                await core.commit()
+        await core.commit()
+        await core.process(records[450:])
+        await core.commit()
+
+    asyncio.run(go())
+    event_ids, counts, _ = read_lake(data)
+    assert len(event_ids) == len(set(event_ids)) == sum(oracle(records).values())
+    assert +counts == oracle(records)
