@@ -1,29 +1,31 @@
-"""Run scenario traffic through the pipeline in-process: no broker, no Faust.
+"""Run scenario traffic through the core in-process: no broker, no Faust.
 
-The same ``Pipeline`` the worker runs, with dicts for tables. Used by the unit tests
-(correctness against the scenario's ground truth) and the benchmark (the domain code's
-own speed, i.e. the ceiling a worker could reach if Kafka and Faust cost nothing).
+The same ``Engine`` the worker runs, with local outputs instead of Kafka transactions.
+Used by the benchmark (the core's own speed, i.e. the ceiling a worker could reach if
+Kafka and Faust cost nothing) and by tests that check detection on the scenario.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zlib import crc32
 
 from load_tests.scenario import Manifest, Scenario, ScenarioSpec
-from streams.metrics import WorkerMetrics
-from streams.parquet_sink import ParquetSink
-from streams.pipeline import Pipeline, PipelineTables
+from streams.core.engine import Engine, EngineConfig
+from streams.core.partitioning import partition_for
+from streams.core.records import SourceRecord
+from streams.domain.registry import load_registry
+from streams.replay.outputs import LocalOutputs
+from streams.sinks.parquet.sink import LakeSink
 
 
 @dataclass
 class BacktestResult:
     manifest: Manifest
-    tables: PipelineTables
     outcomes: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -31,36 +33,51 @@ class BacktestResult:
     seconds: float = 0.0
 
 
-def backtest(
-    spec: ScenarioSpec,
-    root: Path,
-    *,
-    partitions: int = 1,
-    tick_every: int = 500,
-    flush_every: int = 20_000,
-) -> BacktestResult:
-    """Feed every record in arrival order; ``tick_every`` stands in for the worker's 1 s timer
-    and ``flush_every`` for its commits. Partitions follow the key's hash like Kafka's."""
+def scenario_records(spec: ScenarioSpec, partitions: int) -> tuple[list[SourceRecord], Manifest]:
+    """The scenario as Kafka would hold it: partitioned by key, offsets per partition."""
     scenario = Scenario(spec)
-    tables = PipelineTables(profiles={}, seen={}, detector_state={})
-    pipeline = Pipeline(tables, ParquetSink(root, "backtest"), WorkerMetrics())
-    result = BacktestResult(manifest=None, tables=tables)  # type: ignore[arg-type]
+    offsets: Counter[int] = Counter()
+    records = []
+    for record in scenario.records():
+        partition = partition_for(record.key, partitions)
+        timestamp_ms = round(record.arrival_ts * 1000)
+        records.append(SourceRecord(partition, offsets[partition], timestamp_ms, record.key, record.value))
+        offsets[partition] += 1
+    return records, scenario.manifest
+
+
+def backtest(
+    spec: ScenarioSpec, root: Path, *, partitions: int = 4, batch: int = 5000, commit_every: int = 50_000
+) -> BacktestResult:
+    """Feed every record in arrival order in batches, committing every ``commit_every``."""
+    records, manifest = scenario_records(spec, partitions)
+    outputs = LocalOutputs()
+    engine = Engine(
+        EngineConfig(partitions, root / "state"), load_registry(), LakeSink(root / "data"), outputs
+    )
+    result = BacktestResult(manifest=manifest, records=len(records))
+    counted = duplicates = 0
+
+    async def run() -> None:
+        nonlocal counted, duplicates
+        since_commit = 0
+        for start in range(0, len(records), batch):
+            await engine.process(records[start : start + batch])
+            since_commit += batch
+            if since_commit >= commit_every:
+                since_commit = 0
+                for report in await engine.commit():
+                    counted += sum(report.batch.metrics.processed.values())
+                    duplicates += report.batch.metrics.duplicates
+        for report in await engine.commit():
+            counted += sum(report.batch.metrics.processed.values())
+            duplicates += report.batch.metrics.duplicates
+        await engine.close(list(engine.tasks))
+
     started = time.perf_counter()
-    for offset, record in enumerate(scenario.records()):
-        partition = crc32(record.key) % partitions
-        outcome = pipeline.process(
-            record.value, partition=partition, offset=offset, append_ts=record.arrival_ts
-        )
-        result.outcomes[outcome.status] += 1
-        if outcome.error:
-            result.reasons[outcome.error.reason] += 1
-        result.alerts += outcome.alerts
-        if offset % tick_every == 0:
-            result.alerts += pipeline.tick()
-        if offset % flush_every == 0:
-            pipeline.flush()
-        result.records += 1
-    pipeline.flush()
+    asyncio.run(run())
     result.seconds = time.perf_counter() - started
-    result.manifest = scenario.manifest
+    result.outcomes.update(counted=counted, duplicate=duplicates, invalid=len(outputs.dead_letters))
+    result.reasons.update(letter.reason for letter in outputs.dead_letters)
+    result.alerts = outputs.alerts
     return result

@@ -26,10 +26,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=42)
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
-    logging.getLogger("streams.pipeline").setLevel(logging.ERROR)  # alert log lines are not the point
+    logging.getLogger("streams.core.processor").setLevel(logging.ERROR)  # alert log lines are not the point
     with tempfile.TemporaryDirectory() as tmp:
         result = backtest(ScenarioSpec(days=args.days), Path(tmp), partitions=args.partitions)
-        parquet_bytes = sum(p.stat().st_size for p in Path(tmp).rglob("*.parquet"))
+        parquet_bytes = sum(p.stat().st_size for p in (Path(tmp) / "data").rglob("*.parquet"))
     summary = {
         "records": result.records,
         "seconds": round(result.seconds, 2),

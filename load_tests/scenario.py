@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import bisect
+import functools
 import json
 import math
 import random
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from streams.checkpoints import Checkpoint, checkpoints
+from streams.domain.registry import Checkpoint, load_registry
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 CHECKPOINTS_FILE = SCHEMAS_DIR / "checkpoints.json"
@@ -81,9 +82,14 @@ _UTC_FORM_SHARE = 0.05
 # --------------------------------------------------------------------------- reference
 
 
+@functools.cache
+def _registry() -> Mapping[str, Checkpoint]:
+    return load_registry()
+
+
 def load_checkpoints() -> Mapping[str, Checkpoint]:
     """The reference checkpoints, from the same loader the worker uses (one source of truth)."""
-    return checkpoints()
+    return _registry()
 
 
 def _all_checkpoint_ids() -> tuple[str, ...]:

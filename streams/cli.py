@@ -113,8 +113,8 @@ def worker(broker: str | None, loglevel: str) -> None:
     """Run a Faust worker: consume events, count, detect, write Parquet, serve /metrics."""
     import faust
 
-    from streams.worker.faust_app import create_app
     from streams.topics import ensure_topics
+    from streams.worker.faust_app import create_app
 
     settings = _settings(broker)
     try:

@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from streams.parquet_sink import ALERTS, DAILY_COUNTS, EVENTS
+from streams.sinks.parquet.layout import ALERTS, DAILY_COUNTS, EVENTS
 
 REPORTS = ("daily", "nationality", "alerts", "reconcile", "all")
 FORMATS = ("table", "csv", "json")

@@ -100,7 +100,8 @@ class PartitionProcessor:
             for _, item in fresh
             if isinstance(item, CrossingEvent) and item.event_id not in state.new_ids
         ]
-        committed_ids = {i for i, hit in zip(candidates, self.store.remembered(candidates)) if hit}
+        remembered = self.store.remembered(candidates)
+        committed_ids = {i for i, hit in zip(candidates, remembered, strict=True) if hit}
         horizon = self.config.dedup_horizon_s
         step = self.config.evaluate_every_s
         if effects.first_offset is None:
@@ -225,6 +226,19 @@ class PartitionProcessor:
             metrics.alert_messages[(alert["status"], alert["window"])] += 1
             self.effects.alerts.append(alert)
             log.warning("ALERT %s %s", alert["status"].upper(), alert["summary"])
+
+    def today_counts(self) -> dict[tuple[str, str], int]:
+        """(checkpoint, direction) -> crossings so far on its local day at stream time."""
+        if self.state.stream_ts is None:
+            return {}
+        now = datetime.fromtimestamp(self.state.stream_ts, UTC)
+        counts = {}
+        for checkpoint_id in self.own_checkpoints:
+            day = now.astimezone(self.registry[checkpoint_id].tz).date()
+            for direction in DIRECTIONS:
+                profile = self.state.profiles.get(profile_key(checkpoint_id, direction, day))
+                counts[(checkpoint_id, direction)] = profile["total"] if profile else 0
+        return counts
 
     def open_episodes(self) -> dict[tuple[str, str], str]:
         """(checkpoint, direction) -> kind of the open episode, for the alerts_open gauge."""

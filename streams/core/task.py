@@ -180,7 +180,9 @@ class PartitionTask:
         except Exception as error:
             log.error("partition %d: commit %d failed: %s", self.partition, batch.commit_seq, error)
             await self._recover()
-            raise CommitFailed(f"partition {self.partition}: commit {batch.commit_seq} failed: {error}") from error
+            raise CommitFailed(
+                f"partition {self.partition}: commit {batch.commit_seq} failed: {error}"
+            ) from error
         processor.committed(batch)
         self._inputs.clear()
         return CommitReport(batch, flushed, time.perf_counter() - started)

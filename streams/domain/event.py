@@ -184,17 +184,20 @@ class EventDecoder:
             wire = _FAST_DECODER.decode(raw)
         except (_SCHEMA_ERROR, msgspec.DecodeError):
             return self._reference(raw, now)
-        return self._checked(
-            wire.event_id,
-            wire.checkpoint_id,
-            wire.direction,
-            wire.occurred_at,
-            wire.nationality,
-            wire.purpose,
-            wire.mode,
-            wire.outcome,
-            now,
-        )
+        try:
+            return self._checked(
+                wire.event_id,
+                wire.checkpoint_id,
+                wire.direction,
+                wire.occurred_at,
+                wire.nationality,
+                wire.purpose,
+                wire.mode,
+                wire.outcome,
+                now,
+            )
+        except InvalidEvent:  # refusals always carry the reference path's words
+            return self._reference(raw, now)
 
     def validate_payload(self, payload: Any, now: datetime) -> CrossingEvent:
         """Check a decoded JSON value against the schema and the reference data."""

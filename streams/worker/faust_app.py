@@ -59,8 +59,11 @@ class Worker:
         except CommitFailed as error:
             self.failing = True
             self.metrics.commit_failures.inc()
-            log.error("%s; retrying in %.0fs (nothing is lost: the records are applied again)", error,
-                      self.retry_delay)
+            log.error(
+                "%s; retrying in %.0fs (nothing is lost: the records are applied again)",
+                error,
+                self.retry_delay,
+            )
             return False
         self.failing = False
         self.retry_delay = 1.0
@@ -71,6 +74,8 @@ class Worker:
             self.metrics.apply(report, now, open_episodes)
             if task is not None and task.processor is not None and task.state.stream_ts is not None:
                 self.metrics.stream_time.labels(str(task.partition)).set(task.state.stream_ts)
+                for (checkpoint_id, direction), total in task.processor.today_counts().items():
+                    self.metrics.today_count.labels(checkpoint_id, direction).set(total)
         return True
 
     async def backoff(self) -> None:

@@ -10,12 +10,13 @@ Readers of the changelog, the alerts and the dead letters use ``read_committed``
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.core.effects import CommitBatch
+from streams.core.effects import CommitBatch, DeadLetter
 from streams.core.store import Change
 
 log = logging.getLogger(__name__)
@@ -139,18 +140,16 @@ class KafkaOutputs:
         return max((f.result().offset for f in futures), default=-1) + 1 if futures else None
 
 
-def dead_letter_headers(letter: object, topic: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(letter: DeadLetter, topic: str) -> list[tuple[str, bytes]]:
     """Kafka Connect style context; the value stays the original bytes."""
     return [
-        ("crossings.dlq.reason", letter.reason.encode()),  # type: ignore[attr-defined]
-        ("crossings.dlq.detail", letter.detail.encode("utf-8", "replace")[:1000]),  # type: ignore[attr-defined]
+        ("crossings.dlq.reason", letter.reason.encode()),
+        ("crossings.dlq.detail", letter.detail.encode("utf-8", "replace")[:1000]),
         ("crossings.dlq.topic", topic.encode()),
-        ("crossings.dlq.partition", str(letter.partition).encode()),  # type: ignore[attr-defined]
-        ("crossings.dlq.offset", str(letter.offset).encode()),  # type: ignore[attr-defined]
+        ("crossings.dlq.partition", str(letter.partition).encode()),
+        ("crossings.dlq.offset", str(letter.offset).encode()),
     ]
 
 
 def alert_bytes(alert: dict) -> bytes:
-    import json
-
     return json.dumps(alert).encode()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-from streams.core.task import CommitReport
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -20,6 +19,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from streams.core.task import CommitReport
 
 __all__ = ["CONTENT_TYPE_LATEST", "WorkerMetrics"]
 

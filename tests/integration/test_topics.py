@@ -9,7 +9,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.settings import ConfigError, load_settings
-from streams.topics import TABLES, changelog_topic, ensure_topics, topic_specs
+from streams.topics import changelog_topic, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +25,10 @@ def test_every_topic_and_changelog_is_created_with_the_configured_partitions(kaf
     )
     found = ensure_topics(settings)
     assert found == topic_specs(settings)
-    assert {changelog_topic(settings, t) for t in TABLES} <= set(found)
-    assert all(found[changelog_topic(settings, t)] == 3 for t in TABLES)
+    assert found[changelog_topic(settings)] == 3
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
-        name = changelog_topic(settings, "seen_event_ids")
+        name = changelog_topic(settings)
         response = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
         # The broker's default policy is "delete"; only our topic config can say "compact".
         assert "compact" in str(response)

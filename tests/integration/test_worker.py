@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from load_tests.harness import WorkerProcess, free_port, scrape, scrape_text, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec, replay
 from streams import report
-from streams.events import REASONS
+from streams.domain.event import REASONS
 from streams.settings import load_settings
 from streams.topics import ensure_topics
 

@@ -42,7 +42,19 @@ timestamps = st.sampled_from(
     ]
 )
 nearly_valid_text = st.sampled_from(
-    ["zhibek-zholy", "zhibek-zholy\n", "UZB", "uzb", "UZB\n", "entry", "Entry", "abc", "", "a" * 129, "x:y.z_1-2"]
+    [
+        "zhibek-zholy",
+        "zhibek-zholy\n",
+        "UZB",
+        "uzb",
+        "UZB\n",
+        "entry",
+        "Entry",
+        "abc",
+        "",
+        "a" * 129,
+        "x:y.z_1-2",
+    ]
 )
 payloads = st.one_of(
     st.binary(max_size=200),
@@ -61,7 +73,7 @@ payloads = st.one_of(
 )
 
 
-def _verdict(decode) -> tuple:  # noqa: ANN001
+def _verdict(decode) -> tuple:
     try:
         return ("valid", decode())
     except InvalidEvent as error:

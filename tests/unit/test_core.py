@@ -59,7 +59,9 @@ def make_records(spec: list[tuple[int, int, int, int]]) -> list[SourceRecord]:
                 raw = b'{"event_id": "broken'
             payloads[number] = (checkpoint_id, raw, partition)
         checkpoint_id, raw, partition = payloads[number]
-        records.append(SourceRecord(partition, offsets[partition], 1_700_000_000_000, checkpoint_id.encode(), raw))
+        records.append(
+            SourceRecord(partition, offsets[partition], 1_700_000_000_000, checkpoint_id.encode(), raw)
+        )
         offsets[partition] += 1
     return records
 
@@ -96,7 +98,7 @@ def read_lake(root: Path) -> tuple[list[str], Counter, list[dict]]:
             counts[(checkpoint_id, row["direction"], day)] += row["count"]
     for path in sorted(root.glob("alerts/*/*/*.parquet")):
         alerts += pq.read_table(path).to_pylist()
-    return event_ids, counts, sorted(alerts, key=lambda a: (a["alert_id"]))
+    return event_ids, counts, sorted(alerts, key=lambda a: a["alert_id"])
 
 
 def engine(root: Path, sink: LakeSink | None = None, outputs: LocalOutputs | None = None) -> Engine:
@@ -138,10 +140,18 @@ async def run(records: list[SourceRecord], root: Path, cuts: list[int], crashes:
     return outputs
 
 
-schedules = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 7), st.integers(0, 4 * 24 * 60), st.integers(0, 1)), min_size=1, max_size=120)
+schedules = st.lists(
+    st.tuples(st.integers(0, 60), st.integers(0, 7), st.integers(0, 4 * 24 * 60), st.integers(0, 1)),
+    min_size=1,
+    max_size=120,
+)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     spec=schedules,
     cuts=st.lists(st.integers(0, 120), max_size=12),
@@ -173,7 +183,7 @@ class FlakySink(LakeSink):
         super().__init__(root)
         self.failures = failures
 
-    def flush(self, batch):  # noqa: ANN001, ANN201
+    def flush(self, batch):
         if self.failures:
             self.failures -= 1
             super().flush(batch)  # the files land...
@@ -234,7 +244,7 @@ def test_read_only_data_folder_fails_commits_until_writable(tmp_path):
         await core.commit()
         await core.process(records[200:450])
         with read_only(data):
-            with pytest.raises(CommitFailed, match="Read-only file system|Permission denied"):
+            with pytest.raises(CommitFailed, match=r"Read-only file system|Permission denied"):
                 await core.commit()
             with pytest.raises(CommitFailed):
                 await core.commit()

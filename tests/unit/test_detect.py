@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.domain.detect.baseline import build_baseline
-from streams.domain.registry import load_registry
 from streams.domain.counts import DayProfile, count_event
+from streams.domain.detect.baseline import build_baseline
 from streams.domain.detect.detector import CheckpointDetector, departure_score
+from streams.domain.registry import load_registry
 
 JJ = load_registry()["zhibek-zholy"]
 START = date(2024, 2, 5)  # a Monday

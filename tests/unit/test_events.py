@@ -21,6 +21,7 @@ DECODER = EventDecoder(load_registry())
 def decode_event(raw: bytes | None) -> CrossingEvent:
     return DECODER.decode(raw, datetime.now(UTC))
 
+
 GOOD = GOOD_EVENT
 
 

@@ -2,23 +2,30 @@
 
 Its partition's stream time stops with its traffic, so only the idle rule (an idle
 partition follows the slowest active one) lets the detector see the closed day at all.
+With 3 partitions, Kafka's partitioner puts Jibek Joly on 1 and Korday on 2.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+import asyncio
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from samples import event_bytes
 
 from load_tests.scenario import Scenario, ScenarioSpec
-from streams.metrics import WorkerMetrics
-from streams.parquet_sink import ParquetSink
-from streams.pipeline import Pipeline, PipelineTables
+from streams.core.engine import Engine, EngineConfig
+from streams.core.partitioning import partition_for
+from streams.core.records import SourceRecord
+from streams.domain.registry import load_registry
+from streams.replay.outputs import LocalOutputs
+from streams.sinks.parquet.sink import LakeSink
 
 # Ends on the Korday closure day (day 37): Korday sends nothing that day, Jibek Joly does.
 SPEC = ScenarioSpec(days=37, checkpoints=("zhibek-zholy", "korday"))
-PARTITION = {b"zhibek-zholy": 0, b"korday": 1}
+PARTITIONS = 3
+JJ, KORDAY = partition_for(b"zhibek-zholy", PARTITIONS), partition_for(b"korday", PARTITIONS)
 
 
 class FakeClock:
@@ -31,22 +38,32 @@ class FakeClock:
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
+    assert JJ != KORDAY
+    root = tmp_path_factory.mktemp("idle")
     clock = FakeClock()
-    pipeline = Pipeline(
-        PipelineTables({}, {}, {}),
-        ParquetSink(tmp_path_factory.mktemp("idle"), "idle"),
-        WorkerMetrics(),
-        idle_after=30.0,
+    outputs = LocalOutputs()
+    engine = Engine(
+        EngineConfig(PARTITIONS, root / "state", idle_after=30.0),
+        load_registry(),
+        LakeSink(root / "data"),
+        outputs,
         monotonic=clock,
     )
-    alerts = []
-    for offset, record in enumerate(Scenario(SPEC).records()):
-        partition = PARTITION.get(record.key, 0)
-        alerts += pipeline.process(record.value, partition=partition, offset=offset).alerts
-        if offset % 500 == 0:
-            alerts += pipeline.tick()  # the wall clock stands still: nothing is idle yet
-    alerts += pipeline.tick()
-    return pipeline, clock, alerts
+    offsets: Counter[int] = Counter()
+    records = []
+    for record in Scenario(SPEC).records():
+        partition = partition_for(record.key, PARTITIONS)
+        records.append(SourceRecord(partition, offsets[partition], 0, record.key, record.value))
+        offsets[partition] += 1
+
+    async def go() -> None:
+        for start in range(0, len(records), 500):
+            await engine.process(records[start : start + 500])
+            engine.tick()  # the wall clock stands still: nothing is idle yet
+        await engine.commit()
+
+    asyncio.run(go())
+    return engine, clock, outputs, offsets
 
 
 def closure_day() -> date:
@@ -62,26 +79,23 @@ def korday_drops_on(alerts: list[dict], day: date) -> list[dict]:
 
 
 def test_while_its_partition_is_active_the_silent_day_is_not_judged(replayed):
-    pipeline, _, alerts = replayed
-    assert korday_drops_on(alerts, closure_day()) == []
-    clocks = pipeline.partition_clocks()
-    assert clocks[1] < clocks[0] - timedelta(hours=20)  # Korday's clock stopped the day before
+    engine, _, outputs, _ = replayed
+    assert korday_drops_on(outputs.alerts, closure_day()) == []
+    jj_clock, korday_clock = engine.tasks[JJ].state.stream_ts, engine.tasks[KORDAY].state.stream_ts
+    assert korday_clock < jj_clock - 20 * 3600  # Korday's clock stopped the day before
 
 
 def test_once_idle_the_partition_follows_the_active_one_and_the_drop_is_raised(replayed):
-    pipeline, clock, _ = replayed
-    # Partition 0 keeps sending; partition 1 has been silent past the idle limit.
+    engine, clock, outputs, offsets = replayed
+    # Jibek Joly's partition keeps sending; Korday's has been silent past the idle limit.
     clock.now += 31.0
-    jj = pipeline.process(
-        event_bytes("late-jj", pipeline.stream_time[0], checkpoint_id="zhibek-zholy"),
-        partition=0,
-        offset=10**9,
-    )
-    assert jj.status == "counted"
-    clocks = pipeline.partition_clocks()
-    assert clocks[1] == clocks[0] == pipeline.stream_time[0]
-    raised = pipeline.tick()
-    drops = korday_drops_on(raised, closure_day())
+    newest = datetime.fromtimestamp(engine.tasks[JJ].state.stream_ts, UTC)
+    late = event_bytes("late-jj", newest, checkpoint_id="zhibek-zholy")
+    asyncio.run(engine.process([SourceRecord(JJ, offsets[JJ], 0, b"zhibek-zholy", late)]))
+    engine.tick()
+    assert engine.tasks[KORDAY].state.evaluated_until == engine.tasks[JJ].state.evaluated_until
+    asyncio.run(engine.commit())
+    drops = korday_drops_on(outputs.alerts, closure_day())
     assert {a["direction"] for a in drops} == {"entry", "exit"}
     for alert in drops:
         assert alert["status"] == "firing"
@@ -90,8 +104,11 @@ def test_once_idle_the_partition_follows_the_active_one_and_the_drop_is_raised(r
 
 
 def test_with_every_partition_idle_no_clock_moves(replayed):
-    pipeline, clock, _ = replayed
+    engine, clock, _, _ = replayed
+    before = {p: t.state.evaluated_until for p, t in engine.tasks.items()}
     clock.now += 3600.0
-    assert pipeline.partition_clocks() == pipeline.stream_time
-    day_after = datetime.combine(SPEC.end + timedelta(days=1), datetime.min.time(), timezone.utc)
-    assert max(pipeline.stream_time.values()) < day_after  # not moved on by the wall clock
+    engine.tick()
+    assert {p: t.state.evaluated_until for p, t in engine.tasks.items()} == before
+    day_after = datetime.combine(SPEC.end + timedelta(days=1), datetime.min.time(), UTC)
+    clocks = [t.state.stream_ts for t in engine.tasks.values() if t.state.stream_ts is not None]
+    assert max(clocks) < day_after.timestamp()

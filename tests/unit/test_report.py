@@ -1,4 +1,4 @@
-"""Reports over history written by ParquetSink, checked against brute-force sums."""
+"""Reports over history written by the lake sink, checked against brute-force sums."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import io
 import json
 import random
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from streams import report
-from streams.parquet_sink import EventRow, ParquetSink
+from streams.core.effects import CommitBatch, DailySnapshot, EventColumns, MetricDeltas
+from streams.sinks.parquet.sink import LakeSink
 
 UTC = timezone.utc
 ALMATY = ZoneInfo("Asia/Almaty")
@@ -22,6 +24,58 @@ CHECKPOINTS = ("zhibek-zholy", "korday", "dostyk")
 NATIONALITIES = ("KAZ", "UZB", "KGZ", "CHN", "RUS", "TJK")
 PURPOSES = ("labour", "tourist", "transit")
 INJECTION = "x' OR 1=1 --"
+
+
+@dataclass(frozen=True)
+class EventRow:
+    event_id: str
+    checkpoint_id: str
+    local_day: date
+    direction: str
+    occurred_at: datetime
+    local_hour: int
+    nationality: str
+    purpose: str
+    mode: str
+    outcome: str
+    kafka_partition: int
+    kafka_offset: int
+
+
+def write_commit(
+    root: Path, seq: int, events: list[EventRow], snapshots: list[DailySnapshot], alerts: list[dict]
+) -> None:
+    """One commit of partition 0, as the core would hand it to the lake sink."""
+    columns: dict[tuple[date, str], EventColumns] = {}
+    for row in events:
+        c = columns.setdefault((row.local_day, row.checkpoint_id), EventColumns())
+        c.event_id.append(row.event_id)
+        c.direction.append(row.direction)
+        c.occurred_at_us.append(round(row.occurred_at.timestamp() * 1e6))
+        c.local_hour.append(row.local_hour)
+        c.nationality.append(row.nationality)
+        c.purpose.append(row.purpose)
+        c.mode.append(row.mode)
+        c.outcome.append(row.outcome)
+        c.kafka_partition.append(row.kafka_partition)
+        c.kafka_offset.append(row.kafka_offset)
+        c.kafka_timestamp_ms.append(round(row.occurred_at.timestamp() * 1000) + 2000)
+    offsets = [row.kafka_offset for row in events]
+    batch = CommitBatch(
+        partition=0,
+        commit_seq=seq,
+        first_offset=min(offsets) if offsets else None,
+        last_offset=max(offsets, default=0),
+        events=columns,
+        alerts=alerts,
+        snapshots=snapshots,
+        dead_letters=[],
+        changes=[],
+        metrics=MetricDeltas(),
+        expired_buckets=[],
+        expired_profiles=[],
+    )
+    LakeSink(root).flush(batch)
 
 
 def make_events(count: int, seed: int = 7) -> list[EventRow]:
@@ -45,7 +99,6 @@ def make_events(count: int, seed: int = 7) -> list[EventRow]:
                 outcome="admitted",
                 kafka_partition=number % 4,
                 kafka_offset=number,
-                processed_at=occurred_at + timedelta(seconds=2),
             )
         )
     return rows
@@ -88,25 +141,22 @@ def counts_by_day(events: list[EventRow]) -> dict[tuple[date, str], Counter]:
 def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[EventRow], list[dict]]:
     root = tmp_path_factory.mktemp("history")
     events = make_events(3000)
-    sink = ParquetSink(root, "test-writer")
-    # two flushes, the second re-snapshotting every day it touches, as the worker does
-    for start, end in ((0, 1800), (1800, len(events))):
-        for row in events[start:end]:
-            sink.add_event(row)
+    # two commits, the second re-snapshotting every day it touches, as the worker does
+    for seq, (start, end) in enumerate(((0, 1800), (1800, len(events))), start=1):
         as_of = max(row.occurred_at for row in events[:end])
-        for (local_day, checkpoint_id), counter in counts_by_day(events[:end]).items():
-            rows = [(*group, count) for group, count in counter.items()]
-            sink.put_daily_counts(checkpoint_id, local_day, rows, as_of)
-        sink.flush()
+        snapshots = [
+            DailySnapshot(checkpoint_id, local_day, [(*g, n) for g, n in counter.items()], as_of.timestamp())
+            for (local_day, checkpoint_id), counter in counts_by_day(events[:end]).items()
+        ]
+        write_commit(root, seq, events[start:end], snapshots, [])
     alerts = []
     as_of = datetime(2025, 3, 3, 12, tzinfo=UTC)
     for number in range(6):
         # added out of as_of order, across checkpoints and days
         when = as_of - timedelta(hours=7 * ((number * 5) % 6))
         alert = make_alert(number, CHECKPOINTS[number % 3], when.astimezone(ALMATY).date(), when)
-        sink.add_alert(alert)
         alerts.append(alert)
-    sink.flush()
+    write_commit(root, 3, [], [], alerts)
     return root, events, alerts
 
 
@@ -183,19 +233,14 @@ def test_reconcile_agrees_then_spots_events_the_counts_miss(history: tuple, tmp_
     )
 
     # a copy where one day got two more events than its snapshot says
-    sink = ParquetSink(tmp_path, "w")
-    for row in events[:50]:
-        sink.add_event(row)
-    for (local_day, checkpoint_id), counter in counts_by_day(events[:50]).items():
-        sink.put_daily_counts(
-            checkpoint_id, local_day, [(*g, c) for g, c in counter.items()], datetime.now(UTC)
-        )
-    sink.flush()
+    snapshots = [
+        DailySnapshot(checkpoint_id, local_day, [(*g, c) for g, c in counter.items()], 0.0)
+        for (local_day, checkpoint_id), counter in counts_by_day(events[:50]).items()
+    ]
+    write_commit(tmp_path, 1, events[:50], snapshots, [])
     extra = events[50:52]
     extra = [EventRow(**{**_fields(row), "checkpoint_id": "kegen"}) for row in extra]
-    for row in extra:
-        sink.add_event(row)
-    sink.flush()
+    write_commit(tmp_path, 2, extra, [], [])
 
     mismatch = report.reconcile(tmp_path)
 
@@ -249,10 +294,7 @@ def test_queries_bind_filters_even_without_folder_pruning(
 
 def test_data_root_with_glob_characters_is_read_literally(tmp_path: Path) -> None:
     root = tmp_path / "odd [1] *dir?"
-    sink = ParquetSink(root, "w")
-    for row in make_events(10):
-        sink.add_event(row)
-    sink.flush()
+    write_commit(root, 1, make_events(10), [], [])
     assert report.events_count(root) == 10
 
 

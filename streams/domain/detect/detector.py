@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+from streams.domain.counts import DayProfile, split_group
 from streams.domain.detect.baseline import Baseline, BaselineConfig, ProfileLookup, build_baseline
 from streams.domain.registry import Checkpoint
-from streams.domain.counts import DayProfile, split_group
 
 Kind = Literal["surge", "drop"]
 Window = Literal["running_day", "last_hour", "full_day"]

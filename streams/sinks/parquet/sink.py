@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -63,7 +64,7 @@ class LakeSink:
         for alert in batch.alerts:
             by_folder.setdefault((alert["local_day"], alert["checkpoint_id"]), []).append(alert)
         for (day, checkpoint_id), alerts in sorted(by_folder.items()):
-            directory = partition_dir(self.root, ALERTS, _day(day), checkpoint_id)
+            directory = partition_dir(self.root, ALERTS, date.fromisoformat(day), checkpoint_id)
             size += write_atomically(_alerts_table(alerts), directory, name, batch.partition)
             files += 1
         for snapshot in batch.snapshots:
@@ -81,7 +82,7 @@ class LakeSink:
         )
 
 
-def _day(text: str):  # noqa: ANN202 - a date
+def _day(text: str):
     from datetime import date
 
     return date.fromisoformat(text)
@@ -109,8 +110,6 @@ def _events_table(columns: EventColumns) -> pa.Table:
 
 
 def _alerts_table(alerts: list[dict]) -> pa.Table:
-    from datetime import datetime
-
     rows = {name: [] for name in ALERTS_SCHEMA.names}
     for alert in alerts:
         for name in ALERTS_SCHEMA.names:
@@ -132,7 +131,9 @@ def _snapshot_table(snapshot: DailySnapshot) -> pa.Table:
             "nationality": [r[1] for r in snapshot.rows],
             "purpose": [r[2] for r in snapshot.rows],
             "count": [r[3] for r in snapshot.rows],
-            "as_of": pa.array([as_of] * len(snapshot.rows), pa.int64()).cast(DAILY_COUNTS_SCHEMA.field(4).type),
+            "as_of": pa.array([as_of] * len(snapshot.rows), pa.int64()).cast(
+                DAILY_COUNTS_SCHEMA.field(4).type
+            ),
         },
         schema=DAILY_COUNTS_SCHEMA,
     )
