@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 KAFKA_JARS := .local/kafka/libs/.installed
 
-.PHONY: setup demo test unit integration lint bench kafka-up kafka-down clean
+.PHONY: setup demo test unit integration lint bench perf crash kafka-up kafka-down clean
 
 setup: $(STAMP) $(KAFKA_JARS)
 
@@ -40,6 +40,9 @@ lint: setup
 
 bench: setup
 	@$(PY) -m load_tests.bench_pipeline
+
+perf: setup
+	@$(PY) -m load_tests.perf
 
 kafka-up: setup
 	@$(VENV)/bin/crossings kafka up

@@ -1,0 +1,127 @@
+"""``make perf``: the worker, a bare Faust agent and the replay, on one topic, in one run.
+
+    python -m load_tests.perf [--days 42] [--partitions 4]
+
+Starts its own broker, writes the scenario's valid events to a fresh topic once, then
+lets three consumers read all of it from the beginning, one after the other:
+
+- a bare Faust agent that only decodes and counts in a dict (the ceiling for any Faust agent);
+- ``crossings worker`` with everything on (validation, dedup, counts, detection, Parquet,
+  metrics, transactions), timed from its first record to its last committed offset;
+- ``crossings replay`` over the same topic (the core without Faust).
+
+Prints their events/s and the worker's ratio to the bare agent, and writes them to
+``.local/perf/summary.json``. The machine is shared and noisy: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+from load_tests.harness import WorkerProcess, free_port, wait_committed
+from load_tests.scenario import Scenario, ScenarioSpec, replay
+from streams import broker
+from streams.replay.run import replay as core_replay
+from streams.replay.sources import kafka_records
+from streams.settings import PROJECT_ROOT, load_settings
+from streams.topics import ensure_topics
+
+HOME = PROJECT_ROOT / ".local" / "perf"
+PORT = int(os.environ.get("CROSSINGS_PERF_KAFKA_PORT", "9292"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=42)
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+    broker.down(HOME / "kafka")
+    shutil.rmtree(HOME, ignore_errors=True)
+    env = {
+        "CROSSINGS_HOME": str(HOME),
+        "CROSSINGS_KAFKA_PORT": str(PORT),
+        "CROSSINGS_APP_ID": "perf-worker",
+        "CROSSINGS_TOPIC_NAMESPACE": "perf",
+        "CROSSINGS_PARTITIONS": str(args.partitions),
+    }
+    settings = load_settings(env)
+    broker.up(settings.kafka_dir, PORT)
+    try:
+        ensure_topics(settings)
+        valid = [r for r in Scenario(ScenarioSpec(days=args.days)).records() if r.kind in ("valid", "late")]
+        sent = replay(valid, settings.bootstrap, settings.topics.events).sent
+        print(
+            f"topic {settings.topics.events}: {sent:,} valid events on {args.partitions} partitions",
+            flush=True,
+        )
+
+        out = HOME / "bare.json"
+        started = time.monotonic()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "load_tests.bare_faust_agent",
+                settings.bootstrap,
+                settings.topics.events,
+                str(sent),
+                str(out),
+            ],
+            check=True,
+            timeout=1800,
+            stdout=subprocess.DEVNULL,
+        )
+        bare = json.loads(out.read_text())
+        bare_rate = sent / bare["seconds"]
+        print(
+            f"bare Faust agent: {bare_rate:,.0f} events/s ({time.monotonic() - started:.0f}s with start-up)"
+        )
+
+        worker = WorkerProcess(env, free_port(), HOME / "worker.log")
+        worker.start()
+        began = time.monotonic()
+        wait_committed(settings.bootstrap, settings.app_id, settings.topics.events, timeout=1800)
+        worker_seconds = time.monotonic() - began
+        worker.stop()
+        worker_rate = sent / worker_seconds
+        print(
+            f"crossings worker: {worker_rate:,.0f} events/s (start to last commit, {worker_seconds:.1f}s)"
+        )
+
+        stats = asyncio.run(
+            core_replay(
+                kafka_records(settings.bootstrap, settings.topics.events),
+                partitions=args.partitions,
+                data_dir=HOME / "replay-data",
+                state_dir=HOME / "replay-state",
+            )
+        )
+        print(f"crossings replay: {stats.per_second:,.0f} events/s ({stats.seconds:.1f}s)")
+        summary = {
+            "events": sent,
+            "partitions": args.partitions,
+            "bare_faust_agent_per_s": round(bare_rate),
+            "worker_per_s": round(worker_rate),
+            "worker_vs_bare_agent": round(worker_rate / bare_rate, 2),
+            "replay_per_s": round(stats.per_second),
+            "replay_max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "python": platform.python_version(),
+        }
+        print(json.dumps(summary, indent=2))
+        (HOME / "summary.json").write_text(json.dumps(summary, indent=2))
+        return 0
+    finally:
+        print(broker.down(settings.kafka_dir).detail)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
