@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.core.partitioning import partition_for
 from streams.core.records import SourceRecord
@@ -34,7 +35,7 @@ async def kafka_records(
     )
     await consumer.start()
     try:
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        partitions = await _partitions(bootstrap, topic)
         if not partitions:
             raise ValueError(f"topic {topic!r} does not exist or has no partitions")
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -59,6 +60,16 @@ async def kafka_records(
                 yield batch
     finally:
         await consumer.stop()
+
+
+async def _partitions(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for t in described if t["topic"] == topic for p in t["partitions"] or ())
 
 
 def ndjson_records(paths: Iterable[Path], partitions: int) -> Iterable[list[SourceRecord]]:
