@@ -93,9 +93,7 @@ def main() -> int:
         worker_seconds = time.monotonic() - began
         worker.stop()
         worker_rate = sent / worker_seconds
-        print(
-            f"crossings worker: {worker_rate:,.0f} events/s (start to last commit, {worker_seconds:.1f}s)"
-        )
+        print(f"crossings worker: {worker_rate:,.0f} events/s (start to last commit, {worker_seconds:.1f}s)")
 
         stats = asyncio.run(
             core_replay(
