@@ -189,18 +189,19 @@ class PartitionTask:
 
     async def _recover(self) -> None:
         """Back to the last committed state, then re-apply the inputs since: a retry then
-        writes the same batch. Files of the failed attempt are removed if the disk lets us."""
+        writes the same batch under the same file names.
+
+        Lake files are deliberately not cleaned here: another owner may be committing this
+        partition right now (this one was fenced), and only opening a partition, which
+        fences everyone else first, may decide which files are uncommitted."""
         assert self.store is not None
         try:
+            await self.outputs.open_partition(self.partition)  # a fenced producer never commits again
             await self._catch_up()
         except Exception as error:  # the broker may be what failed; the store is still consistent
-            log.warning("partition %d: changelog not readable while recovering: %s", self.partition, error)
+            log.warning("partition %d: could not reopen outputs while recovering: %s", self.partition, error)
         self._load()
         assert self.processor is not None
-        try:
-            self.sink.open_partition(self.partition, self.processor.state.commit_seq)
-        except OSError as error:
-            log.warning("partition %d: could not remove uncommitted files yet: %s", self.partition, error)
         for kind, first, second in self._inputs:
             if kind == "records":
                 self.processor.process(first, second)  # type: ignore[arg-type]

@@ -82,19 +82,39 @@ class Worker:
         await asyncio.sleep(self.retry_delay)
         self.retry_delay = min(self.retry_delay * 2, MAX_RETRY_DELAY_S)
 
-    async def handle(self, records: list[SourceRecord]) -> None:
-        """Process a batch; while commits fail, retry them first so memory stays bounded."""
+    async def handle(self, records: list[SourceRecord], assigned: set[int]) -> None:
+        """Process a batch; while commits fail, retry them first so memory stays bounded.
+
+        Only records of partitions the consumer holds *now* are applied: after a rebalance
+        Faust can still hand over records it fetched for a partition that moved, and
+        opening that partition here would fence its new owner. The owner reads them again
+        from the committed offset, so dropping them loses nothing.
+        """
         while True:
             async with self.lock:
                 if not self.failing or await self.commit():
-                    await self.engine.process(records)
+                    await self.close_unassigned(assigned)
+                    owned = [record for record in records if record.partition in assigned]
+                    await self.engine.process(owned)
                     if self.engine.commit_due():
                         await self.commit()
                     return
             await self.backoff()
 
-    async def tick(self) -> None:
+    async def close_unassigned(self, assigned: set[int]) -> None:
+        gone = set(self.engine.tasks) - assigned
+        if gone:
+            await self.engine.close(gone)
+            for partition in gone:
+                self.metrics.forget_partition(partition)
+                for checkpoint_id in self.engine.owned.get(partition, ()):
+                    for direction in ("entry", "exit"):
+                        self.metrics.forget_checkpoint(checkpoint_id, direction)
+            log.info("let go of partitions %s (no longer assigned)", sorted(gone))
+
+    async def tick(self, assigned: set[int]) -> None:
         async with self.lock:
+            await self.close_unassigned(assigned)
             self.engine.tick()
             if self.engine.commit_due() or self.failing:
                 await self.commit()
@@ -153,6 +173,9 @@ def create_app(settings: Settings) -> faust.App:
     def ours(tps: set[Any]) -> set[int]:
         return {tp.partition for tp in tps if tp.topic == settings.topics.events}
 
+    def assigned_partitions() -> set[int]:
+        return ours(app.consumer.assignment())
+
     @app.agent(events_topic, concurrency=1)
     async def ingest(stream: faust.Stream) -> None:
         async for events in stream.take_events(MAX_BATCH, within=BATCH_WITHIN_S):
@@ -166,11 +189,11 @@ def create_app(settings: Settings) -> faust.App:
                 )
                 for e in events
             ]
-            await worker.handle(records)
+            await worker.handle(records, assigned_partitions())
 
     @app.timer(interval=1.0)
     async def judge_idle_partitions() -> None:
-        await worker.tick()
+        await worker.tick(assigned_partitions())
 
     @app.on_partitions_revoked.connect
     async def commit_before_losing(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
@@ -181,15 +204,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_partitions_assigned.connect
     async def let_go_of_moved(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
         async with worker.lock:
-            gone = set(engine.tasks) - ours(assigned)
-            await engine.close(gone)
-            for partition in gone:
-                metrics.forget_partition(partition)
-                for checkpoint_id in engine.owned.get(partition, ()):
-                    for direction in ("entry", "exit"):
-                        metrics.forget_checkpoint(checkpoint_id, direction)
-            if gone:
-                log.info("let go of partitions %s after a rebalance", sorted(gone))
+            await worker.close_unassigned(ours(assigned))
 
     @app.on_before_shutdown.connect
     async def commit_on_shutdown(app: faust.App, **kwargs: Any) -> None:

@@ -141,7 +141,8 @@ async def run(records: list[SourceRecord], root: Path, cuts: list[int], crashes:
 
 
 schedules = st.lists(
-    st.tuples(st.integers(0, 60), st.integers(0, 7), st.integers(0, 4 * 24 * 60), st.integers(0, 1)),
+    # Event times within the 72 h dedup horizon: nothing is refused as too late.
+    st.tuples(st.integers(0, 60), st.integers(0, 7), st.integers(0, 3 * 24 * 60 - 1), st.integers(0, 1)),
     min_size=1,
     max_size=120,
 )
