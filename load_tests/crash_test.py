@@ -1,0 +1,550 @@
+"""SIGKILL the worker again and again while traffic flows; once it drains, the lake must be exact.
+
+    python -m load_tests.crash_test [--events N] [--kills K] [--workers 1|2] [--bootstrap host:port]
+                                    [--rate R] [--seed S] [--resend F] [--commit-interval C] [--keep]
+
+Produces scenario traffic (valid events, late ones, the scenario's re-sent duplicates,
+invalid messages) plus extra re-sent copies of recently sent events, paced so traffic
+flows for the whole run. Meanwhile it SIGKILLs a worker (with ``--workers 2``, one of
+the two, chosen at random) ``K`` times at random moments, starting it again each time.
+Then it waits until the consumer group has committed every offset, stops the workers
+with SIGTERM and checks the lake against an oracle computed from what was sent:
+
+- ``events/`` holds exactly one row per unique valid event sent (kinds ``valid`` and
+  ``late``), and no ``event_id`` twice;
+- the sum of the ``daily_counts/`` snapshots per checkpoint, local day and direction
+  equals the oracle's count;
+- the dead-letter topic (``read_committed``) holds every invalid message exactly once.
+
+It prints a JSON summary and exits 1 on any mismatch. Without ``--bootstrap`` it starts
+its own embedded broker on a free port and stops it at the end. Worker logs are kept in
+the run folder (printed in the summary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import random
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from kafka import KafkaConsumer
+
+from load_tests.harness import WorkerProcess, free_port, wait_committed
+from load_tests.scenario import Scenario, ScenarioSpec, replay
+from streams.domain.registry import load_registry
+from streams.settings import load_settings
+from streams.topics import ensure_topics
+
+#: Records the scenario produces per simulated day (all checkpoints), roughly; used to
+#: choose how many days to generate for ``--events``.
+RECORDS_PER_DAY = 4000
+#: A re-sent copy repeats one of this many most recently sent valid events.
+RESEND_WINDOW = 2000
+#: Written into a worker's log at each kill (the log then shows what the restart found).
+KILL_MARK = "===== crash test: SIGKILL "
+
+
+@dataclass
+class CrashRun:
+    """What was sent, what was done to the workers, and what the lake holds."""
+
+    records_sent: int = 0
+    sent_by_kind: dict[str, int] = field(default_factory=dict)
+    extra_resends: int = 0
+    unique_valid_events: int = 0
+    kills: int = 0
+    kill_log: list[dict[str, Any]] = field(default_factory=list)
+    event_rows: int = 0
+    distinct_event_ids: int = 0
+    missing_event_ids: list[str] = field(default_factory=list)
+    doubled_event_ids: dict[str, int] = field(default_factory=dict)
+    unexpected_event_ids: list[str] = field(default_factory=list)
+    #: "checkpoint day direction" -> [lake sum, oracle]
+    count_mismatches: dict[str, list[int]] = field(default_factory=dict)
+    dead_letters_expected: int = 0
+    dead_letters_found: int = 0
+    dead_letter_mismatch: int = 0
+    #: Why the consumer group did not commit every offset in time ("" when it did).
+    not_drained: str = ""
+    worker_exit_codes: list[int] = field(default_factory=list)
+    produce_seconds: float = 0.0
+    drain_seconds: float = 0.0
+    seconds: float = 0.0
+    home: str = ""
+    diagnosis: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exact(self) -> bool:
+        return (
+            not self.not_drained
+            and self.event_rows == self.distinct_event_ids == self.unique_valid_events
+            and not self.missing_event_ids
+            and not self.doubled_event_ids
+            and not self.unexpected_event_ids
+            and not self.count_mismatches
+            and self.dead_letter_mismatch == 0
+        )
+
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["exact"] = self.exact
+        # Keep the summary readable: counts plus a few examples.
+        for name in ("missing_event_ids", "unexpected_event_ids"):
+            data[name] = {"count": len(data[name]), "examples": data[name][:10]}
+        data["doubled_event_ids"] = {
+            "count": len(self.doubled_event_ids),
+            "examples": dict(islice(self.doubled_event_ids.items(), 10)),
+        }
+        data["count_mismatches"] = {
+            "count": len(self.count_mismatches),
+            "examples": dict(islice(sorted(self.count_mismatches.items()), 20)),
+        }
+        return data
+
+
+# --------------------------------------------------------------------------- traffic
+
+
+def make_records(
+    events: int | None, seed: int = 1, resend: float = 0.02, days: int | None = None
+) -> tuple[list, int]:
+    """``events`` scenario records (about ``events / RECORDS_PER_DAY`` days; or all the
+    records of ``days`` days when ``events`` is None), with a share
+    ``resend`` of extra copies of recently sent valid events mixed in (kind ``duplicate``:
+    an upstream retry that the worker must recognise). Returns the records and the number
+    of extra copies."""
+    if events is None and days is None:
+        raise ValueError("give events or days")
+    days = days or max(2, math.ceil((events or 0) / RECORDS_PER_DAY) + 1)
+    scenario_records = list(islice(Scenario(ScenarioSpec(days=days)).records(), events))
+    rng = random.Random(seed)
+    out: list = []
+    recent: list = []
+    for record in scenario_records:
+        out.append(record)
+        if record.kind in ("valid", "late"):
+            recent.append(record)
+            if len(recent) > RESEND_WINDOW:
+                del recent[: len(recent) - RESEND_WINDOW]
+        if recent and rng.random() < resend:
+            out.append(replace(rng.choice(recent), kind="duplicate"))
+    return out, len(out) - len(scenario_records)
+
+
+def oracle(records: Sequence) -> tuple[set[str], Counter]:
+    """Unique valid event ids sent, and their count per (checkpoint, local day, direction)."""
+    registry = load_registry()
+    seen: set[str] = set()
+    per_day: Counter = Counter()
+    for record in records:
+        if record.kind not in ("valid", "late"):
+            continue
+        payload = json.loads(record.value)
+        event_id = payload["event_id"]
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        tz = registry[payload["checkpoint_id"]].tz
+        day = datetime.fromisoformat(payload["occurred_at"]).astimezone(tz).date()
+        per_day[(payload["checkpoint_id"], day.isoformat(), payload["direction"])] += 1
+    return seen, per_day
+
+
+# --------------------------------------------------------------------------- lake
+
+
+def _scan(data_dir: Path, dataset: str) -> str:
+    return (
+        f"read_parquet('{data_dir}/{dataset}/*/*/*.parquet', hive_partitioning = true, "
+        "hive_types = {'date': DATE, 'checkpoint': VARCHAR}, filename = true)"
+    )
+
+
+def lake_event_ids(data_dir: Path) -> Counter:
+    """event_id -> rows in ``events/``."""
+    if not any((data_dir / "events").glob("*/*/*.parquet")):
+        return Counter()
+    rows = duckdb.sql(f"SELECT event_id, count(*) FROM {_scan(data_dir, 'events')} GROUP BY ALL").fetchall()
+    return Counter(dict(rows))
+
+
+def lake_counts(data_dir: Path) -> Counter:
+    """(checkpoint, local day, direction) -> sum of the daily_counts snapshots."""
+    if not any((data_dir / "daily_counts").glob("*/*/*.parquet")):
+        return Counter()
+    rows = duckdb.sql(
+        f"SELECT checkpoint, date, direction, sum(count) FROM {_scan(data_dir, 'daily_counts')} GROUP BY ALL"
+    ).fetchall()
+    return Counter({(c, d.isoformat(), r): int(n) for c, d, r, n in rows})
+
+
+def files_holding(data_dir: Path, event_ids: Sequence[str]) -> dict[str, list[list]]:
+    """For diagnosis: event_id -> [file, kafka_partition, kafka_offset] of every row."""
+    if not event_ids:
+        return {}
+    wanted = ", ".join("'" + i.replace("'", "''") + "'" for i in event_ids)
+    rows = duckdb.sql(
+        f"SELECT event_id, filename, kafka_partition, kafka_offset FROM {_scan(data_dir, 'events')} "
+        f"WHERE event_id IN ({wanted}) ORDER BY ALL"
+    ).fetchall()
+    found: dict[str, list[list]] = {}
+    for event_id, filename, partition, offset in rows:
+        found.setdefault(event_id, []).append([str(Path(filename).relative_to(data_dir)), partition, offset])
+    return found
+
+
+def read_topic(bootstrap: str, topic: str, *, committed_only: bool = True) -> list:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level="read_committed" if committed_only else "read_uncommitted",
+        consumer_timeout_ms=5000,
+    )
+    try:
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def where_sent(bootstrap: str, topic: str, event_ids: set[str]) -> dict[str, list[list[int]]]:
+    """For diagnosis: event_id -> [partition, offset] of every copy on the events topic."""
+    found: dict[str, list[list[int]]] = {}
+    for message in read_topic(bootstrap, topic, committed_only=False):
+        try:
+            event_id = json.loads(message.value)["event_id"]
+        except (ValueError, TypeError, KeyError):
+            continue
+        if event_id in event_ids:
+            found.setdefault(event_id, []).append([message.partition, message.offset])
+    return found
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(
+    bootstrap: str,
+    home: Path,
+    *,
+    events: int | None = 37_000,
+    kills: int = 3,
+    workers: int = 1,
+    rate: float | None = None,
+    seed: int = 7,
+    resend: float = 0.02,
+    commit_interval: float = 1.0,
+    days: int | None = None,
+    session_timeout: float = 10.0,
+    mode: str = "mixed",
+    drain_timeout: float = 600.0,
+    extra_env: dict[str, str] | None = None,
+    log=None,
+) -> CrashRun:
+    """One crash run against ``bootstrap`` with everything under ``home``."""
+    started = time.monotonic()
+    say = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    result = CrashRun(home=str(home))
+    home.mkdir(parents=True, exist_ok=True)
+    namespace = f"crash-{int(time.time())}-{free_port()}"
+    env = {
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "CROSSINGS_HOME": str(home),
+        "CROSSINGS_APP_ID": namespace,
+        "CROSSINGS_TOPIC_NAMESPACE": namespace,
+        "CROSSINGS_COMMIT_INTERVAL": str(commit_interval),
+        # A killed member holds its partitions until its session times out (Faust's default
+        # is 60 s); a shorter one keeps the run short and changes nothing about correctness.
+        "BROKER_SESSION_TIMEOUT": str(session_timeout),
+        **(extra_env or {}),
+    }
+    settings = load_settings(env)
+    ensure_topics(settings)
+    data_dir = settings.data_dir
+    # Each worker its own state folder (as on two machines), one shared lake.
+    pool = [
+        WorkerProcess(
+            {**env, "CROSSINGS_HOME": str(home / f"w{n}"), "CROSSINGS_DATA_DIR": str(data_dir)},
+            free_port(),
+            home / f"worker-{n}.log",
+        )
+        for n in range(workers)
+    ]
+
+    records, result.extra_resends = make_records(events, seed=seed, resend=resend, days=days)
+    result.records_sent = len(records)
+    result.sent_by_kind = dict(Counter(r.kind for r in records))
+    expected_ids, expected_counts = oracle(records)
+    result.unique_valid_events = len(expected_ids)
+    # Pace the traffic so it lasts through every kill and restart (a restart waits about a
+    # session timeout for the group to let go of the killed member).
+    rate = rate or max(300.0, len(records) / (kills * (session_timeout + 5.0) + 10.0))
+    say(f"crash test: {len(records)} records at {rate:.0f}/s, {kills} kills, {workers} worker(s) in {home}")
+
+    rng = random.Random(seed)
+    produced = [0]
+    failure: list[BaseException] = []
+
+    def counted():
+        for record in records:
+            yield record
+            produced[0] += 1
+
+    def produce() -> None:
+        try:
+            replay(counted(), bootstrap, settings.topics.events, rate=rate, progress=False)
+        except BaseException as error:  # reported by the main thread
+            failure.append(error)
+
+    try:
+        for worker in pool:
+            worker.start(timeout=300)
+        producing = threading.Thread(target=produce, name="crash-test-producer", daemon=True)
+        producing.start()
+        # Kill when the traffic reaches random points of the stream, a random fraction of a
+        # commit interval later, so the kills land in every phase of the commit cycle.
+        # Every kill hits a worker that is applying records: after a restart the next kill
+        # waits until the new process handles records again (it owns partitions and runs).
+        thresholds = sorted(rng.uniform(0.05, 0.95) * len(records) for _ in range(kills))
+        for n, threshold in enumerate(thresholds, 1):
+            while produced[0] < threshold and producing.is_alive():
+                time.sleep(0.02)
+            victim_index = rng.randrange(len(pool))
+            victim = pool[victim_index]
+            _wait_working(victim, timeout=300)
+            how = ("random", "commit")[n % 2] if mode == "mixed" else mode
+            if how == "commit":
+                # Right after a commit's first Parquet file lands, a few ms later: between the
+                # files and the Kafka transaction, or inside either.
+                _wait_lake_change(data_dir, timeout=10 * commit_interval + 10)
+                time.sleep(rng.uniform(0.0, 0.03))
+            else:
+                time.sleep(rng.uniform(0.0, 1.5 * commit_interval))
+            assert victim.process is not None
+            if victim.process.poll() is not None:
+                raise RuntimeError(f"worker {victim_index} died by itself; see {victim.log_path}")
+            at = produced[0]
+            handled = victim.handled()
+            victim.process.kill()  # SIGKILL: no flush, no commit, no goodbye
+            victim.process.wait()
+            result.kills += 1
+            say(f"  kill {n} ({how}): worker {victim_index} at record {at} of {len(records)}")
+            with victim.log_path.open("a") as handle:
+                handle.write(f"\n{KILL_MARK}{n} ({how}) at record {at} =====\n")
+            restart = time.monotonic()
+            victim.start(timeout=300)
+            result.kill_log.append(
+                {
+                    "worker": victim_index,
+                    "mode": how,
+                    "at_record": at,
+                    "victim_had_handled": handled,
+                    "restart_seconds": round(time.monotonic() - restart, 2),
+                }
+            )
+        producing.join()
+        result.produce_seconds = round(time.monotonic() - started, 1)
+        if failure:
+            raise failure[0]
+        drain_started = time.monotonic()
+        try:
+            wait_committed(bootstrap, settings.app_id, settings.topics.events, timeout=drain_timeout)
+        except TimeoutError as error:  # a stuck worker: still look at what the lake holds
+            result.not_drained = str(error)
+            say(f"  NOT DRAINED: {error}")
+        result.drain_seconds = round(time.monotonic() - drain_started, 1)
+    finally:
+        result.worker_exit_codes = [worker.stop() for worker in pool]
+    say(f"  drained in {result.drain_seconds}s; checking the lake")
+    for entry, opened in zip(result.kill_log, _reopenings(pool, kills), strict=True):
+        entry.update(opened)
+
+    # -- the checks ------------------------------------------------------------------------
+    ids = lake_event_ids(data_dir)
+    result.event_rows = sum(ids.values())
+    result.distinct_event_ids = len(ids)
+    result.missing_event_ids = sorted(expected_ids - set(ids))
+    result.unexpected_event_ids = sorted(set(ids) - expected_ids)
+    result.doubled_event_ids = {i: n for i, n in sorted(ids.items()) if n > 1}
+    counts = lake_counts(data_dir)
+    result.count_mismatches = {
+        " ".join(key): [counts.get(key, 0), expected_counts.get(key, 0)]
+        for key in sorted(set(counts) | set(expected_counts))
+        if counts.get(key, 0) != expected_counts.get(key, 0)
+    }
+    dead = Counter(m.value for m in read_topic(bootstrap, settings.topics.dead_letter))
+    invalid = Counter(r.value for r in records if r.kind == "invalid")
+    result.dead_letters_expected = sum(invalid.values())
+    result.dead_letters_found = sum(dead.values())
+    result.dead_letter_mismatch = sum(((dead - invalid) + (invalid - dead)).values())
+
+    if not result.exact:
+        suspects = [*result.missing_event_ids[:20], *list(result.doubled_event_ids)[:20]]
+        result.diagnosis = {
+            "lake_rows": files_holding(data_dir, suspects),
+            "topic_copies": where_sent(bootstrap, settings.topics.events, set(suspects)),
+        }
+    result.seconds = round(time.monotonic() - started, 1)
+    return result
+
+
+def _wait_lake_change(data_dir: Path, timeout: float) -> None:
+    """Until a file appears or is replaced in any events or daily_counts folder."""
+
+    def stamps() -> dict[str, int]:
+        seen = {}
+        for pattern in ("events/*/*", "daily_counts/*/*"):
+            for folder in data_dir.glob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    seen[str(folder)] = folder.stat().st_mtime_ns
+        return seen
+
+    before = stamps()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.002)
+        now = stamps()
+        if any(before.get(folder) != stamp for folder, stamp in now.items()):
+            return
+
+
+OPENED = re.compile(
+    r"partition (\d+) open in [\d.]+s: applied offset (-?\d+), commit (\d+), (\d+) changelog records "
+    r"read, (\d+) uncommitted files removed"
+)
+
+
+def _reopenings(pool: Sequence[WorkerProcess], kills: int) -> list[dict[str, int]]:
+    """What the partitions' openings after each kill found, from the logs, in any worker:
+    changelog records the local store lacked (with one worker: a kill between the Kafka
+    transaction and the RocksDB write; with two, also what the other worker committed
+    while it held the partition) and uncommitted files removed (a kill between the
+    Parquet files and the transaction)."""
+    found = [{"changelog_records_read": 0, "uncommitted_files_removed": 0} for _ in range(kills)]
+    for worker in pool:
+        current = None
+        for line in worker.log_path.read_text(errors="replace").splitlines():
+            if line.startswith(KILL_MARK):
+                current = int(line[len(KILL_MARK) :].split()[0]) - 1
+                continue
+            match = OPENED.search(line)
+            if match and current is not None and current < kills:
+                found[current]["changelog_records_read"] += int(match[4])
+                found[current]["uncommitted_files_removed"] += int(match[5])
+    return found
+
+
+def _wait_working(worker: WorkerProcess, timeout: float) -> None:
+    """Until ``worker`` (this process of it) has handled a record: it owns partitions and runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.process is not None
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"worker died with {worker.process.returncode}; see {worker.log_path}")
+        try:
+            if worker.handled() > 0:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"worker handled nothing within {timeout}s of starting; see {worker.log_path}")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _free_broker_port() -> int:
+    """A port that is free, with the next one free too (the broker's controller listener)."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports found")
+
+
+def _broker_module():
+    try:
+        from streams.ops import broker  # type: ignore[attr-defined]
+    except ImportError:
+        from streams import broker
+    return broker
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000, help="scenario records to send")
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--workers", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--bootstrap", default=None, help="an existing broker (default: start one)")
+    parser.add_argument("--rate", type=float, default=None, help="records/s (default: lasts the kills)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--resend", type=float, default=0.02, help="share of extra re-sent copies")
+    parser.add_argument("--commit-interval", type=float, default=1.0)
+    parser.add_argument("--session-timeout", type=float, default=10.0, help="the workers' Kafka session")
+    parser.add_argument(
+        "--mode",
+        choices=("mixed", "random", "commit"),
+        default="mixed",
+        help="kill at random moments, right after a commit's files land, or alternately",
+    )
+    parser.add_argument("--home", type=Path, default=None, help="run folder (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the run folder even when exact")
+    args = parser.parse_args(argv)
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="crossings-crash-"))
+    shutil.rmtree(home / "run", ignore_errors=True)
+    bootstrap = args.bootstrap
+    broker = None
+    if bootstrap is None:
+        broker = _broker_module()
+        port = _free_broker_port()
+        print(f"starting a broker on 127.0.0.1:{port} in {home / 'kafka'}", file=sys.stderr, flush=True)
+        bootstrap = broker.up(home / "kafka", port, timeout=180).bootstrap
+    try:
+        result = run(
+            bootstrap,
+            home / "run",
+            events=args.events,
+            kills=args.kills,
+            workers=args.workers,
+            rate=args.rate,
+            seed=args.seed,
+            resend=args.resend,
+            commit_interval=args.commit_interval,
+            session_timeout=args.session_timeout,
+            mode=args.mode,
+        )
+    finally:
+        if broker is not None:
+            broker.down(home / "kafka")
+    print(json.dumps(result.summary(), indent=2, default=str))
+    if result.exact and not args.keep and args.home is None:
+        shutil.rmtree(home, ignore_errors=True)
+    return 0 if result.exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""SIGKILL workers while traffic flows; once the group drains, the lake is exact.
+
+A week of scenario traffic (valid, late, re-sent duplicates, invalid) plus extra re-sent
+copies, against the session's broker; the kills alternate between random moments and
+right after a commit's first Parquet file lands (between the files and the Kafka
+transaction). The long version is ``python -m load_tests.crash_test``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from load_tests.crash_test import run
+
+pytestmark = pytest.mark.integration
+
+
+def _check(result, kills: int) -> None:
+    summary = json.dumps(result.summary(), indent=2, default=str)
+    print(summary)  # shown with -s or -rA: what the kills hit and the figures
+    assert result.kills == kills, summary
+    assert not result.not_drained, summary
+    # events rows == unique valid events sent, and no event_id twice
+    assert result.event_rows == result.unique_valid_events, summary
+    assert result.distinct_event_ids == result.event_rows, summary
+    assert result.missing_event_ids == [] and result.doubled_event_ids == {}, summary
+    # sum of daily_counts per checkpoint, local day and direction == the oracle
+    assert result.count_mismatches == {}, summary
+    # every invalid message dead-lettered exactly once (read_committed)
+    assert result.dead_letter_mismatch == 0, summary
+    assert result.exact, summary
+
+
+def test_one_worker_killed_three_times(kafka_bootstrap, tmp_path):
+    result = run(
+        kafka_bootstrap, tmp_path, events=None, days=7, kills=3, workers=1, seed=11, drain_timeout=300
+    )
+    _check(result, kills=3)
+
+
+def test_one_of_two_workers_killed(kafka_bootstrap, tmp_path):
+    result = run(
+        kafka_bootstrap, tmp_path, events=None, days=7, kills=2, workers=2, seed=12, drain_timeout=300
+    )
+    _check(result, kills=2)
