@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from streams.core.records import SourceRecord
 from streams.core.store import Change
+from streams.domain.event import CrossingEvent
 
 
 @dataclass
@@ -33,6 +35,30 @@ class EventColumns:
 
     def __len__(self) -> int:
         return len(self.event_id)
+
+
+#: A counted record as the core keeps it until the commit: the record, its event, and
+#: the event's local hour.
+EventRow = tuple[SourceRecord, CrossingEvent, int]
+
+
+def event_columns(rows: list[EventRow]) -> EventColumns:
+    """One folder's rows, column by column (in offset order, as they were counted)."""
+    events = [row[1] for row in rows]
+    records = [row[0] for row in rows]
+    return EventColumns(
+        event_id=[e.event_id for e in events],
+        direction=[e.direction for e in events],
+        occurred_at_us=[round(e.occurred_ts * 1_000_000) for e in events],
+        local_hour=[row[2] for row in rows],
+        nationality=[e.nationality for e in events],
+        purpose=[e.purpose for e in events],
+        mode=[e.mode for e in events],
+        outcome=[e.outcome for e in events],
+        kafka_partition=[r.partition for r in records],
+        kafka_offset=[r.offset for r in records],
+        kafka_timestamp_ms=[r.timestamp_ms for r in records],
+    )
 
 
 @dataclass(frozen=True)
@@ -56,16 +82,14 @@ class MetricDeltas:
     redelivered: int = 0
     alerts_raised: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     alert_messages: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: Broker timestamps (ms) and event times (s) of counted records, for latency histograms.
-    record_timestamps_ms: list[int] = field(default_factory=list)
-    event_times_s: list[float] = field(default_factory=list)
 
 
 @dataclass
 class Effects:
     first_offset: int | None = None
     last_offset: int | None = None
-    events: dict[tuple[date, str], EventColumns] = field(default_factory=dict)
+    #: Counted records by folder (local day, checkpoint), in offset order.
+    events: dict[tuple[date, str], list[EventRow]] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     #: (checkpoint_id, local_day) whose counts changed: their snapshots are rewritten.

@@ -16,11 +16,12 @@ Invalid input never raises: it becomes a dead letter with a reason.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from streams.core.effects import CommitBatch, DailySnapshot, DeadLetter, Effects, EventColumns
+from streams.core.effects import CommitBatch, DailySnapshot, DeadLetter, Effects, EventRow, event_columns
 from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
@@ -29,7 +30,7 @@ from streams.domain.clock import boundaries
 from streams.domain.counts import count_event, group_counts, profile_key
 from streams.domain.detect import CheckpointDetector, DetectorConfig
 from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent
-from streams.domain.local_time import LocalCalendar
+from streams.domain.local_time import SLOT_SECONDS, LocalCalendar
 from streams.domain.registry import Checkpoint, Registry
 
 log = logging.getLogger(__name__)
@@ -74,98 +75,107 @@ class PartitionProcessor:
         self.effects = Effects()
         self._calendars = {cid: LocalCalendar(cp.tz) for cid, cp in registry.items()}
         self._detectors: dict[str, CheckpointDetector] = {}
+        #: (checkpoint, 15-minute slot) -> (local day, local hour, that day's rows) since
+        #: the last commit: one lookup per record instead of a zone conversion.
+        self._slots: dict[tuple[str, int], tuple[date, int, list[EventRow]]] = {}
+        #: Counted records not yet in the day profiles, by what they add to.
+        self._tally: Counter[tuple[str, str, date, int, str, str]] = Counter()
 
     # -- records ---------------------------------------------------------------------------
 
     def process(self, records: Sequence[SourceRecord], now: datetime) -> None:
         """Apply ``records`` (all of this partition, in offset order); ``now`` bounds how far
-        ahead of the wall clock an event may be stamped."""
+        ahead of the wall clock an event may be stamped.
+
+        The per-record loop only decides (skip, dead-letter, too late, duplicate, count);
+        what a counted record changes is aggregated and applied per run of records between
+        two hour boundaries of stream time (see :meth:`_apply_tally`)."""
         state, effects = self.state, self.effects
         metrics = effects.metrics
-        fresh: list[tuple[SourceRecord, CrossingEvent | InvalidEvent]] = []
-        for record in records:
-            if record.offset <= state.applied_offset:
-                metrics.redelivered += 1
-                continue
-            try:
-                fresh.append((record, self.decoder.decode(record.value, now)))
-            except InvalidEvent as error:
-                fresh.append((record, error))
-            except Exception as error:  # a decoder bug must not stop the stream
-                fresh.append((record, InvalidEvent("schema_violation", f"{type(error).__name__}: {error}")))
+        applied = state.applied_offset
+        fresh = [record for record in records if record.offset > applied]
+        metrics.redelivered += len(records) - len(fresh)
         if not fresh:
             return
+        items = self.decoder.decode_all([record.value for record in fresh], now)
+        new_ids = state.new_ids
         candidates = [
             item.event_id
-            for _, item in fresh
-            if isinstance(item, CrossingEvent) and item.event_id not in state.new_ids
+            for item in items
+            if item.__class__ is CrossingEvent and item.event_id not in new_ids  # type: ignore[union-attr]
         ]
         remembered = self.store.remembered(candidates)
         committed_ids = {i for i, hit in zip(candidates, remembered, strict=True) if hit}
         horizon = self.config.dedup_horizon_s
         step = self.config.evaluate_every_s
         if effects.first_offset is None:
-            effects.first_offset = fresh[0][0].offset
-        for record, item in fresh:
-            state.applied_offset = effects.last_offset = record.offset
-            if isinstance(item, InvalidEvent):
-                self._dead_letter(record, item)
+            effects.first_offset = fresh[0].offset
+        slots, calendars = self._slots, self._calendars
+        tally = self._tally
+        stream_ts = state.stream_ts
+        duplicates = 0
+        for record, item in zip(fresh, items, strict=True):
+            if item.__class__ is not CrossingEvent:
+                self._dead_letter(record, item)  # type: ignore[arg-type]
                 continue
-            event = item
-            ts = event.occurred_at.timestamp()
-            stream_ts = state.stream_ts
+            event: CrossingEvent = item  # type: ignore[assignment]
+            ts = event.occurred_ts
             if stream_ts is None or ts > stream_ts:
                 if stream_ts is None:
                     state.evaluated_until = int(ts // step * step)
                 elif ts // step > stream_ts // step:
+                    # Detectors see every record before this one: apply them first.
+                    self._apply_tally()
                     self._evaluate_until(ts, record.timestamp_ms)
-                state.stream_ts = ts
+                state.stream_ts = stream_ts = ts
             elif ts < stream_ts - horizon:
-                behind = datetime.fromtimestamp(stream_ts, UTC) - event.occurred_at
-                self._dead_letter(
-                    record,
-                    InvalidEvent(
-                        "too_late",
-                        f"occurred_at {event.occurred_at.isoformat()} is {behind} behind the partition's "
-                        f"stream time {datetime.fromtimestamp(stream_ts, UTC).isoformat()}, past the "
-                        f"{horizon / 3600:g} h de-duplication horizon",
-                    ),
-                )
+                self._too_late(record, event, stream_ts, horizon)
                 continue
             event_id = event.event_id
-            if event_id in state.new_ids or event_id in committed_ids:
-                metrics.duplicates += 1
+            if event_id in new_ids or event_id in committed_ids:
+                duplicates += 1
                 continue
-            state.new_ids[event_id] = int(ts // 3600)
-            self._count(event, ts, record)
+            new_ids[event_id] = int(ts // 3600)
+            checkpoint_id = event.checkpoint_id
+            slot_key = (checkpoint_id, int(ts // SLOT_SECONDS))
+            slot = slots.get(slot_key)
+            if slot is None:
+                day, hour = calendars[checkpoint_id].day_and_hour(ts)
+                rows = effects.events.get((day, checkpoint_id))
+                if rows is None:
+                    rows = effects.events[(day, checkpoint_id)] = []
+                    effects.days_touched.add((checkpoint_id, day))
+                slot = slots[slot_key] = (day, hour, rows)
+            day, hour, rows = slot
+            rows.append((record, event, hour))
+            tally[(checkpoint_id, event.direction, day, hour, event.nationality, event.purpose)] += 1
+        metrics.duplicates += duplicates
+        state.applied_offset = effects.last_offset = fresh[-1].offset
+        self._apply_tally()
 
-    def _count(self, event: CrossingEvent, ts: float, record: SourceRecord) -> None:
-        checkpoint_id, direction = event.checkpoint_id, event.direction
-        day, hour = self._calendars[checkpoint_id].day_and_hour(ts)
-        key = profile_key(checkpoint_id, direction, day)
-        state = self.state
-        state.profiles[key] = count_event(state.profiles.get(key), hour, event.nationality, event.purpose)
-        state.dirty_profiles.add(key)
-        effects = self.effects
-        effects.days_touched.add((checkpoint_id, day))
-        columns = effects.events.get((day, checkpoint_id))
-        if columns is None:
-            columns = effects.events[(day, checkpoint_id)] = EventColumns()
-        columns.event_id.append(event.event_id)
-        columns.direction.append(direction)
-        columns.occurred_at_us.append(round(ts * 1_000_000))
-        columns.local_hour.append(hour)
-        columns.nationality.append(event.nationality)
-        columns.purpose.append(event.purpose)
-        columns.mode.append(event.mode)
-        columns.outcome.append(event.outcome)
-        columns.kafka_partition.append(record.partition)
-        columns.kafka_offset.append(record.offset)
-        columns.kafka_timestamp_ms.append(record.timestamp_ms)
-        metrics = effects.metrics
-        metrics.processed[(checkpoint_id, direction)] += 1
-        metrics.record_timestamps_ms.append(record.timestamp_ms)
-        metrics.event_times_s.append(ts)
+    def _apply_tally(self) -> None:
+        """Add the counted records since the last call to the day profiles, one update per
+        (profile, hour, nationality, purpose) instead of one per record."""
+        state, processed = self.state, self.effects.metrics.processed
+        profiles, dirty = state.profiles, state.dirty_profiles
+        for (checkpoint_id, direction, day, hour, nationality, purpose), n in self._tally.items():
+            key = profile_key(checkpoint_id, direction, day)
+            profiles[key] = count_event(profiles.get(key), hour, nationality, purpose, n)
+            dirty.add(key)
+            processed[(checkpoint_id, direction)] += n
+        self._tally.clear()
+
+    def _too_late(self, record: SourceRecord, event: CrossingEvent, stream_ts: float, horizon: float) -> None:
+        behind = datetime.fromtimestamp(stream_ts, UTC) - event.occurred_at
+        self._dead_letter(
+            record,
+            InvalidEvent(
+                "too_late",
+                f"occurred_at {event.occurred_at.isoformat()} is {behind} behind the partition's "
+                f"stream time {datetime.fromtimestamp(stream_ts, UTC).isoformat()}, past the "
+                f"{horizon / 3600:g} h de-duplication horizon",
+            ),
+        )
 
     def _dead_letter(self, record: SourceRecord, error: InvalidEvent) -> None:
         self.effects.dead_letters.append(
@@ -276,7 +286,7 @@ class PartitionProcessor:
             commit_seq=seq,
             first_offset=effects.first_offset,
             last_offset=state.applied_offset,
-            events=effects.events,
+            events={folder: event_columns(rows) for folder, rows in effects.events.items()},
             alerts=effects.alerts,
             snapshots=snapshots,
             dead_letters=effects.dead_letters,
@@ -289,3 +299,4 @@ class PartitionProcessor:
     def committed(self, batch: CommitBatch) -> None:
         self.state.committed(batch.changes, batch.commit_seq, batch.expired_buckets, batch.expired_profiles)
         self.effects = Effects()
+        self._slots.clear()

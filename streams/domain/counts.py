@@ -46,14 +46,16 @@ def empty_profile() -> DayProfile:
     return {"total": 0, "hourly": [0] * HOURS, "groups": {}}
 
 
-def count_event(profile: DayProfile | None, local_hour: int, nationality: str, purpose: str) -> DayProfile:
-    """Add one crossing; returns the (mutated or new) profile to store back."""
+def count_event(
+    profile: DayProfile | None, local_hour: int, nationality: str, purpose: str, n: int = 1
+) -> DayProfile:
+    """Add ``n`` crossings of one kind in one hour; returns the (mutated or new) profile."""
     if profile is None:
         profile = empty_profile()
-    profile["total"] += 1
-    profile["hourly"][local_hour] += 1
+    profile["total"] += n
+    profile["hourly"][local_hour] += n
     group = group_key(nationality, purpose)
-    profile["groups"][group] = profile["groups"].get(group, 0) + 1
+    profile["groups"][group] = profile["groups"].get(group, 0) + n
     return profile
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 #: Every tz database offset in use is a multiple of 15 minutes, so all instants of one
 #: 15-minute UTC slot share their local day and hour.
-_SLOT_SECONDS = 900
+SLOT_SECONDS = 900
 
 
 def local_day(occurred_at: datetime, tz: ZoneInfo) -> date:
@@ -37,12 +37,12 @@ class LocalCalendar:
         self._slots: dict[int, tuple[date, int]] = {}
 
     def day_and_hour(self, unix_seconds: float) -> tuple[date, int]:
-        slot = int(unix_seconds // _SLOT_SECONDS)
+        slot = int(unix_seconds // SLOT_SECONDS)
         found = self._slots.get(slot)
         if found is None:
             if len(self._slots) > 50_000:  # a replay of years: keep memory flat
                 self._slots.clear()
-            local = datetime.fromtimestamp(slot * _SLOT_SECONDS, UTC).astimezone(self.tz)
+            local = datetime.fromtimestamp(slot * SLOT_SECONDS, UTC).astimezone(self.tz)
             found = self._slots[slot] = (local.date(), local.hour)
         return found
 

@@ -126,10 +126,11 @@ class WorkerMetrics:
             self.alerts_raised.labels(*labels).inc(n)
         for labels, n in deltas.alert_messages.items():
             self.alert_messages.labels(*labels).inc(n)
-        for timestamp_ms in deltas.record_timestamps_ms:
-            self.arrival_lag.observe(max(now - timestamp_ms / 1000, 0.0))
-        for event_ts in deltas.event_times_s:
-            self.event_age.observe(max(now - event_ts, 0.0))
+        for columns in report.batch.events.values():
+            for timestamp_ms in columns.kafka_timestamp_ms:
+                self.arrival_lag.observe(max(now - timestamp_ms / 1000, 0.0))
+            for occurred_us in columns.occurred_at_us:
+                self.event_age.observe(max(now - occurred_us / 1_000_000, 0.0))
         flush = report.flush
         self.parquet_flush_seconds.observe(getattr(flush, "seconds", 0.0))
         for dataset in ("events", "daily_counts", "alerts"):

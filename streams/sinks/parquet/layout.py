@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,13 @@ import pyarrow as pa
 EVENTS = "events"
 DAILY_COUNTS = "daily_counts"
 ALERTS = "alerts"
-COMPRESSION = "zstd"
+#: zstd where it pays: ids, times and free text. The low-cardinality columns are dictionary-
+#: and run-length-encoded already, and a zstd context per column chunk costs more than it
+#: saves in the small files a commit writes (measured on a 200-row events file: 0.84 ms and
+#: 6.3 KB all-zstd, 0.48-0.62 ms and 6.1 KB like this).
+_UNCOMPRESSED = frozenset(
+    {"direction", "local_hour", "nationality", "purpose", "mode", "outcome", "kafka_partition", "count"}
+)
 #: Temporary files are ``.tmp-p<PPP>-<uuid>.tmp``: never matched by ``*.parquet`` globs.
 TEMP_PREFIX = ".tmp-"
 TEMP_SUFFIX = ".tmp"
@@ -85,6 +92,16 @@ ALERTS_SCHEMA = pa.schema(
         pa.field("summary", pa.string(), nullable=False),
     ]
 )
+
+
+@cache
+def _compression(names: tuple[str, ...]) -> dict[str, str]:
+    return {name: "none" if name in _UNCOMPRESSED else "zstd" for name in names}
+
+
+def compression_for(schema: pa.Schema) -> dict[str, str]:
+    """The codec of each column of a file with ``schema``."""
+    return _compression(tuple(schema.names))
 
 
 def partition_dir(root: Path, dataset: str, local_day: date, checkpoint_id: str) -> Path:

@@ -14,12 +14,13 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
 
 from streams.core.effects import CommitBatch, DailySnapshot, EventColumns
-from streams.sinks.parquet.files import remove_uncommitted, write_atomically
+from streams.sinks.parquet.files import FileJob, remove_uncommitted, write_all
 from streams.sinks.parquet.layout import (
     ALERTS,
     ALERTS_SCHEMA,
@@ -55,23 +56,22 @@ class LakeSink:
         """Write the commit's events, alerts and daily-count snapshots; raises on any failure."""
         started = time.perf_counter()
         name = commit_file_name(batch.partition, batch.commit_seq, batch.first_offset, batch.last_offset)
-        files = size = 0
+        jobs: list[FileJob] = []
         for (day, checkpoint_id), columns in sorted(batch.events.items()):
             directory = partition_dir(self.root, EVENTS, day, checkpoint_id)
-            size += write_atomically(_events_table(columns), directory, name, batch.partition)
-            files += 1
+            jobs.append((directory, name, partial(_events_table, columns)))
         by_folder: dict[tuple[str, str], list[dict]] = {}
         for alert in batch.alerts:
             by_folder.setdefault((alert["local_day"], alert["checkpoint_id"]), []).append(alert)
         for (day, checkpoint_id), alerts in sorted(by_folder.items()):
             directory = partition_dir(self.root, ALERTS, date.fromisoformat(day), checkpoint_id)
-            size += write_atomically(_alerts_table(alerts), directory, name, batch.partition)
-            files += 1
+            jobs.append((directory, name, partial(_alerts_table, alerts)))
+        snapshot_name = snapshot_file_name(batch.partition)
         for snapshot in batch.snapshots:
             directory = partition_dir(self.root, DAILY_COUNTS, snapshot.local_day, snapshot.checkpoint_id)
-            table = _snapshot_table(snapshot)
-            size += write_atomically(table, directory, snapshot_file_name(batch.partition), batch.partition)
-            files += 1
+            jobs.append((directory, snapshot_name, partial(_snapshot_table, snapshot)))
+        size = write_all(jobs, batch.partition)
+        files = len(jobs)
         return FlushStats(
             events_rows=sum(len(c) for c in batch.events.values()),
             daily_counts_rows=sum(len(s.rows) for s in batch.snapshots),
@@ -80,12 +80,6 @@ class LakeSink:
             bytes_written=size,
             seconds=time.perf_counter() - started,
         )
-
-
-def _day(text: str):
-    from datetime import date
-
-    return date.fromisoformat(text)
 
 
 def _events_table(columns: EventColumns) -> pa.Table:
