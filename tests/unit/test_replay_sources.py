@@ -1,0 +1,90 @@
+"""``crossings replay`` over files: NDJSON history and a lake's own Parquet events give the
+lake the worker's core writes from the same records (no broker needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from load_tests.backtest import backtest, scenario_records
+from load_tests.scenario import ScenarioSpec
+from streams.replay.run import replay
+from streams.replay.sources import ndjson_records, parquet_records
+
+SPEC = ScenarioSpec(days=36, other_scale=0.3)
+PARTITIONS = 3
+SCAN = "read_parquet('{}/{}/*/*/*.parquet', hive_partitioning = true)"
+
+
+def _rows(sql: str) -> list:
+    return sorted(duckdb.sql(sql).fetchall())
+
+
+def _events(root: Path) -> list:
+    """Every counted event, without the source positions (a file has its own numbering)."""
+    return _rows(
+        "SELECT event_id, date, checkpoint, direction, occurred_at, local_hour, nationality, purpose, "
+        f"mode, outcome FROM {SCAN.format(root, 'events')}"
+    )
+
+
+def _counts(root: Path) -> list:
+    return _rows(
+        "SELECT date, checkpoint, direction, nationality, purpose, sum(count) "
+        f"FROM {SCAN.format(root, 'daily_counts')} GROUP BY ALL"
+    )
+
+
+def _alerts(root: Path) -> list:
+    return _rows(
+        'SELECT alert_id, episode_id, status, kind, date, checkpoint, direction, "window", as_of, '
+        "raised_at, observed, expected, ratio, score, drivers_json, summary "
+        f"FROM {SCAN.format(root, 'alerts')}"
+    )
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory) -> Path:
+    """The scenario through the core, as the worker would have written it."""
+    logging.getLogger("streams.core.processor").setLevel(logging.ERROR)
+    root = tmp_path_factory.mktemp("original")
+    backtest(SPEC, root, partitions=PARTITIONS)
+    return root / "data"
+
+
+def _replay(source, root: Path):
+    return asyncio.run(
+        replay(source, partitions=PARTITIONS, data_dir=root / "data", state_dir=root / "state")
+    )
+
+
+def test_replaying_a_lake_rebuilds_its_counts_and_alerts(original, tmp_path):
+    stats = _replay(parquet_records([original / "events"], PARTITIONS), tmp_path)
+    assert stats.dead_letters == 0 and stats.duplicates == 0
+    assert _events(tmp_path / "data") == _events(original)
+    assert _counts(tmp_path / "data") == _counts(original)
+    alerts = _alerts(original)
+    assert alerts, "the scenario's surges raise alerts"
+    assert _alerts(tmp_path / "data") == alerts
+
+
+def test_replaying_ndjson_history_counts_what_the_core_counts(original, tmp_path):
+    records, _ = scenario_records(SPEC, PARTITIONS)
+    history = tmp_path / "history.ndjson"
+    with open(history, "wb") as out:
+        for record in records:
+            # Scenario values are one JSON document each, valid or not; a line holds one.
+            out.write(record.value.replace(b"\n", b" ").replace(b"\r", b" ") + b"\n")
+    stats = _replay(ndjson_records([history], PARTITIONS), tmp_path)
+    assert stats.records == sum(1 for line in history.read_bytes().split(b"\n") if line.strip())
+    assert _events(tmp_path / "data") == _events(original)
+    assert _counts(tmp_path / "data") == _counts(original)
+
+
+def test_a_lake_without_events_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"no \.parquet files"):
+        next(iter(parquet_records([tmp_path], PARTITIONS)))
