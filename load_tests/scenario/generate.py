@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 from streams.domain.registry import Checkpoint, load_registry
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 CHECKPOINTS_FILE = SCHEMAS_DIR / "checkpoints.json"
 
 DEFAULT_START = date(2024, 2, 5)  # a Monday, so week-over-week comparisons line up
