@@ -158,7 +158,6 @@ def replay(
 ) -> None:
     """Run the worker's core without Faust over a topic's offsets or NDJSON files,
     writing the same lake (backfills, catch-up, what-if runs into another folder)."""
-    from streams.core.processor import CoreConfig
     from streams.replay.run import replay as run_replay
     from streams.replay.sources import kafka_records, ndjson_records
 
@@ -173,7 +172,7 @@ def replay(
             partitions=settings.partitions,
             data_dir=data_dir or settings.data_dir,
             state_dir=state_dir or settings.worker_dir.parent / "replay-state",
-            core=CoreConfig(dedup_horizon_s=settings.dedup_horizon_hours * 3600.0),
+            core=settings.core_config(),
         )
     )
     click.echo(

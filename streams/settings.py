@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from streams.core.processor import CoreConfig
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCAL_DIR = PROJECT_ROOT / ".local"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -66,7 +68,16 @@ class Settings:
     #: Wall-clock seconds without messages after which a partition counts as idle and its
     #: clock follows the other partitions (so a silent checkpoint's drop is still seen).
     idle_after_seconds: float = 30.0
+    #: How far ahead of its arrival in Kafka an event may be stamped, in seconds.
+    max_clock_skew_seconds: float = 900.0
     topics: Topics = field(default_factory=Topics)
+
+    def core_config(self) -> CoreConfig:
+        """What the core (worker and replay alike) takes from these settings."""
+        return CoreConfig(
+            dedup_horizon_s=self.dedup_horizon_hours * 3600.0,
+            max_clock_skew_s=self.max_clock_skew_seconds,
+        )
 
     @property
     def state_dir(self) -> Path:
@@ -149,5 +160,6 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         commit_interval=_float(env, "CROSSINGS_COMMIT_INTERVAL", 10.0, 0.1, 600.0),
         dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
         idle_after_seconds=_float(env, "CROSSINGS_IDLE_AFTER_SECONDS", 30.0, 1.0, 86400.0),
+        max_clock_skew_seconds=_float(env, "CROSSINGS_MAX_CLOCK_SKEW_SECONDS", 900.0, 0.0, 86400.0),
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
     )

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streams.core.partitioning import checkpoints_by_partition
@@ -51,7 +51,7 @@ class Engine:
         self.registry = registry
         self.sink = sink
         self.outputs = outputs
-        self.decoder = EventDecoder(registry)
+        self.decoder = EventDecoder(registry, timedelta(seconds=config.core.max_clock_skew_s))
         self.owned = checkpoints_by_partition(registry, config.partitions)
         self.tasks: dict[int, PartitionTask] = {}
         self._monotonic = monotonic

@@ -48,6 +48,9 @@ class CoreConfig:
     evaluate_every_s: int = 3600
     #: After a jump of the clock, at most this many boundaries are evaluated one by one.
     max_catch_up: int = 48
+    #: How far ahead of its arrival in Kafka an event may be stamped (a device clock running
+    #: fast); further is dead-lettered as future_timestamp instead of moving stream time.
+    max_clock_skew_s: float = 900.0
     detector: DetectorConfig = DetectorConfig()
 
 
@@ -84,8 +87,9 @@ class PartitionProcessor:
     # -- records ---------------------------------------------------------------------------
 
     def process(self, records: Sequence[SourceRecord], now: datetime) -> None:
-        """Apply ``records`` (all of this partition, in offset order); ``now`` bounds how far
-        ahead of the wall clock an event may be stamped.
+        """Apply ``records`` (all of this partition, in offset order). An event may be stamped
+        at most the decoder's skew ahead of when its record reached Kafka (``now``, the wall
+        clock, for records without a broker timestamp, such as lines of a file).
 
         The per-record loop only decides (skip, dead-letter, too late, duplicate, count);
         what a counted record changes is aggregated and applied per run of records between
@@ -97,7 +101,11 @@ class PartitionProcessor:
         metrics.redelivered += len(records) - len(fresh)
         if not fresh:
             return
-        items = self.decoder.decode_all([record.value for record in fresh], now)
+        wall = now.timestamp()
+        items = self.decoder.decode_all(
+            [record.value for record in fresh],
+            [record.timestamp_ms / 1000 if record.timestamp_ms > 0 else wall for record in fresh],
+        )
         new_ids = state.new_ids
         candidates = [
             item.event_id

@@ -56,8 +56,9 @@ REASONS: Final = (
 #: Nothing this system counts happened before the Unix epoch; older stamps are broken clocks.
 EARLIEST_OCCURRED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
-#: Events stamped further ahead of the wall clock than this are a broken clock, not news.
-MAX_CLOCK_SKEW: Final = timedelta(hours=24)
+#: Events stamped further ahead than this of the moment they reached Kafka are a broken
+#: clock, not news: accepted, one such event would become its partition's stream time.
+MAX_CLOCK_SKEW: Final = timedelta(minutes=15)
 
 
 class InvalidEvent(ValueError):
@@ -185,16 +186,21 @@ def parse_occurred_at(raw: str) -> datetime:
 class EventDecoder:
     """Bytes off the wire to a valid event, against a given checkpoint registry."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, max_clock_skew: timedelta = MAX_CLOCK_SKEW) -> None:
         self.registry = registry
+        self.max_clock_skew = max_clock_skew
         self.nationalities = known_nationalities()
         # What the fast path may accept: members that also match the schema's patterns.
         self._fast_checkpoints = _matching("checkpoint_id", registry)
         self._fast_nationalities = _matching("nationality", self.nationalities)
 
-    def decode_all(self, values: Sequence[bytes | None], now: datetime) -> list[CrossingEvent | InvalidEvent]:
+    def decode_all(
+        self, values: Sequence[bytes | None], received: Sequence[float]
+    ) -> list[CrossingEvent | InvalidEvent]:
         """Each value's event, or the ``InvalidEvent`` it was refused with; never raises.
 
+        ``received[i]`` is when value ``i`` reached Kafka (Unix seconds): the broker
+        timestamp, which makes the future check the same live and in a replay.
         The batch form of :meth:`decode`, for the hot path: the checks after the schema
         are inlined and compare Unix seconds, conservatively (a stamp within a second of
         a limit takes the reference path), so it accepts exactly what ``decode`` accepts.
@@ -202,17 +208,17 @@ class EventDecoder:
         fast = _FAST_DECODER.decode
         parse = datetime.fromisoformat
         nationalities, registry = self._fast_nationalities, self._fast_checkpoints
-        latest = now.timestamp() + MAX_CLOCK_SKEW.total_seconds() - 1.0
+        skew = self.max_clock_skew.total_seconds() - 1.0
         earliest = EARLIEST_OCCURRED_AT.timestamp() + 1.0
         out: list[CrossingEvent | InvalidEvent] = []
         append = out.append
-        for raw in values:
+        for raw, arrived in zip(values, received, strict=True):
             try:
                 wire = fast(raw)  # type: ignore[arg-type]
                 occurred_at = parse(wire.occurred_at)
                 ts = occurred_at.timestamp() if occurred_at.tzinfo is not None else -1.0
                 if (
-                    earliest <= ts <= latest
+                    earliest <= ts <= arrived + skew
                     and wire.nationality in nationalities
                     and wire.checkpoint_id in registry
                 ):
@@ -233,7 +239,7 @@ class EventDecoder:
             except Exception:  # every refusal is judged again, by decode() below
                 pass
             try:
-                append(self.decode(raw, now))
+                append(self.decode(raw, datetime.fromtimestamp(arrived, UTC)))
             except InvalidEvent as error:
                 append(error)
             except Exception as error:  # a decoder bug must not stop the stream
@@ -241,7 +247,8 @@ class EventDecoder:
         return out
 
     def decode(self, raw: bytes | None, now: datetime) -> CrossingEvent:
-        """The event in ``raw``, or ``InvalidEvent``; ``now`` bounds how far ahead it may be."""
+        """The event in ``raw``, or ``InvalidEvent``; ``now`` (when it reached Kafka) bounds how
+        far ahead it may be stamped."""
         if raw is None:
             raise InvalidEvent("malformed_json", "message has no value (tombstone)")
         try:
@@ -308,9 +315,11 @@ class EventDecoder:
         now: datetime,
     ) -> CrossingEvent:
         occurred_at = parse_occurred_at(occurred_raw)
-        if occurred_at - now > MAX_CLOCK_SKEW:
+        if occurred_at - now > self.max_clock_skew:
             raise InvalidEvent(
-                "future_timestamp", f"occurred_at {occurred_raw} is ahead of now ({now:%Y-%m-%dT%H:%MZ})"
+                "future_timestamp",
+                f"occurred_at {occurred_raw} is {occurred_at - now} ahead of when it reached Kafka "
+                f"({now.isoformat()}); a clock may be at most {self.max_clock_skew} ahead",
             )
         if nationality not in self.nationalities:
             raise InvalidEvent("bad_nationality", f"{nationality!r} is not an ISO 3166-1 alpha-3 code")

@@ -24,7 +24,6 @@ from typing import Any
 import faust
 
 from streams.core.engine import Engine, EngineConfig
-from streams.core.processor import CoreConfig
 from streams.core.records import SourceRecord
 from streams.core.task import CommitFailed
 from streams.domain.registry import load_registry
@@ -160,7 +159,7 @@ def create_app(settings: Settings) -> faust.App:
             state_dir=settings.state_dir,
             commit_interval=settings.commit_interval,
             idle_after=settings.idle_after_seconds,
-            core=CoreConfig(dedup_horizon_s=settings.dedup_horizon_hours * 3600.0),
+            core=settings.core_config(),
         ),
         load_registry(),
         LakeSink(settings.data_dir),

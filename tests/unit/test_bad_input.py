@@ -39,11 +39,12 @@ timestamps = st.sampled_from(
         "2024-03-01T09:15:03.123456789+05:00",
         "2024-03-01T09:15:03.123+05:00",
         "2024-03-03T09:15:03Z",
-        # The limits, to the microsecond: NOW + 24 h is the latest accepted, 1970 the earliest.
+        # The limits, to the microsecond: NOW + 15 min is the latest accepted, 1970 the earliest.
+        "2024-03-01T12:15:00Z",
+        "2024-03-01T12:15:00.000001Z",
+        "2024-03-01T18:14:59.999999+06:00",
+        "2024-03-01T12:14:59.5Z",
         "2024-03-02T12:00:00Z",
-        "2024-03-02T12:00:00.000001Z",
-        "2024-03-02T17:59:59.999999+06:00",
-        "2024-03-02T11:59:59.5Z",
         "1970-01-01T00:00:00Z",
         "1970-01-01T05:00:00+05:00",
         "1969-12-31T23:59:59.999999Z",
@@ -105,7 +106,7 @@ def test_fast_path_agrees_with_the_reference_path(raw):
 @given(st.lists(payloads | st.none(), max_size=12))
 def test_batch_decoding_agrees_with_decoding_one_by_one(raws):
     """``decode_all`` (the hot path's inlined checks) gives each value ``decode``'s verdict."""
-    batch = DECODER.decode_all(raws, NOW)
+    batch = DECODER.decode_all(raws, [NOW.timestamp()] * len(raws))
     assert len(batch) == len(raws)
     for raw, got in zip(raws, batch, strict=True):
         one = _verdict(lambda raw=raw: DECODER.decode(raw, NOW))

@@ -57,11 +57,11 @@ def make_records(spec: list[tuple[int, int, int, int]]) -> list[SourceRecord]:
             )
             if number % 11 == 5:  # an invalid message: dead-lettered, never counted
                 raw = b'{"event_id": "broken'
-            payloads[number] = (checkpoint_id, raw, partition)
-        checkpoint_id, raw, partition = payloads[number]
-        records.append(
-            SourceRecord(partition, offsets[partition], 1_700_000_000_000, checkpoint_id.encode(), raw)
-        )
+            # Reached Kafka a minute after it happened (a re-sent copy: at the same moment).
+            arrived_ms = round((START + timedelta(minutes=minutes + 1)).timestamp() * 1000)
+            payloads[number] = (checkpoint_id, raw, partition, arrived_ms)
+        checkpoint_id, raw, partition, arrived_ms = payloads[number]
+        records.append(SourceRecord(partition, offsets[partition], arrived_ms, checkpoint_id.encode(), raw))
         offsets[partition] += 1
     return records
 
