@@ -126,7 +126,6 @@ def _matching(name: str, values: Iterable[str]) -> frozenset[str]:
     return frozenset(value for value in values if pattern.match(value))
 
 
-_SCHEMA_ERROR: Final = msgspec.ValidationError
 
 
 # -- the reference path -------------------------------------------------------------------
@@ -253,7 +252,7 @@ class EventDecoder:
             raise InvalidEvent("malformed_json", "message has no value (tombstone)")
         try:
             wire = _FAST_DECODER.decode(raw)
-        except (_SCHEMA_ERROR, msgspec.DecodeError):
+        except Exception:  # any refusal (msgspec raises UnicodeDecodeError too): the reference decides
             return self._reference(raw, now)
         if (
             wire.checkpoint_id not in self._fast_checkpoints
@@ -298,8 +297,10 @@ class EventDecoder:
     def _reference(self, raw: bytes, now: datetime) -> CrossingEvent:
         try:
             payload = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InvalidEvent("malformed_json", str(error)) from None
+        except RecursionError:
+            raise InvalidEvent("malformed_json", "nested too deeply to parse") from None
+        except ValueError as error:  # bad JSON or UTF-8, or an integer of over 4,300 digits
+            raise InvalidEvent("malformed_json", str(error)[:500]) from None
         return self.validate_payload(payload, now)
 
     def _checked(

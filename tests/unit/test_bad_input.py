@@ -79,6 +79,22 @@ payloads = st.one_of(
         st.sampled_from(sorted(GOOD)),
     ),
     st.just(json.dumps(GOOD).encode()),
+    # Inputs that once crashed a decoder: depth, huge numbers, bad UTF-8, NUL, size.
+    st.sampled_from(
+        [
+            b"[" * 100_000 + b"]" * 100_000,
+            b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+            json.dumps(GOOD).encode().replace(b'"version": 1', b'"version": ' + b"9" * 5000),
+            b"9" * 5000,
+            json.dumps(GOOD).encode().replace(b"UZB", b"\xff\xfe"),
+            json.dumps(GOOD).encode().replace(b"UZB", rb"U\u0000B"),
+            b'{"event_id": "\xc3\x28"}',
+            json.dumps({**GOOD, "event_id": "x" * 1_000_000}).encode(),
+            json.dumps({**GOOD, "purpose": ["labour"] * 10_000}).encode(),
+            b"",
+            b"\x00" * 64,
+        ]
+    ),
     st.just(json.dumps(GOOD).encode().replace(b"{", b'{"version": 2, ', 1)),  # a duplicate key
 )
 
