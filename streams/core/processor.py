@@ -29,7 +29,7 @@ from streams.domain.alert import alert_message
 from streams.domain.clock import boundaries
 from streams.domain.counts import count_event, group_counts, profile_key
 from streams.domain.detect import CheckpointDetector, DetectorConfig
-from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent
+from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent, event_digest
 from streams.domain.local_time import SLOT_SECONDS, LocalCalendar
 from streams.domain.registry import Checkpoint, Registry
 
@@ -113,7 +113,7 @@ class PartitionProcessor:
             if item.__class__ is CrossingEvent and item.event_id not in new_ids  # type: ignore[union-attr]
         ]
         remembered = self.store.remembered(candidates)
-        committed_ids = {i for i, hit in zip(candidates, remembered, strict=True) if hit}
+        committed_ids = {i: d for i, d in zip(candidates, remembered, strict=True) if d is not None}
         horizon = self.config.dedup_horizon_s
         step = self.config.evaluate_every_s
         if effects.first_offset is None:
@@ -140,10 +140,16 @@ class PartitionProcessor:
                 self._too_late(record, event, stream_ts, horizon)
                 continue
             event_id = event.event_id
-            if event_id in new_ids or event_id in committed_ids:
-                duplicates += 1
+            digest = event_digest(event)
+            seen = new_ids.get(event_id)
+            earlier = seen[1] if seen is not None else committed_ids.get(event_id)
+            if earlier is not None:
+                if earlier in (digest, ""):  # a re-sent copy (or remembered without a digest)
+                    duplicates += 1
+                else:
+                    self._dead_letter(record, _conflict(event_id, earlier, digest))
                 continue
-            new_ids[event_id] = int(ts // 3600)
+            new_ids[event_id] = (int(ts // 3600), digest)
             checkpoint_id = event.checkpoint_id
             slot_key = (checkpoint_id, int(ts // SLOT_SECONDS))
             slot = slots.get(slot_key)
@@ -308,3 +314,11 @@ class PartitionProcessor:
         self.state.committed(batch.changes, batch.commit_seq, batch.expired_buckets, batch.expired_profiles)
         self.effects = Effects()
         self._slots.clear()
+
+
+def _conflict(event_id: str, earlier: str, digest: str) -> InvalidEvent:
+    return InvalidEvent(
+        "duplicate_conflict",
+        f"event_id {event_id} was counted with digest {earlier}; this message reuses it for a "
+        f"different crossing (digest {digest}): not counted, check the producer's ids",
+    )

@@ -45,7 +45,8 @@ class PartitionState:
     #: Committed chunks of remembered ids, by hour bucket of event time.
     seen_chunks: dict[int, list[bytes]] = field(default_factory=dict)
     # -- since the last commit --
-    new_ids: dict[str, int] = field(default_factory=dict)
+    #: Ids counted since the last commit -> (hour bucket of event time, digest).
+    new_ids: dict[str, tuple[int, str]] = field(default_factory=dict)
     dirty_profiles: set[str] = field(default_factory=set)
     dirty_detectors: set[str] = field(default_factory=set)
 
@@ -71,9 +72,6 @@ class PartitionState:
     @property
     def dirty(self) -> bool:
         return bool(self.new_ids or self.dirty_profiles or self.dirty_detectors)
-
-    def remember(self, event_id: str, occurred_ts: float) -> None:
-        self.new_ids[event_id] = int(occurred_ts // HOUR)
 
     def changes(
         self, *, commit_seq: int, horizon_s: float, retention_days: int
@@ -127,10 +125,10 @@ class PartitionState:
         self.dirty_detectors.clear()
 
 
-def _id_chunks(new_ids: dict[str, int], commit_seq: int) -> Iterator[Change]:
+def _id_chunks(new_ids: dict[str, tuple[int, str]], commit_seq: int) -> Iterator[Change]:
     by_bucket: dict[int, list[str]] = {}
-    for event_id, bucket in new_ids.items():
-        by_bucket.setdefault(bucket, []).append(event_id)
+    for event_id, (bucket, digest) in new_ids.items():
+        by_bucket.setdefault(bucket, []).append(f"{event_id} {digest}")
     for bucket in sorted(by_bucket):
         ids = by_bucket[bucket]
         for n, start in enumerate(range(0, len(ids), SEEN_CHUNK_IDS)):

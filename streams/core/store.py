@@ -6,8 +6,9 @@ local-only kinds, so a restart reads only the changelog's tail instead of all of
     m                 meta (JSON): applied source offset, stream time, commit sequence
     p<cp>|<dir>|<day> a day profile (JSON)
     d<cp>|<dir>       a detector's state (JSON)
-    s<bucket>|<seq>|<n> a chunk of remembered event ids, "\\n"-joined (bucket: hour of event time)
-    i<event_id>       local only: index of remembered ids, for lookups
+    s<bucket>|<seq>|<n> a chunk of remembered event ids, "\\n"-joined lines "<id> <digest>"
+                      (bucket: hour of event time; lines of older stores have no digest)
+    i<event_id>       local only: index of remembered ids, for lookups: "<bucket>|<digest>"
     c                 local only: the next changelog offset to read
 
 Every write is one atomic WriteBatch, and it happens only after the Kafka transaction
@@ -62,12 +63,13 @@ class LocalStore:
                 return
             yield key
 
-    def remembered(self, event_ids: list[str]) -> list[bool]:
-        """For each id, whether a committed chunk holds it (one multi-get for the batch)."""
+    def remembered(self, event_ids: list[str]) -> list[str | None]:
+        """For each id, the digest a committed chunk holds for it ("" if it was remembered
+        without one), or None (one multi-get for the batch)."""
         if not event_ids:
             return []
         found = self.db.get([SEEN_INDEX + event_id.encode() for event_id in event_ids])
-        return [value is not None for value in found]
+        return [None if value is None else value.partition(b"|")[2].decode() for value in found]
 
     def apply(self, changes: Iterable[Change], changelog_offset: int | None) -> None:
         """Write changelog records (and the local index they imply) in one atomic batch."""
@@ -77,11 +79,12 @@ class LocalStore:
                 bucket = key[1:].split(b"|", 1)[0]
                 if value is None:
                     old = self.db.get(key)
-                    for event_id in old.split(b"\n") if old else ():
-                        batch.delete(SEEN_INDEX + event_id)
+                    for line in old.split(b"\n") if old else ():
+                        batch.delete(SEEN_INDEX + line.partition(b" ")[0])
                 else:
-                    for event_id in value.split(b"\n"):
-                        batch.put(SEEN_INDEX + event_id, bucket)
+                    for line in value.split(b"\n"):
+                        event_id, _, digest = line.partition(b" ")
+                        batch.put(SEEN_INDEX + event_id, bucket + b"|" + digest)
             if value is None:
                 batch.delete(key)
             else:

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from hashlib import blake2b
 from typing import Annotated, Any, Final, Literal
 
 import fastjsonschema
@@ -51,6 +52,7 @@ REASONS: Final = (
     "unknown_checkpoint",
     "schema_violation",
     "too_late",
+    "duplicate_conflict",
 )
 
 #: Nothing this system counts happened before the Unix epoch; older stamps are broken clocks.
@@ -83,6 +85,16 @@ class CrossingEvent(msgspec.Struct, frozen=True, gc=False):
     #: ``occurred_at`` as Unix seconds: the core's clock, computed once at decode time.
     occurred_ts: float
     version: int = SCHEMA_VERSION
+
+
+def event_digest(event: CrossingEvent) -> str:
+    """What an event says, as 16 hex digits: two copies of one crossing have the same digest
+    (whatever their JSON spelling or UTC offset), an id reused for another crossing not."""
+    canonical = (
+        f"{event.checkpoint_id}|{event.direction}|{event.occurred_ts!r}|{event.nationality}|"
+        f"{event.purpose}|{event.mode}|{event.outcome}"
+    )
+    return blake2b(canonical.encode(), digest_size=8).hexdigest()
 
 
 # -- the fast path: the schema as a msgspec Struct ----------------------------------------
@@ -124,8 +136,6 @@ _FAST_DECODER: Final = msgspec.json.Decoder(_WireEvent)
 def _matching(name: str, values: Iterable[str]) -> frozenset[str]:
     pattern = re.compile(_PROPS[name]["pattern"].removesuffix("$") + r"\Z")
     return frozenset(value for value in values if pattern.match(value))
-
-
 
 
 # -- the reference path -------------------------------------------------------------------
