@@ -21,8 +21,8 @@ from tqdm import tqdm
 from load_tests.harness import WorkerProcess, scrape
 from load_tests.scenario import Scenario, ScenarioSpec, replay, write_labels
 from streams import broker, report
+from streams.ops.topics import ensure_topics
 from streams.settings import PROJECT_ROOT, load_settings
-from streams.topics import ensure_topics
 
 DEMO_HOME = PROJECT_ROOT / ".local" / "demo"
 KAFKA_PORT = int(os.environ.get("CROSSINGS_DEMO_KAFKA_PORT", "9192"))

@@ -96,7 +96,7 @@ def kafka_status(broker: str | None) -> None:
 @broker_option
 def topics(broker: str | None) -> None:
     """Create the events, dead-letter and alerts topics if they are missing."""
-    from streams.topics import ensure_topics
+    from streams.ops.topics import ensure_topics
 
     settings = _settings(broker)
     try:
@@ -114,7 +114,7 @@ def worker(broker: str | None, loglevel: str) -> None:
     """Run a Faust worker: consume events, count, detect, write Parquet, serve /metrics."""
     import faust
 
-    from streams.topics import ensure_topics
+    from streams.ops.topics import ensure_topics
     from streams.worker.faust_app import create_app
 
     settings = _settings(broker)

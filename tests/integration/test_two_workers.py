@@ -8,8 +8,8 @@ import pytest
 from load_tests.harness import WorkerProcess, free_port, scrape, wait_committed, wait_group_stable
 from load_tests.scenario import Scenario, ScenarioSpec, replay
 from streams import report
+from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
-from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

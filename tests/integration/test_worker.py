@@ -14,8 +14,8 @@ from load_tests.harness import WorkerProcess, free_port, scrape, scrape_text, wa
 from load_tests.scenario import Scenario, ScenarioSpec, replay
 from streams import report
 from streams.domain.event import REASONS
+from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
-from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
