@@ -486,10 +486,8 @@ def _free_broker_port() -> int:
 
 
 def _broker_module():
-    try:
-        from streams.ops import broker  # type: ignore[attr-defined]
-    except ImportError:
-        from streams import broker
+    from streams.ops import broker
+
     return broker
 
 

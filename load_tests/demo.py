@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from load_tests.harness import WorkerProcess, scrape
 from load_tests.scenario import Scenario, ScenarioSpec, replay, write_labels
-from streams import broker, report
+from streams import report
+from streams.ops import broker
 from streams.ops.topics import ensure_topics
 from streams.settings import PROJECT_ROOT, load_settings
 

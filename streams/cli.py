@@ -46,7 +46,7 @@ def _embedded_port(settings: Settings) -> int:
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the broker.")
 def kafka_up(broker: str | None, timeout: float) -> None:
     """Install the Kafka jars if needed, start the broker, wait until it answers."""
-    from streams import broker as embedded
+    from streams.ops import broker as embedded
 
     settings = _settings(broker)
     try:
@@ -64,7 +64,7 @@ def kafka_up(broker: str | None, timeout: float) -> None:
 @broker_option
 def kafka_down(broker: str | None) -> None:
     """Stop the embedded broker (its data stays under .local/kafka)."""
-    from streams import broker as embedded
+    from streams.ops import broker as embedded
 
     settings = _settings(broker)
     if settings.external_broker:
@@ -77,7 +77,7 @@ def kafka_down(broker: str | None) -> None:
 @broker_option
 def kafka_status(broker: str | None) -> None:
     """Say whether the embedded broker runs; exit 1 if not."""
-    from streams import broker as embedded
+    from streams.ops import broker as embedded
 
     settings = _settings(broker)
     if settings.external_broker:

@@ -48,7 +48,7 @@ from kafka import KafkaAdminClient
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
 POM = DEPLOY_DIR / "pom.xml"
 SERVER_TEMPLATE = DEPLOY_DIR / "server.properties.template"
