@@ -198,7 +198,7 @@ def report(
     what: str, data_dir: Path | None, fmt: str, checkpoint: str | None, since: str | None, until: str | None
 ) -> None:
     """Daily totals, nationality mix and alerts from the Parquet history (DuckDB)."""
-    from streams.report import report_main
+    from streams.query import report_main
 
     root = data_dir or _settings(None).data_dir
     try:
