@@ -16,6 +16,7 @@ import pytest
 
 from streams import query
 from streams.core.effects import CommitBatch, DailySnapshot, EventColumns, MetricDeltas
+from streams.query import scan
 from streams.sinks.parquet.sink import LakeSink
 
 UTC = timezone.utc
@@ -281,9 +282,9 @@ def test_queries_bind_filters_even_without_folder_pruning(
 ) -> None:
     """The SQL itself filters (pruning is only an optimisation), through bound values."""
     root, events, _ = history
-    real = query._partition_files
+    real = scan.partition_files
     monkeypatch.setattr(
-        query, "_partition_files", lambda root, dataset, *_: real(root, dataset, None, None, None)
+        scan, "partition_files", lambda root, dataset, *_: real(root, dataset, None, None, None)
     )
     assert query.daily_totals(root, checkpoint=INJECTION) == []
     rows = query.daily_totals(root, checkpoint="dostyk", since=date(2025, 3, 2), until=date(2025, 3, 2))
