@@ -209,8 +209,3 @@ def report(
 
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-if __name__ == "__main__":
-    _configure_logging()
-    main()
