@@ -1,1 +1,2 @@
-"""The ``crossings`` command; ``main.main`` is its entry (console script and ``python -m streams.cli``)."""
+"""The ``crossings`` command. ``streams.cli.main:main`` is the entry of both the console
+script and ``python -m streams.cli``."""

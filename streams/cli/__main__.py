@@ -1,7 +1,6 @@
 """``python -m streams.cli``: the same entry as the ``crossings`` console script."""
 
-from streams.cli.main import _configure_logging, main
+from streams.cli.main import main
 
 if __name__ == "__main__":
-    _configure_logging()
     main()
