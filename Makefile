@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 $(KAFKA_JARS): deploy/kafka/pom.xml $(STAMP)
 	@echo "==> Kafka jars from Maven Central (first time only)"
-	@$(PY) -c "from pathlib import Path; from streams.broker import install_jars; install_jars(Path('.local/kafka'))"
+	@$(PY) -c "from pathlib import Path; from streams.ops.broker import install_jars; install_jars(Path('.local/kafka'))"
 	@touch $@
 
 demo: setup

@@ -49,8 +49,8 @@ from kafka import KafkaConsumer
 from load_tests.harness import WorkerProcess, free_port, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec, replay
 from streams.domain.registry import load_registry
+from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
-from streams.topics import ensure_topics
 
 #: Records the scenario produces per simulated day (all checkpoints), roughly; used to
 #: choose how many days to generate for ``--events``.
@@ -486,10 +486,8 @@ def _free_broker_port() -> int:
 
 
 def _broker_module():
-    try:
-        from streams.ops import broker  # type: ignore[attr-defined]
-    except ImportError:
-        from streams import broker
+    from streams.ops import broker
+
     return broker
 
 

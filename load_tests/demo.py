@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from load_tests.harness import WorkerProcess, scrape
 from load_tests.scenario import Scenario, ScenarioSpec, replay, write_labels
-from streams import broker, report
+from streams import query
+from streams.ops import broker
+from streams.ops.topics import ensure_topics
 from streams.settings import PROJECT_ROOT, load_settings
-from streams.topics import ensure_topics
 
 DEMO_HOME = PROJECT_ROOT / ".local" / "demo"
 KAFKA_PORT = int(os.environ.get("CROSSINGS_DEMO_KAFKA_PORT", "9192"))
@@ -109,15 +110,15 @@ def main() -> int:
         step(f"Report (DuckDB over {root})")
         surge = next(a for a in spec.anomalies if a.checkpoint_id == "zhibek-zholy")
         print(
-            report.report_main(root, "daily", "table", "zhibek-zholy", str(surge.starts.replace(day=1)), None)
+            query.report_main(root, "daily", "table", "zhibek-zholy", str(surge.starts.replace(day=1)), None)
         )
-        print(report.report_main(root, "nationality", "table", "zhibek-zholy", None, None))
-        alerts = report.alerts(root)
-        print(report.report_main(root, "alerts", "table", None, None, None))
+        print(query.report_main(root, "nationality", "table", "zhibek-zholy", None, None))
+        alerts = query.alerts(root)
+        print(query.report_main(root, "alerts", "table", None, None, None))
 
         step("Checks")
-        reconciled = report.reconcile(root)
-        events_in_parquet = report.events_count(root)
+        reconciled = query.reconcile(root)
+        events_in_parquet = query.events_count(root)
         alert_messages = read_topic(settings.bootstrap, settings.topics.alerts, expected=len(alerts))
         dead_letters = read_topic(
             settings.bootstrap, settings.topics.dead_letter, expected=manifest.sent["invalid"]

@@ -29,11 +29,11 @@ import time
 
 from load_tests.harness import WorkerProcess, free_port, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec, replay
-from streams import broker
+from streams.ops import broker
+from streams.ops.topics import ensure_topics
 from streams.replay.run import replay as core_replay
 from streams.replay.sources import kafka_records
 from streams.settings import PROJECT_ROOT, load_settings
-from streams.topics import ensure_topics
 
 HOME = PROJECT_ROOT / ".local" / "perf"
 PORT = int(os.environ.get("CROSSINGS_PERF_KAFKA_PORT", "9292"))

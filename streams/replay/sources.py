@@ -116,9 +116,14 @@ def parquet_records(paths: Iterable[Path], partitions: int) -> Iterator[list[Sou
     daily counts and alerts (after a change to detection, say) without dead letters or
     duplicates. ``occurred_at`` is written back in UTC: the same instant.
     """
+    paths = list(paths)
     files = _parquet_files(paths)
-    if not files:
+    if not files:  # said now, not at the first batch
         raise ValueError("no .parquet files under " + ", ".join(str(p) for p in paths))
+    return _parquet_batches(files, partitions)
+
+
+def _parquet_batches(files: list[Path], partitions: int) -> Iterator[list[SourceRecord]]:
     query = f"""
         SELECT checkpoint, event_id, direction, epoch_us(occurred_at) AS occurred_us,
                nationality, purpose, mode, outcome, epoch_ms(kafka_timestamp) AS timestamp_ms

@@ -27,9 +27,9 @@ from streams.core.engine import Engine, EngineConfig
 from streams.core.records import SourceRecord
 from streams.core.task import CommitFailed
 from streams.domain.registry import load_registry
+from streams.ops.topics import changelog_topic
 from streams.settings import Settings
 from streams.sinks.parquet.sink import LakeSink
-from streams.topics import changelog_topic
 from streams.worker.kafka_outputs import KafkaOutputs
 from streams.worker.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
 

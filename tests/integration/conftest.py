@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import broker
+from streams.ops import broker
 
 PORT = int(os.environ.get("CROSSINGS_TEST_KAFKA_PORT", "19492"))
 

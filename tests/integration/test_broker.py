@@ -1,4 +1,4 @@
-"""Integration tests for streams.broker against a real Kafka 4.1.1 JVM.
+"""Integration tests for streams.ops.broker against a real Kafka 4.1.1 JVM.
 
 One broker is started per module (in a throwaway kafka_dir under /tmp, on port 19392 so
 it never collides with a developer's broker on 9092) and every test shares it; the last
@@ -18,7 +18,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaTimeoutError
 
-from streams import broker
+from streams.ops import broker
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from streams.ops.topics import changelog_topic, ensure_topics, topic_specs
 from streams.settings import ConfigError, load_settings
-from streams.topics import changelog_topic, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ import pytest
 
 from load_tests.harness import WorkerProcess, free_port, scrape, wait_committed, wait_group_stable
 from load_tests.scenario import Scenario, ScenarioSpec, replay
-from streams import report
+from streams import query
+from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
-from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +54,8 @@ def test_a_second_worker_takes_over_partitions_without_losing_or_doubling_anythi
     root = settings.data_dir
     totals = {
         (row["checkpoint_id"], row["local_day"].isoformat(), row["direction"]): row["total"]
-        for row in report.daily_totals(root)
+        for row in query.daily_totals(root)
     }
     assert totals == {key: n for key, n in manifest.expected_counts.items() if n}
-    assert report.events_count(root) == manifest.unique_events
-    assert report.reconcile(root)["agree"]
+    assert query.events_count(root) == manifest.unique_events
+    assert query.reconcile(root)["agree"]

@@ -12,10 +12,10 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from load_tests.harness import WorkerProcess, free_port, scrape, scrape_text, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec, replay
-from streams import report
+from streams import query
 from streams.domain.event import REASONS
+from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
-from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -76,14 +76,14 @@ def test_counts_in_parquet_equal_events_sent_minus_invalid_and_duplicates(run):
     manifest, settings = run["manifest"], run["settings"]
     root = settings.data_dir
     assert (
-        report.events_count(root) == run["stats"].sent - manifest.sent["invalid"] - manifest.sent["duplicate"]
+        query.events_count(root) == run["stats"].sent - manifest.sent["invalid"] - manifest.sent["duplicate"]
     )
     totals = {
         (row["checkpoint_id"], row["local_day"].isoformat(), row["direction"]): row["total"]
-        for row in report.daily_totals(root)
+        for row in query.daily_totals(root)
     }
     assert totals == {key: n for key, n in manifest.expected_counts.items() if n}
-    assert report.reconcile(root)["agree"]
+    assert query.reconcile(root)["agree"]
 
 
 def test_dead_letter_topic_has_every_invalid_message_with_its_reason(run):
@@ -112,7 +112,7 @@ def test_surge_raises_an_alert_and_the_quiet_weeks_do_not(run):
     assert [m for m in messages if date.fromisoformat(m["local_day"]) < first_anomaly] == []
     # Kafka and the Parquet history carry the same alerts.
     assert sorted(m["alert_id"] for m in messages) == sorted(
-        a["alert_id"] for a in report.alerts(settings.data_dir)
+        a["alert_id"] for a in query.alerts(settings.data_dir)
     )
 
 
@@ -152,7 +152,7 @@ def test_counts_and_dedup_survive_a_restart(run):
         {**oldest, "event_id": f"restart-{n}", "occurred_at": f"{last_day}T12:00:{n:02d}+05:00"}
         for n in range(7)
     ]
-    events_before = report.events_count(settings.data_dir)
+    events_before = query.events_count(settings.data_dir)
     worker = WorkerProcess(env, free_port(), run["home"] / "worker-2.log")
     worker.start(timeout=300)
     try:
@@ -176,10 +176,10 @@ def test_counts_and_dedup_survive_a_restart(run):
     duplicates = totals_seen["crossings_events_duplicate_total"]
     assert 1 <= duplicates <= 1 + (deliveries - 1) * (len(fresh) + 1), metrics  # a re-delivery repeats a tail
     assert f'crossings_events_invalid_total{{reason="too_late"}} {deliveries}' in metrics
-    assert report.events_count(settings.data_dir) == events_before + len(fresh)
+    assert query.events_count(settings.data_dir) == events_before + len(fresh)
     totals = {
         row["direction"]: row["total"]
-        for row in report.daily_totals(settings.data_dir, checkpoint="dostyk", since=last_day, until=last_day)
+        for row in query.daily_totals(settings.data_dir, checkpoint="dostyk", since=last_day, until=last_day)
     }
     assert totals["entry"] == before + len(fresh)
     dead = read_all(settings.bootstrap, settings.topics.dead_letter)

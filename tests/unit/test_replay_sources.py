@@ -87,4 +87,4 @@ def test_replaying_ndjson_history_counts_what_the_core_counts(original, tmp_path
 
 def test_a_lake_without_events_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"no \.parquet files"):
-        next(iter(parquet_records([tmp_path], PARTITIONS)))
+        parquet_records([tmp_path], PARTITIONS)

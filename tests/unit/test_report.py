@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from streams import report
+from streams import query
 from streams.core.effects import CommitBatch, DailySnapshot, EventColumns, MetricDeltas
+from streams.query import scan
 from streams.sinks.parquet.sink import LakeSink
 
 UTC = timezone.utc
@@ -164,7 +165,7 @@ def test_daily_totals_match_brute_force(history: tuple) -> None:
     root, events, _ = history
     expected = Counter((row.local_day, row.checkpoint_id, row.direction) for row in events)
 
-    rows = report.daily_totals(root)
+    rows = query.daily_totals(root)
 
     assert {(r["local_day"], r["checkpoint_id"], r["direction"]): r["total"] for r in rows} == expected
     keys = [(r["local_day"], r["checkpoint_id"], r["direction"]) for r in rows]
@@ -180,7 +181,7 @@ def test_daily_totals_filters_by_checkpoint_and_local_days(history: tuple) -> No
         if row.checkpoint_id == "korday" and since <= row.local_day <= until
     )
 
-    rows = report.daily_totals(root, checkpoint="korday", since=since, until="2025-03-03")
+    rows = query.daily_totals(root, checkpoint="korday", since=since, until="2025-03-03")
 
     assert {(r["local_day"], r["direction"]): r["total"] for r in rows} == expected
     assert {r["checkpoint_id"] for r in rows} == {"korday"}
@@ -191,13 +192,13 @@ def test_nationality_mix_totals_shares_and_top(history: tuple) -> None:
     totals = Counter((row.checkpoint_id, row.direction, row.nationality) for row in events)
     per_side = Counter((row.checkpoint_id, row.direction) for row in events)
 
-    everything = report.nationality_mix(root, top=None)
+    everything = query.nationality_mix(root, top=None)
     assert {(r["checkpoint_id"], r["direction"], r["nationality"]): r["total"] for r in everything} == totals
     for row in everything:
         side = per_side[(row["checkpoint_id"], row["direction"])]
         assert row["share"] == pytest.approx(row["total"] / side)
 
-    top_two = report.nationality_mix(root, checkpoint="dostyk", direction="exit", top=2)
+    top_two = query.nationality_mix(root, checkpoint="dostyk", direction="exit", top=2)
     dostyk_exit = {key[2]: count for key, count in totals.items() if key[:2] == ("dostyk", "exit")}
     ranked = sorted(dostyk_exit.items(), key=lambda item: (-item[1], item[0]))
     assert [(r["nationality"], r["total"]) for r in top_two] == ranked[:2]
@@ -208,7 +209,7 @@ def test_nationality_mix_totals_shares_and_top(history: tuple) -> None:
 def test_alerts_come_back_ordered_by_as_of(history: tuple) -> None:
     root, _, added = history
 
-    rows = report.alerts(root)
+    rows = query.alerts(root)
 
     expected = sorted(added, key=lambda alert: alert["as_of"])
     assert [r["alert_id"] for r in rows] == [alert["alert_id"] for alert in expected]
@@ -216,19 +217,19 @@ def test_alerts_come_back_ordered_by_as_of(history: tuple) -> None:
     assert first["as_of"] == datetime.fromisoformat(expected[0]["as_of"])
     assert first["local_day"] == date.fromisoformat(expected[0]["local_day"])
     assert first["drivers"] == expected[0]["drivers"]
-    korday = report.alerts(root, checkpoint="korday")
+    korday = query.alerts(root, checkpoint="korday")
     assert {r["alert_id"] for r in korday} == {a["alert_id"] for a in added if a["checkpoint_id"] == "korday"}
 
 
 def test_reconcile_agrees_then_spots_events_the_counts_miss(history: tuple, tmp_path: Path) -> None:
     root, events, _ = history
 
-    outcome = report.reconcile(root)
+    outcome = query.reconcile(root)
 
     assert outcome["agree"] is True
-    assert outcome["counted_total"] == outcome["events_total"] == len(events) == report.events_count(root)
+    assert outcome["counted_total"] == outcome["events_total"] == len(events) == query.events_count(root)
     assert outcome["checkpoint_days"] == len(counts_by_day(events))
-    assert report.events_count(root, checkpoint="korday") == sum(
+    assert query.events_count(root, checkpoint="korday") == sum(
         1 for row in events if row.checkpoint_id == "korday"
     )
 
@@ -242,7 +243,7 @@ def test_reconcile_agrees_then_spots_events_the_counts_miss(history: tuple, tmp_
     extra = [EventRow(**{**_fields(row), "checkpoint_id": "kegen"}) for row in extra]
     write_commit(tmp_path, 2, extra, [], [])
 
-    mismatch = report.reconcile(tmp_path)
+    mismatch = query.reconcile(tmp_path)
 
     assert mismatch["agree"] is False
     assert mismatch["events_total"] - mismatch["counted_total"] == 2
@@ -256,24 +257,24 @@ def _fields(row: EventRow) -> dict:
 
 
 def test_missing_folders_give_empty_results(tmp_path: Path) -> None:
-    assert report.daily_totals(tmp_path) == []
-    assert report.nationality_mix(tmp_path) == []
-    assert report.alerts(tmp_path / "does-not-exist") == []
-    assert report.events_count(tmp_path) == 0
-    assert report.reconcile(tmp_path)["agree"] is True
-    assert "(no rows)" in report.report_main(tmp_path, "all", "table", None, None, None)
+    assert query.daily_totals(tmp_path) == []
+    assert query.nationality_mix(tmp_path) == []
+    assert query.alerts(tmp_path / "does-not-exist") == []
+    assert query.events_count(tmp_path) == 0
+    assert query.reconcile(tmp_path)["agree"] is True
+    assert "(no rows)" in query.report_main(tmp_path, "all", "table", None, None, None)
 
 
 def test_sql_in_filter_values_matches_nothing_and_raises_nothing(history: tuple) -> None:
     root, _, _ = history
-    assert report.daily_totals(root, checkpoint=INJECTION) == []
-    assert report.nationality_mix(root, checkpoint=INJECTION) == []
-    assert report.nationality_mix(root, direction=INJECTION) == []
-    assert report.alerts(root, checkpoint=INJECTION) == []
-    assert report.events_count(root, checkpoint=INJECTION) == 0
-    assert report.reconcile(root, checkpoint=INJECTION)["checkpoint_days"] == 0
+    assert query.daily_totals(root, checkpoint=INJECTION) == []
+    assert query.nationality_mix(root, checkpoint=INJECTION) == []
+    assert query.nationality_mix(root, direction=INJECTION) == []
+    assert query.alerts(root, checkpoint=INJECTION) == []
+    assert query.events_count(root, checkpoint=INJECTION) == 0
+    assert query.reconcile(root, checkpoint=INJECTION)["checkpoint_days"] == 0
     with pytest.raises(ValueError, match="since"):
-        report.daily_totals(root, since=INJECTION)
+        query.daily_totals(root, since=INJECTION)
 
 
 def test_queries_bind_filters_even_without_folder_pruning(
@@ -281,12 +282,12 @@ def test_queries_bind_filters_even_without_folder_pruning(
 ) -> None:
     """The SQL itself filters (pruning is only an optimisation), through bound values."""
     root, events, _ = history
-    real = report._partition_files
+    real = scan.partition_files
     monkeypatch.setattr(
-        report, "_partition_files", lambda root, dataset, *_: real(root, dataset, None, None, None)
+        scan, "partition_files", lambda root, dataset, *_: real(root, dataset, None, None, None)
     )
-    assert report.daily_totals(root, checkpoint=INJECTION) == []
-    rows = report.daily_totals(root, checkpoint="dostyk", since=date(2025, 3, 2), until=date(2025, 3, 2))
+    assert query.daily_totals(root, checkpoint=INJECTION) == []
+    rows = query.daily_totals(root, checkpoint="dostyk", since=date(2025, 3, 2), until=date(2025, 3, 2))
     assert sum(r["total"] for r in rows) == sum(
         1 for row in events if row.checkpoint_id == "dostyk" and row.local_day == date(2025, 3, 2)
     )
@@ -295,7 +296,7 @@ def test_queries_bind_filters_even_without_folder_pruning(
 def test_data_root_with_glob_characters_is_read_literally(tmp_path: Path) -> None:
     root = tmp_path / "odd [1] *dir?"
     write_commit(root, 1, make_events(10), [], [])
-    assert report.events_count(root) == 10
+    assert query.events_count(root) == 10
 
 
 def test_render_table_aligns_columns_with_thousands_separators() -> None:
@@ -304,7 +305,7 @@ def test_render_table_aligns_columns_with_thousands_separators() -> None:
         {"local_day": date(2025, 3, 2), "checkpoint_id": "zhibek-zholy", "total": 12, "share": None},
     ]
 
-    text = report.render(rows, "table", title="Totals")
+    text = query.render(rows, "table", title="Totals")
 
     lines = text.splitlines()
     assert lines[0] == "Totals"
@@ -312,7 +313,7 @@ def test_render_table_aligns_columns_with_thousands_separators() -> None:
     assert "1,234,567" in lines[3] and "0.500" in lines[3]
     assert lines[3].index("1,234,567") + len("1,234,567") == lines[4].index("12") + 2  # right-aligned
     assert lines[3].index("korday") == lines[4].index("zhibek-zholy")  # left-aligned text
-    assert report.render([], "table", title="Nothing") == "Nothing\n(no rows)"
+    assert query.render([], "table", title="Nothing") == "Nothing\n(no rows)"
 
 
 def test_render_csv_and_json_round_trip() -> None:
@@ -325,22 +326,22 @@ def test_render_csv_and_json_round_trip() -> None:
         },
     ]
 
-    parsed = list(csv.DictReader(io.StringIO(report.render(rows, "csv"))))
+    parsed = list(csv.DictReader(io.StringIO(query.render(rows, "csv"))))
     assert parsed == [
         {"local_day": "2025-03-01", "as_of": "2025-03-01T04:00:00+00:00", "total": "1234", "name": 'a, "b"'}
     ]
-    assert json.loads(report.render(rows, "json")) == [
+    assert json.loads(query.render(rows, "json")) == [
         {"local_day": "2025-03-01", "as_of": "2025-03-01T04:00:00+00:00", "total": 1234, "name": 'a, "b"'}
     ]
     with pytest.raises(ValueError, match="format"):
-        report.render(rows, "xml")
+        query.render(rows, "xml")
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
 def test_report_main_renders_every_report(history: tuple, fmt: str) -> None:
     root, events, _ = history
 
-    text = report.report_main(root, "all", fmt, None, None, None)
+    text = query.report_main(root, "all", fmt, None, None, None)
 
     if fmt == "json":
         data = json.loads(text)
@@ -352,7 +353,7 @@ def test_report_main_renders_every_report(history: tuple, fmt: str) -> None:
         assert f"{len(events):,} crossings" in text
     else:
         assert text.count("# ") == 4
-    single = report.report_main(root, "daily", fmt, "korday", "2025-03-02", None)
+    single = query.report_main(root, "daily", fmt, "korday", "2025-03-02", None)
     assert "zhibek-zholy" not in single and "korday" in single
     with pytest.raises(ValueError, match="report"):
-        report.report_main(root, "everything", fmt, None, None, None)
+        query.report_main(root, "everything", fmt, None, None, None)

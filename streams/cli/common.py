@@ -1,0 +1,23 @@
+"""What every ``crossings`` subcommand shares: settings from the environment (a bad value
+is a usage error naming the variable) and the ``--broker`` option."""
+
+from __future__ import annotations
+
+import click
+
+from streams.settings import ConfigError, Settings, load_settings
+
+
+def settings_or_usage_error(broker: str | None) -> Settings:
+    try:
+        return load_settings(broker=broker)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+
+
+broker_option = click.option(
+    "--broker",
+    default=None,
+    help="Use this Kafka cluster (host:port[,host:port]) instead of the embedded one. "
+    "Same as setting KAFKA_BOOTSTRAP.",
+)

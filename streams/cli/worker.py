@@ -1,0 +1,28 @@
+"""``crossings worker``: a Faust worker over the events topic."""
+
+from __future__ import annotations
+
+import click
+
+from streams.cli.common import broker_option, settings_or_usage_error
+from streams.settings import ConfigError
+
+
+@click.command()
+@broker_option
+@click.option("--loglevel", default="info", show_default=True)
+def worker(broker: str | None, loglevel: str) -> None:
+    """Run a Faust worker: consume events, count, detect, write Parquet, serve /metrics."""
+    import faust
+
+    from streams.ops.topics import ensure_topics
+    from streams.worker.faust_app import create_app
+
+    settings = settings_or_usage_error(broker)
+    try:
+        ensure_topics(settings)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    settings.worker_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,193 @@
+"""Rows as a terminal table, CSV or JSON, and the text of ``crossings report``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from streams.query.reports import alerts, daily_totals, nationality_mix, reconcile
+from streams.query.scan import DayLike
+
+REPORTS = ("daily", "nationality", "alerts", "reconcile", "all")
+FORMATS = ("table", "csv", "json")
+
+
+def render(rows: Sequence[Mapping[str, Any]], fmt: str, title: str | None = None) -> str:
+    """Rows as an aligned terminal table, CSV (header + rows) or a JSON array.
+
+    ``title`` heads the table; CSV and JSON stay machine-readable and omit it.
+    """
+    if fmt == "table":
+        return _table(rows, title)
+    if fmt == "csv":
+        return _csv(rows)
+    if fmt == "json":
+        return _json(list(rows))
+    raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def _columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return list(columns)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=_json_default, ensure_ascii=False)
+    return str(value)
+
+
+def _table(rows: Sequence[Mapping[str, Any]], title: str | None) -> str:
+    lines = [title] if title else []
+    columns = _columns(rows)
+    if not rows:
+        lines.append("(no rows)")
+        return "\n".join(lines)
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    numeric = [
+        all(isinstance(row.get(column), int | float) or row.get(column) is None for row in rows)
+        for column in columns
+    ]
+    widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            value.rjust(width) if is_number else value.ljust(width)
+            for value, width, is_number in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    lines.append(line(columns))
+    lines.append("  ".join("-" * width for width in widths))
+    lines.extend(line(values) for values in cells)
+    return "\n".join(lines)
+
+
+def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    columns = _columns(rows)
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=_json_default, ensure_ascii=False)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, date):  # datetime too
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False, indent=2)
+
+
+_ALERT_TABLE_COLUMNS = (
+    "as_of",
+    "local_day",
+    "checkpoint_id",
+    "direction",
+    "kind",
+    "status",
+    "window",
+    "observed",
+    "expected",
+    "ratio",
+    "score",
+    "summary",
+)
+
+
+def report_main(
+    root: Path,
+    what: str,
+    fmt: str,
+    checkpoint: str | None,
+    since: DayLike,
+    until: DayLike,
+) -> str:
+    """Text for ``crossings report``: one report (daily|nationality|alerts|reconcile) or
+    ``all`` of them. ``all`` gives titled tables, CSV sections each headed by a
+    ``# <title>`` line, or one JSON object keyed by report name."""
+    if what not in REPORTS:
+        raise ValueError(f"report must be one of {', '.join(REPORTS)}, got {what!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    filters = {"checkpoint": checkpoint, "since": since, "until": until}
+    names = REPORTS[:-1] if what == "all" else (what,)
+    results = {
+        "daily": lambda: daily_totals(root, **filters),
+        "nationality": lambda: nationality_mix(root, **filters),
+        "alerts": lambda: alerts(root, **filters),
+        "reconcile": lambda: reconcile(root, **filters),
+    }
+    data = {name: results[name]() for name in names}
+    if fmt == "json":
+        return _json(data if what == "all" else data[what])
+    sections = []
+    for name in names:
+        title = _TITLES[name]
+        if name == "reconcile":
+            outcome = data[name]
+            # The per-day table only matters where the two disagree.
+            rows = (
+                [day for day in outcome["days"] if day["difference"]] if fmt == "table" else outcome["days"]
+            )
+            title = f"{title}: {_reconcile_verdict(outcome)}"
+        elif name == "alerts" and fmt == "table":
+            rows = [{column: row[column] for column in _ALERT_TABLE_COLUMNS} for row in data[name]]
+        else:
+            rows = data[name]
+        if fmt == "table":
+            sections.append(_table(rows, title))
+        else:
+            sections.append((f"# {title}\n" if what == "all" else "") + _csv(rows))
+    return "\n\n".join(section.rstrip("\n") for section in sections) + "\n"
+
+
+_TITLES = {
+    "daily": "Crossings per local day",
+    "nationality": "Nationality mix",
+    "alerts": "Alerts",
+    "reconcile": "Daily counts vs raw events",
+}
+
+
+def _reconcile_verdict(outcome: Mapping[str, Any]) -> str:
+    if outcome["agree"]:
+        return (
+            f"agree ({outcome['checkpoint_days']:,} checkpoint-days, {outcome['events_total']:,} crossings)"
+        )
+    return (
+        f"MISMATCH in {outcome['mismatched_days']:,} of {outcome['checkpoint_days']:,} "
+        f"checkpoint-days (counted {outcome['counted_total']:,}, "
+        f"events {outcome['events_total']:,})"
+    )

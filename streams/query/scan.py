@@ -1,0 +1,97 @@
+"""Reading the Parquet history with DuckDB: which files, which filters, bound parameters.
+
+Nothing a user types is pasted into SQL: checkpoint, days, direction and limits are bound
+parameters, and so is the data itself. The files are listed here with ``pathlib`` (which
+treats the root literally, so a data root containing ``[`` or ``*`` still works, and which
+lets us skip dot-files such as a half-written ``.tmp-*`` file) and passed as one bound
+list: ``read_parquet($files, hive_partitioning = true, ...)``. DuckDB 2.0 accepts a bound
+parameter there, as a string glob or a list of paths; it does not accept an *empty* list,
+so a dataset with no files (no alerts yet) short-circuits to an empty result.
+
+Folder names prune files before DuckDB opens them; the same filters are also in each
+query's WHERE clause, so the SQL is correct on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+DayLike = date | str | None
+
+SCAN = (
+    "read_parquet($files, hive_partitioning = true, union_by_name = true, "
+    "hive_types = {'date': DATE, 'checkpoint': VARCHAR})"
+)
+
+FILTER = (
+    "($checkpoint IS NULL OR checkpoint = $checkpoint) "
+    "AND ($since IS NULL OR date >= $since) "
+    "AND ($until IS NULL OR date <= $until)"
+)
+
+
+def fetch_rows(
+    sql: str,
+    root: Path,
+    dataset: str,
+    checkpoint: str | None,
+    since: DayLike,
+    until: DayLike,
+    extra: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    since_day, until_day = _as_day("since", since), _as_day("until", until)
+    files = partition_files(Path(root), dataset, checkpoint, since_day, until_day)
+    if not files:
+        return []
+    parameters = {
+        "files": files,
+        "checkpoint": checkpoint,
+        "since": since_day,
+        "until": until_day,
+        **(extra or {}),
+    }
+    with duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        cursor = connection.execute(sql, parameters)
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+
+def partition_files(
+    root: Path, dataset: str, checkpoint: str | None, since: date | None, until: date | None
+) -> list[str]:
+    """Parquet files of a dataset whose folders match the filters; dot-files skipped."""
+    files = []
+    for path in (root / dataset).glob("date=*/checkpoint=*/*.parquet"):
+        if path.name.startswith("."):
+            continue
+        try:
+            local_day = date.fromisoformat(path.parent.parent.name.removeprefix("date="))
+        except ValueError:
+            continue  # not a folder this project writes
+        if checkpoint is not None and path.parent.name != f"checkpoint={checkpoint}":
+            continue
+        if (since is not None and local_day < since) or (until is not None and local_day > until):
+            continue
+        files.append(str(path))
+    return sorted(files)
+
+
+def _as_day(name: str, value: DayLike) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a day like 2025-03-01, got {value!r}") from None
+    raise ValueError(f"{name} must be a date or YYYY-MM-DD, got {value!r}")
