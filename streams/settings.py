@@ -70,6 +70,8 @@ class Settings:
     idle_after_seconds: float = 30.0
     #: How far ahead of its arrival in Kafka an event may be stamped, in seconds.
     max_clock_skew_seconds: float = 900.0
+    #: Replicas of each topic the project creates; None: min(3, brokers in the cluster).
+    replication_factor: int | None = None
     topics: Topics = field(default_factory=Topics)
 
     def core_config(self) -> CoreConfig:
@@ -161,5 +163,10 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
         idle_after_seconds=_float(env, "CROSSINGS_IDLE_AFTER_SECONDS", 30.0, 1.0, 86400.0),
         max_clock_skew_seconds=_float(env, "CROSSINGS_MAX_CLOCK_SKEW_SECONDS", 900.0, 0.0, 86400.0),
+        replication_factor=(
+            _int(env, "CROSSINGS_REPLICATION_FACTOR", 1, 1, 32)
+            if env.get("CROSSINGS_REPLICATION_FACTOR")
+            else None
+        ),
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
     )

@@ -6,18 +6,28 @@ setting is a configuration error to stop on, not something to work around.
 
 The state's changelog topic is created here too (compacted, one partition per events
 partition), and only returned once the cluster's metadata lists its partitions.
+
+Topics are created with ``CROSSINGS_REPLICATION_FACTOR`` replicas (by default min(3,
+brokers)) and ``min.insync.replicas`` one less (at least 1), so a committed transaction
+survives the loss of a broker wherever the cluster has one to lose. Existing topics are
+checked, not altered: a partition count that differs, or a changelog that is not
+compacted (the state would be deleted with old segments), stops the command; fewer
+replicas than asked for is logged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from streams.settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
 
 #: Compacted; records of id chunks can be a few hundred KiB.
 _CHANGELOG_CONFIG = {"cleanup.policy": "compact", "max.message.bytes": str(8 * 2**20)}
@@ -38,8 +48,8 @@ def topic_specs(settings: Settings) -> dict[str, int]:
     }
 
 
-def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[str, int]:
-    """Create missing topics; returns name -> partitions as found on the cluster."""
+def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create missing topics, check existing ones; returns name -> partitions as found."""
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap, client_id="crossings-admin", request_timeout_ms=15000
@@ -51,12 +61,14 @@ def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[st
         specs = topic_specs(settings)
         existing = set(admin.list_topics())
         changelog = changelog_topic(settings)
+        replicas = _replication_factor(admin, settings)
+        durability = {"min.insync.replicas": str(max(1, replicas - 1))}
         missing = [
             NewTopic(
                 name,
                 num_partitions=parts,
-                replication_factor=replication_factor,
-                topic_configs=_CHANGELOG_CONFIG if name == changelog else {},
+                replication_factor=replicas,
+                topic_configs={**durability, **(_CHANGELOG_CONFIG if name == changelog else {})},
             )
             for name, parts in specs.items()
             if name not in existing
@@ -66,6 +78,7 @@ def ensure_topics(settings: Settings, *, replication_factor: int = 1) -> dict[st
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
         found = _wait_for_metadata(admin, specs)
+        _check_existing(admin, specs, changelog, replicas)
     finally:
         admin.close()
     events = settings.topics.events
@@ -94,3 +107,38 @@ def _wait_for_metadata(
         if all(found.get(name) for name in specs) or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
+
+
+def _replication_factor(admin: KafkaAdminClient, settings: Settings) -> int:
+    brokers = len(admin.describe_cluster().get("brokers") or ()) or 1
+    wanted = settings.replication_factor
+    if wanted is None:
+        return min(3, brokers)
+    if wanted > brokers:
+        raise ConfigError(
+            f"CROSSINGS_REPLICATION_FACTOR={wanted} but the cluster at {settings.bootstrap} has "
+            f"{brokers} broker(s); set it to at most {brokers}"
+        )
+    return wanted
+
+
+def _check_existing(admin: KafkaAdminClient, specs: dict[str, int], changelog: str, replicas: int) -> None:
+    for meta in admin.describe_topics(list(specs)):
+        have = min((len(p["replica_nodes"]) for p in meta["partitions"] or ()), default=0)
+        if have < replicas:
+            log.warning(
+                "topic %s has %d replica(s), fewer than the %d asked for: "
+                "raise it with kafka-reassign-partitions if this cluster should survive a broker loss",
+                meta["name"],
+                have,
+                replicas,
+            )
+    resource = ConfigResource(ConfigResourceType.TOPIC, changelog)
+    described = admin.describe_configs([resource], config_filter="all")
+    policy = (described.get("topic", {}).get(changelog, {}).get("cleanup.policy") or {}).get("value")
+    if "compact" not in (policy or ""):
+        raise ConfigError(
+            f"changelog topic {changelog} has cleanup.policy={policy!r}, not "
+            "compact: the worker's state would be deleted with old segments. Set cleanup.policy=compact "
+            "on it (kafka-configs --alter) or use a new CROSSINGS_APP_ID"
+        )

@@ -39,3 +39,54 @@ def test_every_topic_and_changelog_is_created_with_the_configured_partitions(kaf
     other = dataclasses.replace(settings, partitions=4)
     with pytest.raises(ConfigError, match="CROSSINGS_PARTITIONS"):
         ensure_topics(other)
+
+
+def _settings(kafka_bootstrap: str, namespace: str, **env: str):
+    return load_settings(
+        {
+            "KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "CROSSINGS_APP_ID": namespace,
+            "CROSSINGS_TOPIC_NAMESPACE": namespace,
+        }
+        | env
+    )
+
+
+def test_new_topics_get_min_insync_replicas_and_a_replication_factor_the_cluster_can_hold(
+    kafka_bootstrap, namespace
+):
+    settings = _settings(kafka_bootstrap, namespace)
+    assert settings.replication_factor is None  # default: min(3, brokers), here 1
+    ensure_topics(settings)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        [meta] = admin.describe_topics([settings.topics.events])
+        assert {len(p["replica_nodes"]) for p in meta["partitions"]} == {1}
+        resource = ConfigResource(ConfigResourceType.TOPIC, settings.topics.events)
+        described = admin.describe_configs([resource], config_filter="all")
+        assert described["topic"][settings.topics.events]["min.insync.replicas"]["value"] == "1"
+    finally:
+        admin.close()
+    too_many = _settings(kafka_bootstrap, f"{namespace}-rf", CROSSINGS_REPLICATION_FACTOR="3")
+    with pytest.raises(ConfigError, match=r"CROSSINGS_REPLICATION_FACTOR=3 .* 1 broker"):
+        ensure_topics(too_many)
+
+
+def test_a_changelog_that_is_not_compacted_stops_the_start(kafka_bootstrap, namespace):
+    """Someone created the changelog by hand with the default policy: old segments would be
+    deleted, and the state with them."""
+    from kafka.admin import NewTopic
+
+    settings = _settings(kafka_bootstrap, namespace)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(changelog_topic(settings), settings.partitions, 1)])
+    finally:
+        admin.close()
+    with pytest.raises(ConfigError, match=r"cleanup\.policy"):
+        ensure_topics(settings)
+
+
+def test_a_malformed_replication_factor_names_the_setting():
+    with pytest.raises(ConfigError, match="CROSSINGS_REPLICATION_FACTOR"):
+        load_settings({"CROSSINGS_REPLICATION_FACTOR": "three"})
