@@ -8,6 +8,7 @@ confusing Kafka or filesystem error mid-stream.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -125,6 +126,23 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _web_host(raw: str) -> str:
+    """An address to bind /metrics to: an IP address, or ``localhost``."""
+    if raw != "localhost":
+        try:
+            ipaddress.ip_address(raw)
+        except ValueError:
+            raise ConfigError(
+                f"CROSSINGS_WEB_HOST={raw!r} is not an IP address; set it to 127.0.0.1 (the default), "
+                "or to the address of the interface /metrics should be reachable on (0.0.0.0: all)"
+            ) from None
+    return raw
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
 def parse_bootstrap(raw: str, source: str) -> str:
     """Validate a comma-separated ``host:port`` list; fail with the variable's name."""
     hosts = [part.strip() for part in raw.split(",") if part.strip()]
@@ -157,7 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         data_dir=Path(env.get("CROSSINGS_DATA_DIR") or local_dir / "data"),
         kafka_dir=local_dir / "kafka",
         worker_dir=local_dir / "worker",
-        web_host=env.get("CROSSINGS_WEB_HOST") or "127.0.0.1",
+        web_host=_web_host(env.get("CROSSINGS_WEB_HOST") or "127.0.0.1"),
         web_port=_int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535),
         commit_interval=_float(env, "CROSSINGS_COMMIT_INTERVAL", 10.0, 0.1, 600.0),
         dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from streams.cli.common import broker_option, settings_or_usage_error
-from streams.settings import ConfigError
+from streams.settings import ConfigError, is_loopback
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -23,6 +27,13 @@ def worker(broker: str | None, loglevel: str) -> None:
         ensure_topics(settings)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    if not is_loopback(settings.web_host):
+        log.warning(
+            "/metrics listens on %s:%d, reachable from other hosts (CROSSINGS_WEB_HOST); "
+            "it shows counts per checkpoint",
+            settings.web_host,
+            settings.web_port,
+        )
     settings.worker_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.settings import ConfigError, load_settings
+from streams.settings import ConfigError, is_loopback, load_settings
 
 
 def test_defaults_are_local_and_embedded():
@@ -39,3 +39,19 @@ def test_one_setting_points_at_an_external_cluster():
 def test_bad_values_name_the_variable(env, names):
     with pytest.raises(ConfigError, match=names):
         load_settings(env)
+
+
+@pytest.mark.parametrize("host", ["metrics.example.com", "127.0.0.1:6066", "", " 127.0.0.1"])
+def test_a_web_host_that_is_not_an_address_names_the_setting(host):
+    if not host:
+        assert load_settings({"CROSSINGS_WEB_HOST": host}).web_host == "127.0.0.1"  # unset: default
+        return
+    with pytest.raises(ConfigError, match="CROSSINGS_WEB_HOST"):
+        load_settings({"CROSSINGS_WEB_HOST": host})
+
+
+@pytest.mark.parametrize(
+    ("host", "local"), [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False)]
+)
+def test_web_hosts_are_told_apart_as_local_or_not(host, local):
+    assert is_loopback(load_settings({"CROSSINGS_WEB_HOST": host}).web_host) is local
