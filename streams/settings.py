@@ -71,6 +71,8 @@ class Settings:
     idle_after_seconds: float = 30.0
     #: How far ahead of its arrival in Kafka an event may be stamped, in seconds.
     max_clock_skew_seconds: float = 900.0
+    #: The checkpoint registry (JSON or YAML); None: the shipped schemas/checkpoints.json.
+    checkpoints_file: Path | None = None
     #: Replicas of each topic the project creates; None: min(3, brokers in the cluster).
     replication_factor: int | None = None
     topics: Topics = field(default_factory=Topics)
@@ -186,5 +188,6 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
             if env.get("CROSSINGS_REPLICATION_FACTOR")
             else None
         ),
+        checkpoints_file=Path(env["CROSSINGS_CHECKPOINTS"]) if env.get("CROSSINGS_CHECKPOINTS") else None,
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
     )

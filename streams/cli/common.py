@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from streams.domain.registry import Checkpoint, RegistryError, load_registry
 from streams.settings import ConfigError, Settings, load_settings
 
 
@@ -13,6 +14,14 @@ def settings_or_usage_error(broker: str | None) -> Settings:
         return load_settings(broker=broker)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
+
+
+def registry_or_error(settings: Settings) -> dict[str, Checkpoint]:
+    """The configured checkpoint registry; a bad file stops the command, saying what to fix."""
+    try:
+        return load_registry(settings.checkpoints_file)
+    except RegistryError as error:
+        raise click.ClickException(f"{error} (CROSSINGS_CHECKPOINTS)") from None
 
 
 broker_option = click.option(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from streams.cli.common import broker_option, settings_or_usage_error
+from streams.cli.common import broker_option, registry_or_error, settings_or_usage_error
 
 
 @click.command()
@@ -54,6 +54,7 @@ def replay(
     from streams.replay.sources import kafka_records, ndjson_records, parquet_records
 
     settings = settings_or_usage_error(broker)
+    registry = registry_or_error(settings)
     if files and parquet:
         raise click.UsageError("give --file or --parquet, not both")
     if parquet:
@@ -72,6 +73,7 @@ def replay(
             data_dir=data_dir or settings.data_dir,
             state_dir=state_dir or settings.worker_dir.parent / "replay-state",
             core=settings.core_config(),
+            registry=registry,
         )
     )
     click.echo(

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from streams.cli.common import broker_option, settings_or_usage_error
+from streams.cli.common import broker_option, registry_or_error, settings_or_usage_error
 from streams.settings import ConfigError, is_loopback
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ def worker(broker: str | None, loglevel: str) -> None:
     from streams.worker.faust_app import create_app
 
     settings = settings_or_usage_error(broker)
+    registry = registry_or_error(settings)
     try:
         ensure_topics(settings)
     except ConfigError as error:
@@ -35,5 +36,5 @@ def worker(broker: str | None, loglevel: str) -> None:
             settings.web_port,
         )
     settings.worker_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    app = create_app(settings, registry)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -78,6 +78,8 @@ class MetricDeltas:
     processed: Counter[tuple[str, str]] = field(default_factory=Counter)
     duplicates: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
+    #: Dead-lettered events of well-formed but unregistered checkpoint ids, by id.
+    unknown_checkpoints: Counter[str] = field(default_factory=Counter)
     #: Already applied (at or below the stored offset) and skipped on re-delivery.
     redelivered: int = 0
     alerts_raised: Counter[tuple[str, str, str]] = field(default_factory=Counter)

@@ -196,6 +196,8 @@ class PartitionProcessor:
             DeadLetter(record.partition, record.offset, record.key, record.value, error.reason, error.detail)
         )
         self.effects.metrics.invalid[error.reason] += 1
+        if error.checkpoint_id is not None:
+            self.effects.metrics.unknown_checkpoints[error.checkpoint_id] += 1
 
     # -- detection -------------------------------------------------------------------------
 

@@ -64,11 +64,13 @@ MAX_CLOCK_SKEW: Final = timedelta(minutes=15)
 
 
 class InvalidEvent(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, *, checkpoint_id: str | None = None) -> None:
         assert reason in REASONS, reason
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        #: For ``unknown_checkpoint``: the well-formed id that is not registered (yet).
+        self.checkpoint_id = checkpoint_id
 
 
 class CrossingEvent(msgspec.Struct, frozen=True, gc=False):
@@ -335,7 +337,11 @@ class EventDecoder:
         if nationality not in self.nationalities:
             raise InvalidEvent("bad_nationality", f"{nationality!r} is not an ISO 3166-1 alpha-3 code")
         if checkpoint_id not in self.registry:
-            raise InvalidEvent("unknown_checkpoint", f"{checkpoint_id!r} is not in the checkpoint registry")
+            raise InvalidEvent(
+                "unknown_checkpoint",
+                f"{checkpoint_id!r} is not in the checkpoint registry (CROSSINGS_CHECKPOINTS)",
+                checkpoint_id=checkpoint_id,
+            )
         return CrossingEvent(
             event_id,
             checkpoint_id,

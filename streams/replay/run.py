@@ -16,7 +16,7 @@ from pathlib import Path
 from streams.core.engine import Engine, EngineConfig
 from streams.core.processor import CoreConfig
 from streams.core.records import SourceRecord
-from streams.domain.registry import load_registry
+from streams.domain.registry import Registry, load_registry
 from streams.replay.outputs import LocalOutputs
 from streams.sinks.parquet.sink import LakeSink
 
@@ -44,10 +44,11 @@ async def replay(
     data_dir: Path,
     state_dir: Path,
     core: CoreConfig = CoreConfig(),
+    registry: Registry | None = None,
 ) -> ReplayStats:
     outputs = LocalOutputs()
     config = EngineConfig(partitions, state_dir, core=core)
-    engine = Engine(config, load_registry(), LakeSink(data_dir), outputs)
+    engine = Engine(config, registry or load_registry(), LakeSink(data_dir), outputs)
     records = counted = duplicates = since_commit = 0
     started = time.perf_counter()
 

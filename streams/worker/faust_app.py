@@ -26,7 +26,7 @@ import faust
 from streams.core.engine import Engine, EngineConfig
 from streams.core.records import SourceRecord
 from streams.core.task import CommitFailed
-from streams.domain.registry import load_registry
+from streams.domain.registry import Registry, load_registry
 from streams.ops.topics import changelog_topic
 from streams.settings import Settings
 from streams.sinks.parquet.sink import LakeSink
@@ -119,7 +119,8 @@ class Worker:
                 await self.commit()
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, registry: Registry | None = None) -> faust.App:
+    """The worker's Faust app; ``registry`` defaults to the one ``settings`` name."""
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -161,7 +162,7 @@ def create_app(settings: Settings) -> faust.App:
             idle_after=settings.idle_after_seconds,
             core=settings.core_config(),
         ),
-        load_registry(),
+        registry if registry is not None else load_registry(settings.checkpoints_file),
         LakeSink(settings.data_dir),
         outputs,
     )

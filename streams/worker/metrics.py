@@ -30,6 +30,11 @@ _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 _EVENT_AGE_BUCKETS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400)
 
 
+#: Distinct unknown checkpoint ids given their own series; bounds what hostile input can add.
+MAX_UNKNOWN_IDS = 100
+OTHER_IDS = "_other"
+
+
 @dataclass
 class WorkerMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -49,6 +54,14 @@ class WorkerMetrics:
         self.events_invalid = Counter(
             "crossings_events_invalid", "Events sent to the dead-letter topic.", ["reason"], registry=r
         )
+        self.unknown_checkpoint = Counter(
+            "crossings_events_unknown_checkpoint",
+            "Events for a checkpoint_id not in the registry, by id: a new post to register "
+            f"(the first {MAX_UNKNOWN_IDS} ids seen get a series; later ones count as {OTHER_IDS}).",
+            ["checkpoint_id"],
+            registry=r,
+        )
+        self._unknown_ids: set[str] = set()
         self.events_duplicate = Counter(
             "crossings_events_duplicate", "Events whose event_id was already counted.", registry=r
         )
@@ -122,6 +135,11 @@ class WorkerMetrics:
             self.events_duplicate.inc(deltas.duplicates)
         for reason, n in deltas.invalid.items():
             self.events_invalid.labels(reason).inc(n)
+        for checkpoint_id, n in deltas.unknown_checkpoints.items():
+            if checkpoint_id not in self._unknown_ids and len(self._unknown_ids) < MAX_UNKNOWN_IDS:
+                self._unknown_ids.add(checkpoint_id)
+            label = checkpoint_id if checkpoint_id in self._unknown_ids else OTHER_IDS
+            self.unknown_checkpoint.labels(label).inc(n)
         if deltas.redelivered:
             self.events_redelivered.inc(deltas.redelivered)
         for labels, n in deltas.alerts_raised.items():
