@@ -136,6 +136,13 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         topic_allow_declare=False,
         topic_disable_leader=True,
         stream_buffer_maxsize=MAX_BATCH * 2,
+        # Faust's own views (/router, /table, /graph, statistics) would tell anyone on the
+        # port counts and whether an event id was seen: only /metrics and the "/" status.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
     )
     events_topic = app.topic(
         settings.topics.events,

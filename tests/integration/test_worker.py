@@ -59,6 +59,7 @@ def run(kafka_bootstrap, tmp_path_factory):
         worker.wait_handled(stats.sent, timeout=900)
         wait_committed(kafka_bootstrap, settings.app_id, settings.topics.events, timeout=120)
         metrics_text = scrape_text(worker.metrics_url)
+        web = {path: _status(worker.metrics_url.replace("/metrics", path)) for path in WEB_PATHS}
     finally:
         assert worker.stop() == 0, (home / "worker.log").read_text()[-3000:]
     return {
@@ -68,8 +69,29 @@ def run(kafka_bootstrap, tmp_path_factory):
         "records": records,
         "stats": stats,
         "metrics": metrics_text,
+        "web": web,
         "home": home,
     }
+
+
+#: What the worker's port answers: /metrics and the "/" status, none of Faust's own views.
+WEB_PATHS = ("/metrics", "/", "/router/", "/table/", "/graph/", "/stats/", "/performance/")
+
+
+def _status(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_only_metrics_and_status_are_served(run):
+    """Faust's views would leak counts (/table) and routing (/router) to anyone on the port."""
+    assert run["web"] == {path: 200 if path in ("/metrics", "/") else 404 for path in WEB_PATHS}
 
 
 def test_counts_in_parquet_equal_events_sent_minus_invalid_and_duplicates(run):
