@@ -10,6 +10,12 @@ from streams.core.effects import CommitBatch
 from streams.core.store import Change
 
 
+class Fenced(Exception):
+    """Another owner opened the partition's outputs after this one (a newer producer epoch
+    for its transactional id): this process no longer owns the partition and must let it
+    go without writing again. Reopening would fence the new owner in turn."""
+
+
 class Outputs(Protocol):
     """Kafka's side of a commit: messages, changelog and source offset, all or nothing."""
 
@@ -28,7 +34,8 @@ class Outputs(Protocol):
     async def publish(self, batch: CommitBatch) -> int | None:
         """Atomically publish the batch's dead letters, alerts and changelog records and
         commit its source offset; returns the next changelog offset (None: no changelog).
-        Raises if anything failed, in which case none of it is visible to readers."""
+        Raises if anything failed, in which case none of it is visible to readers;
+        ``Fenced`` when the failure is that another owner took the partition over."""
 
 
 class Sink(Protocol):

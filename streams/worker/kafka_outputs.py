@@ -4,7 +4,8 @@ Each partition's commit is one Kafka transaction: its dead letters, its alerts, 
 changelog record per dirty state key, and the source offset (``TxnOffsetCommit`` for
 the worker's consumer group). The transactional id is ``<app id>-<events topic>-<p>``,
 so whoever opens a partition fences any earlier owner still alive (a worker that
-stalled past its session timeout): that one's next commit fails instead of writing.
+stalled past its session timeout): that one's next commit fails instead of writing, with
+``Fenced``, and it lets the partition go.
 Readers of the changelog, the alerts and the dead letters use ``read_committed``.
 """
 
@@ -15,11 +16,16 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
 from streams.core.effects import CommitBatch, DeadLetter
+from streams.core.ports import Fenced
 from streams.core.store import Change
 
 log = logging.getLogger(__name__)
+
+#: What a producer whose transactional id was taken over by a newer epoch raises.
+FENCED_ERRORS = (ProducerFenced, InvalidProducerEpoch)
 
 
 class KafkaOutputs:
@@ -74,7 +80,10 @@ class KafkaOutputs:
     async def close_partition(self, partition: int) -> None:
         producer = self._producers.pop(partition, None)
         if producer is not None:
-            await producer.stop()
+            try:
+                await producer.stop()
+            except Exception as error:  # a fenced or broken producer: nothing left to flush
+                log.warning("partition %d: closing its producer failed: %s", partition, error)
 
     async def close(self) -> None:
         for partition in list(self._producers):
@@ -131,13 +140,38 @@ class KafkaOutputs:
             offsets = {TopicPartition(self.events_topic, batch.partition): batch.last_offset + 1}
             await producer.send_offsets_to_transaction(offsets, self.group_id)
             await producer.commit_transaction()
-        except BaseException:
+        except BaseException as error:
             try:
                 await producer.abort_transaction()
-            except Exception as error:  # fenced or broken: the transaction times out on the broker
-                log.warning("partition %d: abort failed: %s", batch.partition, error)
+            except Exception as abort_error:  # fenced or broken: the transaction times out on the broker
+                log.warning("partition %d: abort failed: %s", batch.partition, abort_error)
+            if isinstance(error, Exception) and was_fenced(producer, error):
+                raise Fenced(f"partition {batch.partition}: producer fenced ({error!r})") from error
             raise
         return max((f.result().offset for f in futures), default=-1) + 1 if futures else None
+
+
+def was_fenced(producer: AIOKafkaProducer, error: BaseException) -> bool:
+    """Whether ``error`` comes from another producer having taken the transactional id over.
+
+    aiokafka reports a fence as ``ProducerFenced`` (an ``InvalidProducerEpoch`` answer)
+    when it surfaces in the call; when its background sender met it first, the producer
+    is in a fatal state and the call fails with whatever that state makes it raise, so
+    the sender task's own exception is looked at too."""
+    seen: BaseException | None = error
+    for _ in range(10):  # the chain of causes, not forever
+        if seen is None:
+            break
+        if isinstance(seen, FENCED_ERRORS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    sender = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return (
+        sender is not None
+        and sender.done()
+        and not sender.cancelled()
+        and isinstance(sender.exception(), FENCED_ERRORS)
+    )
 
 
 def dead_letter_headers(letter: DeadLetter, topic: str) -> list[tuple[str, bytes]]:
