@@ -1,7 +1,8 @@
 """SIGKILL the worker again and again while traffic flows; once it drains, the lake must be exact.
 
-    python -m load_tests.crash_test [--events N] [--kills K] [--workers 1..4] [--bootstrap host:port]
-                                    [--rate R] [--seed S] [--resend F] [--commit-interval C] [--keep]
+    python -m load_tests.crash_test [--events N] [--kills K] [--workers 1..4] [--pauses P]
+                                    [--bootstrap host:port] [--rate R] [--seed S] [--resend F]
+                                    [--commit-interval C] [--keep]
 
 Produces scenario traffic (valid events, late ones, the scenario's re-sent duplicates,
 invalid messages) plus extra re-sent copies of recently sent events, paced so traffic
@@ -11,6 +12,9 @@ With ``--workers 3`` (or 4) the group also changes size: it starts one worker sh
 the last one joins at a random point of the traffic, so a rebalance moves partitions to
 a new member while the others keep running; the events topic then has two partitions
 per worker (``CROSSINGS_PARTITIONS``), so every member owns some.
+With ``--pauses P`` it also SIGSTOPs a worker ``P`` times for longer than its session
+timeout, then SIGCONTs it: a zombie, whose partitions the group gave to the others while
+it stood still; its next commits must be refused (fenced) and it must let them go.
 Then it waits until the consumer group has committed every offset, stops the workers
 with SIGTERM and checks the lake against an oracle computed from what was sent:
 
@@ -34,6 +38,7 @@ import math
 import random
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -79,6 +84,8 @@ class CrashRun:
     partitions: int = 4
     #: Members that joined while traffic flowed (worker, at which record).
     join_log: list[dict[str, Any]] = field(default_factory=list)
+    #: Workers stopped (SIGSTOP) past their session timeout, then resumed (worker, at which record).
+    pause_log: list[dict[str, Any]] = field(default_factory=list)
     #: From the workers' logs: records dropped as not of the current assignment (stale
     #: batches across rebalances), partitions let go because another owner fenced them.
     stale_records_dropped: int = 0
@@ -270,6 +277,7 @@ def run(
     mode: str = "mixed",
     drain_timeout: float = 600.0,
     partitions: int | None = None,
+    pauses: int = 0,
     extra_env: dict[str, str] | None = None,
     log=None,
 ) -> CrashRun:
@@ -316,7 +324,7 @@ def run(
     result.unique_valid_events = len(expected_ids)
     # Pace the traffic so it lasts through every kill and restart (a restart waits about a
     # session timeout for the group to let go of the killed member).
-    rate = rate or max(300.0, len(records) / (kills * (session_timeout + 5.0) + 10.0))
+    rate = rate or max(300.0, len(records) / ((kills + 2 * pauses) * (session_timeout + 5.0) + 10.0))
     joining = "" if initial == workers else f" ({initial} at first, then one joins)"
     say(
         f"crash test: {len(records)} records at {rate:.0f}/s, {kills} kills, {workers} worker(s){joining}, "
@@ -352,6 +360,7 @@ def run(
         plan = sorted(
             [(rng.uniform(0.05, 0.95) * len(records), "kill") for _ in range(kills)]
             + [(rng.uniform(0.2, 0.6) * len(records), "join") for _ in range(workers - initial)]
+            + [(rng.uniform(0.1, 0.9) * len(records), "pause") for _ in range(pauses)]
         )
         n = 0
         for threshold, event in plan:
@@ -363,6 +372,18 @@ def run(
                 result.join_log.append({"worker": running, "at_record": at})
                 say(f"  worker {running} joins at record {at} of {len(records)}")
                 running += 1
+                continue
+            if event == "pause":
+                index = rng.randrange(running)
+                stopped = pool[index]
+                _wait_working(stopped, timeout=300)
+                assert stopped.process is not None
+                at = produced[0]
+                stopped.process.send_signal(signal.SIGSTOP)
+                say(f"  pause: worker {index} stopped at record {at} of {len(records)}")
+                time.sleep(session_timeout + 5.0)  # the group gives its partitions away
+                stopped.process.send_signal(signal.SIGCONT)
+                result.pause_log.append({"worker": index, "at_record": at, "seconds": session_timeout + 5.0})
                 continue
             n += 1
             victim_index = rng.randrange(running)
@@ -561,6 +582,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="group size; from 3 on, it starts one short and the last worker joins mid-run",
     )
     parser.add_argument(
+        "--pauses", type=int, default=0, help="SIGSTOP a worker past its session timeout, then SIGCONT"
+    )
+    parser.add_argument(
         "--partitions", type=int, default=None, help="events topic partitions (default: 4, or 2 per worker)"
     )
     parser.add_argument("--bootstrap", default=None, help="an existing broker (default: start one)")
@@ -602,6 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             session_timeout=args.session_timeout,
             mode=args.mode,
             partitions=args.partitions,
+            pauses=args.pauses,
         )
     finally:
         if broker is not None:

@@ -9,6 +9,11 @@ Commit protocol (Quix Streams' order, with a Kafka transaction as the atomic ste
    together;
 3. **local store**: the same changelog records in one RocksDB write batch.
 
+Steps 1 and 2 interleave: the transaction's records are sent and acknowledged first
+(which proves this process still holds the newest producer epoch, i.e. owns the
+partition), then the files are written, then the offset is added and the transaction
+committed. A zombie fenced while it stalled is refused before it writes a file.
+
 A crash before 2 completes leaves nothing visible: the transaction aborts, the offset
 has not moved, and the files of step 1 have a sequence past the committed one, so they
 are removed when the partition is opened again. A crash between 2 and 3 leaves the
@@ -180,11 +185,19 @@ class PartitionTask:
         assert self.store is not None
         started = time.perf_counter()
         batch = processor.prepare_commit()
-        published = False
+        flushed: object = None
+        files_failed = False
+
+        def write_files() -> None:
+            nonlocal flushed, files_failed
+            try:
+                flushed = self.sink.flush(batch)
+            except BaseException:
+                files_failed = True
+                raise
+
         try:
-            flushed = self.sink.flush(batch)
-            published = True
-            next_changelog_offset = await self.outputs.publish(batch)
+            next_changelog_offset = await self.outputs.publish(batch, write_files)
             self.store.apply(batch.changes, next_changelog_offset)
         except Fenced as error:
             log.warning(
@@ -199,7 +212,7 @@ class PartitionTask:
             ) from error
         except Exception as error:
             log.error("partition %d: commit %d failed: %s", self.partition, batch.commit_seq, error)
-            await self._recover(reopen=published)
+            await self._recover(reopen=not files_failed)
             raise CommitFailed(
                 f"partition {self.partition}: commit {batch.commit_seq} failed: {error}"
             ) from error

@@ -2,18 +2,21 @@
 
 Each partition's commit is one Kafka transaction: its dead letters, its alerts, one
 changelog record per dirty state key, and the source offset (``TxnOffsetCommit`` for
-the worker's consumer group). The transactional id is ``<app id>-<events topic>-<p>``,
-so whoever opens a partition fences any earlier owner still alive (a worker that
-stalled past its session timeout): that one's next commit fails instead of writing, with
-``Fenced``, and it lets the partition go.
+the worker's consumer group). The commit's Parquet files are written inside it, once the
+transaction's records are acknowledged and before the offset and the commit. The
+transactional id is ``<app id>-<events topic>-<p>``, so whoever opens a partition fences
+any earlier owner still alive (a worker that stalled past its session timeout): that
+one's next commit fails, with ``Fenced``, before writing anything, and it lets the
+partition go.
 Readers of the changelog, the alerts and the dead letters use ``read_committed``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
@@ -117,11 +120,11 @@ class KafkaOutputs:
         finally:
             reader.assign([])
 
-    async def publish(self, batch: CommitBatch) -> int | None:
+    async def publish(self, batch: CommitBatch, write_files: Callable[[], object]) -> int | None:
         producer = self._producers[batch.partition]
         await producer.begin_transaction()
         try:
-            for letter in batch.dead_letters:
+            sent = [
                 await producer.send(
                     self.dead_letter_topic,
                     key=letter.key,
@@ -129,14 +132,24 @@ class KafkaOutputs:
                     partition=batch.partition,
                     headers=dead_letter_headers(letter, self.events_topic),
                 )
-            for alert in batch.alerts:
+                for letter in batch.dead_letters
+            ]
+            sent += [
                 await producer.send(
                     self.alerts_topic, key=alert["episode_id"].encode(), value=alert_bytes(alert), partition=0
                 )
+                for alert in batch.alerts
+            ]
             futures = [
                 await producer.send(self.changelog_topic, key=key, value=value, partition=batch.partition)
                 for key, value in batch.changes
             ]
+            # The broker takes a transaction's records only from the newest producer epoch:
+            # once they are acknowledged this process still owned the partition a moment
+            # ago, so a zombie that was fenced while it stalled fails here, before it writes
+            # any file. (Every commit has changelog records: at least the meta record.)
+            await asyncio.gather(*sent, *futures)
+            write_files()
             offsets = {TopicPartition(self.events_topic, batch.partition): batch.last_offset + 1}
             await producer.send_offsets_to_transaction(offsets, self.group_id)
             await producer.commit_transaction()

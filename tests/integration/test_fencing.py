@@ -2,8 +2,9 @@
 
 Two engines with Kafka outputs (as two worker processes would be) share a partition: the
 second one opens it, which bumps the transactional id's epoch; the first one's next
-commit is refused by the broker, and it lets the partition go instead of opening a new
-producer (which would fence the new owner back). The new owner then commits.
+commit is refused by the broker before it writes any file, and it lets the partition go
+instead of opening a new producer (which would fence the new owner back). The new owner
+then commits.
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ def test_a_fenced_owner_lets_the_partition_go_and_the_new_owner_commits(kafka_bo
             reports = await new.commit()  # the new owner's epoch is still the latest
             assert [(r.batch.first_offset, r.batch.last_offset) for r in reports] == [(10, 29)]
             assert new.take_fenced() == set()
+            # The old owner was refused before it wrote its commit's files: only the new
+            # owner's second commit is in the lake.
+            names = {path.name for path in (tmp_path / "data" / "events").glob("*/*/p000-*.parquet")}
+            assert {name.rsplit("-", 2)[-2:][0] for name in names} == {"o0", "o10"}
+            assert not any(name.endswith("-o10-19.parquet") for name in names)
         finally:
             await old.close(list(old.tasks))
             await new.close(list(new.tasks))

@@ -61,10 +61,11 @@ class FakeOutputs:
         if chunk:
             yield chunk
 
-    async def publish(self, batch) -> int | None:
+    async def publish(self, batch, write_files) -> int | None:
         partition = batch.partition
         if self.epochs.get(partition) != self.kafka.epochs[partition]:
             raise Fenced(f"partition {partition}: epoch {self.epochs.get(partition)} is not the latest")
+        write_files()
         if self.publish_failures:
             self.publish_failures -= 1
             raise ConnectionError("broker unreachable (injected)")
@@ -400,6 +401,7 @@ def test_a_fenced_partition_is_let_go_not_reopened(tmp_path):
         return kafka, a
 
     kafka, a = asyncio.run(go())
+    assert a.sink.flushes == [1]  # refused before it wrote partition 0's files
     assert kafka.opened == [("a", 0), ("a", 1), ("b", 0)]
     assert kafka.committed == {0: 30, 1: 20}
     assert a.worker.dropped == 10
