@@ -1,12 +1,20 @@
 """SIGKILL the worker again and again while traffic flows; once it drains, the lake must be exact.
 
-    python -m load_tests.crash_test [--events N] [--kills K] [--workers 1|2] [--bootstrap host:port]
-                                    [--rate R] [--seed S] [--resend F] [--commit-interval C] [--keep]
+    python -m load_tests.crash_test [--events N] [--kills K] [--workers 1..4] [--pauses P]
+                                    [--bootstrap host:port] [--rate R] [--seed S] [--resend F]
+                                    [--commit-interval C] [--keep]
 
 Produces scenario traffic (valid events, late ones, the scenario's re-sent duplicates,
 invalid messages) plus extra re-sent copies of recently sent events, paced so traffic
-flows for the whole run. Meanwhile it SIGKILLs a worker (with ``--workers 2``, one of
-the two, chosen at random) ``K`` times at random moments, starting it again each time.
+flows for the whole run. Meanwhile it SIGKILLs a worker (with several, one of them,
+chosen at random) ``K`` times at random moments, starting it again each time.
+With ``--workers 3`` (or 4) the group also changes size: it starts one worker short and
+the last one joins at a random point of the traffic, so a rebalance moves partitions to
+a new member while the others keep running; the events topic then has two partitions
+per worker (``CROSSINGS_PARTITIONS``), so every member owns some.
+With ``--pauses P`` it also SIGSTOPs a worker ``P`` times for longer than its session
+timeout, then SIGCONTs it: a zombie, whose partitions the group gave to the others while
+it stood still; its next commits must be refused (fenced) and it must let them go.
 Then it waits until the consumer group has committed every offset, stops the workers
 with SIGTERM and checks the lake against an oracle computed from what was sent:
 
@@ -30,6 +38,7 @@ import math
 import random
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -71,6 +80,16 @@ class CrashRun:
     unique_valid_events: int = 0
     kills: int = 0
     kill_log: list[dict[str, Any]] = field(default_factory=list)
+    workers: int = 1
+    partitions: int = 4
+    #: Members that joined while traffic flowed (worker, at which record).
+    join_log: list[dict[str, Any]] = field(default_factory=list)
+    #: Workers stopped (SIGSTOP) past their session timeout, then resumed (worker, at which record).
+    pause_log: list[dict[str, Any]] = field(default_factory=list)
+    #: From the workers' logs: records dropped as not of the current assignment (stale
+    #: batches across rebalances), partitions let go because another owner fenced them.
+    stale_records_dropped: int = 0
+    fenced_let_go: int = 0
     event_rows: int = 0
     distinct_event_ids: int = 0
     missing_event_ids: list[str] = field(default_factory=list)
@@ -257,13 +276,20 @@ def run(
     session_timeout: float = 10.0,
     mode: str = "mixed",
     drain_timeout: float = 600.0,
+    partitions: int | None = None,
+    pauses: int = 0,
     extra_env: dict[str, str] | None = None,
     log=None,
 ) -> CrashRun:
-    """One crash run against ``bootstrap`` with everything under ``home``."""
+    """One crash run against ``bootstrap`` with everything under ``home``.
+
+    ``workers`` is the group's final size; from 3 on it starts one short and the last one
+    joins at a random point of the traffic."""
     started = time.monotonic()
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
-    result = CrashRun(home=str(home))
+    partitions = partitions or (4 if workers <= 2 else 2 * workers)
+    initial = workers if workers <= 2 else workers - 1
+    result = CrashRun(home=str(home), workers=workers, partitions=partitions)
     home.mkdir(parents=True, exist_ok=True)
     namespace = f"crash-{int(time.time())}-{free_port()}"
     env = {
@@ -271,6 +297,7 @@ def run(
         "CROSSINGS_HOME": str(home),
         "CROSSINGS_APP_ID": namespace,
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
+        "CROSSINGS_PARTITIONS": str(partitions),
         "CROSSINGS_COMMIT_INTERVAL": str(commit_interval),
         # A killed member holds its partitions until its session times out (Faust's default
         # is 60 s); a shorter one keeps the run short and changes nothing about correctness.
@@ -297,8 +324,12 @@ def run(
     result.unique_valid_events = len(expected_ids)
     # Pace the traffic so it lasts through every kill and restart (a restart waits about a
     # session timeout for the group to let go of the killed member).
-    rate = rate or max(300.0, len(records) / (kills * (session_timeout + 5.0) + 10.0))
-    say(f"crash test: {len(records)} records at {rate:.0f}/s, {kills} kills, {workers} worker(s) in {home}")
+    rate = rate or max(300.0, len(records) / ((kills + 2 * pauses) * (session_timeout + 5.0) + 10.0))
+    joining = "" if initial == workers else f" ({initial} at first, then one joins)"
+    say(
+        f"crash test: {len(records)} records at {rate:.0f}/s, {kills} kills, {workers} worker(s){joining}, "
+        f"{partitions} partitions in {home}"
+    )
 
     rng = random.Random(seed)
     produced = [0]
@@ -316,19 +347,46 @@ def run(
             failure.append(error)
 
     try:
-        for worker in pool:
+        for worker in pool[:initial]:
             worker.start(timeout=300)
+        running = initial
         producing = threading.Thread(target=produce, name="crash-test-producer", daemon=True)
         producing.start()
         # Kill when the traffic reaches random points of the stream, a random fraction of a
         # commit interval later, so the kills land in every phase of the commit cycle.
         # Every kill hits a worker that is applying records: after a restart the next kill
         # waits until the new process handles records again (it owns partitions and runs).
-        thresholds = sorted(rng.uniform(0.05, 0.95) * len(records) for _ in range(kills))
-        for n, threshold in enumerate(thresholds, 1):
+        # A joining member comes in at a random point among them.
+        plan = sorted(
+            [(rng.uniform(0.05, 0.95) * len(records), "kill") for _ in range(kills)]
+            + [(rng.uniform(0.2, 0.6) * len(records), "join") for _ in range(workers - initial)]
+            + [(rng.uniform(0.1, 0.9) * len(records), "pause") for _ in range(pauses)]
+        )
+        n = 0
+        for threshold, event in plan:
             while produced[0] < threshold and producing.is_alive():
                 time.sleep(0.02)
-            victim_index = rng.randrange(len(pool))
+            if event == "join":
+                at = produced[0]
+                pool[running].start(timeout=300)
+                result.join_log.append({"worker": running, "at_record": at})
+                say(f"  worker {running} joins at record {at} of {len(records)}")
+                running += 1
+                continue
+            if event == "pause":
+                index = rng.randrange(running)
+                stopped = pool[index]
+                _wait_working(stopped, timeout=300)
+                assert stopped.process is not None
+                at = produced[0]
+                stopped.process.send_signal(signal.SIGSTOP)
+                say(f"  pause: worker {index} stopped at record {at} of {len(records)}")
+                time.sleep(session_timeout + 5.0)  # the group gives its partitions away
+                stopped.process.send_signal(signal.SIGCONT)
+                result.pause_log.append({"worker": index, "at_record": at, "seconds": session_timeout + 5.0})
+                continue
+            n += 1
+            victim_index = rng.randrange(running)
             victim = pool[victim_index]
             _wait_working(victim, timeout=300)
             how = ("random", "commit")[n % 2] if mode == "mixed" else mode
@@ -377,6 +435,7 @@ def run(
     say(f"  drained in {result.drain_seconds}s; checking the lake")
     for entry, opened in zip(result.kill_log, _reopenings(pool, kills), strict=True):
         entry.update(opened)
+    result.stale_records_dropped, result.fenced_let_go = _rebalance_traces(pool)
 
     # -- the checks ------------------------------------------------------------------------
     ids = lake_event_ids(data_dir)
@@ -441,6 +500,8 @@ def _reopenings(pool: Sequence[WorkerProcess], kills: int) -> list[dict[str, int
     Parquet files and the transaction)."""
     found = [{"changelog_records_read": 0, "uncommitted_files_removed": 0} for _ in range(kills)]
     for worker in pool:
+        if not worker.log_path.exists():
+            continue
         current = None
         for line in worker.log_path.read_text(errors="replace").splitlines():
             if line.startswith(KILL_MARK):
@@ -451,6 +512,22 @@ def _reopenings(pool: Sequence[WorkerProcess], kills: int) -> list[dict[str, int
                 found[current]["changelog_records_read"] += int(match[4])
                 found[current]["uncommitted_files_removed"] += int(match[5])
     return found
+
+
+DROPPED = re.compile(r"dropped (\d+) of \d+ records not of the current assignment")
+FENCED = re.compile(r"let go of partitions \[([\d, ]*)\]: another owner fenced them")
+
+
+def _rebalance_traces(pool: Sequence[WorkerProcess]) -> tuple[int, int]:
+    """Stale records dropped and fenced partitions let go, summed over the workers' logs."""
+    dropped = fenced = 0
+    for worker in pool:
+        if not worker.log_path.exists():
+            continue
+        text = worker.log_path.read_text(errors="replace")
+        dropped += sum(int(m[1]) for m in DROPPED.finditer(text))
+        fenced += sum(len(m[1].split(",")) for m in FENCED.finditer(text))
+    return dropped, fenced
 
 
 def _wait_working(worker: WorkerProcess, timeout: float) -> None:
@@ -495,7 +572,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300_000, help="scenario records to send")
     parser.add_argument("--kills", type=int, default=5)
-    parser.add_argument("--workers", type=int, choices=(1, 2), default=1)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        choices=(1, 2, 3, 4),
+        default=1,
+        help="group size; from 3 on, it starts one short and the last worker joins mid-run",
+    )
+    parser.add_argument(
+        "--pauses", type=int, default=0, help="SIGSTOP a worker past its session timeout, then SIGCONT"
+    )
+    parser.add_argument(
+        "--partitions", type=int, default=None, help="events topic partitions (default: 4, or 2 per worker)"
+    )
     parser.add_argument("--bootstrap", default=None, help="an existing broker (default: start one)")
     parser.add_argument("--rate", type=float, default=None, help="records/s (default: lasts the kills)")
     parser.add_argument("--seed", type=int, default=7)
@@ -534,6 +623,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             commit_interval=args.commit_interval,
             session_timeout=args.session_timeout,
             mode=args.mode,
+            partitions=args.partitions,
+            pauses=args.pauses,
         )
     finally:
         if broker is not None:

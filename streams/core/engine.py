@@ -17,7 +17,7 @@ from streams.core.partitioning import checkpoints_by_partition
 from streams.core.ports import Outputs, Sink
 from streams.core.processor import CoreConfig
 from streams.core.records import SourceRecord
-from streams.core.task import CommitReport, PartitionTask
+from streams.core.task import CommitReport, PartitionFenced, PartitionTask
 from streams.domain.clock import partition_clocks
 from streams.domain.event import EventDecoder
 from streams.domain.registry import Registry
@@ -57,6 +57,8 @@ class Engine:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._last_commit = monotonic()
+        #: Partitions let go because another owner fenced them, until ``take_fenced``.
+        self.fenced: set[int] = set()
 
     def task_path(self, partition: int) -> Path:
         return self.config.state_dir / f"partition-{partition:03d}"
@@ -115,13 +117,26 @@ class Engine:
 
     async def commit(self, partitions: Iterable[int] | None = None) -> list[CommitReport]:
         """Commit every partition with pending work; the first failure raises (CommitFailed)
-        after the partitions before it committed."""
+        after the partitions before it committed. A partition whose commit was refused
+        because another owner fenced it is dropped (its task closed itself), noted in
+        ``fenced``, and the others are committed."""
         self._last_commit = self._monotonic()
         reports = []
         for partition in sorted(self.tasks if partitions is None else partitions):
             task = self.tasks.get(partition)
-            if task is not None:
+            if task is None:
+                continue
+            try:
                 report = await task.commit()
-                if report is not None:
-                    reports.append(report)
+            except PartitionFenced:
+                del self.tasks[partition]
+                self.fenced.add(partition)
+                continue
+            if report is not None:
+                reports.append(report)
         return reports
+
+    def take_fenced(self) -> set[int]:
+        """The partitions let go since the last call because another owner fenced them."""
+        fenced, self.fenced = self.fenced, set()
+        return fenced

@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from streams.core.effects import CommitBatch
 from streams.core.store import Change
+
+
+class Fenced(Exception):
+    """Another owner opened the partition's outputs after this one (a newer producer epoch
+    for its transactional id): this process no longer owns the partition and must let it
+    go without writing again. Reopening would fence the new owner in turn."""
 
 
 class Outputs(Protocol):
@@ -25,10 +31,14 @@ class Outputs(Protocol):
     def read_changelog(self, partition: int, start: int, end: int) -> AsyncIterator[list[tuple[int, Change]]]:
         """Committed changelog records of ``partition`` in [start, end), in order, in chunks."""
 
-    async def publish(self, batch: CommitBatch) -> int | None:
+    async def publish(self, batch: CommitBatch, write_files: Callable[[], object]) -> int | None:
         """Atomically publish the batch's dead letters, alerts and changelog records and
         commit its source offset; returns the next changelog offset (None: no changelog).
-        Raises if anything failed, in which case none of it is visible to readers."""
+        ``write_files`` (the sink's flush) is called before the commit point, once this
+        process is known to own the partition still (a transactional producer: its records
+        were accepted); if it raises, nothing is committed.
+        Raises if anything failed, in which case none of it is visible to readers;
+        ``Fenced`` when the failure is that another owner took the partition over."""
 
 
 class Sink(Protocol):
@@ -38,4 +48,5 @@ class Sink(Protocol):
         """Runs when a partition is opened: remove what uncommitted attempts left behind."""
 
     def flush(self, batch: CommitBatch) -> object:
-        """Runs first in every commit; raising aborts the commit."""
+        """Runs in every commit before its commit point (see ``Outputs.publish``); raising
+        aborts the commit."""

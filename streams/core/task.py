@@ -9,6 +9,11 @@ Commit protocol (Quix Streams' order, with a Kafka transaction as the atomic ste
    together;
 3. **local store**: the same changelog records in one RocksDB write batch.
 
+Steps 1 and 2 interleave: the transaction's records are sent and acknowledged first
+(which proves this process still holds the newest producer epoch, i.e. owns the
+partition), then the files are written, then the offset is added and the transaction
+committed. A zombie fenced while it stalled is refused before it writes a file.
+
 A crash before 2 completes leaves nothing visible: the transaction aborts, the offset
 has not moved, and the files of step 1 have a sequence past the committed one, so they
 are removed when the partition is opened again. A crash between 2 and 3 leaves the
@@ -17,7 +22,9 @@ again at or below the applied offset is recognised and skipped.
 
 A failed commit (a disk error, a broker error) raises ``CommitFailed`` after rebuilding
 the state from the store and the changelog and re-applying the inputs since the last
-commit, so a retry writes the same batch, byte for byte.
+commit, so a retry writes the same batch, byte for byte. A commit refused because another
+owner fenced this one (``Fenced``) closes the task instead and raises ``PartitionFenced``:
+reopening the outputs to retry would fence the new owner back.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 
 from streams.core.effects import CommitBatch
-from streams.core.ports import Outputs, Sink
+from streams.core.ports import Fenced, Outputs, Sink
 from streams.core.processor import CoreConfig, PartitionProcessor
 from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
@@ -43,6 +50,11 @@ log = logging.getLogger(__name__)
 
 class CommitFailed(RuntimeError):
     """A commit did not complete; nothing of it is visible and the state is as before it."""
+
+
+class PartitionFenced(CommitFailed):
+    """A commit was refused because another owner took the partition over; the task is
+    closed (what it had not committed is dropped: the new owner processes it again)."""
 
 
 @dataclass(frozen=True)
@@ -173,13 +185,34 @@ class PartitionTask:
         assert self.store is not None
         started = time.perf_counter()
         batch = processor.prepare_commit()
+        flushed: object = None
+        files_failed = False
+
+        def write_files() -> None:
+            nonlocal flushed, files_failed
+            try:
+                flushed = self.sink.flush(batch)
+            except BaseException:
+                files_failed = True
+                raise
+
         try:
-            flushed = self.sink.flush(batch)
-            next_changelog_offset = await self.outputs.publish(batch)
+            next_changelog_offset = await self.outputs.publish(batch, write_files)
             self.store.apply(batch.changes, next_changelog_offset)
+        except Fenced as error:
+            log.warning(
+                "partition %d: commit %d refused, another owner fenced this one (%s): letting go",
+                self.partition,
+                batch.commit_seq,
+                error,
+            )
+            await self.close()
+            raise PartitionFenced(
+                f"partition {self.partition}: commit {batch.commit_seq} refused: fenced by another owner"
+            ) from error
         except Exception as error:
             log.error("partition %d: commit %d failed: %s", self.partition, batch.commit_seq, error)
-            await self._recover()
+            await self._recover(reopen=not files_failed)
             raise CommitFailed(
                 f"partition {self.partition}: commit {batch.commit_seq} failed: {error}"
             ) from error
@@ -187,17 +220,22 @@ class PartitionTask:
         self._inputs.clear()
         return CommitReport(batch, flushed, time.perf_counter() - started)
 
-    async def _recover(self) -> None:
+    async def _recover(self, *, reopen: bool) -> None:
         """Back to the last committed state, then re-apply the inputs since: a retry then
         writes the same batch under the same file names.
+
+        ``reopen``: the Kafka step failed, so its producer may be unusable (a fatal error);
+        a new one is opened. Not after a fence (see ``commit``), nor when only the files
+        failed: opening bumps the producer epoch, which would fence anyone else.
 
         Lake files are deliberately not cleaned here: another owner may be committing this
         partition right now (this one was fenced), and only opening a partition, which
         fences everyone else first, may decide which files are uncommitted."""
         assert self.store is not None
         try:
-            await self.outputs.open_partition(self.partition)  # a fenced producer never commits again
-            await self._catch_up()
+            if reopen:
+                await self.outputs.open_partition(self.partition)
+            await self._catch_up()  # the failed transaction may have committed after all
         except Exception as error:  # the broker may be what failed; the store is still consistent
             log.warning("partition %d: could not reopen outputs while recovering: %s", self.partition, error)
         self._load()

@@ -6,7 +6,7 @@ dead letters and alerts are kept in memory for the caller to report or write out
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from streams.core.effects import CommitBatch, DeadLetter
@@ -34,7 +34,8 @@ class LocalOutputs:
         return
         yield  # pragma: no cover - an empty async generator
 
-    async def publish(self, batch: CommitBatch) -> int | None:
+    async def publish(self, batch: CommitBatch, write_files: Callable[[], object]) -> int | None:
+        write_files()
         self.dead_letters += batch.dead_letters
         self.alerts += batch.alerts
         self.commits += 1

@@ -2,24 +2,33 @@
 
 Each partition's commit is one Kafka transaction: its dead letters, its alerts, one
 changelog record per dirty state key, and the source offset (``TxnOffsetCommit`` for
-the worker's consumer group). The transactional id is ``<app id>-<events topic>-<p>``,
-so whoever opens a partition fences any earlier owner still alive (a worker that
-stalled past its session timeout): that one's next commit fails instead of writing.
+the worker's consumer group). The commit's Parquet files are written inside it, once the
+transaction's records are acknowledged and before the offset and the commit. The
+transactional id is ``<app id>-<events topic>-<p>``, so whoever opens a partition fences
+any earlier owner still alive (a worker that stalled past its session timeout): that
+one's next commit fails, with ``Fenced``, before writing anything, and it lets the
+partition go.
 Readers of the changelog, the alerts and the dead letters use ``read_committed``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
 from streams.core.effects import CommitBatch, DeadLetter
+from streams.core.ports import Fenced
 from streams.core.store import Change
 
 log = logging.getLogger(__name__)
+
+#: What a producer whose transactional id was taken over by a newer epoch raises.
+FENCED_ERRORS = (ProducerFenced, InvalidProducerEpoch)
 
 
 class KafkaOutputs:
@@ -74,7 +83,10 @@ class KafkaOutputs:
     async def close_partition(self, partition: int) -> None:
         producer = self._producers.pop(partition, None)
         if producer is not None:
-            await producer.stop()
+            try:
+                await producer.stop()
+            except Exception as error:  # a fenced or broken producer: nothing left to flush
+                log.warning("partition %d: closing its producer failed: %s", partition, error)
 
     async def close(self) -> None:
         for partition in list(self._producers):
@@ -108,11 +120,11 @@ class KafkaOutputs:
         finally:
             reader.assign([])
 
-    async def publish(self, batch: CommitBatch) -> int | None:
+    async def publish(self, batch: CommitBatch, write_files: Callable[[], object]) -> int | None:
         producer = self._producers[batch.partition]
         await producer.begin_transaction()
         try:
-            for letter in batch.dead_letters:
+            sent = [
                 await producer.send(
                     self.dead_letter_topic,
                     key=letter.key,
@@ -120,24 +132,59 @@ class KafkaOutputs:
                     partition=batch.partition,
                     headers=dead_letter_headers(letter, self.events_topic),
                 )
-            for alert in batch.alerts:
+                for letter in batch.dead_letters
+            ]
+            sent += [
                 await producer.send(
                     self.alerts_topic, key=alert["episode_id"].encode(), value=alert_bytes(alert), partition=0
                 )
+                for alert in batch.alerts
+            ]
             futures = [
                 await producer.send(self.changelog_topic, key=key, value=value, partition=batch.partition)
                 for key, value in batch.changes
             ]
+            # The broker takes a transaction's records only from the newest producer epoch:
+            # once they are acknowledged this process still owned the partition a moment
+            # ago, so a zombie that was fenced while it stalled fails here, before it writes
+            # any file. (Every commit has changelog records: at least the meta record.)
+            await asyncio.gather(*sent, *futures)
+            write_files()
             offsets = {TopicPartition(self.events_topic, batch.partition): batch.last_offset + 1}
             await producer.send_offsets_to_transaction(offsets, self.group_id)
             await producer.commit_transaction()
-        except BaseException:
+        except BaseException as error:
             try:
                 await producer.abort_transaction()
-            except Exception as error:  # fenced or broken: the transaction times out on the broker
-                log.warning("partition %d: abort failed: %s", batch.partition, error)
+            except Exception as abort_error:  # fenced or broken: the transaction times out on the broker
+                log.warning("partition %d: abort failed: %s", batch.partition, abort_error)
+            if isinstance(error, Exception) and was_fenced(producer, error):
+                raise Fenced(f"partition {batch.partition}: producer fenced ({error!r})") from error
             raise
         return max((f.result().offset for f in futures), default=-1) + 1 if futures else None
+
+
+def was_fenced(producer: AIOKafkaProducer, error: BaseException) -> bool:
+    """Whether ``error`` comes from another producer having taken the transactional id over.
+
+    aiokafka reports a fence as ``ProducerFenced`` (an ``InvalidProducerEpoch`` answer)
+    when it surfaces in the call; when its background sender met it first, the producer
+    is in a fatal state and the call fails with whatever that state makes it raise, so
+    the sender task's own exception is looked at too."""
+    seen: BaseException | None = error
+    for _ in range(10):  # the chain of causes, not forever
+        if seen is None:
+            break
+        if isinstance(seen, FENCED_ERRORS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    sender = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return (
+        sender is not None
+        and sender.done()
+        and not sender.cancelled()
+        and isinstance(sender.exception(), FENCED_ERRORS)
+    )
 
 
 def dead_letter_headers(letter: DeadLetter, topic: str) -> list[tuple[str, bytes]]:

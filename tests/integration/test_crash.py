@@ -3,7 +3,11 @@
 A week of scenario traffic (valid, late, re-sent duplicates, invalid) plus extra re-sent
 copies, against the session's broker; the kills alternate between random moments and
 right after a commit's first Parquet file lands (between the files and the Kafka
-transaction). The long version is ``python -m load_tests.crash_test``.
+transaction). With three workers the group also grows: it starts with two and the third
+joins mid-run, so a rebalance moves partitions to it while the others keep running; and
+one worker is stopped (SIGSTOP) past its session timeout, then resumed: a zombie whose
+commits must be refused.
+The long version is ``python -m load_tests.crash_test``.
 """
 
 from __future__ import annotations
@@ -45,3 +49,20 @@ def test_one_of_two_workers_killed(kafka_bootstrap, tmp_path):
         kafka_bootstrap, tmp_path, events=None, days=7, kills=2, workers=2, seed=12, drain_timeout=300
     )
     _check(result, kills=2)
+
+
+def test_three_workers_one_joining_one_stalling_and_workers_killed(kafka_bootstrap, tmp_path):
+    result = run(
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        days=7,
+        kills=2,
+        workers=3,
+        pauses=1,
+        seed=13,
+        drain_timeout=300,
+    )
+    _check(result, kills=2)
+    assert result.partitions == 6 and [entry["worker"] for entry in result.join_log] == [2]
+    assert len(result.pause_log) == 1

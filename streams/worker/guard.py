@@ -1,0 +1,224 @@
+"""The engine's guard in the worker: which records may be applied, when commits are retried,
+and what happens to partitions that moved. No Faust here (``faust_app`` wires it to the
+consumer group), so the rules are tested with a fake membership and fake outputs.
+
+The rules:
+
+- **Only records of the current assignment are applied.** A record is stamped with the
+  consumer group generation it was fetched in (Faust's ``message.generation_id``). It is
+  applied only if that is the current generation, no rebalance is under way (Faust's flow
+  control is active) and its partition is assigned to this process: Faust buffers fetched
+  records (``take_events``), so after a rebalance it can hand over records of a partition
+  that moved, and opening that partition here would fence its new owner. Dropping them
+  loses nothing: each new assignment starts reading at the group's committed offset, and
+  every partition is committed when it is revoked. This is the check Faust's own stream
+  iterator makes (``faust/streams.py``), made again here because a ``take_events`` batch
+  can be filled before a rebalance and handed over after it.
+- **Partitions that moved are let go before anything else**, including before a failed
+  commit is retried, so a retry never commits a partition another process owns.
+- **A partition whose commit is refused because another owner fenced it is let go** and
+  not reopened within the same generation (its records are dropped); the consumer is asked
+  to rejoin the group, so the group's next generation decides who owns it. Reopening it
+  would fence the new owner back (the two would take turns failing).
+- **Failed commits are retried with exponential backoff**, by the next batch or the timer,
+  whichever comes first after the delay; while commits fail no new records are applied,
+  so memory stays bounded and the consumer is held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from streams.core.engine import Engine
+from streams.core.records import SourceRecord
+from streams.core.task import CommitFailed
+from streams.worker.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY_S = 30.0
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The consumer's view of the group at one instant."""
+
+    #: Generation of the group the current assignment belongs to.
+    generation: int
+    #: Partitions of the events topic assigned to this process in that generation.
+    partitions: frozenset[int]
+    #: False while a rebalance is under way (between revoke and the end of assignment).
+    active: bool = True
+
+
+#: A record and the generation in which it was fetched.
+Delivered = tuple[int, SourceRecord]
+
+
+class Worker:
+    """The engine and its guard: one coroutine at a time touches partition state."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        metrics: WorkerMetrics,
+        membership: Callable[[], Membership],
+        *,
+        rejoin: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.membership = membership
+        self.rejoin = rejoin
+        self.clock = clock
+        self.sleep = sleep
+        self.lock = asyncio.Lock()
+        self.failing = False
+        self.retry_delay = 1.0
+        #: When a failed commit may be retried (monotonic clock).
+        self.retry_at = float("-inf")
+        #: partition -> generation in which another owner fenced it: not reopened before
+        #: the group moves on to another generation.
+        self.lost: dict[int, int] = {}
+        #: Records dropped because they were not of the current assignment (for tests and logs).
+        self.dropped = 0
+
+    # -- records ---------------------------------------------------------------------------
+
+    async def handle(self, delivered: Sequence[Delivered]) -> None:
+        """Apply a batch; while commits fail, retry them first (after the backoff)."""
+        while True:
+            async with self.lock:
+                await self.close_unassigned(self.membership().partitions)
+                if not self.failing or (self.clock() >= self.retry_at and await self.commit()):
+                    await self.engine.process(self.current(delivered))
+                    if self.engine.commit_due():
+                        await self.commit()
+                    return
+            await self.sleep(max(0.05, self.retry_at - self.clock()))
+
+    def current(self, delivered: Sequence[Delivered]) -> list[SourceRecord]:
+        """The records of ``delivered`` that belong to the current assignment (see above)."""
+        now = self.membership()
+        self.lost = {p: g for p, g in self.lost.items() if g == now.generation}
+        if not now.active:
+            kept = []
+        else:
+            kept = [
+                record
+                for generation, record in delivered
+                if generation == now.generation
+                and record.partition in now.partitions
+                and record.partition not in self.lost
+            ]
+        if len(kept) < len(delivered):
+            self.dropped += len(delivered) - len(kept)
+            log.info(
+                "dropped %d of %d records not of the current assignment (generation %d, partitions %s%s)",
+                len(delivered) - len(kept),
+                len(delivered),
+                now.generation,
+                sorted(now.partitions),
+                "" if now.active else ", rebalancing",
+            )
+        return kept
+
+    # -- commits ---------------------------------------------------------------------------
+
+    async def commit(self, partitions: Iterable[int] | None = None) -> bool:
+        """Commit (the lock held); False after a failure, which is logged and counted."""
+        try:
+            reports = await self.engine.commit(partitions)
+        except CommitFailed as error:
+            self._let_go_of_fenced()
+            self.failing = True
+            self.retry_at = self.clock() + self.retry_delay
+            self.metrics.commit_failures.inc()
+            log.error(
+                "%s; retrying in %.0fs (nothing is lost: the records are applied again)",
+                error,
+                self.retry_delay,
+            )
+            self.retry_delay = min(self.retry_delay * 2, MAX_RETRY_DELAY_S)
+            return False
+        self._let_go_of_fenced()
+        self.failing = False
+        self.retry_delay = 1.0
+        self.retry_at = float("-inf")
+        now = time.time()
+        for report in reports:
+            task = self.engine.tasks.get(report.batch.partition)
+            open_episodes = task.processor.open_episodes() if task and task.processor else {}
+            self.metrics.apply(report, now, open_episodes)
+            if task is not None and task.processor is not None and task.state.stream_ts is not None:
+                self.metrics.stream_time.labels(str(task.partition)).set(task.state.stream_ts)
+                for (checkpoint_id, direction), total in task.processor.today_counts().items():
+                    self.metrics.today_count.labels(checkpoint_id, direction).set(total)
+        return True
+
+    def _let_go_of_fenced(self) -> None:
+        fenced = self.engine.take_fenced()
+        if not fenced:
+            return
+        generation = self.membership().generation
+        for partition in fenced:
+            self.lost[partition] = generation
+            self._forget(partition)
+        log.warning(
+            "let go of partitions %s: another owner fenced them (generation %d); asking to rejoin the group",
+            sorted(fenced),
+            generation,
+        )
+        try:
+            self.rejoin()
+        except Exception as error:  # the next rebalance settles it anyway
+            log.warning("could not ask to rejoin the group: %s", error)
+
+    # -- membership ------------------------------------------------------------------------
+
+    async def close_unassigned(self, assigned: Iterable[int]) -> None:
+        gone = set(self.engine.tasks) - set(assigned)
+        if gone:
+            await self.engine.close(gone)
+            for partition in gone:
+                self._forget(partition)
+            log.info("let go of partitions %s (no longer assigned)", sorted(gone))
+
+    def _forget(self, partition: int) -> None:
+        self.metrics.forget_partition(partition)
+        for checkpoint_id in self.engine.owned.get(partition, ()):
+            for direction in ("entry", "exit"):
+                self.metrics.forget_checkpoint(checkpoint_id, direction)
+
+    async def tick(self) -> None:
+        """The 1 s timer: let go of moved partitions, judge idle ones, commit when due
+        (a failed commit only once its backoff has passed)."""
+        async with self.lock:
+            await self.close_unassigned(self.membership().partitions)
+            self.engine.tick()
+            if self.failing:
+                if self.clock() >= self.retry_at:
+                    await self.commit()
+            elif self.engine.commit_due():
+                await self.commit()
+
+    async def on_revoked(self, revoked: Iterable[int]) -> None:
+        """Still the owner during the revoke: commit now so the next owner starts from here
+        (whatever the backoff says: this is the last chance)."""
+        async with self.lock:
+            await self.commit(set(revoked) & set(self.engine.tasks))
+
+    async def on_assigned(self, assigned: Iterable[int]) -> None:
+        async with self.lock:
+            await self.close_unassigned(assigned)
+
+    async def shutdown(self) -> None:
+        async with self.lock:
+            await self.commit()
+            await self.engine.close(set(self.engine.tasks))
