@@ -32,7 +32,8 @@ def partition_zero_records(count: int) -> list[SourceRecord]:
     records = []
     for record in make_records(None, days=2)[0]:
         if record.kind == "valid" and partition_for(record.key, PARTITIONS) == 0:
-            records.append(SourceRecord(0, len(records), 1_700_000_000_000, record.key, record.value))
+            arrived_ms = round(record.arrival_ts * 1000)  # events may not be stamped after they arrive
+            records.append(SourceRecord(0, len(records), arrived_ms, record.key, record.value))
             if len(records) == count:
                 return records
     raise AssertionError("not enough records")
