@@ -36,7 +36,7 @@ def main() -> None:
         for chunk, start in enumerate(range(0, args.ids, SEEN_CHUNK_IDS)):
             bucket = 480_000 + chunk // 20  # ~100k ids an hour
             numbers = range(start, min(start + SEEN_CHUNK_IDS, args.ids))
-            ids = "\n".join(f"ev-{n:012d}-abcdef {n:016x}" for n in numbers)
+            ids = "\n".join(f"ev-{n:012d}-abcdef {n:08x}" for n in numbers)
             key = SEEN_CHUNK + f"{bucket:010d}|{chunk:010d}|00000".encode()
             store.apply([(key, ids.encode())], chunk + 1)
         rebuild = time.perf_counter() - started
@@ -47,7 +47,7 @@ def main() -> None:
         state = PartitionState.load(0, store)
         found = store.remembered(["ev-000000000007-abcdef", "ev-999999999999-abcdef"])
         reopen = time.perf_counter() - started
-        assert found == [f"{7:016x}", None], found
+        assert found == [f"{7:08x}", None], found
         summary = {
             "remembered_ids": args.ids,
             "chunks": sum(len(keys) for keys in state.seen_chunks.values()),

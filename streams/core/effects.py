@@ -37,20 +37,28 @@ class EventColumns:
         return len(self.event_id)
 
 
-#: A counted record as the core keeps it until the commit: the record, its event, and
-#: the event's local hour.
-EventRow = tuple[SourceRecord, CrossingEvent, int]
+@dataclass
+class CountedRows:
+    """One folder's counted records as the core keeps them until the commit: the records,
+    their events and the events' local hours, in three lists (three appends per record
+    allocate nothing the garbage collector has to track, unlike a tuple per record)."""
+
+    records: list[SourceRecord] = field(default_factory=list)
+    events: list[CrossingEvent] = field(default_factory=list)
+    hours: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
 
 
-def event_columns(rows: list[EventRow]) -> EventColumns:
+def event_columns(rows: CountedRows) -> EventColumns:
     """One folder's rows, column by column (in offset order, as they were counted)."""
-    events = [row[1] for row in rows]
-    records = [row[0] for row in rows]
+    events, records = rows.events, rows.records
     return EventColumns(
         event_id=[e.event_id for e in events],
         direction=[e.direction for e in events],
         occurred_at_us=[round(e.occurred_ts * 1_000_000) for e in events],
-        local_hour=[row[2] for row in rows],
+        local_hour=rows.hours,
         nationality=[e.nationality for e in events],
         purpose=[e.purpose for e in events],
         mode=[e.mode for e in events],
@@ -91,7 +99,7 @@ class Effects:
     first_offset: int | None = None
     last_offset: int | None = None
     #: Counted records by folder (local day, checkpoint), in offset order.
-    events: dict[tuple[date, str], list[EventRow]] = field(default_factory=dict)
+    events: dict[tuple[date, str], CountedRows] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     #: (checkpoint_id, local_day) whose counts changed: their snapshots are rewritten.

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from streams.core.effects import CommitBatch, DailySnapshot, DeadLetter, Effects, EventRow, event_columns
+from streams.core.effects import CommitBatch, CountedRows, DailySnapshot, DeadLetter, Effects, event_columns
 from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
@@ -36,6 +36,11 @@ from streams.domain.registry import Checkpoint, Registry
 log = logging.getLogger(__name__)
 
 DIRECTIONS = ("entry", "exit")
+
+#: A checkpoint's 15-minute slot: local day, local hour, and the appends of its folder's rows.
+Slot = tuple[
+    date, int, Callable[[SourceRecord], None], Callable[[CrossingEvent], None], Callable[[int], None]
+]
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,9 @@ class PartitionProcessor:
         self.effects = Effects()
         self._calendars = {cid: LocalCalendar(cp.tz) for cid, cp in registry.items()}
         self._detectors: dict[str, CheckpointDetector] = {}
-        #: (checkpoint, 15-minute slot) -> (local day, local hour, that day's rows) since
-        #: the last commit: one lookup per record instead of a zone conversion.
-        self._slots: dict[tuple[str, int], tuple[date, int, list[EventRow]]] = {}
+        #: (checkpoint, 15-minute slot) -> its local day and hour, and where its rows go,
+        #: since the last commit: one lookup per record instead of a zone conversion.
+        self._slots: dict[tuple[str, int], Slot] = {}
         #: Counted records not yet in the day profiles, by what they add to.
         self._tally: Counter[tuple[str, str, date, int, str, str]] = Counter()
 
@@ -118,7 +123,7 @@ class PartitionProcessor:
         step = self.config.evaluate_every_s
         if effects.first_offset is None:
             effects.first_offset = fresh[0].offset
-        slots, calendars = self._slots, self._calendars
+        slots = self._slots
         tally = self._tally
         stream_ts = state.stream_ts
         duplicates = 0
@@ -154,18 +159,24 @@ class PartitionProcessor:
             slot_key = (checkpoint_id, int(ts // SLOT_SECONDS))
             slot = slots.get(slot_key)
             if slot is None:
-                day, hour = calendars[checkpoint_id].day_and_hour(ts)
-                rows = effects.events.get((day, checkpoint_id))
-                if rows is None:
-                    rows = effects.events[(day, checkpoint_id)] = []
-                    effects.days_touched.add((checkpoint_id, day))
-                slot = slots[slot_key] = (day, hour, rows)
-            day, hour, rows = slot
-            rows.append((record, event, hour))
+                slot = slots[slot_key] = self._slot(checkpoint_id, ts)
+            day, hour, add_record, add_event, add_hour = slot
+            add_record(record)
+            add_event(event)
+            add_hour(hour)
             tally[(checkpoint_id, event.direction, day, hour, event.nationality, event.purpose)] += 1
         metrics.duplicates += duplicates
         state.applied_offset = effects.last_offset = fresh[-1].offset
         self._apply_tally()
+
+    def _slot(self, checkpoint_id: str, ts: float) -> Slot:
+        day, hour = self._calendars[checkpoint_id].day_and_hour(ts)
+        effects = self.effects
+        rows = effects.events.get((day, checkpoint_id))
+        if rows is None:
+            rows = effects.events[(day, checkpoint_id)] = CountedRows()
+            effects.days_touched.add((checkpoint_id, day))
+        return day, hour, rows.records.append, rows.events.append, rows.hours.append
 
     def _apply_tally(self) -> None:
         """Add the counted records since the last call to the day profiles, one update per
@@ -241,9 +252,8 @@ class PartitionProcessor:
     def _evaluate(self, checkpoint: Checkpoint, direction: str, as_of: datetime, raised_at: datetime) -> None:
         detector = self.detector(checkpoint, direction)
         transitions = detector.evaluate(as_of)
-        key = f"{checkpoint.checkpoint_id}|{direction}"
-        self.state.detectors[key] = detector.state()
-        self.state.dirty_detectors.add(key)
+        # Its state is taken at the commit (prepare_commit), not after every evaluation.
+        self.state.dirty_detectors.add(f"{checkpoint.checkpoint_id}|{direction}")
         metrics = self.effects.metrics
         for transition in transitions:
             alert = alert_message(checkpoint, direction, transition, raised_at=raised_at)
@@ -285,6 +295,8 @@ class PartitionProcessor:
     def prepare_commit(self) -> CommitBatch:
         """Freeze the effects since the last commit into the batch the protocol writes."""
         state, effects = self.state, self.effects
+        for key in state.dirty_detectors:
+            state.detectors[key] = self._detectors[key].state()
         seq = state.commit_seq + 1
         changes, expired_buckets, expired_profiles = state.changes(
             commit_seq=seq, horizon_s=self.config.dedup_horizon_s, retention_days=self.config.retention_days

@@ -79,7 +79,7 @@ def test_an_id_reused_for_another_crossing_is_a_dead_lettered_conflict(store, co
     [letter] = processor.effects.dead_letters
     assert letter.reason == "duplicate_conflict"
     assert letter.offset == 1
-    digests = re.findall(r"\b[0-9a-f]{16}\b", letter.detail)
+    digests = re.findall(r"\b[0-9a-f]{8}\b", letter.detail)
     assert len(set(digests)) == 2, letter.detail  # both digests, and they differ
     assert processor.effects.metrics.invalid["duplicate_conflict"] == 1
     assert processor.effects.metrics.duplicates == 0

@@ -32,8 +32,8 @@ from streams.sinks.parquet.layout import (
     COMMIT_FILE,
     EVENTS,
     TEMP_SUFFIX,
-    compression_for,
     temp_prefix,
+    write_options,
 )
 
 #: A file to write: its folder, its name, and what builds its table.
@@ -111,7 +111,7 @@ def _temp_path(directory: Path, partition: int) -> Path:
 
 def _write(table: pa.Table, path: Path, *, durable: bool) -> int:
     with open(path, "wb") as handle:
-        pq.write_table(table, handle, compression=compression_for(table.schema))
+        pq.write_table(table, handle, **write_options(table.schema))
         handle.flush()
         if durable:
             os.fsync(handle.fileno())

@@ -29,11 +29,12 @@ import pyarrow as pa
 EVENTS = "events"
 DAILY_COUNTS = "daily_counts"
 ALERTS = "alerts"
-#: zstd where it pays: ids, times and free text. The low-cardinality columns are dictionary-
-#: and run-length-encoded already, and a zstd context per column chunk costs more than it
-#: saves in the small files a commit writes (measured on a 200-row events file: 0.84 ms and
-#: 6.3 KB all-zstd, 0.48-0.62 ms and 6.1 KB like this).
-_UNCOMPRESSED = frozenset(
+#: Low-cardinality columns: dictionary- and run-length-encoded, not compressed. Everything
+#: else (ids, times, free text): plain and zstd. A zstd context per column chunk, and a
+#: dictionary attempt on unique ids, cost more than they save in the small files a commit
+#: writes (measured on a 200-row events file: 0.84 ms and 6.3 KB with the defaults plus
+#: zstd; 0.43 ms and 6.8 KB like this).
+_CATEGORICAL = frozenset(
     {"direction", "local_hour", "nationality", "purpose", "mode", "outcome", "kafka_partition", "count"}
 )
 #: Temporary files are ``.tmp-p<PPP>-<uuid>.tmp``: never matched by ``*.parquet`` globs.
@@ -95,13 +96,18 @@ ALERTS_SCHEMA = pa.schema(
 
 
 @cache
-def _compression(names: tuple[str, ...]) -> dict[str, str]:
-    return {name: "none" if name in _UNCOMPRESSED else "zstd" for name in names}
+def _write_options(names: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "compression": {name: "none" if name in _CATEGORICAL else "zstd" for name in names},
+        "use_dictionary": [name for name in names if name in _CATEGORICAL],
+        # Min/max of random ids prune nothing; of times, offsets and categories they do.
+        "write_statistics": [name for name in names if not name.endswith("_id")],
+    }
 
 
-def compression_for(schema: pa.Schema) -> dict[str, str]:
-    """The codec of each column of a file with ``schema``."""
-    return _compression(tuple(schema.names))
+def write_options(schema: pa.Schema) -> dict[str, Any]:
+    """``pyarrow.parquet.write_table`` options for a file with ``schema``."""
+    return _write_options(tuple(schema.names))
 
 
 def partition_dir(root: Path, dataset: str, local_day: date, checkpoint_id: str) -> Path:
