@@ -81,6 +81,20 @@ class DeadLetter:
     detail: str
 
 
+@dataclass(frozen=True)
+class Forward:
+    """A valid event that arrived on another checkpoint's partition (a producer with a null
+    or wrong key): sent on, with its checkpoint as key, to the partition that owns it, in
+    the same transaction that commits the offset it was read at."""
+
+    partition: int
+    offset: int
+    home: int
+    checkpoint_id: str
+    timestamp_ms: int
+    value: bytes
+
+
 @dataclass
 class MetricDeltas:
     processed: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -88,6 +102,8 @@ class MetricDeltas:
     invalid: Counter[str] = field(default_factory=Counter)
     #: Dead-lettered events of well-formed but unregistered checkpoint ids, by id.
     unknown_checkpoints: Counter[str] = field(default_factory=Counter)
+    #: Events forwarded to their checkpoint's own partition, by checkpoint.
+    rekeyed: Counter[str] = field(default_factory=Counter)
     #: Already applied (at or below the stored offset) and skipped on re-delivery.
     redelivered: int = 0
     alerts_raised: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -102,6 +118,7 @@ class Effects:
     events: dict[tuple[date, str], CountedRows] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    forwards: list[Forward] = field(default_factory=list)
     #: (checkpoint_id, local_day) whose counts changed: their snapshots are rewritten.
     days_touched: set[tuple[str, date]] = field(default_factory=set)
     metrics: MetricDeltas = field(default_factory=MetricDeltas)
@@ -133,3 +150,4 @@ class CommitBatch:
     metrics: MetricDeltas
     expired_buckets: list[int]
     expired_profiles: list[str]
+    forwards: list[Forward] = field(default_factory=list)

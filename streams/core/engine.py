@@ -53,6 +53,8 @@ class Engine:
         self.outputs = outputs
         self.decoder = EventDecoder(registry, timedelta(seconds=config.core.max_clock_skew_s))
         self.owned = checkpoints_by_partition(registry, config.partitions)
+        #: Each registered checkpoint's partition: events that arrive elsewhere go there.
+        self.home = {cid: p for p, cids in self.owned.items() for cid in cids}
         self.tasks: dict[int, PartitionTask] = {}
         self._monotonic = monotonic
         self._wall_clock = wall_clock
@@ -75,6 +77,7 @@ class Engine:
                 self.owned.get(partition, ()),
                 self.decoder,
                 self.config.core,
+                self.home,
             )
             await task.open()
             self.tasks[partition] = task

@@ -6,6 +6,9 @@ how they were cut into batches:
 
 - a record at or below the state's ``applied_offset`` was applied before (a re-delivery
   after a crash or a rebalance) and is skipped;
+- a valid event of a checkpoint that another partition owns (a producer's null or wrong
+  key) is forwarded there, not counted here: every checkpoint's state lives in one
+  partition (``home``; off for a processor fed only its own checkpoints);
 - de-duplication, the too-late rule and the stream clock advance record by record;
 - detectors are evaluated at each whole hour of stream time, when the first record past
   it arrives and before that record is counted, not "at the end of the batch".
@@ -17,11 +20,19 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from streams.core.effects import CommitBatch, CountedRows, DailySnapshot, DeadLetter, Effects, event_columns
+from streams.core.effects import (
+    CommitBatch,
+    CountedRows,
+    DailySnapshot,
+    DeadLetter,
+    Effects,
+    Forward,
+    event_columns,
+)
 from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
@@ -71,6 +82,7 @@ class PartitionProcessor:
         own_checkpoints: Sequence[str],
         decoder: EventDecoder,
         config: CoreConfig = CoreConfig(),
+        home: Mapping[str, int] | None = None,
     ) -> None:
         self.partition = partition
         self.state = state
@@ -80,6 +92,8 @@ class PartitionProcessor:
         self.own_checkpoints = tuple(sorted(own_checkpoints))
         self.decoder = decoder
         self.config = config
+        #: Registered checkpoints that other partitions own -> their partition.
+        self._elsewhere = {c: p for c, p in (home or {}).items() if p != partition}
         self.effects = Effects()
         self._calendars = {cid: LocalCalendar(cp.tz) for cid, cp in registry.items()}
         self._detectors: dict[str, CheckpointDetector] = {}
@@ -126,12 +140,17 @@ class PartitionProcessor:
         slots = self._slots
         tally = self._tally
         stream_ts = state.stream_ts
+        elsewhere = self._elsewhere
         duplicates = 0
         for record, item in zip(fresh, items, strict=True):
             if item.__class__ is not CrossingEvent:
                 self._dead_letter(record, item)  # type: ignore[arg-type]
                 continue
             event: CrossingEvent = item  # type: ignore[assignment]
+            if event.checkpoint_id in elsewhere and not record.rekeyed:
+                # Judged where it belongs (stream time, lateness, duplicates), not here.
+                self._forward(record, event)
+                continue
             ts = event.occurred_ts
             if stream_ts is None or ts > stream_ts:
                 if stream_ts is None:
@@ -201,6 +220,21 @@ class PartitionProcessor:
                 f"{horizon / 3600:g} h de-duplication horizon",
             ),
         )
+
+    def _forward(self, record: SourceRecord, event: CrossingEvent) -> None:
+        checkpoint_id = event.checkpoint_id
+        assert record.value is not None
+        self.effects.forwards.append(
+            Forward(
+                record.partition,
+                record.offset,
+                self._elsewhere[checkpoint_id],
+                checkpoint_id,
+                record.timestamp_ms,
+                record.value,
+            )
+        )
+        self.effects.metrics.rekeyed[checkpoint_id] += 1
 
     def _dead_letter(self, record: SourceRecord, error: InvalidEvent) -> None:
         self.effects.dead_letters.append(
@@ -319,6 +353,7 @@ class PartitionProcessor:
             snapshots=snapshots,
             dead_letters=effects.dead_letters,
             changes=changes,
+            forwards=effects.forwards,
             metrics=effects.metrics,
             expired_buckets=expired_buckets,
             expired_profiles=expired_profiles,

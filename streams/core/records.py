@@ -15,3 +15,15 @@ class SourceRecord(NamedTuple):
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    #: A copy the worker re-keyed to its checkpoint's partition (header ``crossings.rekeyed.from``):
+    #: counted where it is, never forwarded again.
+    rekeyed: bool = False
+
+
+#: Header on a re-keyed copy: where the original record was, as ``<partition>/<offset>``.
+REKEYED_HEADER = "crossings.rekeyed.from"
+
+
+def is_rekeyed(headers: object) -> bool:
+    """Whether Kafka headers (pairs of name and bytes) mark a re-keyed copy."""
+    return bool(headers) and any(name == REKEYED_HEADER for name, _ in headers)  # type: ignore[attr-defined]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -75,8 +75,10 @@ class PartitionTask:
         own_checkpoints: Sequence[str],
         decoder: EventDecoder,
         config: CoreConfig = CoreConfig(),
+        home: Mapping[str, int] | None = None,
     ) -> None:
         self.partition = partition
+        self.home = home
         self.store_path = Path(store_path)
         self.sink = sink
         self.outputs = outputs
@@ -150,7 +152,14 @@ class PartitionTask:
         assert self.store is not None
         state = PartitionState.load(self.partition, self.store)
         self.processor = PartitionProcessor(
-            self.partition, state, self.store, self.registry, self.own_checkpoints, self.decoder, self.config
+            self.partition,
+            state,
+            self.store,
+            self.registry,
+            self.own_checkpoints,
+            self.decoder,
+            self.config,
+            self.home,
         )
 
     # -- inputs ----------------------------------------------------------------------------

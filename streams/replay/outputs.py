@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from streams.core.effects import CommitBatch, DeadLetter
+from streams.core.effects import CommitBatch, DeadLetter, Forward
 from streams.core.store import Change
 
 
@@ -17,6 +17,9 @@ class LocalOutputs:
     def __init__(self) -> None:
         self.dead_letters: list[DeadLetter] = []
         self.alerts: list[dict[str, Any]] = []
+        #: Events of a checkpoint read on another's partition. Not sent anywhere: over a
+        #: topic the worker has processed, its re-keyed copies are there to be counted.
+        self.forwards: list[Forward] = []
         self.commits = 0
 
     async def open_partition(self, partition: int) -> None:
@@ -38,5 +41,6 @@ class LocalOutputs:
         write_files()
         self.dead_letters += batch.dead_letters
         self.alerts += batch.alerts
+        self.forwards += batch.forwards
         self.commits += 1
         return None

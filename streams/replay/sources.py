@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.core.partitioning import partition_for
-from streams.core.records import SourceRecord
+from streams.core.records import SourceRecord, is_rekeyed
 
 BATCH = 5000
 
@@ -54,7 +54,7 @@ async def kafka_records(
             batch = []
             for tp, messages in fetched.items():
                 batch += [
-                    SourceRecord(tp.partition, m.offset, m.timestamp, m.key, m.value)
+                    SourceRecord(tp.partition, m.offset, m.timestamp, m.key, m.value, is_rekeyed(m.headers))
                     for m in messages
                     if m.offset < stop[tp]
                 ]

@@ -7,6 +7,11 @@ Reads like the pipeline it runs:
         partition (dead letters, alerts, state changelog, source offset), then RocksDB
     a 1 s timer --> Engine.tick (idle partitions judged on the others' clock)
 
+A valid event read on another checkpoint's partition (a producer's null or wrong key) is
+forwarded, inside the commit's transaction, to its checkpoint's partition of the same
+topic, so every checkpoint's state lives in one partition; the consumer therefore reads
+``read_committed`` (``consumer.py``).
+
 Faust does not commit the events topic's offsets: the topic is declared ``acks=False``,
 so Faust's consumer never records an acked offset for it, and each offset is committed
 inside the partition's transaction, together with the state and outputs it produced.
@@ -24,11 +29,12 @@ from typing import Any
 import faust
 
 from streams.core.engine import Engine, EngineConfig
-from streams.core.records import SourceRecord
+from streams.core.records import SourceRecord, is_rekeyed
 from streams.domain.registry import Registry, load_registry
 from streams.ops.topics import changelog_topic
 from streams.settings import Settings
 from streams.sinks.parquet.sink import LakeSink
+from streams.worker.consumer import read_committed
 from streams.worker.guard import Membership, Worker
 from streams.worker.kafka_outputs import KafkaOutputs
 from streams.worker.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
@@ -65,6 +71,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         web_stats_enabled=False,
         web_metrics_enabled=False,
     )
+    read_committed(app)
     events_topic = app.topic(
         settings.topics.events,
         key_type=bytes,
@@ -132,6 +139,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
                         round(e.message.timestamp * 1000),
                         e.message.key,
                         e.message.value,
+                        is_rekeyed(e.message.headers),
                     ),
                 )
                 for e in events

@@ -1,6 +1,7 @@
 """The Kafka side of a commit: one transactional producer per source partition.
 
-Each partition's commit is one Kafka transaction: its dead letters, its alerts, one
+Each partition's commit is one Kafka transaction: its dead letters, its alerts, the
+events it forwards to their checkpoint's own partition of the events topic, one
 changelog record per dirty state key, and the source offset (``TxnOffsetCommit`` for
 the worker's consumer group). The commit's Parquet files are written inside it, once the
 transaction's records are acknowledged and before the offset and the commit. The
@@ -23,6 +24,7 @@ from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
 from streams.core.effects import CommitBatch, DeadLetter
 from streams.core.ports import Fenced
+from streams.core.records import REKEYED_HEADER
 from streams.core.store import Change
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,17 @@ class KafkaOutputs:
                     headers=dead_letter_headers(letter, self.events_topic),
                 )
                 for letter in batch.dead_letters
+            ]
+            sent += [
+                await producer.send(
+                    self.events_topic,
+                    key=forward.checkpoint_id.encode(),
+                    value=forward.value,
+                    partition=forward.home,
+                    timestamp_ms=forward.timestamp_ms or None,
+                    headers=[(REKEYED_HEADER, f"{forward.partition}/{forward.offset}".encode())],
+                )
+                for forward in batch.forwards
             ]
             sent += [
                 await producer.send(

@@ -62,6 +62,13 @@ class WorkerMetrics:
             registry=r,
         )
         self._unknown_ids: set[str] = set()
+        self.events_rekeyed = Counter(
+            "crossings_events_rekeyed",
+            "Events read on another checkpoint's partition (a producer's null or wrong key) and "
+            "forwarded to their checkpoint's own partition, by checkpoint (registered ids only).",
+            ["checkpoint"],
+            registry=r,
+        )
         self.events_duplicate = Counter(
             "crossings_events_duplicate", "Events whose event_id was already counted.", registry=r
         )
@@ -140,6 +147,8 @@ class WorkerMetrics:
                 self._unknown_ids.add(checkpoint_id)
             label = checkpoint_id if checkpoint_id in self._unknown_ids else OTHER_IDS
             self.unknown_checkpoint.labels(label).inc(n)
+        for checkpoint, n in deltas.rekeyed.items():
+            self.events_rekeyed.labels(checkpoint).inc(n)
         if deltas.redelivered:
             self.events_redelivered.inc(deltas.redelivered)
         for labels, n in deltas.alerts_raised.items():
