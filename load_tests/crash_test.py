@@ -142,13 +142,15 @@ class CrashRun:
 
 
 def make_records(
-    events: int | None, seed: int = 1, resend: float = 0.02, days: int | None = None
+    events: int | None, seed: int = 1, resend: float = 0.02, days: int | None = None, miskeyed: float = 0.0
 ) -> tuple[list, int]:
     """``events`` scenario records (about ``events / RECORDS_PER_DAY`` days; or all the
     records of ``days`` days when ``events`` is None), with a share
     ``resend`` of extra copies of recently sent valid events mixed in (kind ``duplicate``:
-    an upstream retry that the worker must recognise). Returns the records and the number
-    of extra copies."""
+    an upstream retry that the worker must recognise), and a share ``miskeyed`` of valid
+    records and copies sent with a null key (the producer spreads them over partitions: the
+    worker forwards those on the wrong one). Returns the records and the number of extra
+    copies."""
     if events is None and days is None:
         raise ValueError("give events or days")
     days = days or max(2, math.ceil((events or 0) / RECORDS_PER_DAY) + 1)
@@ -164,6 +166,11 @@ def make_records(
                 del recent[: len(recent) - RESEND_WINDOW]
         if recent and rng.random() < resend:
             out.append(replace(rng.choice(recent), kind="duplicate"))
+    if miskeyed:
+        out = [
+            replace(r, key=None) if r.kind in ("valid", "duplicate") and rng.random() < miskeyed else r
+            for r in out
+        ]
     return out, len(out) - len(scenario_records)
 
 
@@ -278,6 +285,7 @@ def run(
     drain_timeout: float = 600.0,
     partitions: int | None = None,
     pauses: int = 0,
+    miskeyed: float = 0.0,
     extra_env: dict[str, str] | None = None,
     log=None,
 ) -> CrashRun:
@@ -302,6 +310,11 @@ def run(
         # A killed member holds its partitions until its session times out (Faust's default
         # is 60 s); a shorter one keeps the run short and changes nothing about correctness.
         "BROKER_SESSION_TIMEOUT": str(session_timeout),
+        # Time runs thousands of times faster here than at a border post: a forward that
+        # waits out a killed member's session (15 s) is days of event time, which would make
+        # copies ``too_late`` at their partition. The horizon is widened so lateness stays
+        # out of a comparison that is about forwarding; no scenario record is that late.
+        **({"CROSSINGS_DEDUP_HORIZON_HOURS": "720"} if miskeyed else {}),
         **(extra_env or {}),
     }
     settings = load_settings(env)
@@ -317,7 +330,9 @@ def run(
         for n in range(workers)
     ]
 
-    records, result.extra_resends = make_records(events, seed=seed, resend=resend, days=days)
+    records, result.extra_resends = make_records(
+        events, seed=seed, resend=resend, days=days, miskeyed=miskeyed
+    )
     result.records_sent = len(records)
     result.sent_by_kind = dict(Counter(r.kind for r in records))
     expected_ids, expected_counts = oracle(records)
@@ -589,6 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=None, help="records/s (default: lasts the kills)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--resend", type=float, default=0.02, help="share of extra re-sent copies")
+    parser.add_argument(
+        "--miskeyed", type=float, default=0.0, help="share of valid records sent with a null key"
+    )
     parser.add_argument("--commit-interval", type=float, default=1.0)
     parser.add_argument("--session-timeout", type=float, default=10.0, help="the workers' Kafka session")
     parser.add_argument(
@@ -625,6 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mode=args.mode,
             partitions=args.partitions,
             pauses=args.pauses,
+            miskeyed=args.miskeyed,
         )
     finally:
         if broker is not None:

@@ -51,12 +51,39 @@ def committed_lag(consumer: KafkaConsumer, topic: str) -> int:
     Zero means every message was processed *and* its results flushed, because the worker
     commits only after the Parquet flush; a count of handled messages cannot say that (a
     restarted worker re-handles the uncommitted tail of its predecessor).
+
+    A partition whose only messages past the committed offset are transaction markers
+    (a commit that forwarded re-keyed events there ends with one, and no consumer is ever
+    handed it) is drained: its lag is 0, as Kafka's own tools would not say.
     """
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
     if not partitions:
         raise RuntimeError(f"topic {topic!r} has no partitions")
     ends = consumer.end_offsets(partitions)
-    return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
+    behind = {tp: ends[tp] - (consumer.committed(tp) or 0) for tp in partitions}
+    lagging = {tp: ends[tp] - lag for tp, lag in behind.items() if lag > 0}
+    if lagging:
+        for tp in _only_markers_past(consumer.config["bootstrap_servers"], lagging, ends):
+            behind[tp] = 0
+    return sum(behind.values())
+
+
+def _only_markers_past(bootstrap: object, starts: Mapping, ends: Mapping) -> set:
+    """Partitions with no committed record in [start, end): only control records there."""
+    reader = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    try:
+        reader.assign(list(starts))
+        for tp, start in starts.items():
+            reader.seek(tp, start)
+        records = reader.poll(timeout_ms=2000, max_records=500)
+        return {tp for tp in starts if not records.get(tp) and reader.position(tp) >= ends[tp]}
+    finally:
+        reader.close()
 
 
 def wait_committed(bootstrap: str, group: str, topic: str, timeout: float) -> None:

@@ -44,9 +44,19 @@ def test_one_worker_killed_three_times(kafka_bootstrap, tmp_path):
     _check(result, kills=3)
 
 
-def test_one_of_two_workers_killed(kafka_bootstrap, tmp_path):
+def test_one_of_two_workers_killed_with_mis_keyed_traffic(kafka_bootstrap, tmp_path):
+    # A tenth of the valid records carry a null key: those the producer puts on the wrong
+    # partition are forwarded inside the commit's transaction, across the kills.
     result = run(
-        kafka_bootstrap, tmp_path, events=None, days=7, kills=2, workers=2, seed=12, drain_timeout=300
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        days=7,
+        kills=2,
+        workers=2,
+        seed=12,
+        drain_timeout=300,
+        miskeyed=0.1,
     )
     _check(result, kills=2)
 
