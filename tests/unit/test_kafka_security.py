@@ -276,3 +276,84 @@ def test_embedded_broker_refuses_credentials_it_cannot_write(scram, words):
     with pytest.raises(BrokerError, match=words) as raised:
         scram.check()
     assert "has space" not in str(raised.value)
+
+
+@pytest.fixture
+def tls_server(certs):
+    """A TLS listener (not Kafka) presenting ``client.pem`` (signed by the test CA, named
+    "client", so not 127.0.0.1): enough to see which certificate checks the clients make."""
+    import socket
+    import threading
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs["cert"], certs["key"])
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(2)
+                    tls.recv(1024)  # the client's first request; then hang up
+            except (OSError, ssl.SSLError):
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def _tls_settings(ca: Path, **extra: str):
+    return load_settings(
+        {"CROSSINGS_KAFKA_SECURITY_PROTOCOL": "SSL", "CROSSINGS_KAFKA_SSL_CAFILE": str(ca), **extra}
+    ).security
+
+
+def test_a_broker_certificate_from_another_ca_is_refused_naming_the_ca_setting(certs, tls_server, tmp_path):
+    from streams.ops.security import check_access
+
+    other = tmp_path / "other-ca.pem"
+    new_ca = [
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=other-ca",
+        "-days",
+        "2",
+    ]
+    subprocess.run(
+        [*new_ca, "-keyout", str(tmp_path / "other.key"), "-out", str(other)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with pytest.raises(ConfigError, match="CROSSINGS_KAFKA_SSL_CAFILE") as raised:
+        check_access(tls_server, _tls_settings(other), external=True, timeout=10)
+    assert "certificate was not accepted" in str(raised.value)
+
+
+def test_hostname_checking_is_on_unless_turned_off(certs, tls_server):
+    from streams.ops.security import check_access
+
+    with pytest.raises(ConfigError, match="CROSSINGS_KAFKA_SSL_CHECK_HOSTNAME=false") as raised:
+        check_access(tls_server, _tls_settings(certs["ca"]), external=True, timeout=10)
+    assert "certificate was not accepted" in str(raised.value)
+    # Without the name check the handshake succeeds; this server is not Kafka, so no answer.
+    security = _tls_settings(certs["ca"], CROSSINGS_KAFKA_SSL_CHECK_HOSTNAME="false")
+    with pytest.raises(ConfigError, match="did not answer over SSL"):
+        check_access(tls_server, security, external=True, timeout=10)
