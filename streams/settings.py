@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from streams.core.processor import CoreConfig
 
@@ -28,6 +28,85 @@ _HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+MASK: Final = "**********"
+
+
+class RevealedSecret(str):
+    """The secret's text, for the one place that must hand it to a Kafka client. Still a
+    ``str`` to the client, but its repr is masked, so a client that logs its configuration
+    (kafka-python does, at debug level) or an exception that shows it prints the mask."""
+
+    def __repr__(self) -> str:
+        return repr(MASK)
+
+
+class Secret:
+    """A password held so that its repr and str are masked: it cannot leak through a log
+    line, a traceback's locals, ``Settings``' repr or an error message by accident.
+    ``reveal()`` is the only way to the text."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> RevealedSecret:
+        return RevealedSecret(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __reduce__(self) -> object:
+        raise TypeError("a Secret is not pickled")
+
+
+#: What CROSSINGS_KAFKA_SECURITY_PROTOCOL and CROSSINGS_KAFKA_SASL_MECHANISM accept.
+SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: Final = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client the project starts authenticates and encrypts.
+
+    ``protocol`` is Kafka's ``security.protocol``; SASL fields are set only for the SASL
+    protocols, SSL fields only for the SSL ones. The password is a ``Secret``.
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    #: CA bundle to verify the brokers' certificates; None: the system's CAs.
+    ssl_cafile: Path | None = None
+    #: Client certificate and key (mutual TLS); both or neither.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def ssl(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    def describe(self) -> str:
+        """A line for messages: protocol, mechanism and user, never the password."""
+        if not self.sasl:
+            return self.protocol
+        return f"{self.protocol} {self.sasl_mechanism} as user {self.sasl_username!r}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +155,7 @@ class Settings:
     #: Replicas of each topic the project creates; None: min(3, brokers in the cluster).
     replication_factor: int | None = None
     topics: Topics = field(default_factory=Topics)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def core_config(self) -> CoreConfig:
         """What the core (worker and replay alike) takes from these settings."""
@@ -157,6 +237,107 @@ def parse_bootstrap(raw: str, source: str) -> str:
     return ",".join(h.removeprefix("kafka://") for h in hosts)
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).strip()
+    value = raw.upper()
+    if value not in choices:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{name}={raw!r}: no such file; set it to a readable file")
+    return path
+
+
+def _password(env: Mapping[str, str]) -> Secret:
+    """From CROSSINGS_KAFKA_SASL_PASSWORD or _FILE (exactly one), read now."""
+    name, file_name = "CROSSINGS_KAFKA_SASL_PASSWORD", "CROSSINGS_KAFKA_SASL_PASSWORD_FILE"
+    value, file = env.get(name), env.get(file_name)
+    if value and file:
+        raise ConfigError(f"both {name} and {file_name} are set; set only one")
+    if file:
+        try:
+            text = Path(file).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{file_name}={file!r} cannot be read ({reason})") from None
+        value = text.rstrip("\r\n")
+        if not value:
+            raise ConfigError(f"{file_name}={file!r} is empty; put the SASL password in it")
+    if not value:
+        raise ConfigError(f"a SASL protocol needs a password: set {name} or {file_name}")
+    return Secret(value)
+
+
+def load_security(env: Mapping[str, str]) -> KafkaSecurity:
+    """``CROSSINGS_KAFKA_SECURITY_PROTOCOL`` and the SASL/SSL settings it calls for.
+
+    Settings of the other family are refused rather than ignored (a password set with
+    ``SSL``, a CA file with ``SASL_PLAINTEXT``): ignoring one would look like it works.
+    """
+    protocol = _choice(env, "CROSSINGS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", SECURITY_PROTOCOLS)
+    sasl, ssl = protocol.startswith("SASL_"), protocol in ("SSL", "SASL_SSL")
+    sasl_names = (
+        "CROSSINGS_KAFKA_SASL_MECHANISM",
+        "CROSSINGS_KAFKA_SASL_USERNAME",
+        "CROSSINGS_KAFKA_SASL_PASSWORD",
+        "CROSSINGS_KAFKA_SASL_PASSWORD_FILE",
+    )
+    ssl_names = (
+        "CROSSINGS_KAFKA_SSL_CAFILE",
+        "CROSSINGS_KAFKA_SSL_CERTFILE",
+        "CROSSINGS_KAFKA_SSL_KEYFILE",
+        "CROSSINGS_KAFKA_SSL_CHECK_HOSTNAME",
+    )
+    for names, wanted, family in ((sasl_names, sasl, "SASL_"), (ssl_names, ssl, "SSL")):
+        stray = [n for n in names if env.get(n)]
+        if stray and not wanted:
+            raise ConfigError(
+                f"{stray[0]} is set but CROSSINGS_KAFKA_SECURITY_PROTOCOL={protocol}; "
+                f"set the protocol to one with {family.rstrip('_')} or unset {stray[0]}"
+            )
+    if not (sasl or ssl):
+        return KafkaSecurity()
+    mechanism = username = password = None
+    if sasl:
+        mechanism = _choice(env, "CROSSINGS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", SASL_MECHANISMS)
+        username = (env.get("CROSSINGS_KAFKA_SASL_USERNAME") or "").strip()
+        if not username:
+            raise ConfigError(f"{protocol} needs a user name: set CROSSINGS_KAFKA_SASL_USERNAME")
+        password = _password(env)
+    certfile = keyfile = cafile = None
+    check_hostname = True
+    if ssl:
+        cafile = _existing_file(env, "CROSSINGS_KAFKA_SSL_CAFILE")
+        certfile = _existing_file(env, "CROSSINGS_KAFKA_SSL_CERTFILE")
+        keyfile = _existing_file(env, "CROSSINGS_KAFKA_SSL_KEYFILE")
+        if keyfile and not certfile:
+            raise ConfigError(
+                "CROSSINGS_KAFKA_SSL_KEYFILE is set without CROSSINGS_KAFKA_SSL_CERTFILE; "
+                "set the client certificate too (or unset the key)"
+            )
+        raw = (env.get("CROSSINGS_KAFKA_SSL_CHECK_HOSTNAME") or "true").strip().lower()
+        if raw not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"CROSSINGS_KAFKA_SSL_CHECK_HOSTNAME={raw!r} is not true or false")
+        check_hostname = raw in ("true", "1", "yes")
+    return KafkaSecurity(
+        protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=username,
+        sasl_password=password,
+        ssl_cafile=cafile,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+        ssl_check_hostname=check_hostname,
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None, broker: str | None = None) -> Settings:
     """Build settings from the environment (``CROSSINGS_*``) and an optional ``--broker``.
 
@@ -190,4 +371,5 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         ),
         checkpoints_file=Path(env["CROSSINGS_CHECKPOINTS"]) if env.get("CROSSINGS_CHECKPOINTS") else None,
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
+        security=load_security(env),
     )

@@ -65,7 +65,17 @@ def replay(
     elif files:
         source = ndjson_records(files, settings.partitions)
     else:
-        source = kafka_records(settings.bootstrap, topic or settings.topics.events, start=start, end=end)
+        from streams.ops.security import check_access, client_kwargs
+        from streams.settings import ConfigError
+
+        try:
+            check_access(settings.bootstrap, settings.security, settings.external_broker)
+            client = client_kwargs(settings.security, "aiokafka")
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+        source = kafka_records(
+            settings.bootstrap, topic or settings.topics.events, start=start, end=end, client=client
+        )
     stats = asyncio.run(
         run_replay(
             source,

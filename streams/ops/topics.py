@@ -25,6 +25,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
+from streams.ops.security import check_access, client_kwargs, explain
 from streams.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,18 @@ def topic_specs(settings: Settings) -> dict[str, int]:
 
 def ensure_topics(settings: Settings) -> dict[str, int]:
     """Create missing topics, check existing ones; returns name -> partitions as found."""
+    # Says "refused authentication" (or which TLS or protocol setting to check) at once,
+    # where the admin client would only time out.
+    check_access(settings.bootstrap, settings.security, settings.external_broker)
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap, client_id="crossings-admin", request_timeout_ms=15000
+            bootstrap_servers=settings.bootstrap,
+            client_id="crossings-admin",
+            request_timeout_ms=15000,
+            **client_kwargs(settings.security, "kafka-python"),
         )
-    except KafkaTimeoutError:
-        hint = "check KAFKA_BOOTSTRAP" if settings.external_broker else "start it with `crossings kafka up`"
-        raise ConfigError(f"no Kafka broker answers at {settings.bootstrap}; {hint}") from None
+    except KafkaTimeoutError as error:
+        raise explain(error, settings.bootstrap, settings.security, settings.external_broker) from None
     try:
         specs = topic_specs(settings)
         existing = set(admin.list_topics())

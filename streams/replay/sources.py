@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -26,20 +27,28 @@ BATCH = 5000
 
 
 async def kafka_records(
-    bootstrap: str, topic: str, *, start: int = 0, end: int | None = None
+    bootstrap: str,
+    topic: str,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    client: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[list[SourceRecord]]:
     """Every partition of ``topic`` from offset ``start`` to ``end`` (exclusive; default:
-    its end when the replay starts), read committed, without joining any group."""
+    its end when the replay starts), read committed, without joining any group.
+    ``client``: aiokafka security keyword arguments (``streams.ops.security.client_kwargs``)."""
+    client = dict(client or {})
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 2**20,
+        **client,
     )
     await consumer.start()
     try:
-        partitions = await _partitions(bootstrap, topic)
+        partitions = await _partitions(bootstrap, topic, client)
         if not partitions:
             raise ValueError(f"topic {topic!r} does not exist or has no partitions")
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -66,8 +75,8 @@ async def kafka_records(
         await consumer.stop()
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _partitions(bootstrap: str, topic: str, client: Mapping[str, Any]) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

@@ -31,6 +31,7 @@ import faust
 from streams.core.engine import Engine, EngineConfig
 from streams.core.records import SourceRecord, is_rekeyed
 from streams.domain.registry import Registry, load_registry
+from streams.ops.security import client_kwargs
 from streams.ops.topics import changelog_topic
 from streams.settings import Settings
 from streams.sinks.parquet.sink import LakeSink
@@ -70,6 +71,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         web_graph_enabled=False,
         web_stats_enabled=False,
         web_metrics_enabled=False,
+        # SASL/TLS as CROSSINGS_KAFKA_SECURITY_PROTOCOL says (broker_credentials; none for PLAINTEXT).
+        **client_kwargs(settings.security, "faust"),
     )
     read_committed(app)
     events_topic = app.topic(
@@ -88,6 +91,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         dead_letter_topic=settings.topics.dead_letter,
         alerts_topic=settings.topics.alerts,
         transactional_prefix=settings.app_id,
+        client=client_kwargs(settings.security, "aiokafka"),
     )
     engine = Engine(
         EngineConfig(

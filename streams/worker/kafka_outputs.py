@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
@@ -44,8 +45,11 @@ class KafkaOutputs:
         dead_letter_topic: str,
         alerts_topic: str,
         transactional_prefix: str,
+        client: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        #: aiokafka security keyword arguments (``streams.ops.security.client_kwargs``).
+        self.client = dict(client or {})
         self.group_id = group_id
         self.events_topic = events_topic
         self.changelog_topic = changelog_topic
@@ -64,6 +68,7 @@ class KafkaOutputs:
                 isolation_level="read_committed",
                 max_partition_fetch_bytes=8 * 2**20,
                 fetch_max_bytes=64 * 2**20,
+                **self.client,
             )
             await self._reader.start()
         return self._reader
@@ -78,6 +83,7 @@ class KafkaOutputs:
             linger_ms=20,
             max_batch_size=1_048_576,
             max_request_size=8 * 2**20,
+            **self.client,
         )
         await producer.start()  # InitProducerId: fences the previous owner, aborts its open transaction
         self._producers[partition] = producer

@@ -15,8 +15,9 @@ Everything lives under one directory, ``kafka_dir`` (``.local/kafka`` by default
     cluster.id     the KRaft cluster id the data dir was formatted with
     broker.pid     pid of the running JVM
 
-The broker listens on 127.0.0.1 only: ``port`` for clients (PLAINTEXT) and ``port + 1``
-for the KRaft controller. The JVM is started fully detached (its own session), so it
+The broker listens on 127.0.0.1 only: ``port`` for clients (PLAINTEXT, or SASL_PLAINTEXT
+with one SCRAM user when ``up`` is given a ``ScramListener``) and ``port + 1`` for the
+KRaft controller (PLAINTEXT). The JVM is started fully detached (its own session), so it
 outlives the Python process that started it; ``down()`` stops it.
 
 This package deliberately does not import Faust: the CLI and the test fixtures use it
@@ -24,7 +25,7 @@ before (or without) any stream processing.
 """
 
 from streams.ops.broker.install import install_jars
-from streams.ops.broker.layout import DEFAULT_PORT, HOST, BrokerError, BrokerStatus
+from streams.ops.broker.layout import DEFAULT_PORT, HOST, BrokerError, BrokerStatus, ScramListener
 from streams.ops.broker.lifecycle import down, status, up
 from streams.ops.broker.ready import wait_ready
 
@@ -33,6 +34,7 @@ __all__ = [
     "HOST",
     "BrokerError",
     "BrokerStatus",
+    "ScramListener",
     "down",
     "install_jars",
     "status",

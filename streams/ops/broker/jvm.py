@@ -4,6 +4,7 @@ format the KRaft storage once."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import re
@@ -12,7 +13,14 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from streams.ops.broker.layout import LOG4J_CONFIG, SERVER_TEMPLATE, TAIL_LINES, BrokerError, Layout
+from streams.ops.broker.layout import (
+    LOG4J_CONFIG,
+    SERVER_TEMPLATE,
+    TAIL_LINES,
+    BrokerError,
+    Layout,
+    ScramListener,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +107,28 @@ def _render(template: str, values: dict[str, str], source: Path) -> str:
     return re.sub(r"\{([a-z_]+)\}", sub, template)
 
 
-def render_config(layout: Layout, port: int) -> None:
+def _scram_properties(scram: ScramListener) -> str:
+    """The SASL_PLAINTEXT listener's settings: the mechanism, and the JAAS login the broker
+    itself uses on that listener (it is also the inter-broker listener). No authorizer is
+    configured, so any authenticated user may create topics and run transactions."""
+    mechanism = scram.mechanism
+    return (
+        "\n############################# SASL/SCRAM client listener #############################\n"
+        f"sasl.enabled.mechanisms={mechanism}\n"
+        f"sasl.mechanism.inter.broker.protocol={mechanism}\n"
+        f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config="
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{scram.username}" password="{scram.secret()}";\n'
+    )
+
+
+def render_config(layout: Layout, port: int, scram: ScramListener | None = None) -> None:
     """Write server.properties and log4j2.yaml into ``kafka_dir/config`` for this port.
 
     Rendered on every start, so the running broker always matches the repo's templates
-    and a copy of exactly what it was started with sits next to its data.
+    and a copy of exactly what it was started with sits next to its data. With ``scram``
+    the client listener is SASL_PLAINTEXT and the file (which then holds the broker's
+    SCRAM password) is readable by its owner only.
     """
     layout.config.mkdir(parents=True, exist_ok=True)
     text = _render(
@@ -112,11 +137,46 @@ def render_config(layout: Layout, port: int) -> None:
             "port": str(port),
             "controller_port": str(port + 1),
             "log_dirs": _properties_escape(str(layout.data)),
+            "client_listener": "SASL_PLAINTEXT" if scram else "PLAINTEXT",
         },
         SERVER_TEMPLATE,
     )
-    layout.server_properties.write_text(text)
+    if scram is not None:
+        text += _scram_properties(scram)
+    tmp = layout.server_properties.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if scram else 0o644)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(layout.server_properties)
     shutil.copyfile(LOG4J_CONFIG, layout.log4j_config)
+
+
+def security_stamp(scram: ScramListener | None) -> str:
+    """What the storage is formatted for: ``plaintext``, or the SCRAM mechanism, user and a
+    hash of the password (so a changed password is noticed; the file never holds it)."""
+    if scram is None:
+        return "plaintext"
+    digest = hashlib.sha256(f"crossings-embedded-broker|{scram.secret()}".encode()).hexdigest()[:16]
+    return f"{scram.mechanism} {scram.username} {digest}"
+
+
+def check_security(layout: Layout, scram: ScramListener | None) -> None:
+    """A formatted storage keeps the SCRAM users it was formatted with: refuse to start it
+    with other ones (clients would fail to authenticate, with no hint why)."""
+    stamp = layout.security_stamp.read_text().strip() if layout.security_stamp.exists() else "plaintext"
+    wanted = security_stamp(scram)
+    if stamp == wanted:
+        return
+    if (scram is None) != (stamp == "plaintext"):
+        was = "a PLAINTEXT listener" if stamp == "plaintext" else "a SASL/SCRAM listener"
+    else:
+        was = "another SCRAM user or password"
+    raise BrokerError(
+        f"the broker data in {layout.data} was formatted for {was}; SCRAM users are created "
+        "only when the storage is formatted. Use another CROSSINGS_HOME (or remove "
+        f"{layout.root} to start afresh), or set the security settings it was started with."
+    )
 
 
 def _new_cluster_id() -> str:
@@ -131,13 +191,16 @@ def _new_cluster_id() -> str:
             return cid
 
 
-def ensure_formatted(layout: Layout, java: str) -> None:
+def ensure_formatted(layout: Layout, java: str, scram: ScramListener | None = None) -> None:
     """Format the KRaft storage once; later starts reuse the data (and the cluster id).
 
     A formatted data dir has ``meta.properties``. The cluster id is kept in a file so a
-    wiped data dir is re-formatted under the same id.
+    wiped data dir is re-formatted under the same id. With ``scram`` the user is created
+    at format time (``--add-scram``, Kafka 3.5+); the password is on the storage tool's
+    command line for the second it runs (a local broker's, under the user's own account).
     """
     if (layout.data / "meta.properties").exists():
+        check_security(layout, scram)
         return
     if layout.cluster_id_file.exists():
         cluster_id = layout.cluster_id_file.read_text().strip()
@@ -156,14 +219,19 @@ def ensure_formatted(layout: Layout, java: str) -> None:
         str(layout.server_properties),
         "--ignore-formatted",
     )
+    if scram is not None:
+        cmd += ["--add-scram", f"{scram.mechanism}=[name={scram.username},password={scram.secret()}]"]
     log.info("Formatting Kafka storage in %s (cluster id %s)", layout.data, cluster_id)
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL
     )
     if proc.returncode != 0:
         output = "\n".join((proc.stdout + proc.stderr).splitlines()[-TAIL_LINES:])
+        if scram is not None:
+            output = output.replace(scram.secret(), "**********")
         raise BrokerError(
             f"Formatting Kafka storage in {layout.data} failed (exit {proc.returncode}); the "
             f"tool's output below says why (a bad setting in {layout.server_properties} or "
             f"an existing data dir from another cluster).\n{output}"
         )
+    layout.security_stamp.write_text(security_stamp(scram) + "\n")

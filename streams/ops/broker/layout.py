@@ -3,6 +3,7 @@ back (``BrokerStatus``) or catch (``BrokerError``). Imports nothing from the pac
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,48 @@ class BrokerStatus:
 
 class BrokerError(RuntimeError):
     """The broker could not be installed, started or stopped; the message says what to fix."""
+
+
+#: SCRAM mechanisms the embedded broker can offer (Kafka's names).
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+_SCRAM_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+#: Characters safe both in ``--add-scram 'M=[name=..,password=..]'`` and in a quoted JAAS value.
+_SCRAM_PASSWORD = re.compile(r"^[A-Za-z0-9._~+/@%:-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class ScramListener:
+    """Start the embedded broker's client listener as SASL_PLAINTEXT with this SCRAM user
+    (also the broker's own identity on that listener; no authorizer, so the user may do
+    anything). SCRAM users are created when the KRaft storage is formatted, so a kafka_dir
+    keeps the user it was first started with.
+
+    ``password`` is anything with ``reveal()`` (``streams.settings.Secret``), so the
+    dataclass's repr never shows it."""
+
+    username: str
+    password: object
+    mechanism: str = "SCRAM-SHA-512"
+
+    def secret(self) -> str:
+        return str(self.password.reveal())  # type: ignore[attr-defined]
+
+    def check(self) -> None:
+        if self.mechanism not in SCRAM_MECHANISMS:
+            raise BrokerError(
+                f"the embedded broker offers {' or '.join(SCRAM_MECHANISMS)}, not {self.mechanism}: "
+                "set CROSSINGS_KAFKA_SASL_MECHANISM to one of them, or use your own cluster (KAFKA_BOOTSTRAP)"
+            )
+        if not _SCRAM_NAME.match(self.username):
+            raise BrokerError(
+                "for the embedded broker, CROSSINGS_KAFKA_SASL_USERNAME may only use letters, digits, "
+                "'.', '_' and '-'"
+            )
+        if not _SCRAM_PASSWORD.match(self.secret()):
+            raise BrokerError(
+                "for the embedded broker, the SASL password (CROSSINGS_KAFKA_SASL_PASSWORD or _FILE) may "
+                "only use letters, digits and ._~+/@%:- (1-200 characters)"
+            )
 
 
 @dataclass(frozen=True)
@@ -81,6 +124,11 @@ class Layout:
     @property
     def cluster_id_file(self) -> Path:
         return self.root / "cluster.id"
+
+    @property
+    def security_stamp(self) -> Path:
+        """Which SCRAM user (a hash, never the password) the storage was formatted with."""
+        return self.root / "security.stamp"
 
     @property
     def lock_file(self) -> Path:

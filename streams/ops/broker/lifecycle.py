@@ -11,10 +11,26 @@ import time
 from pathlib import Path
 
 from streams.ops.broker.install import install_jars
-from streams.ops.broker.jvm import KAFKA_MAIN, ensure_formatted, find_java, java_cmd, render_config
-from streams.ops.broker.layout import DEFAULT_PORT, HOST, BrokerError, BrokerStatus, Layout, layout_of
+from streams.ops.broker.jvm import (
+    KAFKA_MAIN,
+    check_security,
+    ensure_formatted,
+    find_java,
+    java_cmd,
+    render_config,
+)
+from streams.ops.broker.layout import (
+    DEFAULT_PORT,
+    HOST,
+    BrokerError,
+    BrokerStatus,
+    Layout,
+    ScramListener,
+    layout_of,
+)
 from streams.ops.broker.process import (
     CHILDREN,
+    configured_listener,
     configured_port,
     is_our_broker,
     locked,
@@ -71,7 +87,25 @@ def status(kafka_dir: Path, port: int = DEFAULT_PORT) -> BrokerStatus:
     return BrokerStatus(False, None, bootstrap, detail)
 
 
-def up(kafka_dir: Path, port: int = DEFAULT_PORT, *, timeout: float = 120.0) -> BrokerStatus:
+def _probe_client(scram: ScramListener | None) -> dict[str, object] | None:
+    """kafka-python keyword arguments for the readiness probe of a SCRAM listener."""
+    if scram is None:
+        return None
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": scram.mechanism,
+        "sasl_plain_username": scram.username,
+        "sasl_plain_password": scram.password.reveal(),  # type: ignore[attr-defined]
+    }
+
+
+def up(
+    kafka_dir: Path,
+    port: int = DEFAULT_PORT,
+    *,
+    timeout: float = 120.0,
+    scram: ScramListener | None = None,
+) -> BrokerStatus:
     """Ensure the broker is running and answering on 127.0.0.1:``port``; return its status.
 
     Idempotent: an already running broker is only waited for. Otherwise this installs the
@@ -79,11 +113,18 @@ def up(kafka_dir: Path, port: int = DEFAULT_PORT, *, timeout: float = 120.0) -> 
     launches the JVM detached with output in ``logs/server.out``, writes ``broker.pid``
     and waits up to ``timeout`` seconds (from JVM launch) for a metadata response.
 
+    With ``scram`` the client listener is SASL_PLAINTEXT with that SCRAM user (created
+    when the storage is formatted; a kafka_dir formatted without it, or with another
+    user, is refused). Without, it is PLAINTEXT, as always.
+
     Raises BrokerError if java/mvn is missing, the port (or ``port + 1``) is held by
-    another process, our broker already runs on another port, or the broker exits or does
-    not answer in time (with the tail of its log).
+    another process, our broker already runs on another port or with another listener,
+    or the broker exits or does not answer in time (with the tail of its log).
     """
     _check_port(port)
+    if scram is not None:
+        scram.check()
+    client = _probe_client(scram)
     layout = layout_of(kafka_dir)
     bootstrap = _bootstrap(port)
     with locked(layout):
@@ -95,9 +136,17 @@ def up(kafka_dir: Path, port: int = DEFAULT_PORT, *, timeout: float = 120.0) -> 
                     f"The broker in {layout.root} is already running (pid {pid}) on port "
                     f"{actual}, not {port}; stop it first (down) or use port {actual}."
                 )
+            listener, wanted = configured_listener(layout), "SASL_PLAINTEXT" if scram else "PLAINTEXT"
+            if listener is not None and listener != wanted:
+                raise BrokerError(
+                    f"The broker in {layout.root} is already running (pid {pid}) with a {listener} "
+                    f"listener, not {wanted}; stop it first (down) or use the security settings it "
+                    "was started with (CROSSINGS_KAFKA_SECURITY_PROTOCOL)."
+                )
+            check_security(layout, scram)
             write_pid(layout, pid)  # re-create a lost pid file
             try:
-                wait_until(bootstrap, timeout, lambda: _exited(pid, layout))
+                wait_until(bootstrap, timeout, lambda: _exited(pid, layout), client)
             except BrokerError as exc:
                 raise BrokerError(f"{exc}\n{log_tail(layout)}") from None
             return status(layout.root, port)
@@ -116,8 +165,8 @@ def up(kafka_dir: Path, port: int = DEFAULT_PORT, *, timeout: float = 120.0) -> 
 
         java = find_java()
         install_jars(layout.root)
-        render_config(layout, port)
-        ensure_formatted(layout, java)
+        render_config(layout, port, scram)
+        ensure_formatted(layout, java, scram)
         layout.logs.mkdir(parents=True, exist_ok=True)
 
         cmd = java_cmd(java, layout, KAFKA_MAIN, str(layout.server_properties))
@@ -145,7 +194,7 @@ def up(kafka_dir: Path, port: int = DEFAULT_PORT, *, timeout: float = 120.0) -> 
             return f"Kafka exited during start-up (exit code {code}).\n{log_tail(layout)}"
 
         try:
-            wait_until(bootstrap, timeout, died)
+            wait_until(bootstrap, timeout, died, client)
         except BrokerError as exc:
             if child.poll() is None:
                 raise BrokerError(

@@ -131,8 +131,18 @@ def configured_port(layout: Layout) -> int | None:
         text = layout.server_properties.read_text()
     except OSError:
         return None
-    match = re.search(r"^advertised\.listeners=PLAINTEXT://[^:]+:(\d+)", text, re.MULTILINE)
+    match = re.search(r"^advertised\.listeners=(?:SASL_)?PLAINTEXT://[^:]+:(\d+)", text, re.MULTILINE)
     return int(match.group(1)) if match else None
+
+
+def configured_listener(layout: Layout) -> str | None:
+    """The client listener's protocol in the rendered config (PLAINTEXT or SASL_PLAINTEXT)."""
+    try:
+        text = layout.server_properties.read_text()
+    except OSError:
+        return None
+    match = re.search(r"^advertised\.listeners=(\w+)://", text, re.MULTILINE)
+    return match.group(1) if match else None
 
 
 def port_free(port: int) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kafka import KafkaAdminClient
 
@@ -33,10 +34,11 @@ def _split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
     return out
 
 
-def _probe(bootstrap: str, timeout: float) -> str | None:
+def _probe(bootstrap: str, timeout: float, client: Mapping[str, Any] | None = None) -> str | None:
     """One readiness check: None if the cluster answered a metadata request listing at
     least one broker, else a short reason. A plain TCP connect first keeps the common
-    "not listening yet" case fast and free of client error logging."""
+    "not listening yet" case fast and free of client error logging. ``client``: the
+    kafka-python security keyword arguments (SASL, TLS), if any."""
     targets = _split_bootstrap(bootstrap)
     if not any(accepts(host, port, min(timeout, 1.0)) for host, port in targets):
         return f"nothing accepts connections on {bootstrap}"
@@ -48,6 +50,7 @@ def _probe(bootstrap: str, timeout: float) -> str | None:
             client_id="crossings-readiness-probe",
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=timeout_ms,
+            **(client or {}),
         )
         cluster = admin.describe_cluster()
     except Exception as exc:  # any client failure just means "not ready yet"
@@ -61,7 +64,12 @@ def _probe(bootstrap: str, timeout: float) -> str | None:
     return None
 
 
-def wait_until(bootstrap: str, timeout: float, abort: Callable[[], str | None] | None = None) -> None:
+def wait_until(
+    bootstrap: str,
+    timeout: float,
+    abort: Callable[[], str | None] | None = None,
+    client: Mapping[str, Any] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if abort is not None:
@@ -69,7 +77,7 @@ def wait_until(bootstrap: str, timeout: float, abort: Callable[[], str | None] |
             if why:
                 raise BrokerError(why)
         remaining = deadline - time.monotonic()
-        reason = _probe(bootstrap, max(min(remaining, 5.0), 0.5)) or ""
+        reason = _probe(bootstrap, max(min(remaining, 5.0), 0.5), client) or ""
         if not reason:
             return
         if time.monotonic() + _POLL >= deadline:
@@ -80,10 +88,11 @@ def wait_until(bootstrap: str, timeout: float, abort: Callable[[], str | None] |
         time.sleep(_POLL)
 
 
-def wait_ready(bootstrap: str, timeout: float) -> None:
+def wait_ready(bootstrap: str, timeout: float, client: Mapping[str, Any] | None = None) -> None:
     """Block until the cluster at ``bootstrap`` answers a metadata request, or raise.
 
     Works against any cluster (ours or an external ``--broker``), so the app can wait for
     Kafka instead of crashing when started alongside it. Raises BrokerError on timeout.
+    ``client``: kafka-python security keyword arguments (``streams.ops.security``).
     """
-    wait_until(bootstrap, timeout)
+    wait_until(bootstrap, timeout, client=client)
