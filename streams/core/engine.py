@@ -62,6 +62,20 @@ class Engine:
         #: Partitions let go because another owner fenced them, until ``take_fenced``.
         self.fenced: set[int] = set()
 
+    def use_registry(self, registry: Registry) -> None:
+        """Switch to another registry between two commits (the caller has just committed,
+        so every open partition's state is its store's): the decoder and the checkpoints
+        each partition owns change, state is reloaded from the stores, nothing is lost.
+        State of a checkpoint no longer registered stays until it expires."""
+        if any(task.has_pending for task in self.tasks.values()):
+            raise RuntimeError("use_registry needs every partition committed first")
+        self.registry = registry
+        self.decoder = EventDecoder(registry, timedelta(seconds=self.config.core.max_clock_skew_s))
+        self.owned = checkpoints_by_partition(registry, self.config.partitions)
+        self.home = {cid: p for p, cids in self.owned.items() for cid in cids}
+        for partition, task in self.tasks.items():
+            task.reconfigure(registry, self.owned.get(partition, ()), self.decoder, self.home)
+
     def task_path(self, partition: int) -> Path:
         return self.config.state_dir / f"partition-{partition:03d}"
 

@@ -162,6 +162,22 @@ class PartitionTask:
             self.home,
         )
 
+    def reconfigure(
+        self,
+        registry: Registry,
+        own_checkpoints: Sequence[str],
+        decoder: EventDecoder,
+        home: Mapping[str, int] | None,
+    ) -> None:
+        """Another registry, with nothing pending: the processor is rebuilt from the store."""
+        self.registry = registry
+        self.own_checkpoints = tuple(own_checkpoints)
+        self.decoder = decoder
+        self.home = home
+        if self.processor is not None:
+            self._inputs.clear()
+            self._load()
+
     # -- inputs ----------------------------------------------------------------------------
 
     @property

@@ -30,7 +30,8 @@ import faust
 
 from streams.core.engine import Engine, EngineConfig
 from streams.core.records import SourceRecord, is_rekeyed
-from streams.domain.registry import Registry, load_registry
+from streams.domain.registry import Registry, RegistryError, load_registry
+from streams.domain.registry_watch import RegistryWatch
 from streams.ops.security import client_kwargs
 from streams.ops.topics import changelog_topic
 from streams.settings import Settings
@@ -150,9 +151,31 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
             ]
             await worker.handle(delivered)
 
+    metrics.registry_checkpoints.set(len(engine.registry))
+    # A registry of the user's own (CROSSINGS_CHECKPOINTS) is reloaded when it changes.
+    watch = RegistryWatch(settings.checkpoints_file) if settings.checkpoints_file else None
+    pending: list[Registry] = []
+
     @app.timer(interval=1.0)
     async def judge_idle_partitions() -> None:
         await worker.tick()
+        if watch is not None:
+            await reload_registry(watch, pending)
+
+    async def reload_registry(watch: RegistryWatch, pending: list[Registry]) -> None:
+        try:
+            changed = watch.poll()
+        except RegistryError as error:
+            metrics.registry_reloads.labels("refused").inc()
+            log.error("registry not reloaded, the one in use stays: %s", error)
+            return
+        if changed is not None:
+            pending[:] = [changed]
+        if pending and await worker.use_registry(pending[0]):
+            new = pending.pop()
+            metrics.registry_reloads.labels("applied").inc()
+            metrics.registry_checkpoints.set(len(new))
+            log.info("registry reloaded from %s: %d checkpoints", watch.path, len(new))
 
     @app.on_partitions_revoked.connect
     async def commit_before_losing(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from streams.core.engine import Engine
 from streams.core.records import SourceRecord
 from streams.core.task import CommitFailed
+from streams.domain.registry import Registry
 from streams.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,21 @@ class Worker:
                     await self.commit()
             elif self.engine.commit_due():
                 await self.commit()
+
+    async def use_registry(self, registry: Registry) -> bool:
+        """Switch registries at a commit point: commit everything, then reconfigure the
+        engine. False (nothing changed) while commits fail; the caller tries again."""
+        async with self.lock:
+            if self.failing or not await self.commit():
+                return False
+            # Gauges of checkpoints that move away or are dropped are cleared, as on a rebalance.
+            before = {cid for p in self.engine.tasks for cid in self.engine.owned.get(p, ())}
+            self.engine.use_registry(registry)
+            after = {cid for p in self.engine.tasks for cid in self.engine.owned.get(p, ())}
+            for checkpoint_id in before - after:
+                for direction in ("entry", "exit"):
+                    self.metrics.forget_checkpoint(checkpoint_id, direction)
+            return True
 
     async def on_revoked(self, revoked: Iterable[int]) -> None:
         """Still the owner during the revoke: commit now so the next owner starts from here

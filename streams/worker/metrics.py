@@ -69,6 +69,16 @@ class WorkerMetrics:
             ["checkpoint"],
             registry=r,
         )
+        self.registry_checkpoints = Gauge(
+            "crossings_registry_checkpoints", "Checkpoints in the registry in use.", registry=r
+        )
+        self.registry_reloads = Counter(
+            "crossings_registry_reloads",
+            "Changes of the registry file seen while running: applied, or refused (the log says "
+            "why; the registry in use stays).",
+            ["outcome"],
+            registry=r,
+        )
         self.events_duplicate = Counter(
             "crossings_events_duplicate", "Events whose event_id was already counted.", registry=r
         )
