@@ -8,6 +8,7 @@ confusing Kafka or filesystem error mid-stream.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
+from urllib.parse import urlsplit
 
 from streams.core.processor import CoreConfig
 
@@ -128,6 +130,64 @@ class Topics:
     def alerts(self) -> str:
         return f"{self.namespace}.alerts.v1"
 
+    @property
+    def alerts_undelivered(self) -> str:
+        """Alert messages ``crossings notify`` gave up delivering to a sink, with the reason."""
+        return f"{self.namespace}.alerts.undelivered.v1"
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """One place ``crossings notify`` delivers alerts to.
+
+    ``target`` (scheme, host and port only) is what logs, metrics and dead letters show:
+    webhook URLs often carry a token in their path or query, which must not leak there.
+    ``id`` names its consumer group: a hash of the full URL, so each receiver keeps its own
+    offset, and a changed URL is a new receiver.
+    """
+
+    kind: str  # "alertmanager" | "webhook"
+    url: str
+
+    def __repr__(self) -> str:
+        return f"Receiver({self.kind!r}, {self.target!r})"
+
+    @property
+    def target(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}-{hashlib.sha256(self.url.encode()).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """``crossings notify``: where alerts go and how hard it tries."""
+
+    alertmanagers: tuple[Receiver, ...] = ()
+    webhooks: tuple[Receiver, ...] = ()
+    #: HMAC-SHA256 key of the webhook signatures; required when there are webhooks.
+    webhook_secret: Secret | None = None
+    #: Seconds from a message's first failed attempt after which it is dead-lettered.
+    give_up_seconds: float = 3600.0
+    #: Seconds between re-posts of the firing episodes to each Alertmanager.
+    resend_seconds: float = 60.0
+    #: Longest wait between two attempts (exponential backoff from 0.5 s, with jitter).
+    retry_max_seconds: float = 60.0
+    #: Seconds one HTTP request may take.
+    request_timeout_seconds: float = 10.0
+    #: Where a receiver with no committed offset starts reading: "latest" or "earliest".
+    start: str = "latest"
+    #: Alertmanager's generatorURL; may hold {checkpoint}, {direction} and {episode}.
+    generator_url: str = "http://127.0.0.1:6066/metrics"
+    web_port: int = 6067
+
+    @property
+    def receivers(self) -> tuple[Receiver, ...]:
+        return self.alertmanagers + self.webhooks
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -156,6 +216,7 @@ class Settings:
     replication_factor: int | None = None
     topics: Topics = field(default_factory=Topics)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def core_config(self) -> CoreConfig:
         """What the core (worker and replay alike) takes from these settings."""
@@ -257,7 +318,17 @@ def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
 
 def _password(env: Mapping[str, str]) -> Secret:
     """From CROSSINGS_KAFKA_SASL_PASSWORD or _FILE (exactly one), read now."""
-    name, file_name = "CROSSINGS_KAFKA_SASL_PASSWORD", "CROSSINGS_KAFKA_SASL_PASSWORD_FILE"
+    secret = _secret(env, "CROSSINGS_KAFKA_SASL_PASSWORD", "the SASL password")
+    if secret is None:
+        name, file_name = "CROSSINGS_KAFKA_SASL_PASSWORD", "CROSSINGS_KAFKA_SASL_PASSWORD_FILE"
+        raise ConfigError(f"a SASL protocol needs a password: set {name} or {file_name}")
+    return secret
+
+
+def _secret(env: Mapping[str, str], name: str, what: str) -> Secret | None:
+    """From ``name`` or ``name``_FILE (at most one; the file's trailing newline dropped), read
+    now; None when neither is set."""
+    file_name = f"{name}_FILE"
     value, file = env.get(name), env.get(file_name)
     if value and file:
         raise ConfigError(f"both {name} and {file_name} are set; set only one")
@@ -269,10 +340,8 @@ def _password(env: Mapping[str, str]) -> Secret:
             raise ConfigError(f"{file_name}={file!r} cannot be read ({reason})") from None
         value = text.rstrip("\r\n")
         if not value:
-            raise ConfigError(f"{file_name}={file!r} is empty; put the SASL password in it")
-    if not value:
-        raise ConfigError(f"a SASL protocol needs a password: set {name} or {file_name}")
-    return Secret(value)
+            raise ConfigError(f"{file_name}={file!r} is empty; put {what} in it")
+    return Secret(value) if value else None
 
 
 def load_security(env: Mapping[str, str]) -> KafkaSecurity:
@@ -338,6 +407,68 @@ def load_security(env: Mapping[str, str]) -> KafkaSecurity:
     )
 
 
+def _urls(env: Mapping[str, str], name: str, kind: str) -> tuple[Receiver, ...]:
+    """A comma-separated list of http(s) URLs, each with a host."""
+    receivers = []
+    for raw in (env.get(name) or "").split(","):
+        url = raw.strip()
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.netloc else "(no host)"
+            raise ConfigError(
+                f"{name}: {shown} is not an http(s) URL with a host; set it like 'http://host:9093[,...]'"
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            raise ConfigError(f"{name}: the URL for {parts.hostname} has a malformed port") from None
+        receivers.append(Receiver(kind, url.rstrip("/") if kind == "alertmanager" else url))
+    return tuple(dict.fromkeys(receivers))
+
+
+def load_notify(env: Mapping[str, str], web_port: int) -> NotifySettings:
+    """``crossings notify``'s settings. The webhook secret is required with webhooks and
+    refused without them (a secret nobody uses looks like signing that works)."""
+    webhooks = _urls(env, "CROSSINGS_WEBHOOK_URLS", "webhook")
+    secret = _secret(env, "CROSSINGS_WEBHOOK_SECRET", "the webhook signing secret")
+    if webhooks and secret is None:
+        raise ConfigError(
+            "CROSSINGS_WEBHOOK_URLS needs a signing secret: set CROSSINGS_WEBHOOK_SECRET or "
+            "CROSSINGS_WEBHOOK_SECRET_FILE"
+        )
+    if secret is not None and not webhooks:
+        raise ConfigError(
+            "CROSSINGS_WEBHOOK_SECRET is set but CROSSINGS_WEBHOOK_URLS is empty; set both or neither"
+        )
+    start = (env.get("CROSSINGS_NOTIFY_START") or "latest").strip().lower()
+    if start not in ("latest", "earliest"):
+        raise ConfigError(f"CROSSINGS_NOTIFY_START={start!r} is not latest or earliest")
+    generator = env.get("CROSSINGS_NOTIFY_GENERATOR_URL") or f"http://127.0.0.1:{web_port}/metrics"
+    if urlsplit(generator).scheme not in ("http", "https"):
+        raise ConfigError(f"CROSSINGS_NOTIFY_GENERATOR_URL={generator!r} is not an http(s) URL")
+    try:
+        generator.format(checkpoint="", direction="", episode="")
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(
+            f"CROSSINGS_NOTIFY_GENERATOR_URL={generator!r} may only use {{checkpoint}}, {{direction}} "
+            "and {episode} as placeholders"
+        ) from None
+    return NotifySettings(
+        alertmanagers=_urls(env, "CROSSINGS_ALERTMANAGER_URLS", "alertmanager"),
+        webhooks=webhooks,
+        webhook_secret=secret,
+        give_up_seconds=_float(env, "CROSSINGS_NOTIFY_GIVE_UP_SECONDS", 3600.0, 1.0, 7 * 86400.0),
+        resend_seconds=_float(env, "CROSSINGS_NOTIFY_RESEND_SECONDS", 60.0, 1.0, 3600.0),
+        retry_max_seconds=_float(env, "CROSSINGS_NOTIFY_RETRY_MAX_SECONDS", 60.0, 0.5, 3600.0),
+        request_timeout_seconds=_float(env, "CROSSINGS_NOTIFY_TIMEOUT_SECONDS", 10.0, 0.5, 300.0),
+        start=start,
+        generator_url=generator,
+        web_port=_int(env, "CROSSINGS_NOTIFY_WEB_PORT", 6067, 1024, 65535),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None, broker: str | None = None) -> Settings:
     """Build settings from the environment (``CROSSINGS_*``) and an optional ``--broker``.
 
@@ -372,4 +503,5 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         checkpoints_file=Path(env["CROSSINGS_CHECKPOINTS"]) if env.get("CROSSINGS_CHECKPOINTS") else None,
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
         security=load_security(env),
+        notify=load_notify(env, _int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535)),
     )

@@ -45,6 +45,7 @@ def topic_specs(settings: Settings) -> dict[str, int]:
         t.events: settings.partitions,
         t.dead_letter: settings.partitions,
         t.alerts: 1,
+        t.alerts_undelivered: 1,
         changelog_topic(settings): settings.partitions,
     }
 
