@@ -1,0 +1,412 @@
+"""``crossings notify`` against a real Alertmanager and a webhook receiver.
+
+A worker counts a short scenario with a surge at Zhibek Zholy and a closure at Korday,
+fed in two phases: up to the evening when every episode is open, then the rest (when they
+resolve). The webhook receiver is not listening at first (notify must retry, then deliver
+everything once it is up), and notify is restarted between the phases (its firing set must
+come back from the alerts topic and keep the open episodes alive in Alertmanager).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from load_tests.harness import WorkerProcess, free_port, scrape, wait_committed
+from load_tests.scenario import DEFAULT_START, Anomaly, Scenario, ScenarioSpec, replay
+from streams.ops.topics import ensure_topics
+from streams.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+SURGE_DAY = DEFAULT_START + timedelta(days=14)
+CLOSURE_DAY = SURGE_DAY + timedelta(days=1)
+#: 17 days: two weeks of baseline, a two-day UZB labour surge at Zhibek Zholy, Korday
+#: closed on the surge's second day, both back to normal on the last day.
+SPEC = ScenarioSpec(
+    days=17,
+    checkpoints=("zhibek-zholy", "korday"),
+    anomalies=(
+        Anomaly(
+            name="surge",
+            kind="surge",
+            checkpoint_id="zhibek-zholy",
+            direction="entry",
+            nationality="UZB",
+            purpose="labour",
+            starts=SURGE_DAY,
+            ends=CLOSURE_DAY,
+            description="UZB labour entries x3 for two days",
+            factor=3.0,
+        ),
+        Anomaly(
+            name="closure",
+            kind="drop",
+            checkpoint_id="korday",
+            direction=None,
+            nationality=None,
+            purpose=None,
+            starts=CLOSURE_DAY,
+            ends=CLOSURE_DAY,
+            description="Korday closed for a day",
+            factor=0.0,
+        ),
+    ),
+)
+#: Records that reached Kafka before this (simulated) time make phase 1: every episode
+#: has opened (and had its full-day update), none has resolved yet.
+PHASE_2_FROM = datetime(CLOSURE_DAY.year, CLOSURE_DAY.month, CLOSURE_DAY.day, 21, tzinfo=UTC)
+SECRET = "test-signing-secret-\u00e9"
+
+
+def binary() -> str:
+    found = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if found:
+        return found
+    if os.environ.get("CROSSINGS_REQUIRE_SYSTEM_PACKAGES"):
+        pytest.fail(
+            "prometheus-alertmanager is not installed: "
+            "run deploy/ci/system-packages.sh prometheus-alertmanager"
+        )
+    pytest.skip(
+        "prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager, or "
+        "deploy/ci/system-packages.sh prometheus-alertmanager); "
+        "CROSSINGS_REQUIRE_SYSTEM_PACKAGES=1 makes this a failure"
+    )
+
+
+def get_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def wait_for(what: str, check, timeout: float, every: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not within {timeout}s")
+        time.sleep(every)
+
+
+class Alertmanager:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "alertmanager.yml"
+        config.write_text('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
+        self.log = (workdir / "alertmanager.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                binary(),
+                f"--config.file={config}",
+                f"--storage.path={workdir / 'am-data'}",
+                "--cluster.listen-address=",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for("alertmanager ready", self._ready, 30)
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def active(self) -> dict[str, dict]:
+        """Active alerts by their episode label."""
+        return {a["labels"]["episode"]: a for a in get_json(f"{self.url}/api/v2/alerts")}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+        self.log.close()
+
+
+class WebhookReceiver:
+    """Records every call; checks each signature the way the README tells receivers to."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.calls: list[dict] = []
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        calls = self.calls
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                stamp, sig = self.headers["X-Crossings-Timestamp"], self.headers["X-Crossings-Signature"]
+                expected = hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+                calls.append(
+                    {
+                        "key": self.headers["Idempotency-Key"],
+                        "alert_id": self.headers["X-Crossings-Alert-Id"],
+                        "body": body,
+                        "valid": hmac.compare_digest(f"v1={expected}", sig)
+                        and abs(time.time() - int(stamp)) < 300,
+                    }
+                )
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+class NotifyProcess:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env, self.log_path = env, log_path
+        self.metrics_url = f"http://127.0.0.1:{env['CROSSINGS_NOTIFY_WEB_PORT']}/metrics"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "notify"],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def up() -> bool:
+            assert self.process.poll() is None, self.log_path.read_text()[-3000:]
+            try:
+                scrape(self.metrics_url, timeout=2)
+                return True
+            except OSError:
+                return False
+
+        wait_for("notify /metrics", up, 60)
+
+    def metric(self, name: str, **labels: str) -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            text = response.read().decode()
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+
+def topic_messages(bootstrap: str, topic: str) -> list:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        consumer_timeout_ms=3000,
+    )
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+@pytest.fixture(scope="module")
+def run(kafka_bootstrap, tmp_path_factory):
+    home = tmp_path_factory.mktemp("notify")
+    namespace = f"it-notify-{free_port()}"
+    secret_file = home / "webhook-secret"
+    secret_file.write_text(SECRET + "\n")
+    alertmanager = Alertmanager(home)
+    receiver = WebhookReceiver()
+    env = {
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CROSSINGS_HOME": str(home),
+        "CROSSINGS_APP_ID": namespace,
+        "CROSSINGS_TOPIC_NAMESPACE": namespace,
+        "CROSSINGS_COMMIT_INTERVAL": "1",
+        "CROSSINGS_ALERTMANAGER_URLS": alertmanager.url,
+        "CROSSINGS_WEBHOOK_URLS": f"http://127.0.0.1:{receiver.port}/hooks/crossings?token=abc",
+        "CROSSINGS_WEBHOOK_SECRET_FILE": str(secret_file),
+        "CROSSINGS_NOTIFY_START": "earliest",
+        "CROSSINGS_NOTIFY_RESEND_SECONDS": "2",
+        "CROSSINGS_NOTIFY_RETRY_MAX_SECONDS": "1",
+        "CROSSINGS_NOTIFY_GIVE_UP_SECONDS": "600",
+        "CROSSINGS_NOTIFY_WEB_PORT": str(free_port()),
+    }
+    settings = load_settings(env)
+    ensure_topics(settings)
+    records = list(Scenario(SPEC).records())
+    cut = next(i for i, r in enumerate(records) if r.arrival_ts >= PHASE_2_FROM.timestamp())
+    worker = WorkerProcess(env, free_port(), home / "worker.log")
+    notify = NotifyProcess(env, home / "notify.log")
+    seen: dict = {}
+    try:
+        worker.start(timeout=180)
+        notify.start()
+        replay(records[:cut], kafka_bootstrap, settings.topics.events, progress=False)
+        # Phase 1: the webhook receiver is down; Alertmanager gets each episode as it opens.
+        seen["open"] = wait_for(
+            "three open episodes in Alertmanager",
+            lambda: len(alertmanager.active()) == 3 and alertmanager.active(),
+            240,
+        )
+        wait_for(
+            "webhook retries while its receiver is down",
+            lambda: notify.metric("crossings_notify_retries_total", sink="webhook") >= 3,
+            60,
+        )
+        assert receiver.calls == []
+        receiver.start()
+        wait_committed(kafka_bootstrap, settings.app_id, settings.topics.events, timeout=120)
+        phase_1 = len(topic_messages(kafka_bootstrap, settings.topics.alerts))
+        wait_for("phase 1 webhooks", lambda: len(receiver.calls) >= phase_1, 60)
+        seen["before_restart"] = counters(notify)
+        # Restart notify: the open episodes come back from the topic and are re-posted.
+        assert notify.stop() == 0
+        restarted = time.time()
+        notify.start()
+        seen["firing_after_restart"] = wait_for(
+            "open episodes rebuilt", lambda: notify.metric("crossings_notify_firing"), 60
+        )
+        seen["reposted"] = wait_for(
+            "open episodes re-posted after the restart",
+            lambda: (
+                (a := alertmanager.active())
+                and all(_stamp(x["updatedAt"]) > restarted for x in a.values())
+                and a
+            ),
+            30,
+        )
+        # Phase 2: everything resolves.
+        replay(records[cut:], kafka_bootstrap, settings.topics.events, progress=False)
+        wait_committed(kafka_bootstrap, settings.app_id, settings.topics.events, timeout=240)
+        resolved_by = time.time()
+        seen["after"] = wait_for(
+            "no open episode in Alertmanager", lambda: alertmanager.active() == {} or None, 60
+        )
+        messages = topic_messages(kafka_bootstrap, settings.topics.alerts)
+        wait_for("every webhook", lambda: len(receiver.calls) >= len(messages), 60)
+        time.sleep(3)  # anything doubled would arrive now
+        seen["resolve_seconds"] = time.time() - resolved_by
+        seen["after_restart"] = counters(notify)
+        seen["messages"] = messages
+        seen["undelivered"] = topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered)
+        seen["calls"] = list(receiver.calls)
+    finally:
+        codes = {"notify": notify.stop() if notify.process else 0, "worker": worker.stop()}
+        receiver.stop()
+        alertmanager.stop()
+    assert codes == {"notify": 0, "worker": 0}, (home / "notify.log").read_text()[-3000:]
+    return seen
+
+
+def counters(notify: NotifyProcess) -> dict[str, float]:
+    """Delivery outcomes and retries per sink since this notify process started."""
+    found = {}
+    for sink in ("webhook", "alertmanager"):
+        for outcome in ("delivered", "gave_up", "rejected"):
+            found[f"{sink}:{outcome}"] = notify.metric(
+                "crossings_notify_deliveries_total", sink=sink, outcome=outcome
+            )
+        found[f"{sink}:retries"] = notify.metric("crossings_notify_retries_total", sink=sink)
+    return found
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_each_episode_fires_in_alertmanager_with_labels_and_words(run):
+    episodes = {json.loads(m.value)["episode_id"] for m in run["messages"]}
+    assert set(run["open"]) == episodes
+    names = {
+        a["labels"]["checkpoint"] + ":" + a["labels"]["direction"]: a["labels"]["alertname"]
+        for a in run["open"].values()
+    }
+    assert names == {
+        "zhibek-zholy:entry": "CrossingSurge",
+        "korday:entry": "CheckpointClosed",
+        "korday:exit": "CheckpointClosed",
+    }
+    for alert in run["open"].values():
+        assert alert["status"]["state"] == "active"
+        assert alert["labels"]["severity"] in ("warning", "critical")
+        assert alert["annotations"]["summary"] and "What to do" in alert["annotations"]["description"]
+        assert alert["generatorURL"].startswith("http://127.0.0.1:")
+    surge = next(a for a in run["open"].values() if a["labels"]["alertname"] == "CrossingSurge")
+    assert surge["annotations"]["top_groups"].startswith("UZB labour")
+    first = {}
+    for m in run["messages"]:
+        first.setdefault(json.loads(m.value)["episode_id"], json.loads(m.value))
+    assert _stamp(surge["startsAt"]) == _stamp(first[surge["labels"]["episode"]]["as_of"])
+
+
+def test_a_restarted_notify_keeps_the_open_episodes_alive(run):
+    assert run["firing_after_restart"] == 3
+    assert set(run["reposted"]) == set(run["open"])
+
+
+def test_every_episode_is_resolved_in_alertmanager_by_its_resolve_message(run):
+    statuses = [json.loads(m.value)["status"] for m in run["messages"]]
+    assert statuses.count("resolved") == 3
+    # Gone from the active alerts within seconds: an endsAt was posted (a firing alert
+    # left alone would stay active for resolve_timeout, 5 minutes).
+    assert run["after"] is True
+    assert run["resolve_seconds"] < 240
+
+
+def test_every_alert_message_reaches_the_webhook_once_signed(run):
+    calls, messages = run["calls"], run["messages"]
+    assert all(call["valid"] for call in calls)
+    keys = [call["key"] for call in calls]
+    assert len(keys) == len(set(keys)), "a message was delivered twice"
+    assert keys == [f"{json.loads(m.value)['episode_id']}:{m.offset}" for m in messages]  # topic order
+    assert [call["body"] for call in calls] == [m.value for m in messages]
+    assert [call["alert_id"] for call in calls] == [json.loads(m.value)["alert_id"] for m in messages]
+
+
+def test_delivery_outcomes_are_counted_and_nothing_was_dead_lettered(run):
+    before, after, n = run["before_restart"], run["after_restart"], len(run["messages"])
+    assert run["undelivered"] == []
+    assert before["webhook:retries"] >= 3  # the receiver was down
+    assert before["webhook:delivered"] + after["webhook:delivered"] == n
+    assert before["alertmanager:delivered"] + after["alertmanager:delivered"] == n
+    assert all(v == 0 for k, v in (before | after).items() if k.endswith(("gave_up", "rejected")))
