@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-$(KAFKA_JARS): deploy/kafka/pom.xml $(STAMP)
+$(KAFKA_JARS): streams/ops/broker/resources/pom.xml $(STAMP)
 	@echo "==> Kafka jars from Maven Central (first time only)"
 	@$(PY) -c "from pathlib import Path; from streams.ops.broker import install_jars; install_jars(Path('.local/kafka'))"
 	@touch $@

@@ -8,15 +8,17 @@ same. The subcommands live beside this file: ``kafka`` (kafka up/down/status, to
 
 from __future__ import annotations
 
-import logging
+import sys
 
 import click
 
 from streams.cli.checkpoints import checkpoints
 from streams.cli.kafka import kafka, topics
+from streams.cli.logs import configure as configure_logging
 from streams.cli.replay import replay
 from streams.cli.report import report
 from streams.cli.worker import worker
+from streams.settings import ConfigError
 
 
 @click.group()
@@ -28,11 +30,12 @@ for _command in (kafka, topics, worker, replay, report, checkpoints):
     cli.add_command(_command)
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def main() -> None:
-    """Entry of ``crossings`` and ``python -m streams.cli``: configure logging, run the command."""
-    _configure_logging()
+    """Entry of ``crossings`` and ``python -m streams.cli``: configure logging (``logs.py``:
+    ``CROSSINGS_LOG_FORMAT``, ``CROSSINGS_LOG_LEVEL``), run the command."""
+    try:
+        configure_logging()
+    except ConfigError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
     cli()
