@@ -3,7 +3,7 @@
 ``main`` is the one entry for both ``crossings`` (the console script) and
 ``python -m streams.cli``: it configures logging, then runs the command, so both log the
 same. The subcommands live beside this file: ``kafka`` (kafka up/down/status, topics),
-``worker``, ``replay``, ``report`` and ``checkpoints`` (validate, list).
+``worker``, ``replay``, ``report``, ``sql`` and ``checkpoints`` (validate, list).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from streams.cli.kafka import kafka, topics
 from streams.cli.logs import configure as configure_logging
 from streams.cli.replay import replay
 from streams.cli.report import report
+from streams.cli.sql import sql
 from streams.cli.worker import worker
 from streams.settings import ConfigError
 
@@ -26,7 +27,7 @@ def cli() -> None:
     """crossings: streaming border-crossing counts, spike alerts and history."""
 
 
-for _command in (kafka, topics, worker, replay, report, checkpoints):
+for _command in (kafka, topics, worker, replay, report, sql, checkpoints):
     cli.add_command(_command)
 
 
