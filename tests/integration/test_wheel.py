@@ -197,6 +197,10 @@ def test_installed_wheel_runs_from_another_folder(installed: Path, tmp_path: Pat
             env,
         )
         assert json.loads(sql.stdout) == [{"n": EVENTS}]
+        chart = _run([crossings, "report", "chart", "--checkpoint", "korday"], work, env)
+        assert "korday-daily.png" in chart.stdout
+        assert (work / "korday-daily.png").stat().st_size > 10_000
+        assert "<svg" in (work / "korday-daily.html").read_text()
     finally:
         if worker is not None and worker.poll() is None:
             worker.kill()
