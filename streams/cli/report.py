@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from streams.cli.common import registry_or_error, settings_or_usage_error
+from streams.settings import Settings
 
 
 @click.command()
@@ -51,7 +52,12 @@ def report(
 
 
 def _chart(
-    root: Path, settings, checkpoint: str | None, since: str | None, until: str | None, output: Path | None
+    root: Path,
+    settings: Settings,
+    checkpoint: str | None,
+    since: str | None,
+    until: str | None,
+    output: Path | None,
 ) -> None:
     from streams.query.chart import chart_data, write_chart
 

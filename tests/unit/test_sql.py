@@ -75,6 +75,11 @@ def test_every_output_format(history: tuple, tmp_path: Path) -> None:  # noqa: F
     assert code == 0
     assert [(r["checkpoint_id"], r["n"]) for r in pq.read_table(out).to_pylist()] == expected
 
+    from_stdin = CliRunner().invoke(
+        cli, ["sql", "--data", str(root), "--format", "json", "-"], input="SELECT count(*) AS n FROM events"
+    )
+    assert from_stdin.exit_code == 0 and json.loads(from_stdin.output) == [{"n": len(events)}]
+
     out_csv = tmp_path / "out.csv"
     code, _ = run_sql(root, statement, "--format", "csv", "--output", str(out_csv))
     assert code == 0 and out_csv.read_text().startswith("checkpoint_id,n\n")
