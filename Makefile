@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 KAFKA_JARS := .local/kafka/libs/.installed
 
-.PHONY: setup demo test unit integration lint bench perf crash kafka-up kafka-down clean
+.PHONY: setup demo test unit integration lint bench perf crash kafka-up kafka-down wheel clean
 
 setup: $(STAMP) $(KAFKA_JARS)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-$(KAFKA_JARS): deploy/kafka/pom.xml $(STAMP)
+$(KAFKA_JARS): streams/ops/broker/resources/pom.xml $(STAMP)
 	@echo "==> Kafka jars from Maven Central (first time only)"
 	@$(PY) -c "from pathlib import Path; from streams.ops.broker import install_jars; install_jars(Path('.local/kafka'))"
 	@touch $@
@@ -43,6 +43,10 @@ bench: setup
 
 perf: setup
 	@$(PY) -m load_tests.perf
+
+wheel: setup
+	@$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir dist .
+	@ls dist/crossings-*.whl
 
 kafka-up: setup
 	@$(VENV)/bin/crossings kafka up

@@ -1,7 +1,8 @@
 """Runtime configuration, read once from the environment.
 
 Every setting has a safe local default (a broker on 127.0.0.1 that the project starts
-itself, files under ``.local/``), so ``make demo`` needs nothing set. A bad value fails
+itself, files under ``.local/`` in a checkout or ``./.crossings`` in the working folder
+once installed), so ``make demo`` needs nothing set. A bad value fails
 at start-up with a message naming the variable, rather than surfacing later as a
 confusing Kafka or filesystem error mid-stream.
 """
@@ -21,6 +22,23 @@ from urllib.parse import urlsplit
 from streams.core.processor import CoreConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def is_checkout(root: Path = PROJECT_ROOT) -> bool:
+    """True when this package runs from the project's source tree (``make setup``'s editable
+    install), False when pip installed it (then ``root`` is site-packages, not ours to write)."""
+    return (root / "pyproject.toml").is_file() and (root / "streams" / "settings.py").is_file()
+
+
+def default_home(cwd: Path | None = None) -> Path:
+    """Where state goes without ``CROSSINGS_HOME``: ``.local/`` of the checkout, so ``make``
+    targets and the tests agree; otherwise ``./.crossings`` under the working folder, never
+    inside the installed package."""
+    if is_checkout():
+        return PROJECT_ROOT / ".local"
+    return (cwd or Path.cwd()) / ".crossings"
+
+
 DEFAULT_LOCAL_DIR = PROJECT_ROOT / ".local"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -478,7 +496,7 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
     env = os.environ if env is None else env
     external = broker or env.get("KAFKA_BOOTSTRAP")
     source = "--broker" if broker else "KAFKA_BOOTSTRAP"
-    local_dir = Path(env.get("CROSSINGS_HOME") or DEFAULT_LOCAL_DIR)
+    local_dir = Path(env.get("CROSSINGS_HOME") or default_home())
     local_port = _int(env, "CROSSINGS_KAFKA_PORT", 9092, 1024, 65535)
     bootstrap = parse_bootstrap(external, source) if external else f"127.0.0.1:{local_port}"
     return Settings(

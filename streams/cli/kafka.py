@@ -87,7 +87,7 @@ def kafka_up(broker: str | None, timeout: float) -> None:
 @kafka.command("down")
 @broker_option
 def kafka_down(broker: str | None) -> None:
-    """Stop the embedded broker (its data stays under .local/kafka)."""
+    """Stop the embedded broker (its data stays under $CROSSINGS_HOME/kafka)."""
     from streams.ops import broker as embedded
 
     settings = settings_or_usage_error(broker)

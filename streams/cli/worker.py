@@ -7,6 +7,7 @@ import logging
 import click
 
 from streams.cli.common import broker_option, registry_or_error, settings_or_usage_error
+from streams.cli.logs import log_options, logging_config
 from streams.settings import ConfigError, is_loopback
 
 log = logging.getLogger(__name__)
@@ -14,8 +15,8 @@ log = logging.getLogger(__name__)
 
 @click.command()
 @broker_option
-@click.option("--loglevel", default="info", show_default=True)
-def worker(broker: str | None, loglevel: str) -> None:
+@click.option("--loglevel", default=None, help="Log level; default CROSSINGS_LOG_LEVEL or info.")
+def worker(broker: str | None, loglevel: str | None) -> None:
     """Run a Faust worker: consume events, count, detect, write Parquet, serve /metrics."""
     import faust
 
@@ -37,4 +38,10 @@ def worker(broker: str | None, loglevel: str) -> None:
         )
     settings.worker_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, registry)
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    # Faust's worker replaces the root logger's handlers when it starts: hand it ours, so
+    # CROSSINGS_LOG_FORMAT=json holds for Faust's and aiokafka's lines too.
+    fmt, level = log_options()
+    level = (loglevel or level).upper()
+    faust.Worker(
+        app, loglevel=level, quiet=True, logging_config=logging_config(fmt, level)
+    ).execute_from_commandline()

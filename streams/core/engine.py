@@ -61,6 +61,9 @@ class Engine:
         self._last_commit = monotonic()
         #: Partitions let go because another owner fenced them, until ``take_fenced``.
         self.fenced: set[int] = set()
+        #: Partitions being opened right now (fence, changelog catch-up, lake clean-up):
+        #: their state is not recovered yet, so the worker is not ready (``/readyz``).
+        self.opening: set[int] = set()
 
     def use_registry(self, registry: Registry) -> None:
         """Switch to another registry between two commits (the caller has just committed,
@@ -93,7 +96,11 @@ class Engine:
                 self.config.core,
                 self.home,
             )
-            await task.open()
+            self.opening.add(partition)
+            try:
+                await task.open()
+            finally:
+                self.opening.discard(partition)
             self.tasks[partition] = task
         return task
 

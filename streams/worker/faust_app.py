@@ -190,6 +190,16 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         await worker.shutdown()
         await outputs.close()
 
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        # Answered by the event loop that runs the stream: a hung loop does not answer.
+        return web.json({"alive": True})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        readiness = worker.readiness()
+        return web.json(readiness.as_json(), status=200 if readiness.ready else 503)
+
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         # aiohttp refuses a charset inside content_type, so the header is set whole.

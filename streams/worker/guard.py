@@ -60,6 +60,31 @@ class Membership:
 Delivered = tuple[int, SourceRecord]
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """What ``/readyz`` answers: ready or not, why, and the partitions behind it."""
+
+    ready: bool
+    reason: str
+    generation: int
+    assigned: tuple[int, ...] = ()
+    #: Partitions whose state is open (recovered): tasks open lazily, on their first batch.
+    open: tuple[int, ...] = ()
+    opening: tuple[int, ...] = ()
+    commits_failing: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ready": self.ready,
+            "reason": self.reason,
+            "generation": self.generation,
+            "assigned": list(self.assigned),
+            "open": list(self.open),
+            "opening": list(self.opening),
+            "commits_failing": self.commits_failing,
+        }
+
+
 class Worker:
     """The engine and its guard: one coroutine at a time touches partition state."""
 
@@ -89,6 +114,8 @@ class Worker:
         self.lost: dict[int, int] = {}
         #: Records dropped because they were not of the current assignment (for tests and logs).
         self.dropped = 0
+        #: An assignment was received since the last revoke (Faust revokes everything first).
+        self.assignment_received = False
 
     # -- records ---------------------------------------------------------------------------
 
@@ -227,12 +254,48 @@ class Worker:
     async def on_revoked(self, revoked: Iterable[int]) -> None:
         """Still the owner during the revoke: commit now so the next owner starts from here
         (whatever the backoff says: this is the last chance)."""
+        self.assignment_received = False
         async with self.lock:
             await self.commit(set(revoked) & set(self.engine.tasks))
 
     async def on_assigned(self, assigned: Iterable[int]) -> None:
         async with self.lock:
             await self.close_unassigned(assigned)
+        self.assignment_received = True
+
+    # -- readiness -------------------------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        """Ready means: this process is a settled member of the consumer group (an
+        assignment received, no rebalance under way, no fenced partition waiting for the
+        group to rejoin) and no partition's state is being recovered. Partitions open
+        lazily, on their first batch (fence the earlier owner, catch the store up with the
+        changelog, clean the lake), so readiness drops while one opens and comes back when
+        its state is recovered; an assigned partition that has had no records yet has
+        nothing to recover. Failing commits are reported but keep it ready: the worker
+        still owns its partitions and retries (``crossings_commit_failures_total`` alerts)."""
+        now = self.membership()
+        opening = tuple(sorted(self.engine.opening))
+        ready = False
+        if not self.assignment_received:
+            reason = "waiting for a partition assignment from the consumer group"
+        elif not now.active:
+            reason = "the consumer group is rebalancing"
+        elif any(g == now.generation for g in self.lost.values()):
+            reason = f"partitions {sorted(self.lost)} were fenced by another owner; rejoining the group"
+        elif opening:
+            reason = f"recovering the state of partitions {list(opening)}"
+        else:
+            ready, reason = True, "consumer group stable; no partition state being recovered"
+        return Readiness(
+            ready=ready,
+            reason=reason,
+            generation=now.generation,
+            assigned=tuple(sorted(now.partitions)),
+            open=tuple(sorted(self.engine.tasks)),
+            opening=opening,
+            commits_failing=self.failing,
+        )
 
     async def shutdown(self) -> None:
         async with self.lock:

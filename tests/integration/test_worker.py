@@ -74,8 +74,20 @@ def run(kafka_bootstrap, tmp_path_factory):
     }
 
 
-#: What the worker's port answers: /metrics and the "/" status, none of Faust's own views.
-WEB_PATHS = ("/metrics", "/", "/router/", "/table/", "/graph/", "/stats/", "/performance/")
+#: What the worker's port answers: /metrics, the "/" status and the health checks (ready:
+#: the group assigned partitions and none is being recovered), none of Faust's own views.
+WEB_PATHS = (
+    "/metrics",
+    "/",
+    "/healthz",
+    "/readyz",
+    "/router/",
+    "/table/",
+    "/graph/",
+    "/stats/",
+    "/performance/",
+)
+SERVED = ("/metrics", "/", "/healthz", "/readyz")
 
 
 def _status(url: str) -> int:
@@ -91,7 +103,7 @@ def _status(url: str) -> int:
 
 def test_only_metrics_and_status_are_served(run):
     """Faust's views would leak counts (/table) and routing (/router) to anyone on the port."""
-    assert run["web"] == {path: 200 if path in ("/metrics", "/") else 404 for path in WEB_PATHS}
+    assert run["web"] == {path: 200 if path in SERVED else 404 for path in WEB_PATHS}
 
 
 def test_counts_in_parquet_equal_events_sent_minus_invalid_and_duplicates(run):

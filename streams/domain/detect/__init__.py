@@ -8,6 +8,7 @@ from streams.domain.detect.detector import (
     Driver,
     Episode,
     Transition,
+    full_day_band,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "Episode",
     "Transition",
     "build_baseline",
+    "full_day_band",
 ]

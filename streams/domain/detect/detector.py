@@ -88,6 +88,23 @@ def _classify(
     return None
 
 
+def full_day_band(
+    baseline: Baseline, config: DetectorConfig = DetectorConfig()
+) -> tuple[float, float] | None:
+    """The range of whole-day totals ``assess_full_day`` calls normal for this baseline:
+    (highest total that is not a drop, lowest total that is a surge). Inverts ``_classify``
+    with ``departure_score``'s variance, so a chart's band is the detector's own rule;
+    None where the detector makes no full-day verdict (fewer than ``min_expected``). A low
+    end of 0 means no total is low enough to be a drop (a widely dispersed history)."""
+    expected = baseline.expected_day
+    if expected < config.min_expected:
+        return None
+    spread = config.min_score * math.sqrt(max(expected + (baseline.dispersion * expected) ** 2, 1.0))
+    low = min(expected * config.drop_ratio, expected - spread)
+    high = max(expected * config.surge_ratio, expected + spread)
+    return max(low, 0.0), high
+
+
 def top_drivers(
     profile: DayProfile | None, baseline: Baseline, expected_total: float, kind: Kind | None, n: int
 ) -> tuple[Driver, ...]:

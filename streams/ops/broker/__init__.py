@@ -6,10 +6,10 @@ the machine has no Docker. So the broker is Apache Kafka 4.1.1 itself, run strai
 its Maven Central jars with the local Java 17, in KRaft mode (one JVM is both broker and
 controller, no ZooKeeper).
 
-Everything lives under one directory, ``kafka_dir`` (``.local/kafka`` by default)::
+Everything lives under one directory, ``kafka_dir`` (``$CROSSINGS_HOME/kafka`` by default)::
 
-    libs/          runtime jars copied by Maven from deploy/kafka/pom.xml (+ .installed stamp)
-    config/        server.properties and log4j2.yaml rendered from deploy/kafka/
+    libs/          runtime jars copied by Maven from resources/pom.xml (package data) (+ .installed stamp)
+    config/        server.properties and log4j2.yaml rendered from resources/
     data/          topic data and the KRaft metadata log (formatted once)
     logs/          server.log, controller.log, state-change.log, server.out (JVM stdout/err)
     cluster.id     the KRaft cluster id the data dir was formatted with

@@ -11,7 +11,7 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from streams.ops.broker.layout import DEPLOY_DIR, POM, TAIL_LINES, BrokerError, Layout, layout_of
+from streams.ops.broker.layout import KAFKA_VERSION, POM, TAIL_LINES, BrokerError, Layout, layout_of
 from streams.ops.broker.process import running_pid
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _jars_installed(layout: Layout) -> bool:
 def install_jars(kafka_dir: Path, *, quiet: bool = True) -> Path:
     """Copy the Kafka runtime jars into ``kafka_dir/libs`` with Maven; return that directory.
 
-    Idempotent: a stamp file records the hash of ``deploy/kafka/pom.xml`` the jars came
+    Idempotent: a stamp file records the hash of the packaged ``resources/pom.xml`` the jars came
     from, so later calls return at once, and editing the pom (e.g. a version bump) triggers
     a fresh copy. Jars are copied into a scratch directory and swapped in whole, so an
     interrupted or failed run never leaves a half-populated or mixed-version classpath.
@@ -58,7 +58,7 @@ def install_jars(kafka_dir: Path, *, quiet: bool = True) -> Path:
     if _jars_installed(layout):
         return layout.libs
     if not POM.is_file():
-        raise BrokerError(f"{POM} is missing; the project checkout is incomplete.")
+        raise BrokerError(f"{POM} is missing; reinstall crossings (the pom ships inside the package).")
     if running_pid(layout) is not None:
         raise BrokerError(
             f"The broker in {layout.root} is running on jars from an older pom; stop it "
@@ -81,12 +81,17 @@ def install_jars(kafka_dir: Path, *, quiet: bool = True) -> Path:
     ]
     if quiet:
         cmd.insert(1, "-q")
-    log.info("Fetching Kafka jars with Maven into %s", layout.libs)
+    log.info(
+        "Fetching the Kafka %s jars with Maven into %s (first time only: about 40 jars from Maven "
+        "Central, a minute or two unless ~/.m2 has them)",
+        KAFKA_VERSION,
+        layout.libs,
+    )
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         proc = subprocess.Popen(
             cmd,
-            cwd=DEPLOY_DIR,
+            cwd=layout.root,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -119,4 +124,5 @@ def install_jars(kafka_dir: Path, *, quiet: bool = True) -> Path:
     scratch.rename(layout.libs)
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(layout.root / ".mvn-build", ignore_errors=True)
+    log.info("Kafka jars ready in %s", layout.libs)
     return layout.libs

@@ -1,5 +1,6 @@
-"""Where the broker's files are, the constants every module shares, and what callers get
-back (``BrokerStatus``) or catch (``BrokerError``). Imports nothing from the package."""
+"""Where the broker's files are (its resources in the package, its state under
+``kafka_dir``), the constants every module shares, and what callers get back
+(``BrokerStatus``) or catch (``BrokerError``). Imports nothing from the package."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
-POM = DEPLOY_DIR / "pom.xml"
-SERVER_TEMPLATE = DEPLOY_DIR / "server.properties.template"
-LOG4J_CONFIG = DEPLOY_DIR / "log4j2.yaml"
+#: The pom, server.properties template and log4j2 config ship inside the package (package
+#: data), so an installed ``crossings`` finds them wherever pip put it; they are only read,
+#: never written (Maven's scratch output and the rendered configs go under ``kafka_dir``).
+RESOURCES_DIR = Path(__file__).resolve().parent / "resources"
+POM = RESOURCES_DIR / "pom.xml"
+SERVER_TEMPLATE = RESOURCES_DIR / "server.properties.template"
+LOG4J_CONFIG = RESOURCES_DIR / "log4j2.yaml"
 
+#: What resources/pom.xml fetches (kept equal to its kafka.version; for messages).
+KAFKA_VERSION = "4.1.1"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
 TAIL_LINES = 40

@@ -1,0 +1,57 @@
+"""``crossings sql "SELECT ..."``: one read-only query over the lake's views (DuckDB)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from streams.cli.common import registry_or_error, settings_or_usage_error
+
+SQL_FORMATS = ("table", "csv", "json", "parquet")
+
+
+@click.command()
+@click.argument("statement", metavar="QUERY")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="Parquet root.")
+@click.option(
+    "--format", "fmt", type=click.Choice(SQL_FORMATS), default="table", show_default=True, help="Output."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to this file instead of stdout (needed for parquet).",
+)
+def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) -> None:
+    """Run QUERY (one SELECT; '-' reads it from stdin) over the views events, daily_counts,
+    alerts and checkpoints (streams/query/views.sql; columns in the README)."""
+    import pyarrow.parquet as pq
+
+    from streams.query.lake import QueryError, open_lake, query
+    from streams.query.render import render
+
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs --output FILE")
+    if statement == "-":
+        statement = sys.stdin.read()
+    settings = settings_or_usage_error(None)
+    registry = registry_or_error(settings)
+    root = data_dir or settings.data_dir
+    try:
+        with open_lake(root, registry) as connection:
+            table = query(connection, statement)
+    except QueryError as error:
+        raise click.ClickException(f"query failed: {error}") from None
+    if fmt == "parquet":
+        assert output is not None
+        pq.write_table(table, output)
+        click.echo(f"{table.num_rows} rows written to {output}", err=True)
+        return
+    text = render(table.to_pylist(), fmt)
+    if output is None:
+        click.echo(text.rstrip("\n"))
+    else:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        click.echo(f"{table.num_rows} rows written to {output}", err=True)

@@ -1,0 +1,130 @@
+"""The deployment files, checked offline (no Docker or cluster here): the compose file
+against the compose-spec JSON Schema (vendored, tests/data/README.md), the Kubernetes
+manifests with kubernetes-validate (strict: an unknown field is an error), and what ties
+them to the code: settings the workers will load, the registry ConfigMap, probes on the
+worker's /healthz and /readyz, the Dockerfile's user and entrypoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from streams.domain.registry import load_registry
+from streams.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "deploy" / "compose" / "docker-compose.yml"
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+KUBERNETES_VERSION = "1.33.0"
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def manifests() -> dict[str, dict]:
+    """kind/name -> manifest, over every YAML file of deploy/kubernetes."""
+    found = {}
+    for path in sorted(KUBERNETES.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                found[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
+    return found
+
+
+def test_compose_file_is_valid_compose_spec() -> None:
+    schema = json.loads((ROOT / "tests" / "data" / "compose-spec.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(compose()), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_compose_stack_has_the_services_and_the_workers_load_their_settings() -> None:
+    services = compose()["services"]
+    assert {"kafka", "worker-1", "worker-2", "notify", "prometheus", "alertmanager", "grafana"} <= set(
+        services
+    )
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
+    for name in ("worker-1", "worker-2", "notify"):
+        env = {k: str(v) for k, v in services[name]["environment"].items()}
+        settings = load_settings(env)  # a bad value would stop the container: fail here instead
+        assert settings.external_broker and settings.bootstrap == "kafka:9092"
+        assert settings.data_dir == Path("/lake")
+    assert "entrypoint" not in services["worker-1"]  # the image's: crossings worker
+    assert services["notify"]["entrypoint"] == ["crossings", "notify"]
+    assert services["notify"]["environment"]["CROSSINGS_ALERTMANAGER_URLS"] == "http://alertmanager:9093"
+    lake = {v for name in ("worker-1", "worker-2") for v in services[name]["volumes"] if v.endswith(":/lake")}
+    assert lake == {"lake:/lake"}  # one lake, shared
+    states = {services[name]["volumes"][0] for name in ("worker-1", "worker-2")}
+    assert len(states) == 2  # each worker its own state
+    assert "../grafana/provisioning:/etc/grafana/provisioning:ro" in services["grafana"]["volumes"]
+    alertmanager = yaml.safe_load((COMPOSE.parent / "alertmanager.yml").read_text())
+    assert alertmanager["route"]["receiver"] in {r["name"] for r in alertmanager["receivers"]}
+
+
+@pytest.mark.parametrize("path", sorted(KUBERNETES.glob("*.yaml")), ids=lambda p: p.name)
+def test_kubernetes_manifest_is_valid(path: Path) -> None:
+    docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    assert docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_kubernetes_manifests_fit_together() -> None:
+    found = manifests()
+    workers = found["StatefulSet/crossings-worker"]
+    service = found[f"Service/{workers['spec']['serviceName']}"]
+    assert service["spec"]["clusterIP"] == "None"  # headless: one endpoint per worker
+    labels = workers["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    pod = workers["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    ports = {port["name"] for port in container["ports"]}
+    assert service["spec"]["ports"][0]["targetPort"] in ports
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["port"] in ports
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert workers["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "state"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["lake"]["persistentVolumeClaim"]["claimName"] in {
+        name.split("/", 1)[1] for name in found if name.startswith("PersistentVolumeClaim/")
+    }
+
+    env = dict(found["ConfigMap/crossings-settings"]["data"])
+    env.update({item["name"]: item["value"] for item in container["env"]})
+    settings = load_settings(env)
+    assert settings.data_dir == Path(mounts["lake"])
+    assert settings.worker_dir.parent == Path(mounts["state"])
+    registry_file = settings.checkpoints_file
+    assert registry_file is not None and registry_file.parent == Path(mounts["registry"])
+    config_map = found[f"ConfigMap/{volumes['registry']['configMap']['name']}"]
+    assert registry_file.name in config_map["data"]
+
+
+def test_registry_config_map_is_the_shipped_registry(tmp_path: Path) -> None:
+    config_map = manifests()["ConfigMap/crossings-checkpoints"]
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text(config_map["data"]["checkpoints.yaml"])
+    assert load_registry(path) == load_registry()
+
+
+def test_dockerfile_is_slim_non_root_and_runs_the_worker() -> None:
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    instructions = [line for line in lines if line and not line.startswith("#")]
+    bases = [line.split()[1] for line in instructions if line.startswith("FROM ")]
+    assert bases and all(base == "python:3.11-slim" for base in bases)
+    users = [line.split()[1] for line in instructions if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    (entrypoint,) = [line for line in instructions if line.startswith("ENTRYPOINT ")]
+    assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == ["crossings", "worker"]
+    assert any("-c /tmp/requirements.lock" in line for line in instructions)  # pinned dependencies
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".local", ".git"} <= set(ignored)
