@@ -8,7 +8,8 @@ lets three consumers read all of it from the beginning, one after the other:
 - a bare Faust agent that only decodes and counts in a dict (the ceiling for any Faust agent);
 - ``crossings worker`` with everything on (validation, dedup, counts, detection, Parquet,
   metrics, transactions), timed from its first record to its last committed offset;
-- ``crossings replay`` over the same topic (the core without Faust).
+- ``crossings replay`` over the same topic (the core without Faust), with ``--jobs 1``,
+  then with its default jobs (partitions split across processes).
 
 Prints their events/s and the worker's ratio to the bare agent, and writes them to
 ``.local/perf/summary.json``. The machine is shared and noisy: read the ratios.
@@ -31,6 +32,7 @@ from load_tests.harness import WorkerProcess, free_port, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec, replay
 from streams.ops import broker
 from streams.ops.topics import ensure_topics
+from streams.replay.jobs import default_jobs
 from streams.settings import PROJECT_ROOT, load_settings
 
 HOME = PROJECT_ROOT / ".local" / "perf"
@@ -93,31 +95,12 @@ def main() -> int:
         worker_rate = sent / worker_seconds
         print(f"crossings worker: {worker_rate:,.0f} events/s (start to last commit, {worker_seconds:.1f}s)")
 
-        # The replay as a user runs it: its own process, like the other two consumers.
-        replayed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "streams.cli",
-                "replay",
-                "--topic",
-                settings.topics.events,
-                "--data",
-                str(HOME / "replay-data"),
-                "--state",
-                str(HOME / "replay-state"),
-            ],
-            env={**os.environ, **env},
-            check=True,
-            timeout=1800,
-            capture_output=True,
-            text=True,
-        ).stdout
-        found = re.search(r"replayed ([\d,]+) records in ([\d.]+)s", replayed)
-        if found is None:
-            raise RuntimeError(f"no rate in the replay's output: {replayed[-500:]!r}")
-        replay_rate = int(found[1].replace(",", "")) / float(found[2])
-        print(f"crossings replay: {replay_rate:,.0f} events/s ({found[2]}s)")
+        # The replay as a user runs it: its own process, like the other two consumers; once
+        # with one job (the core alone) and once with the default jobs (partitions split
+        # across processes).
+        one_job_rate = _replay_rate(env, settings.topics.events, "one-job", ["--jobs", "1"])
+        replay_rate = _replay_rate(env, settings.topics.events, "default-jobs", [])
+        jobs = default_jobs(args.partitions)
         summary = {
             "events": sent,
             "partitions": args.partitions,
@@ -125,7 +108,9 @@ def main() -> int:
             "worker_per_s": round(worker_rate),
             "worker_vs_bare_agent": round(worker_rate / bare_rate, 2),
             "replay_per_s": round(replay_rate),
-            # The largest of the three consumers' processes (bare agent, worker, replay).
+            "replay_jobs": jobs,
+            "replay_one_job_per_s": round(one_job_rate),
+            # The largest of the consumers' processes (bare agent, worker, replay jobs).
             "max_rss_mib_of_consumers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
             "python": platform.python_version(),
         }
@@ -134,6 +119,38 @@ def main() -> int:
         return 0
     finally:
         print(broker.down(settings.kafka_dir).detail)
+
+
+def _replay_rate(env: dict[str, str], topic: str, name: str, args: list[str]) -> float:
+    """Run ``crossings replay`` over ``topic`` into its own lake and state; print and
+    return its events/s, from the line it prints."""
+    replayed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "replay",
+            "--topic",
+            topic,
+            "--data",
+            str(HOME / f"replay-{name}" / "data"),
+            "--state",
+            str(HOME / f"replay-{name}" / "state"),
+            *args,
+        ],
+        env={**os.environ, **env},
+        check=True,
+        timeout=1800,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = re.search(r"replayed ([\d,]+) records in ([\d.]+)s", replayed)
+    if found is None:
+        raise RuntimeError(f"no rate in the replay's output: {replayed[-500:]!r}")
+    rate = int(found[1].replace(",", "")) / float(found[2])
+    label = " ".join(args) or f"(default: --jobs {default_jobs(int(env['CROSSINGS_PARTITIONS']))})"
+    print(f"crossings replay {label}: {rate:,.0f} events/s ({found[2]}s)")
+    return rate
 
 
 if __name__ == "__main__":

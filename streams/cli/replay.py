@@ -3,7 +3,6 @@ or a lake's Parquet events."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
@@ -38,6 +37,13 @@ from streams.cli.common import broker_option, registry_or_error, settings_or_usa
     default=None,
     help="State folder of the replay (default: <home>/replay-state).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes to split the partitions across, round-robin "
+    "(default: the CPUs or the partitions, whichever is fewer; 1: this process).",
+)
 def replay(
     broker: str | None,
     topic: str | None,
@@ -47,45 +53,48 @@ def replay(
     parquet: tuple[Path, ...],
     data_dir: Path | None,
     state_dir: Path | None,
+    jobs: int | None,
 ) -> None:
     """Run the worker's core without Faust over a topic's offsets, NDJSON files or Parquet
     events, writing the same lake (backfills, catch-up, what-if runs into another folder)."""
-    from streams.replay.run import replay as run_replay
-    from streams.replay.sources import kafka_records, ndjson_records, parquet_records
+    from streams.replay.jobs import ReplayJobsFailed, Source, deal, default_jobs, replay_in_jobs
 
     settings = settings_or_usage_error(broker)
     registry = registry_or_error(settings)
     if files and parquet:
         raise click.UsageError("give --file or --parquet, not both")
     if parquet:
-        try:
-            source = parquet_records(parquet, settings.partitions)
-        except ValueError as error:
-            raise click.UsageError(str(error)) from None
+        source = Source("parquet", settings.partitions, paths=parquet)
     elif files:
-        source = ndjson_records(files, settings.partitions)
+        source = Source("ndjson", settings.partitions, paths=files)
     else:
-        from streams.ops.security import check_access, client_kwargs
+        from streams.ops.security import check_access
         from streams.settings import ConfigError
 
         try:
             check_access(settings.bootstrap, settings.security, settings.external_broker)
-            client = client_kwargs(settings.security, "aiokafka")
         except ConfigError as error:
             raise click.ClickException(str(error)) from None
-        source = kafka_records(
-            settings.bootstrap, topic or settings.topics.events, start=start, end=end, client=client
+        topic = topic or settings.topics.events
+        source = Source(
+            "kafka", settings.partitions, bootstrap=settings.bootstrap, topic=topic, start=start, end=end
         )
-    stats = asyncio.run(
-        run_replay(
+    try:
+        partitions = source.partition_numbers()
+        source.check()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        stats = replay_in_jobs(
             source,
-            partitions=settings.partitions,
+            deal(partitions, jobs or default_jobs(len(partitions))),
             data_dir=data_dir or settings.data_dir,
             state_dir=state_dir or settings.worker_dir.parent / "replay-state",
             core=settings.core_config(),
             registry=registry,
         )
-    )
+    except ReplayJobsFailed as error:
+        raise click.ClickException(str(error)) from None
     click.echo(
         f"replayed {stats.records:,} records in {stats.seconds:.1f}s ({stats.per_second:,.0f}/s): "
         f"{stats.counted:,} counted, {stats.duplicates:,} duplicates, {stats.dead_letters:,} dead letters, "

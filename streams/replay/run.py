@@ -3,16 +3,24 @@
 Writes the same lake (events, daily counts, alerts) as the worker would for the same
 records, into its own state folder; dead letters go to ``<data>/dead_letters.ndjson``
 (original value as text, reason, source position).
+
+A partition commits after every ``COMMIT_EVERY`` of its own records, exactly: batches are
+cut at that record. Commit points then depend neither on how the source cut its batches
+nor on which other partitions share the process, so a replay split across jobs
+(``streams.replay.jobs``) writes the same files, byte for byte, as one process.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.core.effects import DeadLetter
 from streams.core.engine import Engine, EngineConfig
 from streams.core.processor import CoreConfig
 from streams.core.records import SourceRecord
@@ -20,7 +28,9 @@ from streams.domain.registry import Registry, load_registry
 from streams.replay.outputs import LocalOutputs
 from streams.sinks.parquet.sink import LakeSink
 
-COMMIT_EVERY = 100_000
+#: Records of one partition per commit (and per set of Parquet files it writes).
+COMMIT_EVERY = 25_000
+DEAD_LETTERS_FILE = "dead_letters.ndjson"
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,16 @@ class ReplayStats:
         return self.records / self.seconds if self.seconds else 0.0
 
 
+@dataclass(frozen=True)
+class DeadLetterLine:
+    """One line of ``dead_letters.ndjson`` with its source position, to sort by: plain
+    data, so a replay job in another process can hand it back."""
+
+    partition: int
+    offset: int
+    text: str
+
+
 async def replay(
     batches: AsyncIterator[list[SourceRecord]] | Iterable[list[SourceRecord]],
     *,
@@ -45,27 +65,60 @@ async def replay(
     state_dir: Path,
     core: CoreConfig = CoreConfig(),
     registry: Registry | None = None,
+    commit_every: int = COMMIT_EVERY,
 ) -> ReplayStats:
+    """Replay ``batches`` and append their dead letters to ``<data_dir>/dead_letters.ndjson``."""
+    stats, letters = await replay_collecting(
+        batches,
+        partitions=partitions,
+        data_dir=data_dir,
+        state_dir=state_dir,
+        core=core,
+        registry=registry,
+        commit_every=commit_every,
+    )
+    append_dead_letters(data_dir, letters)
+    return stats
+
+
+async def replay_collecting(
+    batches: AsyncIterator[list[SourceRecord]] | Iterable[list[SourceRecord]],
+    *,
+    partitions: int,
+    data_dir: Path,
+    state_dir: Path,
+    core: CoreConfig = CoreConfig(),
+    registry: Registry | None = None,
+    commit_every: int = COMMIT_EVERY,
+) -> tuple[ReplayStats, list[DeadLetterLine]]:
+    """Replay ``batches``, committing each partition after every ``commit_every`` of its
+    records; the dead letters are returned (in partition, offset order) for the caller to
+    write, not written."""
     outputs = LocalOutputs()
     config = EngineConfig(partitions, state_dir, core=core)
     engine = Engine(config, registry or load_registry(), LakeSink(data_dir), outputs)
-    records = counted = duplicates = since_commit = 0
+    records = counted = duplicates = 0
+    pending: Counter[int] = Counter()
     started = time.perf_counter()
 
-    async def commit() -> None:
+    async def commit(partitions: list[int] | None = None) -> None:
         nonlocal counted, duplicates
-        for report in await engine.commit():
+        for report in await engine.commit(partitions):
             counted += sum(report.batch.metrics.processed.values())
             duplicates += report.batch.metrics.duplicates
 
     async def each(batch: list[SourceRecord]) -> None:
-        nonlocal records, since_commit
-        await engine.process(batch)
+        nonlocal records
         records += len(batch)
-        since_commit += len(batch)
-        if since_commit >= COMMIT_EVERY:
-            since_commit = 0
-            await commit()
+        for partition, own in _by_partition(batch).items():
+            while own:
+                room = commit_every - pending[partition]
+                head, own = own[:room], own[room:]
+                await engine.process(head)
+                pending[partition] += len(head)
+                if pending[partition] >= commit_every:
+                    pending[partition] = 0
+                    await commit([partition])
 
     if hasattr(batches, "__aiter__"):
         async for batch in batches:  # type: ignore[union-attr]
@@ -76,11 +129,41 @@ async def replay(
     await commit()
     await engine.close(list(engine.tasks))
     seconds = time.perf_counter() - started
-    if outputs.dead_letters:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with open(data_dir / "dead_letters.ndjson", "a", encoding="utf-8") as out:
-            for letter in outputs.dead_letters:
-                value = letter.value.decode("utf-8", "replace") if letter.value is not None else None
-                line = {"partition": letter.partition, "offset": letter.offset, "reason": letter.reason}
-                out.write(json.dumps({**line, "detail": letter.detail, "value": value}) + "\n")
-    return ReplayStats(records, counted, duplicates, len(outputs.dead_letters), len(outputs.alerts), seconds)
+    letters = sorted(map(dead_letter_line, outputs.dead_letters), key=sort_key)
+    stats = ReplayStats(records, counted, duplicates, len(outputs.dead_letters), len(outputs.alerts), seconds)
+    return stats, letters
+
+
+def _by_partition(batch: Sequence[SourceRecord]) -> dict[int, list[SourceRecord]]:
+    by_partition: dict[int, list[SourceRecord]] = {}
+    for record in batch:
+        by_partition.setdefault(record.partition, []).append(record)
+    return by_partition
+
+
+def sort_key(line: DeadLetterLine) -> tuple[int, int, str]:
+    """Source position: the order a file of several jobs' dead letters is written in."""
+    return line.partition, line.offset, line.text
+
+
+def dead_letter_line(letter: DeadLetter) -> DeadLetterLine:
+    value = letter.value.decode("utf-8", "replace") if letter.value is not None else None
+    line = {"partition": letter.partition, "offset": letter.offset, "reason": letter.reason}
+    text = json.dumps({**line, "detail": letter.detail, "value": value})
+    return DeadLetterLine(letter.partition, letter.offset, text)
+
+
+def append_dead_letters(data_dir: Path, letters: Iterable[DeadLetterLine]) -> None:
+    """Append the lines in one write, under an exclusive ``flock``: replays sharing a data
+    folder (several runs, or jobs writing their own) never interleave their lines."""
+    text = "".join(letter.text + "\n" for letter in letters)
+    if not text:
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / DEAD_LETTERS_FILE, "a", encoding="utf-8") as out:
+        fcntl.flock(out, fcntl.LOCK_EX)
+        try:
+            out.write(text)
+            out.flush()
+        finally:
+            fcntl.flock(out, fcntl.LOCK_UN)

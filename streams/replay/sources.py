@@ -4,13 +4,18 @@ the events of a Parquet lake.
 All yield batches of ``SourceRecord`` in each partition's offset order, so the core sees
 exactly what the worker would: file lines and Parquet rows are routed with Kafka's
 default partitioner on their ``checkpoint_id`` and numbered per partition like offsets.
+
+Each takes ``keep``, the partitions one replay job owns (``None``: all). File records are
+numbered over the whole stream before the filter, so a kept partition's records have the
+offsets of a single-job replay; with the replay's commit points fixed by record counts
+(``streams.replay.run``), its lake is then byte for byte the same.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,10 +37,12 @@ async def kafka_records(
     *,
     start: int = 0,
     end: int | None = None,
+    keep: Collection[int] | None = None,
     client: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[list[SourceRecord]]:
-    """Every partition of ``topic`` from offset ``start`` to ``end`` (exclusive; default:
-    its end when the replay starts), read committed, without joining any group.
+    """Every partition of ``topic`` (or those in ``keep``: only they are assigned, so a job
+    fetches nothing it drops) from offset ``start`` to ``end`` (exclusive; default: its end
+    when the replay starts), read committed, without joining any group.
     ``client``: aiokafka security keyword arguments (``streams.ops.security.client_kwargs``)."""
     client = dict(client or {})
     consumer = AIOKafkaConsumer(
@@ -48,9 +55,11 @@ async def kafka_records(
     )
     await consumer.start()
     try:
-        partitions = await _partitions(bootstrap, topic, client)
+        partitions = await topic_partitions(bootstrap, topic, client)
         if not partitions:
             raise ValueError(f"topic {topic!r} does not exist or has no partitions")
+        if keep is not None:
+            partitions = [p for p in partitions if p in keep]
         tps = [TopicPartition(topic, p) for p in partitions]
         ends = await consumer.end_offsets(tps)
         stop = {tp: ends[tp] if end is None else min(end, ends[tp]) for tp in tps}
@@ -75,8 +84,9 @@ async def kafka_records(
         await consumer.stop()
 
 
-async def _partitions(bootstrap: str, topic: str, client: Mapping[str, Any]) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client)
+async def topic_partitions(bootstrap: str, topic: str, client: Mapping[str, Any] | None = None) -> list[int]:
+    """The partition numbers of ``topic`` (empty if it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client or {}))
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -85,9 +95,15 @@ async def _partitions(bootstrap: str, topic: str, client: Mapping[str, Any]) -> 
     return sorted(p["partition"] for t in described if t["topic"] == topic for p in t["partitions"] or ())
 
 
-def ndjson_records(paths: Iterable[Path], partitions: int) -> Iterable[list[SourceRecord]]:
+def ndjson_records(
+    paths: Iterable[Path], partitions: int, keep: Collection[int] | None = None
+) -> Iterable[list[SourceRecord]]:
     """One event per line; a line that is not an object with a checkpoint_id still goes
     through (to partition 0), so the core dead-letters it with its reason."""
+    return _kept(_ndjson_batches(paths, partitions), keep)
+
+
+def _ndjson_batches(paths: Iterable[Path], partitions: int) -> Iterator[list[SourceRecord]]:
     offsets: Counter[int] = Counter()
     batch: list[SourceRecord] = []
     for path in paths:
@@ -107,6 +123,20 @@ def ndjson_records(paths: Iterable[Path], partitions: int) -> Iterable[list[Sour
         yield batch
 
 
+def _kept(
+    batches: Iterator[list[SourceRecord]], keep: Collection[int] | None
+) -> Iterator[list[SourceRecord]]:
+    """Each batch less the records of partitions not in ``keep`` (empty batches dropped)."""
+    if keep is None:
+        yield from batches
+        return
+    keep = frozenset(keep)
+    for batch in batches:
+        kept = [record for record in batch if record.partition in keep]
+        if kept:
+            yield kept
+
+
 def _checkpoint_key(raw: bytes) -> bytes | None:
     try:
         value = json.loads(raw)
@@ -116,7 +146,9 @@ def _checkpoint_key(raw: bytes) -> bytes | None:
     return checkpoint_id.encode() if isinstance(checkpoint_id, str) else None
 
 
-def parquet_records(paths: Iterable[Path], partitions: int) -> Iterator[list[SourceRecord]]:
+def parquet_records(
+    paths: Iterable[Path], partitions: int, keep: Collection[int] | None = None
+) -> Iterator[list[SourceRecord]]:
     """The events of a lake (its ``events/`` files, or folders holding them), as records.
 
     Rows are replayed in the order they reached Kafka (``kafka_timestamp``, then source
@@ -124,15 +156,33 @@ def parquet_records(paths: Iterable[Path], partitions: int) -> Iterator[list[Sou
     worker raised them. The lake holds only counted events: a replay of it rebuilds the
     daily counts and alerts (after a change to detection, say) without dead letters or
     duplicates. ``occurred_at`` is written back in UTC: the same instant.
+
+    With ``keep``, files in a ``checkpoint=ID`` folder of a checkpoint routed elsewhere are
+    not read at all: a partition's records are exactly its checkpoints' rows, so its
+    offsets do not change.
     """
     paths = list(paths)
     files = _parquet_files(paths)
     if not files:  # said now, not at the first batch
         raise ValueError("no .parquet files under " + ", ".join(str(p) for p in paths))
-    return _parquet_batches(files, partitions)
+    if keep is not None:
+        keep = frozenset(keep)
+        files = [f for f in files if _file_may_hold(f, partitions, keep)]
+        if not files:
+            return iter(())
+    return _parquet_batches(files, partitions, keep)
 
 
-def _parquet_batches(files: list[Path], partitions: int) -> Iterator[list[SourceRecord]]:
+def _file_may_hold(path: Path, partitions: int, keep: frozenset[int]) -> bool:
+    folder = next((part for part in path.parts if part.startswith("checkpoint=")), None)
+    if folder is None:
+        return True
+    return partition_for(folder.removeprefix("checkpoint=").encode(), partitions) in keep
+
+
+def _parquet_batches(
+    files: list[Path], partitions: int, keep: frozenset[int] | None
+) -> Iterator[list[SourceRecord]]:
     query = f"""
         SELECT checkpoint, event_id, direction, epoch_us(occurred_at) AS occurred_us,
                nationality, purpose, mode, outcome, epoch_ms(kafka_timestamp) AS timestamp_ms
@@ -147,6 +197,10 @@ def _parquet_batches(files: list[Path], partitions: int) -> Iterator[list[Source
             for row in chunk.to_pylist():
                 key = row["checkpoint"].encode()
                 partition = partition_for(key, partitions)
+                offset = offsets[partition]
+                offsets[partition] += 1
+                if keep is not None and partition not in keep:
+                    continue
                 occurred_at = datetime.fromtimestamp(row["occurred_us"] / 1_000_000, UTC)
                 value = orjson.dumps(
                     {
@@ -161,8 +215,7 @@ def _parquet_batches(files: list[Path], partitions: int) -> Iterator[list[Source
                         "outcome": row["outcome"],
                     }
                 )
-                batch.append(SourceRecord(partition, offsets[partition], row["timestamp_ms"], key, value))
-                offsets[partition] += 1
+                batch.append(SourceRecord(partition, offset, row["timestamp_ms"], key, value))
             if batch:
                 yield batch
 

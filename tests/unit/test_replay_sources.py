@@ -85,6 +85,15 @@ def test_replaying_ndjson_history_counts_what_the_core_counts(original, tmp_path
     assert _counts(tmp_path / "data") == _counts(original)
 
 
+def test_a_lake_kept_to_some_partitions_gives_their_records_unchanged(original):
+    """A replay job reads only its checkpoints' folders; its records (offsets included)
+    are those a whole-lake read gives its partitions."""
+    everything = [r for batch in parquet_records([original / "events"], PARTITIONS) for r in batch]
+    for keep in ({0, 2}, {1}):
+        kept = [r for batch in parquet_records([original / "events"], PARTITIONS, keep) for r in batch]
+        assert kept and kept == [r for r in everything if r.partition in keep]
+
+
 def test_a_lake_without_events_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"no \.parquet files"):
         parquet_records([tmp_path], PARTITIONS)

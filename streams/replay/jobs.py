@@ -1,0 +1,210 @@
+"""``crossings replay --jobs N``: a replay's partitions split across processes.
+
+State is per partition and the lake's files are named by partition, so partitions are
+independent: each job replays its share (dealt round-robin) in its own process and hands
+back its stats and dead letters; the parent sums the one and writes the other. Jobs are
+started with ``spawn``, not ``fork``: a forked copy of a process holding RocksDB, DuckDB
+or threads is not safe to use. A source is a generator, which cannot cross to another
+process, so a job gets a ``Source`` (plain data) and builds the generator itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from streams.core.processor import CoreConfig
+from streams.core.records import SourceRecord
+from streams.domain.registry import Registry
+from streams.ops.security import client_kwargs
+from streams.replay.run import (
+    COMMIT_EVERY,
+    DeadLetterLine,
+    ReplayStats,
+    append_dead_letters,
+    replay,
+    replay_collecting,
+    sort_key,
+)
+from streams.replay.sources import kafka_records, ndjson_records, parquet_records, topic_partitions
+from streams.settings import load_security
+
+log = logging.getLogger(__name__)
+
+
+def kafka_client() -> dict[str, Any]:
+    """aiokafka's security keyword arguments, from this process's environment: a spawned
+    job reads them itself (an SSL context and a password are not sent between processes)."""
+    return client_kwargs(load_security(os.environ), "aiokafka")
+
+
+@dataclass(frozen=True)
+class Source:
+    """What to replay, described so that it can be sent to another process."""
+
+    kind: Literal["kafka", "ndjson", "parquet"]
+    #: Partitions of the stream: file records are routed over this many.
+    partitions: int
+    paths: tuple[Path, ...] = ()
+    bootstrap: str = ""
+    topic: str = ""
+    start: int = 0
+    end: int | None = None
+
+    def open(
+        self, keep: Sequence[int] | None = None
+    ) -> AsyncIterator[list[SourceRecord]] | Iterable[list[SourceRecord]]:
+        """The batches of this source, of the partitions in ``keep`` only (None: all)."""
+        if self.kind == "kafka":
+            return kafka_records(
+                self.bootstrap, self.topic, start=self.start, end=self.end, keep=keep, client=kafka_client()
+            )
+        if self.kind == "ndjson":
+            return ndjson_records(self.paths, self.partitions, keep)
+        return parquet_records(self.paths, self.partitions, keep)
+
+    def check(self) -> None:
+        """Raise ValueError now for what would fail every job at once (no Parquet files)."""
+        if self.kind == "parquet":
+            parquet_records(self.paths, self.partitions)
+
+    def partition_numbers(self) -> list[int]:
+        """The partitions to deal out: the topic's own, or all of the stream's for files."""
+        if self.kind != "kafka":
+            return list(range(self.partitions))
+        found = asyncio.run(topic_partitions(self.bootstrap, self.topic, kafka_client()))
+        if not found:
+            raise ValueError(f"topic {self.topic!r} does not exist or has no partitions")
+        return found
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Source
+    keep: tuple[int, ...]
+    data_dir: Path
+    state_dir: Path
+    core: CoreConfig
+    registry: Registry
+    log_level: int
+    commit_every: int
+
+
+class ReplayJobsFailed(RuntimeError):
+    """Some jobs failed; the message names their partitions and what went wrong."""
+
+    def __init__(self, failures: list[tuple[tuple[int, ...], BaseException]]) -> None:
+        self.failures = failures
+        parts = [f"partitions {_names(keep)}: {_describe(error)}" for keep, error in failures]
+        super().__init__(
+            f"{len(failures)} replay job(s) failed, the replay is incomplete: " + "; ".join(parts)
+        )
+
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(p for keep, _ in self.failures for p in keep)
+
+
+def default_jobs(partitions: int) -> int:
+    return max(1, min(os.cpu_count() or 1, partitions))
+
+
+def deal(partitions: Sequence[int], jobs: int) -> list[tuple[int, ...]]:
+    """Round-robin: job i gets partitions i, i + jobs, ... (no job gets none)."""
+    jobs = max(1, min(jobs, len(partitions)))
+    return [tuple(partitions[i::jobs]) for i in range(jobs)]
+
+
+def replay_in_jobs(
+    source: Source,
+    shares: Sequence[tuple[int, ...]],
+    *,
+    data_dir: Path,
+    state_dir: Path,
+    core: CoreConfig,
+    registry: Registry,
+    commit_every: int = COMMIT_EVERY,
+) -> ReplayStats:
+    """Replay ``source``, one process per share of its partitions (see ``deal``); a single
+    share runs in this process, as ``replay`` does. Raises ``ReplayJobsFailed`` if any job
+    failed, after writing the dead letters of those that did not (their partitions' lake
+    and state are committed, so a rerun would not produce them again)."""
+    if len(shares) == 1:
+        run = replay(
+            source.open(None),
+            partitions=source.partitions,
+            data_dir=data_dir,
+            state_dir=state_dir,
+            core=core,
+            registry=registry,
+            commit_every=commit_every,
+        )
+        return asyncio.run(run)
+    started = time.perf_counter()
+    level = logging.getLogger().getEffectiveLevel()
+    results: list[tuple[ReplayStats, list[DeadLetterLine]]] = []
+    failures: list[tuple[tuple[int, ...], BaseException]] = []
+    with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {}
+        for keep in shares:
+            job = Job(source, keep, data_dir, state_dir, core, registry, level, commit_every)
+            futures[pool.submit(run_job, job)] = keep
+        for future in as_completed(futures):
+            try:
+                results.append(future.result())
+                job = results[-1][0]
+                log.info(
+                    "replay job of partitions %s: %s records in %.1fs (%s since the start)",
+                    _names(futures[future]),
+                    f"{job.records:,}",
+                    job.seconds,
+                    f"{time.perf_counter() - started:.1f}s",
+                )
+            except Exception as error:  # the job's own exception, or BrokenProcessPool
+                failures.append((futures[future], error))
+    append_dead_letters(data_dir, sorted((line for _, lines in results for line in lines), key=sort_key))
+    if failures:
+        raise ReplayJobsFailed(sorted(failures, key=lambda failure: failure[0]))
+    return ReplayStats(
+        records=sum(stats.records for stats, _ in results),
+        counted=sum(stats.counted for stats, _ in results),
+        duplicates=sum(stats.duplicates for stats, _ in results),
+        dead_letters=sum(stats.dead_letters for stats, _ in results),
+        alerts=sum(stats.alerts for stats, _ in results),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def run_job(job: Job) -> tuple[ReplayStats, list[DeadLetterLine]]:
+    """One job, in its own process: the replay of its partitions, dead letters handed back."""
+    logging.basicConfig(level=job.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(
+        replay_collecting(
+            job.source.open(job.keep),
+            partitions=job.source.partitions,
+            data_dir=job.data_dir,
+            state_dir=job.state_dir,
+            core=job.core,
+            registry=job.registry,
+            commit_every=job.commit_every,
+        )
+    )
+
+
+def _names(partitions: Iterable[int]) -> str:
+    return ", ".join(str(p) for p in partitions)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, BrokenProcessPool):
+        return "its process died (killed, or out of memory?)"
+    return f"{type(error).__name__}: {error}"

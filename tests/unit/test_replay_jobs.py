@@ -1,0 +1,128 @@
+"""``crossings replay --jobs N``: partitions split across spawned processes write the lake,
+dead letters and stats of a single-process replay, byte for byte; a failed job fails the
+command, naming its partitions."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from load_tests.backtest import scenario_records
+from load_tests.scenario import ScenarioSpec
+from streams.cli.main import cli
+from streams.core.processor import CoreConfig
+from streams.domain.registry import load_registry
+from streams.replay.jobs import Source, deal, replay_in_jobs
+from streams.replay.sources import ndjson_records
+
+# Weeks enough for alerts; the scenario's invalid lines give dead letters.
+SPEC = ScenarioSpec(days=36, other_scale=0.3)
+PARTITIONS = 3
+STATS = re.compile(r"replayed ([\d,]+) records in [\d.]+s \([\d,]+/s\): (.*)$")
+
+
+def parquet_files(data: Path) -> dict[str, bytes]:
+    """Every Parquet file of a lake, by its path inside the lake."""
+    return {path.relative_to(data).as_posix(): path.read_bytes() for path in data.rglob("*.parquet")}
+
+
+def dead_letter_lines(data: Path) -> list[str]:
+    path = data / "dead_letters.ndjson"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Path:
+    records, _ = scenario_records(SPEC, PARTITIONS)
+    path = tmp_path_factory.mktemp("history") / "history.ndjson"
+    with open(path, "wb") as out:
+        for record in records:
+            out.write(record.value.replace(b"\n", b" ").replace(b"\r", b" ") + b"\n")
+    return path
+
+
+def _cli_replay(history: Path, root: Path, *args: str) -> Result:
+    env = {"CROSSINGS_HOME": str(root / "home"), "CROSSINGS_PARTITIONS": str(PARTITIONS)}
+    command = ["replay", "--file", str(history), "--data", str(root / "data"), "--state", str(root / "state")]
+    return CliRunner().invoke(cli, [*command, *args], env=env)
+
+
+@pytest.fixture(scope="module")
+def one_job(history, tmp_path_factory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("one-job")
+    result = _cli_replay(history, root, "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    return root / "data", result.output
+
+
+def test_two_jobs_write_the_lake_of_one_job_byte_for_byte(history, one_job, tmp_path):
+    one_data, one_output = one_job
+    result = _cli_replay(history, tmp_path, "--jobs", "2")
+    assert result.exit_code == 0, result.output
+
+    one_files, two_files = parquet_files(one_data), parquet_files(tmp_path / "data")
+    assert any(name.startswith("alerts/") for name in one_files), "the scenario raises alerts"
+    # Partition 1 holds most of the scenario: several commits, so several files a folder.
+    assert any(re.search(r"/p001-0+3-o", name) for name in one_files)
+    assert sorted(two_files) == sorted(one_files)
+    assert [name for name in one_files if two_files[name] != one_files[name]] == []
+
+    letters = dead_letter_lines(one_data)
+    assert letters, "the scenario's invalid lines are dead-lettered"
+    assert set(dead_letter_lines(tmp_path / "data")) == set(letters)
+    assert len(dead_letter_lines(tmp_path / "data")) == len(letters)
+
+    one, two = STATS.search(one_output.strip()), STATS.search(result.output.strip())
+    assert one and two, (one_output, result.output)
+    assert two.groups() == one.groups()
+    assert int(one[1].replace(",", "")) == sum(1 for line in history.read_bytes().splitlines() if line)
+
+
+def test_the_dead_letters_of_several_jobs_are_written_in_source_order(tmp_path, history):
+    stats = replay_in_jobs(
+        Source("ndjson", PARTITIONS, paths=(history,)),
+        deal(list(range(PARTITIONS)), 3),
+        data_dir=tmp_path / "data",
+        state_dir=tmp_path / "state",
+        core=CoreConfig(),
+        registry=load_registry(),
+        commit_every=20_000,
+    )
+    letters = [json.loads(line) for line in dead_letter_lines(tmp_path / "data")]
+    positions = [(letter["partition"], letter["offset"]) for letter in letters]
+    assert stats.dead_letters > 0 and len(positions) == stats.dead_letters
+    assert len({p for p, _ in positions}) > 1, "letters of several jobs"
+    assert positions == sorted(positions)
+
+
+def test_a_failed_job_fails_the_command_naming_its_partitions(history, tmp_path):
+    # RocksDB cannot open partition 1's state: a file stands where its folder should be.
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "partition-001").write_text("not a folder")
+    result = _cli_replay(history, tmp_path, "--jobs", "2")
+    assert result.exit_code == 1, result.output
+    assert "1 replay job(s) failed" in result.output
+    assert "partitions 1:" in result.output
+    assert "replayed" not in result.output
+    # The other job (partitions 0 and 2) finished: its files and dead letters are there.
+    written = parquet_files(tmp_path / "data")
+    assert written and not any("/p001" in name for name in written)
+    letters = [json.loads(line) for line in dead_letter_lines(tmp_path / "data")]
+    assert letters and {letter["partition"] for letter in letters} <= {0, 2}
+
+
+def test_partitions_are_dealt_round_robin():
+    assert deal([0, 1, 2, 3], 2) == [(0, 2), (1, 3)]
+    assert deal([0, 1, 2], 2) == [(0, 2), (1,)]
+    assert deal([0, 1], 5) == [(0,), (1,)]
+    assert deal([0, 1, 2], 1) == [(0, 1, 2)]
+
+
+def test_a_file_source_kept_to_some_partitions_keeps_whole_stream_offsets(history):
+    everything = [r for batch in ndjson_records([history], PARTITIONS) for r in batch]
+    kept = [r for batch in ndjson_records([history], PARTITIONS, keep={1}) for r in batch]
+    assert kept == [r for r in everything if r.partition == 1]
