@@ -3,7 +3,7 @@
 ``main`` is the one entry for both ``crossings`` (the console script) and
 ``python -m streams.cli``: it configures logging, then runs the command, so both log the
 same. The subcommands live beside this file: ``kafka`` (kafka up/down/status, topics),
-``worker``, ``replay``, ``report`` and ``checkpoints`` (validate, list).
+``worker``, ``replay``, ``report``, ``checkpoints`` (validate, list) and ``backtest``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 
 import click
 
+from streams.cli.backtest import backtest
 from streams.cli.checkpoints import checkpoints
 from streams.cli.kafka import kafka, topics
 from streams.cli.replay import replay
@@ -24,7 +25,7 @@ def cli() -> None:
     """crossings: streaming border-crossing counts, spike alerts and history."""
 
 
-for _command in (kafka, topics, worker, replay, report, checkpoints):
+for _command in (kafka, topics, worker, replay, report, checkpoints, backtest):
     cli.add_command(_command)
 
 
