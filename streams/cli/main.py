@@ -3,7 +3,7 @@
 ``main`` is the one entry for both ``crossings`` (the console script) and
 ``python -m streams.cli``: it configures logging, then runs the command, so both log the
 same. The subcommands live beside this file: ``kafka`` (kafka up/down/status, topics),
-``worker``, ``notify``, ``replay``, ``report``, ``sql`` and ``checkpoints`` (validate, list).
+``worker``, ``notify``, ``replay``, ``report``, ``sql``, ``checkpoints`` (validate, list) and ``backtest``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from streams.cli.backtest import backtest
 from streams.cli.checkpoints import checkpoints
 from streams.cli.kafka import kafka, topics
 from streams.cli.logs import configure as configure_logging
@@ -28,7 +29,7 @@ def cli() -> None:
     """crossings: streaming border-crossing counts, spike alerts and history."""
 
 
-for _command in (kafka, topics, worker, notify, replay, report, sql, checkpoints):
+for _command in (kafka, topics, worker, notify, replay, report, sql, checkpoints, backtest):
     cli.add_command(_command)
 
 

@@ -29,19 +29,38 @@ def _signed(value: float) -> str:
 
 
 def summary_line(checkpoint: Checkpoint, direction: str, transition: Transition) -> str:
+    """One sentence for the person on duty: what, where, how much against what normal, why."""
     a, e = transition.assessment, transition.episode
     what = {"running_day": "so far today", "last_hour": "in the last hour", "full_day": "for the day"}[
         a.window
     ]
-    head = f"{e.kind} at {checkpoint.name} {direction}"
-    if transition.status == "resolved":
-        head = f"resolved: {head}"
-    line = f"{head}: {a.observed:,} {what} vs {a.expected:,.0f} expected (x{a.ratio:.2f}, {a.local_day})"
+    where = f"{checkpoint.name} {direction}"
+    resolved = "resolved: " if transition.status == "resolved" else ""
+    if a.cause == "reopened":
+        line = f"{resolved}{where} reopened: {a.observed:,} crossings {what} ({a.local_day})"
+    elif a.cause == "closed":
+        line = f"{resolved}{where} closed: {a.observed:,} crossings for the day vs {a.expected:,.0f} usual"
+    elif a.cause == "no_data" and transition.status == "firing":
+        line = (
+            f"{where}: no crossings at all {what} where {a.expected:,.0f} were expected "
+            f"(normal {a.band[0]:,.0f}-{a.band[1]:,.0f}, {a.local_day}): the post is closed or has "
+            "stopped reporting"
+        )
+    else:
+        subject = f"{a.scope} crossings at {where}" if a.scope else where
+        line = (
+            f"{resolved}{e.kind} in {subject}: {a.observed:,} {what} vs {a.expected:,.0f} expected "
+            f"(x{a.ratio:.2f}, normal {a.band[0]:,.0f}-{a.band[1]:,.0f}, {a.local_day})"
+        )
+        if a.scope and transition.status == "firing":
+            line += "; the post's other groups are within their usual range"
     if a.drivers:
         line += "; " + ", ".join(
             f"{d.nationality} {d.purpose} {d.observed:,} vs {d.expected:,.0f} ({_signed(d.delta)})"
             for d in a.drivers
         )
+    if a.notes:
+        line += " [" + "; ".join(a.notes) + "]"
     return line
 
 
@@ -81,5 +100,9 @@ def alert_message(
             }
             for d in a.drivers
         ],
+        "cause": a.cause,
+        "scope": a.scope,
+        "band": [round(a.band[0], 1), round(a.band[1], 1)],
+        "notes": list(a.notes),
         "summary": summary_line(checkpoint, direction, transition),
     }

@@ -10,38 +10,72 @@ Three views of the same question, "is this flow outside its normal range?":
 An *episode* opens on the first anomalous view, is raised once, gets one update per
 completed local day while it lasts, and resolves when the flow is back within a
 narrower band (hysteresis, so a flow hovering at the threshold does not flap).
+
+A verdict needs all of: a tail probability under a negative binomial (countmodel.py)
+below 10^-min_score, a minimum ratio and a minimum count of crossings more (or fewer)
+than expected, and a warm-up of history. A post has states: *open* (judged against its
+weekly and yearly rhythm), *closed* (near zero for ``closed_after_days`` completed days:
+its expectation is zero and the closure stays one drop episode, with no daily updates)
+and back to open through a *reopened* surge at the first hour it has traffic again. An
+alert says why (``cause``): ``no_data`` (no events at all: closed or not reporting),
+``closed``, ``reopened``, ``group`` (one nationality collapsed or surged while the post
+as a whole did not) or ``level``.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from streams.domain.counts import DayProfile, split_group
 from streams.domain.detect.baseline import Baseline, BaselineConfig, ProfileLookup, build_baseline
+from streams.domain.detect.countmodel import band, tail_score
+from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
 from streams.domain.registry import Checkpoint
 
 Kind = Literal["surge", "drop"]
 Window = Literal["running_day", "last_hour", "full_day"]
+Cause = Literal["level", "no_data", "closed", "reopened", "group"]
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     surge_ratio: float = 1.4
     drop_ratio: float = 0.6
-    min_score: float = 4.0
-    #: Below this many expected crossings a day-so-far verdict is noise.
-    min_expected: float = 100.0
+    #: -log10 of the tail probability a day-so-far or full-day verdict needs.
+    min_score: float = 4.5
+    #: Below this many expected crossings a day-so-far verdict is not attempted.
+    min_expected: float = 8.0
+    #: At least this many crossings more (surge) or fewer (drop) than expected.
+    min_excess: float = 25.0
     hour_surge_ratio: float = 2.0
     hour_drop_ratio: float = 0.25
-    hour_min_score: float = 5.0
-    hour_min_expected: float = 40.0
+    hour_min_score: float = 6.0
+    hour_min_expected: float = 15.0
+    #: The hour's shape is less certain than the day's level: at least this spread.
+    hour_min_dispersion: float = 0.3
+    #: Early in the day the share of the day done so far is uncertain too.
+    running_extra_dispersion: float = 0.1
     #: An episode ends only when the ratio is back inside this narrower band.
     clear_surge_ratio: float = 1.15
     clear_drop_ratio: float = 0.85
     max_drivers: int = 3
+    #: Days of history before any verdict.
+    warmup_days: int = 14
+    #: Completed days at (near) zero that make a post "closed".
+    closed_after_days: int = 3
+    #: A day at or below this share of the level before it is "near zero".
+    closed_share: float = 0.02
+    #: Crossings in a day (so far) that say a closed post has reopened.
+    reopen_min: int = 10
+    #: One nationality against its usual share of the day so far.
+    group_drop_ratio: float = 0.5
+    group_surge_ratio: float = 2.0
+    group_min_expected: float = 30.0
+    group_min_dispersion: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -66,6 +100,12 @@ class Assessment:
     score: float
     kind: Kind | None
     drivers: tuple[Driver, ...] = ()
+    cause: Cause = "level"
+    #: The normal range (about 2 standard deviations) of the count judged.
+    band: tuple[float, float] = (0.0, 0.0)
+    #: The nationality judged, for a group verdict; None for the whole post.
+    scope: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def departure_score(observed: float, expected: float, dispersion: float) -> float:
@@ -79,11 +119,18 @@ def departure_score(observed: float, expected: float, dispersion: float) -> floa
 
 
 def _classify(
-    ratio: float, score: float, surge_ratio: float, drop_ratio: float, min_score: float
+    observed: int,
+    expected: float,
+    ratio: float,
+    score: float,
+    surge_ratio: float,
+    drop_ratio: float,
+    min_score: float,
+    min_excess: float,
 ) -> Kind | None:
-    if ratio >= surge_ratio and score >= min_score:
+    if ratio >= surge_ratio and score >= min_score and observed - expected >= min_excess:
         return "surge"
-    if ratio <= drop_ratio and score <= -min_score:
+    if ratio <= drop_ratio and score <= -min_score and expected - observed >= min_excess:
         return "drop"
     return None
 
@@ -125,6 +172,7 @@ def _assessment(
     day: date,
     observed: int,
     expected: float,
+    cv: float,
     baseline: Baseline,
     profile: DayProfile | None,
     thresholds: tuple[float, float, float],
@@ -132,12 +180,26 @@ def _assessment(
     with_drivers: bool,
 ) -> Assessment:
     ratio = observed / expected
-    score = departure_score(observed, expected, baseline.dispersion)
-    kind = _classify(ratio, score, *thresholds)
+    score = tail_score(observed, expected, cv)
+    kind = _classify(observed, expected, ratio, score, *thresholds, config.min_excess)
     # Drivers explain an anomaly; computing them for every normal event would be waste.
     explain = with_drivers and kind is not None
     drivers = top_drivers(profile, baseline, expected, kind, config.max_drivers) if explain else ()
-    return Assessment(window, day, observed, expected, ratio, score, kind, drivers)
+    cause: Cause = "no_data" if observed == 0 and kind == "drop" else "level"
+    return Assessment(
+        window,
+        day,
+        observed,
+        expected,
+        ratio,
+        score,
+        kind,
+        drivers,
+        cause,
+        band(expected, cv),
+        None,
+        baseline.notes,
+    )
 
 
 def assess_running_day(
@@ -147,10 +209,12 @@ def assess_running_day(
     expected = baseline.expected_through(local_time.hour, fraction)
     if expected < config.min_expected:
         return None
+    done = expected / baseline.expected_day if baseline.expected_day > 0 else 1.0
+    cv = baseline.dispersion + config.running_extra_dispersion * (1.0 - done)
     observed = profile["total"] if profile else 0
     thresholds = (config.surge_ratio, config.drop_ratio, config.min_score)
     return _assessment(
-        "running_day", local_time.date(), observed, expected, baseline, profile, thresholds, config, True
+        "running_day", local_time.date(), observed, expected, cv, baseline, profile, thresholds, config, True
     )
 
 
@@ -164,7 +228,16 @@ def assess_full_day(
     observed = profile["total"] if profile else 0
     thresholds = (config.surge_ratio, config.drop_ratio, config.min_score)
     assessment = _assessment(
-        "full_day", baseline.day, observed, baseline.expected_day, baseline, profile, thresholds, config, True
+        "full_day",
+        baseline.day,
+        observed,
+        baseline.expected_day,
+        baseline.dispersion,
+        baseline,
+        profile,
+        thresholds,
+        config,
+        True,
     )
     if explain_as is not None and not assessment.drivers:
         drivers = top_drivers(profile, baseline, baseline.expected_day, explain_as, config.max_drivers)
@@ -179,10 +252,75 @@ def assess_hour(
     if expected < config.hour_min_expected:
         return None
     observed = profile["hourly"][hour] if profile else 0
+    cv = max(baseline.dispersion, config.hour_min_dispersion)
     thresholds = (config.hour_surge_ratio, config.hour_drop_ratio, config.hour_min_score)
     return _assessment(
-        "last_hour", baseline.day, observed, expected, baseline, profile, thresholds, config, False
+        "last_hour", baseline.day, observed, expected, cv, baseline, profile, thresholds, config, False
     )
+
+
+def assess_groups(
+    profile: DayProfile | None,
+    baseline: Baseline,
+    expected_total: float,
+    window: Window,
+    config: DetectorConfig,
+    only: str | None = None,
+) -> Assessment | None:
+    """The nationality furthest from its usual share of the day so far, if any is anomalous
+    (or, with ``only``, that nationality's assessment whatever it says)."""
+    if profile is None or profile["total"] == 0:
+        return None  # nothing at all is the post's silence, not one group's collapse
+    observed_by: dict[str, int] = {}
+    for group, count in profile["groups"].items():
+        nationality = split_group(group)[0]
+        observed_by[nationality] = observed_by.get(nationality, 0) + count
+    done = expected_total / baseline.expected_day if baseline.expected_day > 0 else 1.0
+    cv = max(baseline.dispersion, config.group_min_dispersion) + config.running_extra_dispersion * (1 - done)
+    best: Assessment | None = None
+    for nationality, share in sorted(baseline.nationality_share().items()):
+        if only is not None and nationality != only:
+            continue
+        expected = expected_total * share
+        if expected < config.group_min_expected:
+            continue
+        observed = observed_by.get(nationality, 0)
+        ratio = observed / expected
+        score = tail_score(observed, expected, cv)
+        kind = _classify(
+            observed,
+            expected,
+            ratio,
+            score,
+            config.group_surge_ratio,
+            config.group_drop_ratio,
+            config.min_score,
+            config.min_excess,
+        )
+        if only is None and kind is None:
+            continue
+        drivers = tuple(
+            d
+            for d in top_drivers(profile, baseline, expected_total, kind, 10)
+            if d.nationality == nationality
+        )[: config.max_drivers]
+        found = Assessment(
+            window,
+            baseline.day,
+            observed,
+            expected,
+            ratio,
+            score,
+            kind,
+            drivers,
+            "group",
+            band(expected, cv),
+            nationality,
+            baseline.notes,
+        )
+        if best is None or abs(found.score) > abs(best.score):
+            best = found
+    return best
 
 
 @dataclass
@@ -194,15 +332,22 @@ class Episode:
     peak_observed: int = 0
     peak_expected: float = 0.0
     peak_day: str | None = None
+    cause: Cause = "level"
+    #: The nationality of a group episode; None for the whole post.
+    scope: str | None = None
 
     def clears(self, assessment: Assessment, config: DetectorConfig) -> bool:
         """Back to normal, judged by a view as steady as the one that opened it."""
         allowed = {"last_hour", "full_day"} if self.opened_by == "last_hour" else {"running_day", "full_day"}
         if assessment.window not in allowed:
             return False
+        if self.scope is not None:
+            low, high = 1 / 1.3, 1.3
+        else:
+            low, high = config.clear_drop_ratio, config.clear_surge_ratio
         if self.kind == "surge":
-            return assessment.ratio < config.clear_surge_ratio
-        return assessment.ratio > config.clear_drop_ratio
+            return assessment.ratio < high
+        return assessment.ratio > low
 
 
 @dataclass(frozen=True)
@@ -216,8 +361,17 @@ class Transition:
     opened: bool
 
 
+def _episode(state: dict[str, Any] | None) -> Episode | None:
+    """An episode from saved state; unknown keys (a newer version's) are ignored."""
+    if not state:
+        return None
+    known = {f for f in Episode.__dataclass_fields__}
+    return Episode(**{k: v for k, v in state.items() if k in known})
+
+
 class CheckpointDetector:
-    """Detection state for one checkpoint and direction (baseline cache and open episode).
+    """Detection state for one checkpoint and direction (baseline cache, open episodes,
+    open/closed state and a year of daily totals).
 
     ``lookup(day)`` returns that local day's profile; the detector never writes profiles.
     ``evaluate(as_of)`` is called with the stream time of the checkpoint's partition.
@@ -237,23 +391,42 @@ class CheckpointDetector:
         self.lookup = lookup
         self.config = config
         self.baseline_config = baseline_config
+        self.countries = tuple(c for c in (checkpoint.country_a, checkpoint.country_b) if c)
         self._baselines: dict[date, Baseline | None] = {}
         state = state or {}
-        self.episode: Episode | None = Episode(**state["episode"]) if state.get("episode") else None
+        self.episode: Episode | None = _episode(state.get("episode"))
+        self.group_episode: Episode | None = _episode(state.get("group_episode"))
         self.last_day: date | None = date.fromisoformat(state["last_day"]) if state.get("last_day") else None
         self.last_hour: int | None = state.get("last_hour")
+        self.closed_since: date | None = (
+            date.fromisoformat(state["closed_since"]) if state.get("closed_since") else None
+        )
+        self.zero_run: int = int(state.get("zero_run", 0))
+        self.history = DayHistory(state.get("history"))
 
     def state(self) -> dict[str, Any]:
-        """What must survive a restart (kept in a changelogged table by the worker)."""
+        """What must survive a restart (kept in a changelogged table by the worker): small,
+        JSON; a state saved by an older version (no history, one episode) loads as is."""
         return {
             "episode": vars(self.episode).copy() if self.episode else None,
+            "group_episode": vars(self.group_episode).copy() if self.group_episode else None,
             "last_day": self.last_day.isoformat() if self.last_day else None,
             "last_hour": self.last_hour,
+            "closed_since": self.closed_since.isoformat() if self.closed_since else None,
+            "zero_run": self.zero_run,
+            "history": self.history.state(),
         }
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_since is not None
 
     def baseline(self, day: date) -> Baseline | None:
         if day not in self._baselines:
-            self._baselines[day] = build_baseline(day, self.lookup, self.baseline_config)
+            baseline = build_baseline(day, self.lookup, self.baseline_config, self.history, self.countries)
+            if baseline is not None and baseline.history_days < self.config.warmup_days:
+                baseline = None
+            self._baselines[day] = baseline
             for old in [d for d in self._baselines if d < day - timedelta(days=2)]:
                 del self._baselines[old]
         return self._baselines[day]
@@ -273,14 +446,20 @@ class CheckpointDetector:
                 self.last_hour,
             )
         ):
-            transitions += self._close_hour(self.last_day, self.last_hour, as_of)
+            if not self.closed:
+                transitions += self._close_hour(self.last_day, self.last_hour, as_of)
             if day != self.last_day:
                 transitions += self._close_day(self.last_day, as_of)
         self.last_day, self.last_hour = day, hour
+        profile = self.lookup(day)
+        if self.closed:
+            return transitions + self._reopened(profile, day, as_of)
         baseline = self.baseline(day)
         if baseline is not None:
-            running = assess_running_day(self.lookup(day), baseline, local, self.config)
+            running = assess_running_day(profile, baseline, local, self.config)
             transitions += self._step(running, as_of)
+            if running is not None:
+                transitions += self._group_step(profile, baseline, running.expected, "running_day", as_of)
         return transitions
 
     def _close_hour(self, day: date, hour: int, as_of: datetime) -> list[Transition]:
@@ -290,11 +469,140 @@ class CheckpointDetector:
         return self._step(assess_hour(self.lookup(day), baseline, hour, self.config), as_of)
 
     def _close_day(self, day: date, as_of: datetime) -> list[Transition]:
+        profile = self.lookup(day)
+        total = profile["total"] if profile else 0
+        transitions: list[Transition] = []
         baseline = self.baseline(day)
-        if baseline is None:
+        if not self.closed and baseline is not None:
+            explain_as = self.episode.kind if self.episode else None
+            full = assess_full_day(profile, baseline, self.config, explain_as)
+            transitions += self._step(full, as_of)
+            transitions += self._group_step(profile, baseline, baseline.expected_day, "full_day", as_of)
+        level = baseline.expected_day if baseline is not None else self._recent_level(day)
+        near_zero = level is not None and level > 0 and total <= max(2.0, self.config.closed_share * level)
+        self.zero_run = (
+            self.zero_run + 1 if (near_zero or (self.closed and total < self.config.reopen_min)) else 0
+        )
+        flag = CLOSED if self.closed else (ALARM if self.episode is not None else NORMAL)
+        self.history.record(day, total, flag)
+        if not self.closed and self.zero_run >= self.config.closed_after_days:
+            transitions += self._close_post(day, total, baseline, as_of)
+        return transitions
+
+    def _recent_level(self, day: date) -> float | None:
+        got = [self.history.get(day - timedelta(days=k)) for k in range(1, 15)]
+        totals = [g[0] for g in got if g is not None and g[1] != CLOSED]
+        return float(statistics.median(totals)) if totals else None
+
+    def _close_post(
+        self, day: date, total: int, baseline: Baseline | None, as_of: datetime
+    ) -> list[Transition]:
+        """Near zero for ``closed_after_days`` days: the post is closed. Its zero days are
+        marked so no baseline ever learns them, and the drop episode says so once."""
+        first = day - timedelta(days=self.zero_run - 1)
+        self.closed_since = first
+        for k in range(self.zero_run):
+            earlier = first + timedelta(days=k)
+            got = self.history.get(earlier)
+            self.history.record(earlier, got[0] if got else 0, CLOSED)
+        self._baselines.clear()
+        self.group_episode = None
+        if self.episode is None or self.episode.kind != "drop":
             return []
-        explain_as = self.episode.kind if self.episode else None
-        return self._step(assess_full_day(self.lookup(day), baseline, self.config, explain_as), as_of)
+        self.episode.cause = "closed"
+        expected = baseline.expected_day if baseline is not None else 0.0
+        assessment = Assessment(
+            "full_day",
+            day,
+            total,
+            expected,
+            total / expected if expected else 0.0,
+            tail_score(total, expected, 0.1) if expected else 0.0,
+            "drop",
+            (),
+            "closed",
+            (0.0, 0.0),
+            None,
+            (f"closed since {first.isoformat()}: {self.zero_run} days at or near zero",),
+        )
+        return [Transition("firing", self.episode, assessment, as_of, opened=False)]
+
+    def _reopened(self, profile: DayProfile | None, day: date, as_of: datetime) -> list[Transition]:
+        """A closed post with traffic again: the closure resolves, one surge says "reopened"."""
+        observed = profile["total"] if profile else 0
+        if observed < self.config.reopen_min:
+            return []
+        closed_since = self.closed_since
+        assert closed_since is not None
+        self.closed_since = None
+        self.zero_run = 0
+        self._baselines.clear()
+        days_closed = (day - closed_since).days
+        assessment = Assessment(
+            "running_day",
+            day,
+            observed,
+            0.0,
+            float(observed),
+            tail_score(observed, 1.0, 0.5),
+            "surge",
+            (),
+            "reopened",
+            (0.0, float(self.config.reopen_min)),
+            None,
+            (f"closed since {closed_since.isoformat()} ({days_closed} days)",),
+        )
+        transitions: list[Transition] = []
+        if self.episode is not None:
+            transitions.append(Transition("resolved", self.episode, assessment, as_of, opened=False))
+        local = as_of.astimezone(self.checkpoint.tz)
+        self.episode = Episode(
+            episode_id=f"{self.checkpoint.checkpoint_id}:{self.direction}:surge:{local:%Y-%m-%dT%H%M}",
+            kind="surge",
+            opened_by="running_day",
+            opened_as_of=as_of.isoformat(),
+            peak_observed=observed,
+            cause="reopened",
+        )
+        transitions.append(Transition("firing", self.episode, assessment, as_of, opened=True))
+        return transitions
+
+    def _group_step(
+        self,
+        profile: DayProfile | None,
+        baseline: Baseline,
+        expected_total: float,
+        window: Window,
+        as_of: datetime,
+    ) -> list[Transition]:
+        """One nationality against its usual share, while the post as a whole is not alarming."""
+        episode = self.group_episode
+        if episode is not None:
+            assessment = assess_groups(profile, baseline, expected_total, window, self.config, episode.scope)
+            if assessment is None or not episode.clears(assessment, self.config):
+                return []
+            self.group_episode = None
+            return [Transition("resolved", episode, assessment, as_of, opened=False)]
+        if self.episode is not None:
+            return []
+        assessment = assess_groups(profile, baseline, expected_total, window, self.config)
+        if assessment is None or assessment.kind is None:
+            return []
+        local = as_of.astimezone(self.checkpoint.tz)
+        self.group_episode = Episode(
+            episode_id=(
+                f"{self.checkpoint.checkpoint_id}:{self.direction}:{assessment.kind}:{assessment.scope}:"
+                f"{local:%Y-%m-%dT%H%M}"
+            ),
+            kind=assessment.kind,
+            opened_by=window,
+            opened_as_of=as_of.isoformat(),
+            peak_observed=assessment.observed,
+            peak_expected=assessment.expected,
+            cause="group",
+            scope=assessment.scope,
+        )
+        return [Transition("firing", self.group_episode, assessment, as_of, opened=True)]
 
     def _step(self, assessment: Assessment | None, as_of: datetime) -> list[Transition]:
         if assessment is None:
@@ -312,6 +620,7 @@ class CheckpointDetector:
                 kind=assessment.kind,
                 opened_by=assessment.window,
                 opened_as_of=as_of.isoformat(),
+                cause=assessment.cause,
             )
             self.episode = episode
             self._track_peak(assessment)

@@ -1,0 +1,196 @@
+"""Drive the worker's detector over count series, the way the worker's clock would.
+
+No second implementation: each series gets a :class:`CheckpointDetector` reading its day
+profiles, evaluated at every whole hour of the file's time (hourly files) or at each
+local midnight (daily files: a day is judged once it is complete), and every transition
+becomes the worker's alert message (:func:`streams.domain.alert.alert_message`). An
+episode is the alert that opened it plus, if it ended, the one that resolved it.
+
+The worker forgets day profiles ``retention_days`` behind stream time; the lookup here
+refuses older days too, so a detector that read further back would differ from the
+worker's and the equivalence test would say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from streams.backtest.series import Series, SeriesSet, local_midnight
+from streams.domain.alert import alert_message
+from streams.domain.counts import DayProfile
+from streams.domain.detect import CheckpointDetector, DetectorConfig, Transition
+
+RETENTION_DAYS = 35
+
+
+@dataclass
+class EpisodeRow:
+    """One alert episode as backtest prints it."""
+
+    checkpoint: str
+    direction: str
+    kind: str
+    start: str
+    end: str | None
+    observed: int
+    expected: float
+    ratio: float
+    score: float
+    window: str
+    cause: str
+    drivers: str
+    summary: str
+    #: For scoring: when it opened (aware UTC) and, if it did, when it resolved.
+    opened_at: datetime
+    resolved_at: datetime | None
+
+    def public(self) -> dict[str, Any]:
+        data = dict(vars(self))
+        del data["opened_at"], data["resolved_at"]
+        return data
+
+
+def evaluation_times(series: Series, granularity: str, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The instants the worker's clock would evaluate this series at, between ``start`` and ``end``.
+
+    Hourly: every whole hour after the first row's hour up to the last row's hour (the
+    worker evaluates hour b when the first record at or past b arrives). Daily: every
+    local midnight from the first day's to the one after the last day."""
+    if granularity == "hour":
+        moment = start + timedelta(hours=1)
+        while moment <= end:
+            yield moment
+            moment += timedelta(hours=1)
+        return
+    zone = series.checkpoint.tz
+    day = start.astimezone(zone).date()
+    last = end.astimezone(zone).date()
+    while day <= last + timedelta(days=1):
+        yield local_midnight(day, zone).astimezone(UTC)
+        day += timedelta(days=1)
+
+
+def _lookup(series: Series, clock: list[datetime]) -> Callable[[date], DayProfile | None]:
+    """Profiles as the worker holds them at ``clock[0]``: today's up to that hour, nothing
+    later, nothing past the retention."""
+    zone = series.checkpoint.tz
+    partial: dict[tuple[date, int], DayProfile | None] = {}
+
+    def lookup(day: date) -> DayProfile | None:
+        local = clock[0].astimezone(zone)
+        today = local.date()
+        if day < today - timedelta(days=RETENTION_DAYS):
+            raise AssertionError(f"the detector read {day}, past the worker's {RETENTION_DAYS}-day retention")
+        if day > today:
+            return None
+        if day < today:
+            return series.profile(day)
+        key = (day, local.hour)
+        if key not in partial:
+            partial.clear()
+            partial[key] = series.profile(day, local.hour)
+        return partial[key]
+
+    return lookup
+
+
+def run_series(
+    series: Series,
+    granularity: str,
+    start: datetime,
+    end: datetime,
+    config: DetectorConfig = DetectorConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> list[Transition]:
+    """Every transition the detector raises over the series."""
+    clock = [start]
+    detector = CheckpointDetector(series.checkpoint, series.direction, _lookup(series, clock), config)
+    transitions: list[Transition] = []
+    steps = 0
+    for moment in evaluation_times(series, granularity, start, end):
+        clock[0] = moment
+        transitions += detector.evaluate(moment)
+        steps += 1
+        if progress is not None and steps % 500 == 0:
+            progress(500)
+    if progress is not None:
+        progress(steps % 500)
+    return transitions
+
+
+def episodes(series: Series, granularity: str, transitions: list[Transition]) -> list[EpisodeRow]:
+    """One row per episode: the opening alert's figures, and when it resolved."""
+    rows: dict[str, EpisodeRow] = {}
+    checkpoint = series.checkpoint
+    for transition in transitions:
+        alert = alert_message(checkpoint, series.direction, transition, raised_at=transition.as_of)
+        episode_id = transition.episode.episode_id
+        if transition.opened:
+            local = transition.as_of.astimezone(checkpoint.tz)
+            start = alert["local_day"] if granularity == "day" else local.isoformat()
+            rows[episode_id] = EpisodeRow(
+                checkpoint=checkpoint.checkpoint_id,
+                direction=series.direction,
+                kind=alert["kind"],
+                start=start,
+                end=None,
+                observed=alert["observed"],
+                expected=alert["expected"],
+                ratio=alert["ratio"],
+                score=alert["score"],
+                window=alert["window"],
+                cause=alert.get("cause", "level"),
+                drivers="; ".join(
+                    f"{d['nationality']}|{d['purpose']} {d['observed']} vs {d['expected']:.0f}"
+                    for d in alert["drivers"]
+                ),
+                summary=alert["summary"],
+                opened_at=transition.as_of if granularity == "hour" else _day_start(alert, checkpoint),
+                resolved_at=None,
+            )
+        elif transition.status == "resolved" and episode_id in rows:
+            row = rows[episode_id]
+            local = transition.as_of.astimezone(checkpoint.tz)
+            row.end = local.date().isoformat() if granularity == "day" else local.isoformat()
+            row.resolved_at = transition.as_of
+    return list(rows.values())
+
+
+def _day_start(alert: dict[str, Any], checkpoint: Any) -> datetime:
+    return local_midnight(date.fromisoformat(alert["local_day"]), checkpoint.tz).astimezone(UTC)
+
+
+def series_start(series: Series, data: SeriesSet) -> datetime:
+    """Where a series' clock starts: the file's first hour if the series has a row within a
+    day of it (a worker's partition clock starts once for all its checkpoints), else its own."""
+    assert series.first is not None
+    first = data.first
+    return first if series.first - first < timedelta(days=1) else series.first
+
+
+def backtest(
+    data: SeriesSet,
+    config: DetectorConfig = DetectorConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> list[EpisodeRow]:
+    """All episodes of all series, ordered by start, checkpoint and direction."""
+    found: list[EpisodeRow] = []
+    end = data.last
+    for series in data.series.values():
+        transitions = run_series(series, data.granularity, series_start(series, data), end, config, progress)
+        found += episodes(series, data.granularity, transitions)
+    found.sort(key=lambda r: (r.opened_at, r.checkpoint, r.direction, r.kind))
+    return found
+
+
+def evaluation_count(data: SeriesSet) -> int:
+    """How many evaluations :func:`backtest` will run (for a progress bar)."""
+    end = data.last
+    total = 0
+    for series in data.series.values():
+        span = end - series_start(series, data)
+        total += int(span.total_seconds() // 3600) if data.granularity == "hour" else span.days + 2
+    return total

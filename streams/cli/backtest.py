@@ -1,0 +1,104 @@
+"""``crossings backtest FILE``: replay a count series through the worker's detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--time", "time_col", default=None, help="Time column [default: time, else date].")
+@click.option("--checkpoint", "checkpoint_col", default="checkpoint", show_default=True)
+@click.option("--direction", "direction_col", default="direction", show_default=True)
+@click.option("--count", "count_col", default="count", show_default=True)
+@click.option("--group", "group_col", default="group", show_default=True, help="Optional group column.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="CSV of labelled anomalies (date, checkpoint, kind[, direction, end]): prints recall, "
+    "median delay and false alarms.",
+)
+@click.option("--tz", default="UTC", show_default=True, help="Time zone of series not in the registry.")
+@click.option(
+    "--country",
+    "countries",
+    multiple=True,
+    help="Holiday country (ISO code) of series not in the registry; up to two.",
+)
+@click.option(
+    "--checkpoints",
+    "registry_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Checkpoint registry [default: CROSSINGS_CHECKPOINTS or the shipped one].",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
+def backtest(
+    source: Path,
+    time_col: str | None,
+    checkpoint_col: str,
+    direction_col: str,
+    count_col: str,
+    group_col: str,
+    fmt: str,
+    labels_path: Path | None,
+    tz: str,
+    countries: tuple[str, ...],
+    registry_path: Path | None,
+    progress: bool | None,
+) -> None:
+    """Alert episodes the worker's detector raises on SOURCE: a CSV or Parquet count series
+    in long form (date or time, checkpoint, direction, count[, group]; daily or hourly) or
+    a lake folder (its daily_counts). One episode per line."""
+    import os
+
+    from tqdm import tqdm
+
+    from streams.backtest import (
+        Columns,
+        SeriesError,
+        build_series,
+        evaluation_count,
+        read_labels,
+        read_rows,
+        render,
+        score,
+    )
+    from streams.backtest import backtest as run
+    from streams.domain.registry import RegistryError, load_registry
+
+    try:
+        registry_file = registry_path or (
+            Path(os.environ["CROSSINGS_CHECKPOINTS"]) if os.environ.get("CROSSINGS_CHECKPOINTS") else None
+        )
+        registry = load_registry(registry_file)
+        columns = Columns(time_col, checkpoint_col, direction_col, count_col, group_col)
+        rows, time_column = read_rows(source, columns)
+        data = build_series(
+            rows, time_column, columns, registry, default_checkpoint=source.stem, tz=tz, countries=countries
+        )
+    except (SeriesError, RegistryError) as error:
+        raise click.ClickException(str(error)) from None
+    bar = tqdm(
+        total=evaluation_count(data),
+        unit="eval",
+        disable=None if progress is None else not progress,
+        file=click.get_text_stream("stderr"),
+    )
+    with bar:
+        episodes = run(data, progress=bar.update)
+    click.echo(render(episodes, fmt), nl=False)
+    if labels_path is not None:
+        try:
+            labels = read_labels(labels_path, registry)
+        except SeriesError as error:
+            raise click.ClickException(str(error)) from None
+        for line in score(episodes, labels, data).lines():
+            click.echo(line, err=fmt != "table")

@@ -1,0 +1,63 @@
+"""Public holidays of a checkpoint: both of its countries (``country_a``, ``country_b``).
+
+A border post's traffic on Nauryz or Kurban Ait is not its traffic on an ordinary
+Thursday, and either side's holiday moves people. The ``holidays`` package knows the
+dates (including moving ones like Eid); the registry's alpha-3 codes pick the countries.
+A holiday is matched across years by its name, so "Eid al-Adha" this year is compared
+with Eid al-Adha last year even though the dates differ.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cache
+
+import holidays
+import pycountry
+
+
+@cache
+def _alpha2(code: str) -> str | None:
+    if len(code) == 2:
+        return code.upper()
+    found = pycountry.countries.get(alpha_3=code.upper())
+    return found.alpha_2 if found else None
+
+
+@cache
+def _country_year(code: str, year: int) -> dict[date, str]:
+    alpha2 = _alpha2(code)
+    if alpha2 is None:
+        return {}
+    try:
+        found = holidays.country_holidays(alpha2, years=year)
+    except NotImplementedError:  # a country the package does not know
+        return {}
+    return {day: _base_name(name) for day, name in found.items()}
+
+
+def _base_name(name: str) -> str:
+    """ "Nowruz Holiday (observed)" and "Nowruz Holiday" are the same holiday."""
+    return name.split(" (")[0].split(";")[0].strip()
+
+
+def holiday_names(countries: tuple[str, ...], day: date) -> tuple[str, ...]:
+    """Names of the holidays on ``day`` in any of ``countries`` (alpha-3 or alpha-2)."""
+    return tuple(sorted({n for c in countries if (n := _country_year(c, day.year).get(day))}))
+
+
+def same_holiday_last_year(countries: tuple[str, ...], name: str, day: date) -> date | None:
+    """The day last year that carried the holiday ``name`` closest to ``day`` a year before."""
+    candidates = [d for c in countries for d, n in _country_year(c, day.year - 1).items() if n == name]
+    if not candidates:
+        return None
+    target = (
+        day.replace(year=day.year - 1)
+        if not (day.month == 2 and day.day == 29)
+        else date(day.year - 1, 2, 28)
+    )
+    return min(candidates, key=lambda d: (abs((d - target).days), d))
+
+
+def is_holiday(countries: tuple[str, ...], day: date) -> bool:
+    return bool(holiday_names(countries, day))

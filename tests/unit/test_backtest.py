@@ -1,0 +1,103 @@
+"""``crossings backtest``: long-form files in, the worker's detector's episodes out."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+
+from streams.cli.main import cli
+
+START = date(2024, 1, 1)
+
+
+def _daily_rows(days: int = 70, closed: tuple[int, int] | None = (56, 63)) -> list[dict]:
+    rng = random.Random(3)
+    rows = []
+    for i in range(days):
+        day = START + timedelta(days=i)
+        level = 2000 * (0.8 if day.weekday() == 6 else 1.0)
+        shut = closed is not None and closed[0] <= i < closed[1]
+        for group, share in (("UZB|labour", 0.8), ("KAZ|private", 0.2)):
+            count = 0 if shut else round(rng.gauss(level * share, (level * share) ** 0.5))
+            rows.append(
+                {
+                    "date": day.isoformat(),
+                    "checkpoint": "zhibek-zholy",
+                    "direction": "entry",
+                    "group": group,
+                    "count": count,
+                }
+            )
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_daily_csv_needs_no_flags_and_json_lines_carry_the_fields(tmp_path):
+    path = _write_csv(tmp_path / "series.csv", _daily_rows())
+    result = CliRunner().invoke(cli, ["backtest", str(path), "--format", "json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    episodes = [json.loads(line) for line in result.output.splitlines()]
+    drops = [e for e in episodes if e["kind"] == "drop"]
+    assert drops, episodes
+    first = drops[0]
+    assert first["checkpoint"] == "zhibek-zholy" and first["direction"] == "entry"
+    assert first["start"] == (START + timedelta(days=56)).isoformat()
+    assert first["observed"] == 0 and first["expected"] > 1000
+    assert first["score"] < 0
+    assert {"checkpoint", "direction", "kind", "start", "observed", "expected", "score"} <= set(first)
+
+
+def test_renamed_columns_parquet_and_labels(tmp_path):
+    rows = [
+        {"day": r["date"], "post": r["checkpoint"], "dir": r["direction"], "n": r["count"]}
+        for r in _daily_rows()
+    ]
+    path = tmp_path / "series.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    labels = _write_csv(
+        tmp_path / "labels.csv",
+        [{"date": (START + timedelta(days=56)).isoformat(), "checkpoint": "zhibek-zholy", "kind": "drop"}],
+    )
+    args = [
+        "backtest",
+        str(path),
+        "--time",
+        "day",
+        "--checkpoint",
+        "post",
+        "--direction",
+        "dir",
+        "--count",
+        "n",
+        "--format",
+        "csv",
+        "--labels",
+        str(labels),
+        "--no-progress",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith("checkpoint,direction,kind")
+    assert "recall: 1/1 labels found" in result.output
+    assert "median delay: 0.0 h" in result.output
+
+
+def test_a_missing_column_is_named(tmp_path):
+    path = _write_csv(tmp_path / "bad.csv", [{"when": "2024-01-01", "count": 3}])
+    result = CliRunner().invoke(cli, ["backtest", str(path), "--no-progress"])
+    assert result.exit_code != 0
+    assert "'date'" in result.output and "--time" in result.output
