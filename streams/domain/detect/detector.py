@@ -139,17 +139,37 @@ def full_day_band(
     baseline: Baseline, config: DetectorConfig = DetectorConfig()
 ) -> tuple[float, float] | None:
     """The range of whole-day totals ``assess_full_day`` calls normal for this baseline:
-    (highest total that is not a drop, lowest total that is a surge). Inverts ``_classify``
-    with ``departure_score``'s variance, so a chart's band is the detector's own rule;
-    None where the detector makes no full-day verdict (fewer than ``min_expected``). A low
-    end of 0 means no total is low enough to be a drop (a widely dispersed history)."""
-    expected = baseline.expected_day
-    if expected < config.min_expected:
+    (highest total that is a drop, lowest total that is a surge), found by asking
+    ``assess_full_day`` itself (its verdict only moves one way as the total grows), so a
+    chart's band is the detector's own rule whatever its count model; None where the
+    detector makes no full-day verdict (fewer than ``min_expected``). A low end of 0 means
+    no total is low enough to be a drop (or only 0 is)."""
+    if baseline.expected_day < config.min_expected:
         return None
-    spread = config.min_score * math.sqrt(max(expected + (baseline.dispersion * expected) ** 2, 1.0))
-    low = min(expected * config.drop_ratio, expected - spread)
-    high = max(expected * config.surge_ratio, expected + spread)
-    return max(low, 0.0), high
+
+    def kind(total: int) -> Kind | None:
+        assessment = assess_full_day({"total": total, "hourly": [0] * 24, "groups": {}}, baseline, config)
+        return assessment.kind if assessment is not None else None
+
+    expected = max(int(baseline.expected_day), 0)
+    # Lowest surge: double past the expected total until one is, then bisect.
+    below, above = expected, max(expected * 2, 1)
+    while kind(above) != "surge":
+        below, above = above, above * 2
+        if above > 10**12:
+            return None
+    while above - below > 1:
+        middle = (below + above) // 2
+        below, above = (below, middle) if kind(middle) == "surge" else (middle, above)
+    high = above
+    # Highest drop: bisect over [0, expected]; none at all gives 0.
+    if kind(0) != "drop":
+        return 0.0, float(high)
+    low, not_drop = 0, expected
+    while not_drop - low > 1:
+        middle = (low + not_drop) // 2
+        low, not_drop = (middle, not_drop) if kind(middle) == "drop" else (low, middle)
+    return float(low), float(high)
 
 
 def top_drivers(
