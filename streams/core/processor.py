@@ -82,6 +82,8 @@ class PartitionProcessor:
         self.config = config
         self.effects = Effects()
         self._calendars = {cid: LocalCalendar(cp.tz) for cid, cp in registry.items()}
+        #: The key each checkpoint's events must carry: the topic is keyed by checkpoint_id.
+        self._keys = {cid: cid.encode() for cid in registry}
         self._detectors: dict[str, CheckpointDetector] = {}
         #: (checkpoint, 15-minute slot) -> its local day and hour, and where its rows go,
         #: since the last commit: one lookup per record instead of a zone conversion.
@@ -126,12 +128,19 @@ class PartitionProcessor:
         slots = self._slots
         tally = self._tally
         stream_ts = state.stream_ts
+        keys = self._keys
         duplicates = 0
         for record, item in zip(fresh, items, strict=True):
             if item.__class__ is not CrossingEvent:
                 self._dead_letter(record, item)  # type: ignore[arg-type]
                 continue
             event: CrossingEvent = item  # type: ignore[assignment]
+            if record.key != keys[event.checkpoint_id]:
+                # Another key (or none) puts a checkpoint's events on other partitions,
+                # whose ids and clocks are not this one's: a re-sent copy there would be
+                # counted again. Refused before it can move this partition's clock.
+                self._dead_letter(record, _bad_key(record.key, event.checkpoint_id))
+                continue
             ts = event.occurred_ts
             if stream_ts is None or ts > stream_ts:
                 if stream_ts is None:
@@ -328,6 +337,15 @@ class PartitionProcessor:
         self.state.committed(batch.changes, batch.commit_seq, batch.expired_buckets, batch.expired_profiles)
         self.effects = Effects()
         self._slots.clear()
+
+
+def _bad_key(key: bytes | None, checkpoint_id: str) -> InvalidEvent:
+    shown = "no key" if key is None else f"key {key[:80]!r}{'...' if len(key) > 80 else ''}"
+    return InvalidEvent(
+        "bad_key",
+        f"message has {shown}, not its checkpoint_id {checkpoint_id!r}: the events topic is keyed "
+        "by checkpoint_id (de-duplication and detection are per partition); not counted",
+    )
 
 
 def _conflict(event_id: str, earlier: str, digest: str) -> InvalidEvent:

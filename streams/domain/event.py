@@ -53,6 +53,7 @@ REASONS: Final = (
     "schema_violation",
     "too_late",
     "duplicate_conflict",
+    "bad_key",
 )
 
 #: Nothing this system counts happened before the Unix epoch; older stamps are broken clocks.

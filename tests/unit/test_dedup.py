@@ -92,3 +92,23 @@ def test_ids_remembered_before_digests_existed_are_plain_duplicates(store):
     processor.process(_records([OTHER_CROSSING]), NOW)
     assert processor.effects.metrics.duplicates == 1
     assert processor.effects.dead_letters == []
+
+
+@pytest.mark.parametrize("key", [None, b"", b"korday", b"zhibek-zholy ", b"ZHIBEK-ZHOLY"])
+def test_an_event_without_its_checkpoint_as_key_is_dead_lettered_not_counted(store, key):
+    """The topic is keyed by checkpoint_id: de-duplication is per partition, so an event
+    under another key (or none: the fuzz run found these counted) could land elsewhere
+    and be counted twice. It is refused as ``bad_key`` and never moves the clock."""
+    processor = _processor(store)
+    later = json.dumps({**GOOD_EVENT, "event_id": "other", "occurred_at": "2024-03-05T09:15:03+05:00"})
+    records = [
+        SourceRecord(0, 0, round(NOW.timestamp() * 1000) + 10**9, key, later.encode()),
+        *_records([ORIGINAL], first_offset=1),
+    ]
+    processor.process(records, NOW)
+    [letter] = processor.effects.dead_letters
+    assert (letter.offset, letter.reason, letter.key) == (0, "bad_key", key)
+    assert "not its checkpoint_id 'zhibek-zholy'" in letter.detail
+    assert processor.state.stream_ts == datetime.fromisoformat(GOOD_EVENT["occurred_at"]).timestamp()
+    assert sum(len(rows) for rows in processor.effects.events.values()) == 1
+    assert processor.effects.metrics.invalid == {"bad_key": 1}
