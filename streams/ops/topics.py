@@ -10,9 +10,10 @@ partition), and only returned once the cluster's metadata lists its partitions.
 Topics are created with ``CROSSINGS_REPLICATION_FACTOR`` replicas (by default min(3,
 brokers)) and ``min.insync.replicas`` one less (at least 1), so a committed transaction
 survives the loss of a broker wherever the cluster has one to lose. Existing topics are
-checked, not altered: a partition count that differs, or a changelog that is not
-compacted (the state would be deleted with old segments), stops the command; fewer
-replicas than asked for is logged.
+checked, not altered: a partition count that differs, a changelog that is not
+compacted (the state would be deleted with old segments), or a dead-letter topic that
+cannot take the largest message of the events topic plus its headers (the partition of
+such a message would stop), stops the command; fewer replicas than asked for is logged.
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ log = logging.getLogger(__name__)
 
 #: Compacted; records of id chunks can be a few hundred KiB.
 _CHANGELOG_CONFIG = {"cleanup.policy": "compact", "max.message.bytes": str(8 * 2**20)}
+#: A dead letter is a message of the events topic with its key and bytes unchanged, plus
+#: headers (reason, a detail of at most 1,000 bytes, source topic, partition, offset).
+#: The dead-letter topic must take a message this much larger than the events topic
+#: takes, or a message at the events topic's size limit could never be dead-lettered:
+#: its partition's commit would fail, and be retried, forever.
+DEAD_LETTER_HEADROOM = 64 * 2**10
+#: Room for an events message of up to 8 MiB - 64 KiB (the workers' producers send at
+#: most 8 MiB per request); the broker default for a topic is 1 MiB.
+_DEAD_LETTER_CONFIG = {"max.message.bytes": str(8 * 2**20)}
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -75,7 +85,7 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
                 name,
                 num_partitions=parts,
                 replication_factor=replicas,
-                topic_configs={**durability, **(_CHANGELOG_CONFIG if name == changelog else {})},
+                topic_configs={**durability, **_EXTRA_CONFIG.get(_role(settings, name), {})},
             )
             for name, parts in specs.items()
             if name not in existing
@@ -86,6 +96,7 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
                 admin.create_topics(missing)
         found = _wait_for_metadata(admin, specs)
         _check_existing(admin, specs, changelog, replicas)
+        _check_dead_letter_room(admin, settings)
     finally:
         admin.close()
     events = settings.topics.events
@@ -102,6 +113,15 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
                 "use a new CROSSINGS_APP_ID (and replay) or restore the old partition count"
             )
     return found
+
+
+_EXTRA_CONFIG = {"changelog": _CHANGELOG_CONFIG, "dead_letter": _DEAD_LETTER_CONFIG}
+
+
+def _role(settings: Settings, name: str) -> str:
+    if name == changelog_topic(settings):
+        return "changelog"
+    return "dead_letter" if name == settings.topics.dead_letter else ""
 
 
 def _wait_for_metadata(
@@ -148,4 +168,26 @@ def _check_existing(admin: KafkaAdminClient, specs: dict[str, int], changelog: s
             f"changelog topic {changelog} has cleanup.policy={policy!r}, not "
             "compact: the worker's state would be deleted with old segments. Set cleanup.policy=compact "
             "on it (kafka-configs --alter) or use a new CROSSINGS_APP_ID"
+        )
+
+
+def _max_message_bytes(admin: KafkaAdminClient, topic: str) -> int | None:
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+    described = admin.describe_configs([resource], config_filter="all")
+    value = (described.get("topic", {}).get(topic, {}).get("max.message.bytes") or {}).get("value")
+    return int(value) if value else None
+
+
+def _check_dead_letter_room(admin: KafkaAdminClient, settings: Settings) -> None:
+    """The dead-letter topic takes any message of the events topic plus its headers."""
+    events, dead_letter = settings.topics.events, settings.topics.dead_letter
+    largest, room = _max_message_bytes(admin, events), _max_message_bytes(admin, dead_letter)
+    if largest is None or room is None:
+        return
+    if room < largest + DEAD_LETTER_HEADROOM:
+        raise ConfigError(
+            f"topic {dead_letter} takes messages of up to {room} bytes but {events} takes "
+            f"{largest}: an invalid message near that size could not be dead-lettered and its "
+            "partition would stop. Set max.message.bytes on it to at least "
+            f"{largest + DEAD_LETTER_HEADROOM} (kafka-configs --alter)"
         )

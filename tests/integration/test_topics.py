@@ -90,3 +90,27 @@ def test_a_changelog_that_is_not_compacted_stops_the_start(kafka_bootstrap, name
 def test_a_malformed_replication_factor_names_the_setting():
     with pytest.raises(ConfigError, match="CROSSINGS_REPLICATION_FACTOR"):
         load_settings({"CROSSINGS_REPLICATION_FACTOR": "three"})
+
+
+def test_the_dead_letter_topic_takes_the_largest_events_message_with_its_headers(kafka_bootstrap, namespace):
+    """An invalid message as large as the events topic takes is dead-lettered with its
+    original bytes plus headers: a dead-letter topic with the same limit refused it, and
+    that partition's commit failed forever (found by the fuzz run)."""
+    from kafka.admin import NewTopic
+
+    from streams.ops.topics import DEAD_LETTER_HEADROOM, _max_message_bytes
+
+    settings = _settings(kafka_bootstrap, namespace)
+    ensure_topics(settings)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        largest = _max_message_bytes(admin, settings.topics.events)
+        assert largest is not None
+        assert _max_message_bytes(admin, settings.topics.dead_letter) >= largest + DEAD_LETTER_HEADROOM
+        # One created by hand with the broker's default limit stops the start.
+        other = _settings(kafka_bootstrap, f"{namespace}-dl")
+        admin.create_topics([NewTopic(other.topics.dead_letter, other.partitions, 1)])
+    finally:
+        admin.close()
+    with pytest.raises(ConfigError, match=r"max\.message\.bytes"):
+        ensure_topics(other)

@@ -87,7 +87,8 @@ def test_the_worker_counts_the_registered_posts_and_dead_letters_the_others(tmp_
             event_bytes("a", now, checkpoint_id="new-post"),
             event_bytes("b", now, checkpoint_id="zhibek-zholy"),  # shipped, but not in this registry
         ]
-        processor.process([SourceRecord(0, i, 0, b"k", v) for i, v in enumerate(values)], now)
+        keys = [b"new-post", b"zhibek-zholy"]
+        processor.process([SourceRecord(0, i, 0, keys[i], v) for i, v in enumerate(values)], now)
         assert [len(rows) for rows in processor.effects.events.values()] == [1]
         [letter] = processor.effects.dead_letters
         assert (letter.offset, letter.reason) == (1, "unknown_checkpoint")

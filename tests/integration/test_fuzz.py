@@ -1,0 +1,44 @@
+"""Hostile messages of every kind mixed into valid traffic, against a running worker.
+
+2,000 bad messages (every kind of ``load_tests/hostile.py``: deep nesting, huge numbers,
+invalid UTF-8, NUL bytes, huge strings up to the events topic's size limit, wrong types,
+null and wrong keys, empty values, future-stamped and too-late events, unknown
+checkpoints, schema violations, conflicting and re-sent copies) among 5,000 messages of
+scenario traffic, on the session's broker. The long version is
+``python -m load_tests.fuzz --bad 50000``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from load_tests import hostile
+from load_tests.fuzz import run
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_bad_message_is_dead_lettered_with_its_reason_and_every_valid_one_counted_once(
+    kafka_bootstrap, tmp_path
+):
+    result = run(kafka_bootstrap, tmp_path, bad=2000, valid=5000, seed=5, drain_timeout=300)
+    figures = json.dumps(result.figures(), indent=1, default=str)
+    print(result.table())  # shown with -s or -rA
+    assert not result.not_drained, figures
+    assert result.bad_sent == 2000 and set(result.kinds) == set(hostile.KINDS), figures
+    assert all(f.sent > 0 for f in result.kinds.values()), figures
+    # every bad message dead-lettered exactly once, with the reason it deserves, unchanged
+    assert result.missing_dead_letters == [] and result.wrong_reasons == [], figures
+    assert result.repeated_dead_letters == [] and result.unexpected_dead_letters == [], figures
+    assert result.altered_dead_letters == [], figures
+    for kind, f in result.kinds.items():
+        assert f.dead_lettered == f.reason_ok == f.expected_dead_letters, (kind, figures)
+    # every valid event counted exactly once; re-sent copies dropped and counted as such
+    assert result.event_rows == result.distinct_event_ids == result.unique_valid_events, figures
+    assert result.count_mismatches == {} and result.metric_mismatches == {}, figures
+    # one worker process from start to end, no traceback, clean stop
+    assert result.worker_alive_at_end and result.worker_pid_at_end == result.worker_pid, figures
+    assert result.worker_trouble == [] and result.worker_exit_code == 0, figures
+    assert result.ok, figures
