@@ -309,6 +309,12 @@ def run(
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_PARTITIONS": str(partitions),
         "CROSSINGS_COMMIT_INTERVAL": str(commit_interval),
+        # Weeks of event time pass in minutes here: while the worker catches up, one
+        # partition can be days of event time ahead of another, so a valid event forwarded
+        # from a mis-keyed partition would reach its own too late under the 72 h default
+        # (a 26-day stream in 3 minutes). Live, that needs a backlog longer than the horizon
+        # (README, "Keys"). The too_late kind is built against this horizon.
+        "CROSSINGS_DEDUP_HORIZON_HOURS": "720",
     }
     settings = load_settings(env)
     ensure_topics(settings)
