@@ -168,6 +168,44 @@ def assess_hour(
     )
 
 
+@dataclass(frozen=True)
+class Band:
+    """A running day at one evaluation: crossings so far and the range the detector calls
+    normal by then (outside it, the running-day view declares a surge or a drop, once at
+    least ``min_expected`` are expected). Kept for dashboards: plotting the verdict's own
+    thresholds shows an operator why an alert fired, or why it did not."""
+
+    #: The evaluation's time (unix seconds): a whole hour of stream time.
+    as_of: float
+    observed: int
+    expected: float
+    lower: float
+    upper: float
+
+    def as_list(self) -> list[float]:
+        return [self.as_of, self.observed, self.expected, self.lower, self.upper]
+
+    @classmethod
+    def from_list(cls, values: list[float]) -> Band:
+        as_of, observed, expected, lower, upper = values
+        return cls(as_of, int(observed), expected, lower, upper)
+
+
+def running_day_band(
+    profile: DayProfile | None, baseline: Baseline, local_time: datetime, config: DetectorConfig
+) -> Band:
+    """The running day's observed count and the bounds of ``assess_running_day``'s verdicts:
+    a surge needs both ``ratio >= surge_ratio`` and ``score >= min_score``, so its bound is
+    the larger of the two thresholds in crossings; a drop's the smaller (never below 0)."""
+    fraction = (local_time.minute * 60 + local_time.second) / 3600
+    expected = baseline.expected_through(local_time.hour, fraction)
+    spread = config.min_score * math.sqrt(max(expected + (baseline.dispersion * expected) ** 2, 1.0))
+    upper = max(expected * config.surge_ratio, expected + spread)
+    lower = max(min(expected * config.drop_ratio, expected - spread), 0.0)
+    observed = profile["total"] if profile else 0
+    return Band(local_time.timestamp(), observed, expected, lower, upper)
+
+
 @dataclass
 class Episode:
     episode_id: str
@@ -225,6 +263,9 @@ class CheckpointDetector:
         self.episode: Episode | None = Episode(**state["episode"]) if state.get("episode") else None
         self.last_day: date | None = date.fromisoformat(state["last_day"]) if state.get("last_day") else None
         self.last_hour: int | None = state.get("last_hour")
+        #: The running day's band at the last evaluation (None while the baseline is learning);
+        #: kept in the state so a restarted worker's dashboards do not wait an hour for it.
+        self.band: Band | None = Band.from_list(state["band"]) if state.get("band") else None
 
     def state(self) -> dict[str, Any]:
         """What must survive a restart (kept in a changelogged table by the worker)."""
@@ -232,6 +273,7 @@ class CheckpointDetector:
             "episode": vars(self.episode).copy() if self.episode else None,
             "last_day": self.last_day.isoformat() if self.last_day else None,
             "last_hour": self.last_hour,
+            "band": self.band.as_list() if self.band else None,
         }
 
     def baseline(self, day: date) -> Baseline | None:
@@ -261,8 +303,11 @@ class CheckpointDetector:
                 transitions += self._close_day(self.last_day, as_of)
         self.last_day, self.last_hour = day, hour
         baseline = self.baseline(day)
+        self.band = None
         if baseline is not None:
-            running = assess_running_day(self.lookup(day), baseline, local, self.config)
+            profile = self.lookup(day)
+            self.band = running_day_band(profile, baseline, local, self.config)
+            running = assess_running_day(profile, baseline, local, self.config)
             transitions += self._step(running, as_of)
         return transitions
 
