@@ -17,7 +17,7 @@ from streams.core.partitioning import checkpoints_by_partition
 from streams.core.ports import Outputs, Sink
 from streams.core.processor import CoreConfig
 from streams.core.records import SourceRecord
-from streams.core.task import CommitReport, PartitionFenced, PartitionTask
+from streams.core.task import CommitReport, PartitionFenced, PartitionTask, RestoreProgress
 from streams.domain.clock import partition_clocks
 from streams.domain.event import EventDecoder
 from streams.domain.registry import Registry
@@ -64,6 +64,8 @@ class Engine:
         #: Partitions being opened right now (fence, changelog catch-up, lake clean-up):
         #: their state is not recovered yet, so the worker is not ready (``/readyz``).
         self.opening: set[int] = set()
+        #: Told how far each opening partition has read its changelog (the worker's gauge).
+        self.restore_progress: RestoreProgress | None = None
 
     def use_registry(self, registry: Registry) -> None:
         """Switch to another registry between two commits (the caller has just committed,
@@ -95,6 +97,7 @@ class Engine:
                 self.decoder,
                 self.config.core,
                 self.home,
+                self.restore_progress,
             )
             self.opening.add(partition)
             try:

@@ -39,7 +39,7 @@ from streams.core.store import LocalStore
 from streams.domain.alert import alert_message
 from streams.domain.clock import boundaries
 from streams.domain.counts import count_event, group_counts, profile_key
-from streams.domain.detect import CheckpointDetector, DetectorConfig
+from streams.domain.detect import Band, CheckpointDetector, DetectorConfig
 from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent, event_digest
 from streams.domain.local_time import SLOT_SECONDS, LocalCalendar
 from streams.domain.registry import Checkpoint, Registry
@@ -309,6 +309,18 @@ class PartitionProcessor:
                 profile = self.state.profiles.get(profile_key(checkpoint_id, direction, day))
                 counts[(checkpoint_id, direction)] = profile["total"] if profile else 0
         return counts
+
+    def bands(self) -> dict[tuple[str, str], Band]:
+        """(checkpoint, direction) -> its running day's band at the last evaluation, for the
+        band gauges. Read from the committed detector states (taken at each commit), so it
+        costs one lookup per owned checkpoint and direction per commit, nothing per event."""
+        found = {}
+        for checkpoint_id in self.own_checkpoints:
+            for direction in DIRECTIONS:
+                saved = self.state.detectors.get(f"{checkpoint_id}|{direction}")
+                if saved and saved.get("band"):
+                    found[(checkpoint_id, direction)] = Band.from_list(saved["band"])
+        return found
 
     def open_episodes(self) -> dict[tuple[str, str], str]:
         """(checkpoint, direction) -> kind of the open episode, for the alerts_open gauge."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +64,12 @@ class CommitReport:
     seconds: float
 
 
+#: Called while a partition opens: (partition, changelog records read, records still to
+#: read), at the start, after each chunk and at the end (remaining 0). For a gauge of
+#: restore progress; must be cheap (it runs on the worker's loop).
+RestoreProgress = Callable[[int, int, int], None]
+
+
 class PartitionTask:
     def __init__(
         self,
@@ -76,9 +82,11 @@ class PartitionTask:
         decoder: EventDecoder,
         config: CoreConfig = CoreConfig(),
         home: Mapping[str, int] | None = None,
+        restore_progress: RestoreProgress | None = None,
     ) -> None:
         self.partition = partition
         self.home = home
+        self.restore_progress = restore_progress
         self.store_path = Path(store_path)
         self.sink = sink
         self.outputs = outputs
@@ -129,7 +137,9 @@ class PartitionTask:
     async def _catch_up(self) -> int:
         assert self.store is not None
         end = await self.outputs.changelog_end(self.partition)
+        report = self.restore_progress or (lambda partition, read, remaining: None)
         if end is None:
+            report(self.partition, 0, 0)
             return 0
         start = self.store.changelog_offset()
         if start > end:
@@ -143,9 +153,13 @@ class PartitionTask:
             self.store.wipe()
             start = 0
         read = 0
+        report(self.partition, 0, max(end - start, 0))
         async for chunk in self.outputs.read_changelog(self.partition, start, end):
-            self.store.apply([change for _, change in chunk], chunk[-1][0] + 1)
+            next_offset = chunk[-1][0] + 1
+            self.store.apply([change for _, change in chunk], next_offset)
             read += len(chunk)
+            report(self.partition, read, max(end - next_offset, 0))
+        report(self.partition, read, 0)
         return read
 
     def _load(self) -> None:

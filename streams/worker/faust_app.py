@@ -27,6 +27,7 @@ import logging
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from streams.core.engine import Engine, EngineConfig
 from streams.core.records import SourceRecord, is_rekeyed
@@ -156,8 +157,16 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
     watch = RegistryWatch(settings.checkpoints_file) if settings.checkpoints_file else None
     pending: list[Registry] = []
 
+    def highwater(partition: int) -> int | None:
+        # The consumer's last known high watermark (from its fetch responses): no request.
+        try:
+            return app.consumer.highwater(TP(settings.topics.events, partition))
+        except Exception:  # consumer not started yet, or the partition not fetched yet
+            return None
+
     @app.timer(interval=1.0)
     async def judge_idle_partitions() -> None:
+        worker.report_lag(highwater)
         await worker.tick()
         if watch is not None:
             await reload_registry(watch, pending)

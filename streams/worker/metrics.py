@@ -1,8 +1,14 @@
 """Prometheus metrics the worker exposes on ``/metrics``.
 
 Labels are bounded by the reference data and the schema enums (checkpoint, direction,
-reason, kind): never nationality or event id, so series count cannot explode.
-One registry per worker, so tests can build several without global clashes.
+reason, kind) or the topic's partitions: never nationality or event id, so series count
+cannot explode. One registry per worker, so tests can build several without global clashes.
+
+Names follow Prometheus' conventions: base units (seconds), ``_total`` on counters (the
+client adds it), no ``_count``/``_sum``/``_bucket`` endings on anything but histograms.
+Everything that describes data moves at a commit, with the data (``apply``); only the
+consumer lag (the 1 s timer) and restore progress (while a partition opens) move between.
+The README lists every metric; ``deploy/prometheus`` and ``deploy/grafana`` use them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from streams.core.task import CommitReport
+from streams.domain.detect import Band
 
 __all__ = ["CONTENT_TYPE_LATEST", "WorkerMetrics"]
 
@@ -82,11 +89,51 @@ class WorkerMetrics:
         self.events_duplicate = Counter(
             "crossings_events_duplicate", "Events whose event_id was already counted.", registry=r
         )
-        self.today_count = Gauge(
-            "crossings_today_count",
+        self.today_crossings = Gauge(
+            "crossings_today_crossings",
             "Crossings so far on the checkpoint's current local day (by stream time).",
             ["checkpoint", "direction"],
             registry=r,
+        )
+        # The running day against its expected band, at the last hourly evaluation: what the
+        # detector compared, so a dashboard shows why an alert fired (or did not).
+        band_labels = ["checkpoint", "direction"]
+        self.band_observed = Gauge(
+            "crossings_band_observed",
+            "Crossings on the checkpoint's local day up to the last hourly evaluation (stream time).",
+            band_labels,
+            registry=r,
+        )
+        self.band_expected = Gauge(
+            "crossings_band_expected",
+            "Crossings expected by then on that local day (the detector's baseline).",
+            band_labels,
+            registry=r,
+        )
+        self.band_lower = Gauge(
+            "crossings_band_lower",
+            "At or below this, the running day is a drop (once at least min_expected, 100, are expected).",
+            band_labels,
+            registry=r,
+        )
+        self.band_upper = Gauge(
+            "crossings_band_upper",
+            "At or above this, the running day is a surge (once at least min_expected, 100, are expected).",
+            band_labels,
+            registry=r,
+        )
+        self.band_time = Gauge(
+            "crossings_band_evaluated_timestamp_seconds",
+            "Stream time of the evaluation the band gauges show (unix seconds; a whole hour).",
+            band_labels,
+            registry=r,
+        )
+        self._band_gauges = (
+            self.band_observed,
+            self.band_expected,
+            self.band_lower,
+            self.band_upper,
+            self.band_time,
         )
         self.alerts_raised = Counter(
             "crossings_alerts_raised",
@@ -142,6 +189,26 @@ class WorkerMetrics:
             "Records delivered again at or below the committed offset, recognised and skipped.",
             registry=r,
         )
+        self.consumer_lag = Gauge(
+            "crossings_consumer_lag_messages",
+            "Messages of the events topic past this worker's applied offset, per owned partition "
+            "(the consumer's last known high watermark; a transaction marker counts as 1).",
+            ["partition"],
+            registry=r,
+        )
+        self.restore_remaining = Gauge(
+            "crossings_state_restore_remaining_records",
+            "Changelog records still to read before the partition's state is restored (0 once open).",
+            ["partition"],
+            registry=r,
+        )
+        self.restored = Counter(
+            "crossings_state_restored_records",
+            "Changelog records read to restore partition state when it was opened here.",
+            ["partition"],
+            registry=r,
+        )
+        self._restore_read: dict[int, int] = {}
 
     def apply(self, report: CommitReport, now: float, open_episodes: dict[tuple[str, str], str]) -> None:
         """Count what one commit made durable (metrics move with the data, not before it)."""
@@ -185,19 +252,38 @@ class WorkerMetrics:
             self.alerts_open.labels(checkpoint, direction, kind).set(1)
             self._open_labels.add((checkpoint, direction, kind, partition))
 
+    def set_bands(self, bands: dict[tuple[str, str], Band]) -> None:
+        """The band gauges of the checkpoints a commit's partition owns (their latest evaluation)."""
+        for (checkpoint, direction), band in bands.items():
+            self.band_observed.labels(checkpoint, direction).set(band.observed)
+            self.band_expected.labels(checkpoint, direction).set(band.expected)
+            self.band_lower.labels(checkpoint, direction).set(band.lower)
+            self.band_upper.labels(checkpoint, direction).set(band.upper)
+            self.band_time.labels(checkpoint, direction).set(band.as_of)
+
+    def restore_progress(self, partition: int, read: int, remaining: int) -> None:
+        """A partition opening here has read ``read`` changelog records, ``remaining`` to go."""
+        label = str(partition)
+        before = self._restore_read.get(partition, 0) if read else 0
+        self.restored.labels(label).inc(max(read - before, 0))
+        self._restore_read[partition] = read
+        self.restore_remaining.labels(label).set(remaining)
+
     def forget_checkpoint(self, checkpoint: str, direction: str) -> None:
         """Drop the gauges of a checkpoint this worker no longer owns, so that after a
         rebalance each series is exported by one worker only (sums stay right)."""
         for gauge, labels in (
-            (self.today_count, (checkpoint, direction)),
+            (self.today_crossings, (checkpoint, direction)),
             *((self.alerts_open, (checkpoint, direction, kind)) for kind in ("surge", "drop")),
+            *((band, (checkpoint, direction)) for band in self._band_gauges),
         ):
             with contextlib.suppress(KeyError):
                 gauge.remove(*labels)
 
     def forget_partition(self, partition: int) -> None:
-        with contextlib.suppress(KeyError):
-            self.stream_time.remove(str(partition))
+        for gauge in (self.stream_time, self.consumer_lag, self.restore_remaining):
+            with contextlib.suppress(KeyError):
+                gauge.remove(str(partition))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

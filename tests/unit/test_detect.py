@@ -10,8 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.domain.counts import DayProfile, count_event
-from streams.domain.detect.baseline import build_baseline
-from streams.domain.detect.detector import CheckpointDetector, departure_score
+from streams.domain.detect.baseline import Baseline, build_baseline
+from streams.domain.detect.detector import (
+    CheckpointDetector,
+    DetectorConfig,
+    assess_running_day,
+    departure_score,
+    running_day_band,
+)
 from streams.domain.registry import load_registry
 
 JJ = load_registry()["zhibek-zholy"]
@@ -175,3 +181,56 @@ def test_expected_through_accumulates_to_the_whole_day():
     points = [baseline.expected_through(h, f) for h in range(24) for f in (0.0, 0.5)]
     assert points == sorted(points)
     assert baseline.expected_through(23, 1.0) == pytest.approx(baseline.expected_day)
+
+
+@given(
+    expected_day=st.floats(min_value=50, max_value=50_000),
+    dispersion=st.floats(min_value=0.08, max_value=0.6),
+    hour=st.integers(0, 23),
+    minute=st.integers(0, 59),
+    share=st.floats(min_value=0.0, max_value=3.0),
+)
+def test_band_bounds_are_where_the_running_day_verdict_changes(expected_day, dispersion, hour, minute, share):
+    """Outside [lower, upper] the running-day view says drop or surge, inside it says
+    nothing: the band a dashboard draws is the detector's own decision boundary."""
+    config = DetectorConfig()
+    baseline = Baseline(date(2024, 3, 4), expected_day, tuple([1 / 24] * 24), {}, dispersion, 28)
+    local = datetime(2024, 3, 4, hour, minute, tzinfo=JJ.tz)
+    expected = baseline.expected_through(hour, minute / 60)
+    observed = round(expected * share)
+    profile = {"total": observed, "hourly": [0] * 24, "groups": {}}
+    band = running_day_band(profile, baseline, local, config)
+    verdict = assess_running_day(profile, baseline, local, config)
+    if band is None:  # nothing expected yet today
+        assert expected <= 0
+        return
+    assert (band.observed, band.as_of) == (observed, local.timestamp())
+    assert band.expected == pytest.approx(expected)
+    assert 0 <= band.lower <= band.expected <= band.upper
+    if verdict is None:  # fewer than min_expected expected: the detector holds its verdict
+        assert expected < config.min_expected
+        return
+    if observed == 0 and band.lower == 0 and verdict.kind is None:
+        return  # a low end of 0: no total is low enough to be a drop
+    assert verdict.kind == ("surge" if observed >= band.upper else "drop" if observed <= band.lower else None)
+
+
+def test_band_follows_the_evaluations_and_survives_a_restart():
+    world = World(seed=7)
+    world.run_normal_days(0, 7)
+    assert world.detector.band is None  # still warming up: no baseline, no band
+    world.run_normal_days(7, 28)
+    band = world.detector.band
+    last = START + timedelta(days=27)
+    assert band.as_of == datetime.combine(last, time(23, 59, 30), tzinfo=JJ.tz).timestamp()
+    assert band.observed == world.profiles[last]["total"]
+    assert band.lower < band.observed < band.upper  # a normal day ends inside its band
+    surge = START + timedelta(days=28)
+    groups = world.normal_groups(surge)
+    groups[("UZB", "labour")] = 4000
+    world.run_day(surge, groups)
+    opened = next(t for t in world.alerts if t.opened)
+    assert world.detector.band.observed > world.detector.band.upper
+    assert opened.assessment.observed >= opened.assessment.expected * DetectorConfig().surge_ratio
+    restarted = CheckpointDetector(JJ, "entry", world.profiles.get, state=world.detector.state())
+    assert restarted.band == world.detector.band

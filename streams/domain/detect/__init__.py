@@ -3,6 +3,7 @@
 from streams.domain.detect.baseline import Baseline, BaselineConfig, build_baseline
 from streams.domain.detect.detector import (
     Assessment,
+    Band,
     CheckpointDetector,
     DetectorConfig,
     Driver,
@@ -13,6 +14,7 @@ from streams.domain.detect.detector import (
 
 __all__ = [
     "Assessment",
+    "Band",
     "Baseline",
     "BaselineConfig",
     "CheckpointDetector",

@@ -343,6 +343,68 @@ def assess_groups(
     return best
 
 
+@dataclass(frozen=True)
+class Band:
+    """A running day at one evaluation: crossings so far and the range the detector calls
+    normal by then (outside it, the running-day view declares a surge or a drop, once at
+    least ``min_expected`` are expected). Kept for dashboards: plotting the verdict's own
+    thresholds shows an operator why an alert fired, or why it did not."""
+
+    #: The evaluation's time (unix seconds): a whole hour of stream time.
+    as_of: float
+    observed: int
+    expected: float
+    lower: float
+    upper: float
+
+    def as_list(self) -> list[float]:
+        return [self.as_of, self.observed, self.expected, self.lower, self.upper]
+
+    @classmethod
+    def from_list(cls, values: list[float]) -> Band:
+        as_of, observed, expected, lower, upper = values
+        return cls(as_of, int(observed), expected, lower, upper)
+
+
+def running_day_band(
+    profile: DayProfile | None, baseline: Baseline, local_time: datetime, config: DetectorConfig
+) -> Band | None:
+    """The running day's observed count and the bounds of ``assess_running_day``'s own
+    verdicts (highest total that is a drop, lowest that is a surge), found by asking it: its
+    verdict only moves one way as the total grows, whatever its count model (below
+    ``min_expected`` it holds its verdict; the band says where it would fall). ~40 assessments:
+    taken once per commit for the gauges (``CheckpointDetector.band``), not per evaluation."""
+    fraction = (local_time.minute * 60 + local_time.second) / 3600
+    expected = baseline.expected_through(local_time.hour, fraction)
+    # Where fewer than min_expected are expected the detector holds its verdict; the band
+    # still shows where the verdict would fall, so a quiet post's panel is not empty.
+    if expected <= 0:
+        return None  # nothing expected yet today: no ratio to judge by
+    config = replace(config, min_expected=0.0)
+
+    def kind(total: int) -> Kind | None:
+        verdict = assess_running_day(
+            {"total": total, "hourly": [0] * 24, "groups": {}}, baseline, local_time, config
+        )
+        return verdict.kind if verdict is not None else None
+
+    below, above = int(expected), max(int(expected) * 2, 1)
+    while kind(above) != "surge":
+        below, above = above, above * 2
+        if above > 10**12:
+            return None
+    while above - below > 1:
+        middle = (below + above) // 2
+        below, above = (below, middle) if kind(middle) == "surge" else (middle, above)
+    lower, not_drop = 0, int(expected)
+    if kind(0) == "drop":
+        while not_drop - lower > 1:
+            middle = (lower + not_drop) // 2
+            lower, not_drop = (middle, not_drop) if kind(middle) == "drop" else (lower, middle)
+    observed = profile["total"] if profile else 0
+    return Band(local_time.timestamp(), observed, expected, float(lower), float(above))
+
+
 @dataclass
 class Episode:
     episode_id: str
@@ -423,6 +485,11 @@ class CheckpointDetector:
         )
         self.zero_run: int = int(state.get("zero_run", 0))
         self.history = DayHistory(state.get("history"))
+        #: The running day's band at the last evaluation (None while the baseline is learning);
+        #: kept in the state so a restarted worker's dashboards do not wait an hour for it.
+        #: Computed when asked (``band``), from what the evaluation saw.
+        self._band: Band | None = Band.from_list(state["band"]) if state.get("band") else None
+        self._band_inputs: tuple[Baseline, datetime, int] | None = None
 
     def state(self) -> dict[str, Any]:
         """What must survive a restart (kept in a changelogged table by the worker): small,
@@ -435,7 +502,20 @@ class CheckpointDetector:
             "closed_since": self.closed_since.isoformat() if self.closed_since else None,
             "zero_run": self.zero_run,
             "history": self.history.state(),
+            "band": self.band.as_list() if self.band else None,
         }
+
+    @property
+    def band(self) -> Band | None:
+        """The running day's band at the last evaluation, worked out on first asking."""
+        if self._band_inputs is not None:
+            baseline, local, observed = self._band_inputs
+            self._band_inputs = None
+            band = running_day_band(
+                {"total": observed, "hourly": [0] * 24, "groups": {}}, baseline, local, self.config
+            )
+            self._band = band
+        return self._band
 
     @property
     def closed(self) -> bool:
@@ -472,10 +552,12 @@ class CheckpointDetector:
                 transitions += self._close_day(self.last_day, as_of)
         self.last_day, self.last_hour = day, hour
         profile = self.lookup(day)
+        self._band, self._band_inputs = None, None
         if self.closed:
             return transitions + self._reopened(profile, day, as_of)
         baseline = self.baseline(day)
         if baseline is not None:
+            self._band_inputs = (baseline, local, profile["total"] if profile else 0)
             running = assess_running_day(profile, baseline, local, self.config)
             transitions += self._step(running, as_of)
             if running is not None:
