@@ -39,7 +39,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -55,7 +54,7 @@ from typing import Any
 import duckdb
 from kafka import KafkaConsumer
 
-from load_tests.harness import WorkerProcess, free_port, wait_committed
+from load_tests.harness import WorkerProcess, broker_for, free_port, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec, replay
 from streams.domain.registry import load_registry
 from streams.ops.topics import ensure_topics
@@ -564,25 +563,6 @@ def _wait_working(worker: WorkerProcess, timeout: float) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-def _free_broker_port() -> int:
-    """A port that is free, with the next one free too (the broker's controller listener)."""
-    for _ in range(100):
-        port = free_port()
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports found")
-
-
-def _broker_module():
-    from streams.ops import broker
-
-    return broker
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300_000, help="scenario records to send")
@@ -621,14 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     home = args.home or Path(tempfile.mkdtemp(prefix="crossings-crash-"))
     shutil.rmtree(home / "run", ignore_errors=True)
-    bootstrap = args.bootstrap
-    broker = None
-    if bootstrap is None:
-        broker = _broker_module()
-        port = _free_broker_port()
-        print(f"starting a broker on 127.0.0.1:{port} in {home / 'kafka'}", file=sys.stderr, flush=True)
-        bootstrap = broker.up(home / "kafka", port, timeout=180).bootstrap
-    try:
+    with broker_for(args.bootstrap, home / "kafka") as bootstrap:
         result = run(
             bootstrap,
             home / "run",
@@ -645,9 +618,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             pauses=args.pauses,
             miskeyed=args.miskeyed,
         )
-    finally:
-        if broker is not None:
-            broker.down(home / "kafka")
     print(json.dumps(result.summary(), indent=2, default=str))
     if result.exact and not args.keep and args.home is None:
         shutil.rmtree(home, ignore_errors=True)

@@ -47,12 +47,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from load_tests import hostile
 from load_tests.crash_test import (
     RECORDS_PER_DAY,
-    _broker_module,
-    _free_broker_port,
     lake_counts,
     lake_event_ids,
 )
-from load_tests.harness import WorkerProcess, free_port, scrape, wait_committed
+from load_tests.harness import WorkerProcess, broker_for, free_port, scrape, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec
 from streams.domain.registry import load_registry
 from streams.ops.topics import ensure_topics
@@ -505,14 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     home = args.home or Path(tempfile.mkdtemp(prefix="crossings-fuzz-"))
     shutil.rmtree(home / "run", ignore_errors=True)
-    bootstrap = args.bootstrap
-    broker = None
-    if bootstrap is None:
-        broker = _broker_module()
-        port = _free_broker_port()
-        print(f"starting a broker on 127.0.0.1:{port} in {home / 'kafka'}", file=sys.stderr, flush=True)
-        bootstrap = broker.up(home / "kafka", port, timeout=180).bootstrap
-    try:
+    with broker_for(args.bootstrap, home / "kafka") as bootstrap:
         result = run(
             bootstrap,
             home / "run",
@@ -523,9 +514,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             partitions=args.partitions,
             drain_timeout=args.drain_timeout,
         )
-    finally:
-        if broker is not None:
-            broker.down(home / "kafka")
     print(result.table())
     print(json.dumps(result.figures(), default=str, separators=(",", ":")))
     if result.ok and not args.keep and args.home is None:

@@ -6,6 +6,7 @@ worker the way an operator's Prometheus would, not through its internals.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,3 +192,34 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait(10)
+
+
+def free_broker_port() -> int:
+    """A port that is free, with the next one free too (the broker's controller listener)."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports found")
+
+
+@contextlib.contextmanager
+def broker_for(bootstrap: str | None, folder: Path) -> Iterator[str]:
+    """``bootstrap`` as given, or an embedded broker of the run's own in ``folder`` on a free
+    port, stopped afterwards (the load tests' ``--bootstrap`` default)."""
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    from streams.ops import broker
+
+    port = free_broker_port()
+    print(f"starting a broker on 127.0.0.1:{port} in {folder}", file=sys.stderr, flush=True)
+    status = broker.up(folder, port, timeout=180)
+    try:
+        yield status.bootstrap
+    finally:
+        broker.down(folder)

@@ -7,6 +7,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -20,17 +21,8 @@ from streams.settings import load_settings
 pytestmark = pytest.mark.integration
 
 SHIPPED = json.loads(default_registry_path().read_text())
-NEW_POST = {
-    "checkpoint_id": "new-post",
-    "name": "A post opened this week",
-    "kind": "road",
-    "country_a": "KAZ",
-    "country_b": "KGZ",
-    "region": "Zhambyl Region",
-    "tz": "Asia/Almaty",
-    "lat": 42.9,
-    "lon": 71.4,
-}
+#: A checkpoint the shipped registry does not have (shared by the registry tests).
+NEW_POST = json.loads((Path(__file__).resolve().parents[1] / "data" / "new_post.json").read_text())
 
 
 def event(event_id: str, checkpoint_id: str, minutes_ago: int) -> bytes:

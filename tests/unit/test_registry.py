@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,17 +20,8 @@ from streams.settings import load_settings
 from streams.worker.metrics import MAX_UNKNOWN_IDS, OTHER_IDS, WorkerMetrics
 
 SHIPPED = json.loads(default_registry_path().read_text())
-NEW_POST = {
-    "checkpoint_id": "new-post",
-    "name": "A post opened this week",
-    "kind": "road",
-    "country_a": "KAZ",
-    "country_b": "KGZ",
-    "region": "Zhambyl Region",
-    "tz": "Asia/Almaty",
-    "lat": 42.9,
-    "lon": 71.4,
-}
+#: A checkpoint the shipped registry does not have (shared by the registry tests).
+NEW_POST = json.loads((Path(__file__).resolve().parents[1] / "data" / "new_post.json").read_text())
 
 
 def _write(tmp_path, document, suffix=".json"):

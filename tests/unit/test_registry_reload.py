@@ -22,17 +22,8 @@ from streams.replay.outputs import LocalOutputs
 from streams.sinks.parquet.sink import LakeSink
 
 SHIPPED = json.loads(default_registry_path().read_text())
-NEW_POST = {
-    "checkpoint_id": "new-post",
-    "name": "A post opened this week",
-    "kind": "road",
-    "country_a": "KAZ",
-    "country_b": "KGZ",
-    "region": "Zhambyl Region",
-    "tz": "Asia/Almaty",
-    "lat": 42.9,
-    "lon": 71.4,
-}
+#: A checkpoint the shipped registry does not have (shared by the registry tests).
+NEW_POST = json.loads((Path(__file__).resolve().parents[1] / "data" / "new_post.json").read_text())
 WITH_NEW_POST = {**SHIPPED, "checkpoints": [*SHIPPED["checkpoints"], NEW_POST]}
 START = datetime(2024, 3, 1, 6, tzinfo=UTC)
 
