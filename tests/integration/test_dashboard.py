@@ -27,7 +27,8 @@ DASHBOARD = PROJECT_ROOT / "deploy" / "grafana" / "dashboards" / "crossings.json
 
 # Eight days of two checkpoints (~26k events): enough history for a baseline, so the band
 # gauges are set (five earlier days with traffic), and short enough for ~1 minute of work.
-SPEC = ScenarioSpec(days=8, checkpoints=("zhibek-zholy", "korday"))
+# 17 days: past the detector's 14-day warm-up, so the band panels have a baseline to show.
+SPEC = ScenarioSpec(days=17, checkpoints=("zhibek-zholy", "korday"))
 
 #: Panels on metrics of `crossings notify`, a separate process this test does not run:
 #: their queries must be valid PromQL, but they have no data here.

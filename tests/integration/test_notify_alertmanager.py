@@ -34,12 +34,12 @@ from streams.settings import load_settings
 
 pytestmark = pytest.mark.integration
 
-SURGE_DAY = DEFAULT_START + timedelta(days=14)
+SURGE_DAY = DEFAULT_START + timedelta(days=17)  # past the detector's 14-day warm-up
 CLOSURE_DAY = SURGE_DAY + timedelta(days=1)
-#: 17 days: two weeks of baseline, a two-day UZB labour surge at Zhibek Zholy, Korday
+#: 20 days: 17 of baseline (the detector warms up for 14), a two-day UZB labour surge at Zhibek Zholy, Korday
 #: closed on the surge's second day, both back to normal on the last day.
 SPEC = ScenarioSpec(
-    days=17,
+    days=20,
     checkpoints=("zhibek-zholy", "korday"),
     anomalies=(
         Anomaly(
@@ -303,8 +303,17 @@ def run(kafka_bootstrap, tmp_path_factory):
         assert notify.stop() == 0
         restarted = time.time()
         notify.start()
+        # Episodes still open by the topic when notify restarts (one may have resolved in
+        # phase 1 already); the gauge climbs while the topic is read back: wait for all.
+        last_status: dict[str, str] = {}
+        for message in topic_messages(kafka_bootstrap, settings.topics.alerts):
+            alert = json.loads(message.value)
+            last_status[alert["episode_id"]] = alert["status"]
+        seen["open_at_restart"] = {e for e, status in last_status.items() if status == "firing"}
         seen["firing_after_restart"] = wait_for(
-            "open episodes rebuilt", lambda: notify.metric("crossings_notify_firing"), 60
+            "open episodes rebuilt",
+            lambda: (n := notify.metric("crossings_notify_firing")) == len(seen["open_at_restart"]) and n,
+            60,
         )
         seen["reposted"] = wait_for(
             "open episodes re-posted after the restart",
@@ -380,13 +389,24 @@ def test_each_episode_fires_in_alertmanager_with_labels_and_words(run):
 
 
 def test_a_restarted_notify_keeps_the_open_episodes_alive(run):
-    assert run["firing_after_restart"] == 3
-    assert set(run["reposted"]) == set(run["open"])
+    assert run["firing_after_restart"] == len(run["open_at_restart"]) >= 2
+    assert set(run["reposted"]) == run["open_at_restart"]
 
 
 def test_every_episode_is_resolved_in_alertmanager_by_its_resolve_message(run):
     statuses = [json.loads(m.value)["status"] for m in run["messages"]]
-    assert statuses.count("resolved") == 3
+    trail = [
+        (
+            json.loads(m.value)["episode_id"][:8],
+            json.loads(m.value)["status"],
+            json.loads(m.value)["window"],
+            json.loads(m.value)["checkpoint_id"],
+            json.loads(m.value)["direction"],
+            json.loads(m.value)["kind"],
+        )
+        for m in run["messages"]
+    ]
+    assert statuses.count("resolved") == 3, trail
     # Gone from the active alerts within seconds: an endsAt was posted (a firing alert
     # left alone would stay active for resolve_timeout, 5 minutes).
     assert run["after"] is True
