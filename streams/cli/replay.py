@@ -41,7 +41,7 @@ from streams.cli.common import broker_option, registry_or_error, settings_or_usa
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Processes to split the partitions across, round-robin "
+    help="Processes to split the partitions across: a topic's by their sizes, files' round-robin "
     "(default: the CPUs or the partitions, whichever is fewer; 1: this process).",
 )
 def replay(
@@ -84,10 +84,11 @@ def replay(
         source.check()
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    shares = deal(partitions, jobs or default_jobs(len(partitions)), source.partition_sizes(partitions))
     try:
         stats = replay_in_jobs(
             source,
-            deal(partitions, jobs or default_jobs(len(partitions))),
+            shares,
             data_dir=data_dir or settings.data_dir,
             state_dir=state_dir or settings.worker_dir.parent / "replay-state",
             core=settings.core_config(),

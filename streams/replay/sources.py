@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,28 @@ async def kafka_records(
                 yield batch
     finally:
         await consumer.stop()
+
+
+async def partition_sizes(
+    bootstrap: str,
+    topic: str,
+    partitions: Sequence[int],
+    start: int = 0,
+    end: int | None = None,
+    client: Mapping[str, Any] | None = None,
+) -> dict[int, int]:
+    """Offsets in ``[start, end)`` of each partition that hold data: what a replay of it reads."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **dict(client or {}))
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        first, last = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return {
+        tp.partition: max(0, (last[tp] if end is None else min(end, last[tp])) - max(start, first[tp]))
+        for tp in tps
+    }
 
 
 async def topic_partitions(bootstrap: str, topic: str, client: Mapping[str, Any] | None = None) -> list[int]:

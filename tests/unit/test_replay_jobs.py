@@ -4,12 +4,15 @@ command, naming its partitions."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 
 from load_tests.backtest import scenario_records
 from load_tests.scenario import ScenarioSpec
@@ -126,3 +129,30 @@ def test_a_file_source_kept_to_some_partitions_keeps_whole_stream_offsets(histor
     everything = [r for batch in ndjson_records([history], PARTITIONS) for r in batch]
     kept = [r for batch in ndjson_records([history], PARTITIONS, keep={1}) for r in batch]
     assert kept == [r for r in everything if r.partition == 1]
+
+
+def _longest(shares: list[tuple[int, ...]], sizes: dict[int, int]) -> int:
+    return max(sum(sizes[p] for p in share) for share in shares)
+
+
+@given(
+    sizes=st.lists(st.integers(0, 10_000), min_size=1, max_size=7).map(lambda s: dict(enumerate(s))),
+    jobs=st.integers(1, 4),
+)
+def test_partitions_dealt_by_size_keep_the_longest_job_near_the_best_split(sizes, jobs):
+    shares = deal(list(sizes), jobs, sizes)
+    assert sorted(p for share in shares for p in share) == sorted(sizes)
+    assert len(shares) == min(jobs, len(sizes)) and all(shares)
+    loads = [sum(sizes[p] for p in share) for share in shares]
+    assert loads == sorted(loads, reverse=True), "heaviest share first (it runs in the parent)"
+    # The best split, by brute force over every assignment of partitions to jobs.
+    best = min(
+        _longest([tuple(p for p, j in zip(sizes, chosen, strict=True) if j == k) for k in range(jobs)], sizes)
+        for chosen in itertools.product(range(min(jobs, len(sizes))), repeat=len(sizes))
+    )
+    m = len(shares)
+    assert _longest(shares, sizes) * 3 * m <= best * (4 * m - 1)  # Graham's LPT bound
+
+
+def test_a_hot_partition_gets_a_job_of_its_own():
+    assert deal([0, 1, 2, 3], 2, {0: 10, 1: 820, 2: 90, 3: 80}) == [(1,), (0, 2, 3)]
