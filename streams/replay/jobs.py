@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from streams.core.processor import CoreConfig
 from streams.core.records import SourceRecord
 from streams.domain.registry import Registry
 from streams.ops.security import client_kwargs
+from streams.replay.prefetch import Prefetch
 from streams.replay.run import (
     COMMIT_EVERY,
     DeadLetterLine,
@@ -172,12 +174,13 @@ def replay_in_jobs(
     commit_every: int = COMMIT_EVERY,
 ) -> ReplayStats:
     """Replay ``source``, a job per share of its partitions (see ``deal``): the first share
-    in this process, each other in its own; a single share runs here as ``replay`` does. Raises ``ReplayJobsFailed`` if any job
-    failed, after writing the dead letters of those that did not (their partitions' lake
+    in this process, each other in its own; a single share runs here as ``replay`` does.
+    The share run here reads its source through ``Prefetch``. Raises ``ReplayJobsFailed``
+    if any job failed, after writing the dead letters of those that did not (their partitions' lake
     and state are committed, so a rerun would not produce them again)."""
     if len(shares) == 1:
         run = replay(
-            source.open(None),
+            Prefetch(partial(source.open, None)),
             partitions=source.partitions,
             data_dir=data_dir,
             state_dir=state_dir,
@@ -202,21 +205,27 @@ def replay_in_jobs(
         )
 
     here, *elsewhere = shares
-    with ProcessPoolExecutor(len(elsewhere), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {}
-        for keep in elsewhere:
-            job = Job(source, keep, data_dir, state_dir, core, registry, level, commit_every)
-            futures[pool.submit(run_job, job)] = keep
-        # The heaviest share, here, while the others start.
-        try:
-            done(here, run_job(Job(source, here, data_dir, state_dir, core, registry, level, commit_every)))
-        except Exception as error:
-            failures.append((here, error))
-        for future in as_completed(futures):
+    # The heaviest share's reader first: forked while this process has one thread.
+    ahead = Prefetch(partial(source.open, here))
+    try:
+        with ProcessPoolExecutor(len(elsewhere), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {}
+            for keep in elsewhere:
+                job = Job(source, keep, data_dir, state_dir, core, registry, level, commit_every)
+                futures[pool.submit(run_job, job)] = keep
+            # The heaviest share, here, while the others start.
             try:
-                done(futures[future], future.result())
-            except Exception as error:  # the job's own exception, or BrokenProcessPool
-                failures.append((futures[future], error))
+                job = Job(source, here, data_dir, state_dir, core, registry, level, commit_every)
+                done(here, run_job(job, ahead))
+            except Exception as error:
+                failures.append((here, error))
+            for future in as_completed(futures):
+                try:
+                    done(futures[future], future.result())
+                except Exception as error:  # the job's own exception, or BrokenProcessPool
+                    failures.append((futures[future], error))
+    finally:
+        ahead.close()
     append_dead_letters(data_dir, sorted((line for _, lines in results for line in lines), key=sort_key))
     if failures:
         raise ReplayJobsFailed(sorted(failures, key=lambda failure: failure[0]))
@@ -230,12 +239,13 @@ def replay_in_jobs(
     )
 
 
-def run_job(job: Job) -> tuple[ReplayStats, list[DeadLetterLine]]:
-    """One job: the replay of its partitions, dead letters handed back (not written)."""
+def run_job(job: Job, batches: Prefetch | None = None) -> tuple[ReplayStats, list[DeadLetterLine]]:
+    """One job: the replay of its partitions (from ``batches``, the source read ahead, or
+    read here), dead letters handed back (not written)."""
     logging.basicConfig(level=job.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return asyncio.run(
         replay_collecting(
-            job.source.open(job.keep),
+            batches if batches is not None else job.source.open(job.keep),
             partitions=job.source.partitions,
             data_dir=job.data_dir,
             state_dir=job.state_dir,

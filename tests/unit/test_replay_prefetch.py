@@ -1,0 +1,96 @@
+"""``streams.replay.prefetch``: a replay's source read in a child process hands over the
+same batches, in order, and a failure there (an exception, or the child killed) fails the
+replay with what happened; leaving early stops the child."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from streams.core.records import SourceRecord
+from streams.replay import prefetch
+from streams.replay.prefetch import Prefetch, SourceReaderDied
+from streams.replay.sources import ndjson_records
+
+START_METHODS = ["fork", "spawn"]
+
+
+@pytest.fixture(params=START_METHODS)
+def start_method(request, monkeypatch) -> str:
+    monkeypatch.setattr(prefetch, "_may_fork", lambda: request.param == "fork")
+    return request.param
+
+
+@pytest.fixture()
+def history(tmp_path) -> Path:
+    lines = [
+        b'{"checkpoint_id": "%s", "n": %d}' % (cp.encode(), n)
+        for n in range(12_000)
+        for cp in (("korday", "zhibek-zholy", "nur-zholy")[n % 3],)
+    ]
+    lines += [b"not json", b'{"checkpoint_id": 7}', b"\xff\xfe"]
+    path = tmp_path / "history.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_the_child_hands_over_the_sources_batches_in_order(history, start_method):
+    direct = list(ndjson_records([history], 4))
+    ahead = list(Prefetch(partial(ndjson_records, [history], 4, {1, 3})))
+    kept = [[r for r in batch if r.partition in {1, 3}] for batch in direct]
+    assert ahead == [batch for batch in kept if batch]
+    assert all(type(record) is SourceRecord for batch in ahead for record in batch)
+    assert sum(map(len, direct)) == 12_003
+
+
+def _async_source() -> AsyncIterator[list[SourceRecord]]:
+    async def batches() -> AsyncIterator[list[SourceRecord]]:
+        for start in range(0, 30, 7):
+            yield [
+                SourceRecord(2, o, 1000 + o, b"k", b"v%d" % o, o % 5 == 0) for o in range(start, start + 7)
+            ]
+
+    return batches()
+
+
+def test_an_async_source_is_read_in_the_child_too(monkeypatch):
+    # Fork only: a closure cannot be sent to a spawned child.
+    monkeypatch.setattr(prefetch, "_may_fork", lambda: True)
+    records = [r for batch in Prefetch(_async_source) for r in batch]
+    assert [r.offset for r in records] == list(range(35))
+    assert [r.rekeyed for r in records] == [o % 5 == 0 for o in range(35)]
+
+
+def test_a_failing_source_raises_its_own_error_in_the_replay(tmp_path, start_method):
+    missing = tmp_path / "no-such-file.ndjson"
+    with pytest.raises(FileNotFoundError, match="no-such-file"):
+        list(Prefetch(partial(ndjson_records, [missing], 4)))
+
+
+def _one_batch_then_hang() -> Iterator[list[SourceRecord]]:
+    yield [SourceRecord(0, 0, 0, None, b"{}")]
+    time.sleep(600)
+    yield []
+
+
+def test_a_killed_reader_fails_the_replay_saying_so(monkeypatch):
+    monkeypatch.setattr(prefetch, "_may_fork", lambda: True)
+    ahead = Prefetch(_one_batch_then_hang)
+    batches = iter(ahead)
+    assert len(next(batches)) == 1
+    os.kill(ahead._child.pid, signal.SIGKILL)
+    with pytest.raises(SourceReaderDied, match="exit code -9"):
+        next(batches)
+
+
+def test_leaving_early_stops_the_reader(history, start_method):
+    ahead = Prefetch(partial(ndjson_records, [history] * 50, 4))
+    for _ in ahead:
+        break
+    assert not ahead._child.is_alive()
