@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +67,8 @@ class Engine:
         self.opening: set[int] = set()
         #: Told how far each opening partition has read its changelog (the worker's gauge).
         self.restore_progress: RestoreProgress | None = None
+        #: Where commits made behind are written (one thread: they run in order).
+        self._pool: ThreadPoolExecutor | None = None
 
     def use_registry(self, registry: Registry) -> None:
         """Switch to another registry between two commits (the caller has just committed,
@@ -112,6 +115,15 @@ class Engine:
             task = self.tasks.pop(partition, None)
             if task is not None:
                 await task.close()
+        if not self.tasks and self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    async def settle(self) -> None:
+        """Wait for every commit made behind (see :meth:`commit`); the first that failed
+        raises CommitFailed."""
+        for partition in sorted(self.tasks):
+            await self.tasks[partition].settle()
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
         """Apply records of any partitions (each partition's in offset order)."""
@@ -142,11 +154,17 @@ class Engine:
     def commit_due(self) -> bool:
         return self._monotonic() - self._last_commit >= self.config.commit_interval
 
-    async def commit(self, partitions: Iterable[int] | None = None) -> list[CommitReport]:
+    async def commit(
+        self, partitions: Iterable[int] | None = None, *, behind: bool = False
+    ) -> list[CommitReport]:
         """Commit every partition with pending work; the first failure raises (CommitFailed)
         after the partitions before it committed. A partition whose commit was refused
         because another owner fenced it is dropped (its task closed itself), noted in
-        ``fenced``, and the others are committed."""
+        ``fenced``, and the others are committed.
+
+        ``behind`` (a replay's commits, with no Kafka step): each is made durable on a
+        thread while the caller goes on (``PartitionTask.commit_behind``); :meth:`settle`
+        waits for them."""
         self._last_commit = self._monotonic()
         reports = []
         for partition in sorted(self.tasks if partitions is None else partitions):
@@ -154,7 +172,12 @@ class Engine:
             if task is None:
                 continue
             try:
-                report = await task.commit()
+                if behind:
+                    if self._pool is None:
+                        self._pool = ThreadPoolExecutor(1, thread_name_prefix="commit-behind")
+                    report = await task.commit_behind(self._pool)
+                else:
+                    report = await task.commit()
             except PartitionFenced:
                 del self.tasks[partition]
                 self.fenced.add(partition)

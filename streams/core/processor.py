@@ -133,6 +133,12 @@ class PartitionProcessor:
         ]
         remembered = self.store.remembered(candidates)
         committed_ids = {i: d for i, d in zip(candidates, remembered, strict=True) if d is not None}
+        in_flight = state.in_flight_ids
+        if in_flight:  # a commit still being made durable: its ids may not be in the store yet
+            for event_id in candidates:
+                hit = in_flight.get(event_id)
+                if hit is not None:
+                    committed_ids[event_id] = hit[1]
         horizon = self.config.dedup_horizon_s
         step = self.config.evaluate_every_s
         if effects.first_offset is None:
@@ -371,8 +377,11 @@ class PartitionProcessor:
             expired_profiles=expired_profiles,
         )
 
-    def committed(self, batch: CommitBatch) -> None:
-        self.state.committed(batch.changes, batch.commit_seq, batch.expired_buckets, batch.expired_profiles)
+    def committed(self, batch: CommitBatch, *, behind: bool = False) -> None:
+        """``batch`` is durable, or (``behind``) being made durable while processing goes on."""
+        self.state.committed(
+            batch.changes, batch.commit_seq, batch.expired_buckets, batch.expired_profiles, behind=behind
+        )
         self.effects = Effects()
         self._slots.clear()
 

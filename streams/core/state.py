@@ -47,6 +47,9 @@ class PartitionState:
     # -- since the last commit --
     #: Ids counted since the last commit -> (hour bucket of event time, digest).
     new_ids: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: Ids of a commit being made durable behind the processing (a replay's commits):
+    #: maybe not in the store yet, so de-duplication looks here too until it is.
+    in_flight_ids: dict[str, tuple[int, str]] = field(default_factory=dict)
     dirty_profiles: set[str] = field(default_factory=set)
     dirty_detectors: set[str] = field(default_factory=set)
 
@@ -108,9 +111,17 @@ class PartitionState:
         return records, expired_buckets, expired_profiles
 
     def committed(
-        self, records: list[Change], commit_seq: int, expired_buckets: list[int], expired_profiles: list[str]
+        self,
+        records: list[Change],
+        commit_seq: int,
+        expired_buckets: list[int],
+        expired_profiles: list[str],
+        *,
+        behind: bool = False,
     ) -> None:
-        """The records of :meth:`changes` are durable: start the next commit from here."""
+        """The records of :meth:`changes` are durable (or, ``behind``, being made durable
+        while processing goes on: their ids stay in ``in_flight_ids`` until :meth:`durable`):
+        start the next commit from here."""
         self.commit_seq = commit_seq
         for bucket in expired_buckets:
             self.seen_chunks.pop(bucket, None)
@@ -120,9 +131,16 @@ class PartitionState:
             if key.startswith(SEEN_CHUNK) and value is not None:
                 bucket = int(key[1:].split(b"|", 1)[0])
                 self.seen_chunks.setdefault(bucket, []).append(key)
-        self.new_ids.clear()
+        if behind:
+            self.in_flight_ids, self.new_ids = self.new_ids, {}
+        else:
+            self.new_ids.clear()
         self.dirty_profiles.clear()
         self.dirty_detectors.clear()
+
+    def durable(self) -> None:
+        """The commit made behind is in the store: its ids are found there now."""
+        self.in_flight_ids = {}
 
 
 def _id_chunks(new_ids: dict[str, tuple[int, str]], commit_seq: int) -> Iterator[Change]:

@@ -25,13 +25,21 @@ the state from the store and the changelog and re-applying the inputs since the 
 commit, so a retry writes the same batch, byte for byte. A commit refused because another
 owner fenced this one (``Fenced``) closes the task instead and raises ``PartitionFenced``:
 reopening the outputs to retry would fence the new owner back.
+
+A replay, which has no Kafka step, commits *behind* (:meth:`PartitionTask.commit_behind`):
+the batch is frozen here, then its files and its store write (steps 1 and 3, in that
+order) run on a thread while the next records are processed; the next commit waits for
+it first. A crash leaves what the protocol above leaves (files past the store's commit
+are removed on opening); a failure there fails the replay, to be run again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -100,6 +108,8 @@ class PartitionTask:
         self._inputs: list[tuple[str, object, object]] = []
         #: Monotonic time of the last record, for the idle-partition rule.
         self.last_record_at = float("-inf")
+        #: The commit being made durable behind the processing, and its completion.
+        self._behind: tuple[CommitBatch, asyncio.Future[object]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -127,6 +137,9 @@ class PartitionTask:
 
     async def close(self) -> None:
         """Drop what was not committed (the next owner processes it again) and let go."""
+        if self._behind is not None:  # never close the store under its writer
+            await asyncio.wait([self._behind[1]])
+            self._behind = None
         self._inputs.clear()
         self.processor = None
         if self.store is not None:
@@ -258,6 +271,50 @@ class PartitionTask:
         processor.committed(batch)
         self._inputs.clear()
         return CommitReport(batch, flushed, time.perf_counter() - started)
+
+    async def commit_behind(self, pool: Executor) -> CommitReport | None:
+        """A commit for drivers without a Kafka step (the replay): frozen now, made durable
+        on ``pool`` (files, then the store) while the caller processes on; the batch's
+        dead letters, alerts and forwards are the caller's, in the report (``Outputs`` are
+        not used). Waits for the previous one first (:meth:`settle`)."""
+        await self.settle()
+        processor = self.processor
+        if processor is None or not processor.has_pending:
+            return None
+        store, sink = self.store, self.sink
+        assert store is not None
+        started = time.perf_counter()
+        batch = processor.prepare_commit()
+        processor.committed(batch, behind=True)
+        self._inputs.clear()
+
+        def make_durable() -> object:
+            flushed = sink.flush(batch)
+            store.apply(batch.changes, None)
+            return flushed
+
+        pending = asyncio.get_running_loop().run_in_executor(pool, make_durable)
+        self._behind = (batch, pending)
+        return CommitReport(batch, None, time.perf_counter() - started)
+
+    async def settle(self) -> None:
+        """Wait for the commit made behind; ``CommitFailed`` if it was not made durable
+        (the task is closed then: its memory is past what the store holds)."""
+        if self._behind is None:
+            return
+        batch, pending = self._behind
+        try:
+            await pending
+        except Exception as error:
+            log.error("partition %d: commit %d failed: %s", self.partition, batch.commit_seq, error)
+            await self.close()
+            raise CommitFailed(
+                f"partition {self.partition}: commit {batch.commit_seq} failed: {error}"
+            ) from error
+        finally:
+            self._behind = None
+        assert self.processor is not None
+        self.processor.state.durable()
 
     async def _recover(self, *, reopen: bool) -> None:
         """Back to the last committed state, then re-apply the inputs since: a retry then

@@ -94,18 +94,22 @@ async def replay_collecting(
     """Replay ``batches``, committing each partition after every ``commit_every`` of its
     records; the dead letters are returned (in partition, offset order) for the caller to
     write, not written."""
-    outputs = LocalOutputs()
     config = EngineConfig(partitions, state_dir, core=core)
-    engine = Engine(config, registry or load_registry(), LakeSink(data_dir), outputs)
-    records = counted = duplicates = 0
+    engine = Engine(config, registry or load_registry(), LakeSink(data_dir), LocalOutputs())
+    records = counted = duplicates = alerts = 0
+    dead_letters: list[DeadLetter] = []
     pending: Counter[int] = Counter()
     started = time.perf_counter()
 
     async def commit(partitions: list[int] | None = None) -> None:
-        nonlocal counted, duplicates
-        for report in await engine.commit(partitions):
+        # Made durable behind: a partition's files and store are written while the next
+        # records are processed (the Parquet encoding runs without the GIL).
+        nonlocal counted, duplicates, alerts
+        for report in await engine.commit(partitions, behind=True):
             counted += sum(report.batch.metrics.processed.values())
             duplicates += report.batch.metrics.duplicates
+            dead_letters.extend(report.batch.dead_letters)
+            alerts += len(report.batch.alerts)
 
     async def each(batch: list[SourceRecord]) -> None:
         nonlocal records
@@ -120,17 +124,20 @@ async def replay_collecting(
                     pending[partition] = 0
                     await commit([partition])
 
-    if hasattr(batches, "__aiter__"):
-        async for batch in batches:  # type: ignore[union-attr]
-            await each(batch)
-    else:
-        for batch in batches:  # type: ignore[union-attr]
-            await each(batch)
-    await commit()
-    await engine.close(list(engine.tasks))
+    try:
+        if hasattr(batches, "__aiter__"):
+            async for batch in batches:  # type: ignore[union-attr]
+                await each(batch)
+        else:
+            for batch in batches:  # type: ignore[union-attr]
+                await each(batch)
+        await commit()
+        await engine.settle()
+    finally:
+        await engine.close(list(engine.tasks))
     seconds = time.perf_counter() - started
-    letters = sorted(map(dead_letter_line, outputs.dead_letters), key=sort_key)
-    stats = ReplayStats(records, counted, duplicates, len(outputs.dead_letters), len(outputs.alerts), seconds)
+    letters = sorted(map(dead_letter_line, dead_letters), key=sort_key)
+    stats = ReplayStats(records, counted, duplicates, len(dead_letters), alerts, seconds)
     return stats, letters
 
 
