@@ -29,9 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
 DASHBOARD = PROJECT_ROOT / "deploy" / "grafana" / "dashboards" / "crossings.json"
 
-# Eight days of two checkpoints (~26k events): enough history for a baseline, so the band
-# gauges are set (five earlier days with traffic), and short enough for ~1 minute of work.
-# 17 days: past the detector's 14-day warm-up, so the band panels have a baseline to show;
+# Two checkpoints for 17 days (under half a minute of work here): past the detector's
+# 14-day warm-up, so the band panels have a baseline to show;
 # a UZB labour surge at Zhibek Zholy on the last two days, still open at the end (alerts for
 # notify to deliver, an episode for the annotation).
 SPEC = ScenarioSpec(
