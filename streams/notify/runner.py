@@ -90,7 +90,8 @@ class ReceiverLoop:
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset=notify.start,
-            # A message may be retried up to the give-up time between two polls.
+            # A message may be retried up to the give-up time between two polls (one
+            # message per poll: see run).
             max_poll_interval_ms=int((notify.give_up_seconds + 2 * notify.retry_max_seconds + 300) * 1000),
             **self.kafka,
         )
@@ -98,7 +99,12 @@ class ReceiverLoop:
         log.info("delivering %s to %s %s", self.settings.topics.alerts, self.kind, self.target)
         try:
             while True:
-                batch = await consumer.getmany(timeout_ms=1000, max_records=100)
+                # One message per poll: max_poll_interval_ms allows one message's give-up
+                # time between polls, and a consumer that polls later than that leaves the
+                # group (its commit is then refused and the message is sent again). A batch
+                # of several messages, each retried up to the give-up time while a receiver
+                # is down, would overrun it. (The consumer still fetches ahead.)
+                batch = await consumer.getmany(timeout_ms=1000, max_records=1)
                 await self._follow_assignment(consumer)
                 for tp, records in batch.items():
                     for kafka_record in records:

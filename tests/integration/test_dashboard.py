@@ -1,6 +1,8 @@
-"""The Grafana dashboard against a real Prometheus scraping a real worker during a scenario:
-every variable query and every panel query returns data (the notify panels excepted: that
-process is not run here), through the committed scrape config and recording rules.
+"""The Grafana dashboard against a real Prometheus scraping a real worker and a real
+``crossings notify`` during a scenario with a surge: every variable query and every panel
+query returns data, through the committed scrape config and recording rules. Notify
+delivers the surge's alerts to a webhook receiver that fails its first answers, so the
+delivery panels (outcomes, retries, latency) have something to show.
 
 Grafana itself is not installed: its part (substituting variables, asking Prometheus) is
 done here the way it does it, through Prometheus' HTTP API.
@@ -11,13 +13,15 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from load_tests.harness import WorkerProcess, free_port, wait_committed
+from load_tests.notify_harness import NotifyProcess, Recorder, topic_messages, wait_for
 from load_tests.prometheus import PrometheusServer, scrape_config
-from load_tests.scenario import Scenario, ScenarioSpec, replay
+from load_tests.scenario import DEFAULT_START, Anomaly, Scenario, ScenarioSpec, replay
 from streams.ops.topics import ensure_topics
 from streams.settings import PROJECT_ROOT, load_settings
 
@@ -25,17 +29,36 @@ pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
 DASHBOARD = PROJECT_ROOT / "deploy" / "grafana" / "dashboards" / "crossings.json"
 
-# Eight days of two checkpoints (~26k events): enough history for a baseline, so the band
-# gauges are set (five earlier days with traffic), and short enough for ~1 minute of work.
-# 17 days: past the detector's 14-day warm-up, so the band panels have a baseline to show.
-SPEC = ScenarioSpec(days=17, checkpoints=("zhibek-zholy", "korday"))
+# Two checkpoints for 17 days (under half a minute of work here): past the detector's
+# 14-day warm-up, so the band panels have a baseline to show;
+# a UZB labour surge at Zhibek Zholy on the last two days, still open at the end (alerts for
+# notify to deliver, an episode for the annotation).
+SPEC = ScenarioSpec(
+    days=17,
+    checkpoints=("zhibek-zholy", "korday"),
+    anomalies=(
+        Anomaly(
+            name="surge",
+            kind="surge",
+            checkpoint_id="zhibek-zholy",
+            direction="entry",
+            nationality="UZB",
+            purpose="labour",
+            starts=DEFAULT_START + timedelta(days=15),
+            ends=DEFAULT_START + timedelta(days=16),
+            description="UZB labour entries x3 for the last two days",
+            factor=3.0,
+        ),
+    ),
+)
 
-#: Panels on metrics of `crossings notify`, a separate process this test does not run:
-#: their queries must be valid PromQL, but they have no data here.
+#: Panels on metrics of `crossings notify` (its own process, scraped as job crossings-notify).
 NOTIFY_PANELS = {"Deliveries by outcome", "Delivery retries", "Delivery latency (p95)"}
-#: Annotations need something to annotate: an open surge/drop episode (this short scenario
-#: has none) or a firing pipeline alert (none should fire). Valid PromQL is all we ask.
-EXPECTED_EMPTY_ANNOTATIONS = {"Surge/drop episodes", "Pipeline alerts"}
+#: A firing pipeline alert is something this healthy run must not have: valid PromQL is all
+#: that annotation can be asked for.
+EXPECTED_EMPTY_ANNOTATIONS = {"Pipeline alerts"}
+#: The webhook receiver answers 503 to this many requests first: notify retries them.
+FAILED_ANSWERS = 2
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +75,25 @@ def stack(kafka_bootstrap, tmp_path_factory, need_binary):
     }
     settings = load_settings(env)
     ensure_topics(settings)
+    receiver = Recorder(lambda call, index: 503 if index < FAILED_ANSWERS else 204).start()
+    (home / "secret").write_text("dashboard-secret")
+    notify_env = {
+        **env,
+        "CROSSINGS_WEBHOOK_URLS": f"{receiver.url}/hook",
+        "CROSSINGS_WEBHOOK_SECRET_FILE": str(home / "secret"),
+        "CROSSINGS_NOTIFY_START": "earliest",
+        "CROSSINGS_NOTIFY_RETRY_MAX_SECONDS": "1",
+        "CROSSINGS_NOTIFY_WEB_PORT": str(free_port()),
+    }
     worker = WorkerProcess(env, free_port(), home / "worker.log")
+    notify = NotifyProcess(notify_env, home / "notify.log")
     prometheus = PrometheusServer(binary, home / "prometheus", free_port())
     worker.start(timeout=180)
     try:
+        notify.start()
         targets = {
             "crossings-worker": [f"127.0.0.1:{worker.web_port}"],
-            "crossings-notify": [],  # not run here (NOTIFY_PANELS)
+            "crossings-notify": [f"127.0.0.1:{notify_env['CROSSINGS_NOTIFY_WEB_PORT']}"],
         }
         prometheus.start(scrape_config(targets, interval="1s"))
         started = time.time()
@@ -67,10 +102,20 @@ def stack(kafka_bootstrap, tmp_path_factory, need_binary):
         )
         worker.wait_handled(stats.sent, timeout=300)
         wait_committed(kafka_bootstrap, settings.app_id, settings.topics.events, timeout=120)
+        alerts = topic_messages(kafka_bootstrap, settings.topics.alerts)
+        assert alerts, "the surge raised no alert: nothing for notify to deliver"
+        wait_for(
+            "notify delivering every alert",
+            lambda: notify.metric("crossings_notify_deliveries_total", outcome="delivered") == len(alerts),
+            60,
+        )
         yield prometheus, started
     finally:
         prometheus.stop()
+        notify_code = notify.stop() if notify.process else 0
+        receiver.stop()
         assert worker.stop() == 0, (home / "worker.log").read_text()[-3000:]
+        assert notify_code == 0, notify.log_tail()
 
 
 def _dashboard() -> dict:
@@ -97,7 +142,7 @@ def _variables(prometheus: PrometheusServer) -> dict[str, list[str]]:
 
 
 def _empty_queries(prometheus: PrometheusServer, started: float) -> list[str]:
-    """Every panel target that returns nothing (notify panels excluded); raises on bad PromQL."""
+    """Every panel target that returns nothing; raises on bad PromQL."""
     values = _variables(prometheus)
     empty = []
     now = time.time()
@@ -108,7 +153,7 @@ def _empty_queries(prometheus: PrometheusServer, started: float) -> list[str]:
                 result = prometheus.query(expr)
             else:
                 result = prometheus.query_range(expr, started, now)
-            if not result and panel["title"] not in NOTIFY_PANELS:
+            if not result:
                 empty.append(f"{panel['title']} [{target['refId']}]: {expr}")
     return empty
 
@@ -131,9 +176,21 @@ def test_every_panel_query_returns_data(stack):
         time.sleep(3)
         empty = _empty_queries(prometheus, started)
     assert empty == [], prometheus.log_tail()
-    # The expected-empty panels exist, and the notify ones read notify's metrics.
     titles = {panel["title"] for panel in _dashboard()["panels"]}
     assert titles >= NOTIFY_PANELS
+
+
+def test_notify_panels_show_the_deliveries_and_retries(stack):
+    """Not just any data: the delivery panels show notify's webhook deliveries and the
+    retries of the answers that failed, from the crossings-notify job."""
+    prometheus, _ = stack
+    up = prometheus.query('up{job="crossings-notify"}')
+    assert [float(s["value"][1]) for s in up] == [1.0]
+    delivered = prometheus.query('crossings_notify_deliveries_total{outcome="delivered"}')
+    assert [s["metric"]["sink"] for s in delivered] == ["webhook"]
+    assert float(delivered[0]["value"][1]) > 0
+    retries = prometheus.query("crossings_notify_retries_total")
+    assert sum(float(s["value"][1]) for s in retries) == FAILED_ANSWERS
 
 
 def test_band_panel_shows_observed_inside_a_positive_band(stack):
@@ -149,13 +206,17 @@ def test_band_panel_shows_observed_inside_a_positive_band(stack):
         assert upper > 0
 
 
-def test_annotations_are_valid_promql(stack):
+def test_annotations_are_valid_promql_and_the_open_surge_is_annotated(stack):
     prometheus, _ = stack
     values = _variables(prometheus)
-    annotations = _dashboard()["annotations"]["list"]
-    assert {a["name"] for a in annotations} == EXPECTED_EMPTY_ANNOTATIONS
-    for annotation in annotations:
-        prometheus.query(_substitute(annotation["expr"], values))  # raises on an error answer
+    annotations = {a["name"]: a for a in _dashboard()["annotations"]["list"]}
+    assert set(annotations) == EXPECTED_EMPTY_ANNOTATIONS | {"Surge/drop episodes"}
+    for name in EXPECTED_EMPTY_ANNOTATIONS:
+        prometheus.query(_substitute(annotations[name]["expr"], values))  # raises on an error answer
+    episodes = prometheus.query(_substitute(annotations["Surge/drop episodes"]["expr"], values))
+    assert [(s["metric"]["checkpoint"], s["metric"]["direction"], s["metric"]["kind"]) for s in episodes] == [
+        ("zhibek-zholy", "entry", "surge")
+    ]
 
 
 def test_no_pipeline_alert_fires_on_a_healthy_run(stack):

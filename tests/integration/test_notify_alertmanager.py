@@ -5,6 +5,9 @@ fed in two phases: up to the evening when every episode is open, then the rest (
 resolve). The webhook receiver is not listening at first (notify must retry, then deliver
 everything once it is up), and notify is restarted between the phases (its firing set must
 come back from the alerts topic and keep the open episodes alive in Alertmanager).
+Alertmanager routes every alert to a webhook receiver of its own (``send_resolved``, 1 s
+group timers), so the test hears Alertmanager itself notify each episode firing, then
+resolved, and nothing in between.
 """
 
 from __future__ import annotations
@@ -14,20 +17,21 @@ import hmac
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
-from load_tests.harness import WorkerProcess, free_port, scrape, wait_committed
+from load_tests.harness import WorkerProcess, free_port, wait_committed
+from load_tests.notify_harness import (
+    Alertmanager,
+    Call,
+    NotifyProcess,
+    Recorder,
+    notifications,
+    topic_messages,
+    wait_for,
+)
 from load_tests.scenario import DEFAULT_START, Anomaly, Scenario, ScenarioSpec, replay
 from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
@@ -93,162 +97,11 @@ def binary() -> str:
     )
 
 
-def get_json(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def wait_for(what: str, check, timeout: float, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout}s")
-        time.sleep(every)
-
-
-class Alertmanager:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = workdir / "alertmanager.yml"
-        config.write_text('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
-        self.log = (workdir / "alertmanager.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                binary(),
-                f"--config.file={config}",
-                f"--storage.path={workdir / 'am-data'}",
-                "--cluster.listen-address=",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for("alertmanager ready", self._ready, 30)
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def active(self) -> dict[str, dict]:
-        """Active alerts by their episode label."""
-        return {a["labels"]["episode"]: a for a in get_json(f"{self.url}/api/v2/alerts")}
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(20)
-        self.log.close()
-
-
-class WebhookReceiver:
-    """Records every call; checks each signature the way the README tells receivers to."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.calls: list[dict] = []
-        self.server: ThreadingHTTPServer | None = None
-
-    def start(self) -> None:
-        calls = self.calls
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                stamp, sig = self.headers["X-Crossings-Timestamp"], self.headers["X-Crossings-Signature"]
-                expected = hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-                calls.append(
-                    {
-                        "key": self.headers["Idempotency-Key"],
-                        "alert_id": self.headers["X-Crossings-Alert-Id"],
-                        "body": body,
-                        "valid": hmac.compare_digest(f"v1={expected}", sig)
-                        and abs(time.time() - int(stamp)) < 300,
-                    }
-                )
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-
-class NotifyProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env, self.log_path = env, log_path
-        self.metrics_url = f"http://127.0.0.1:{env['CROSSINGS_NOTIFY_WEB_PORT']}/metrics"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "notify"],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-        def up() -> bool:
-            assert self.process.poll() is None, self.log_path.read_text()[-3000:]
-            try:
-                scrape(self.metrics_url, timeout=2)
-                return True
-            except OSError:
-                return False
-
-        wait_for("notify /metrics", up, 60)
-
-    def metric(self, name: str, **labels: str) -> float:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
-            text = response.read().decode()
-        return sum(
-            s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        )
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        return self.process.returncode
-
-
-def topic_messages(bootstrap: str, topic: str) -> list:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        consumer_timeout_ms=3000,
-    )
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        return list(consumer)
-    finally:
-        consumer.close()
+def signed(call: Call) -> bool:
+    """The check the README tells webhook receivers to make, as of the call's arrival."""
+    stamp, sig = call.headers["X-Crossings-Timestamp"], call.headers["X-Crossings-Signature"]
+    expected = hmac.new(SECRET.encode(), stamp.encode() + b"." + call.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"v1={expected}", sig) and abs(call.at - int(stamp)) < 300
 
 
 @pytest.fixture(scope="module")
@@ -257,8 +110,10 @@ def run(kafka_bootstrap, tmp_path_factory):
     namespace = f"it-notify-{free_port()}"
     secret_file = home / "webhook-secret"
     secret_file.write_text(SECRET + "\n")
-    alertmanager = Alertmanager(home)
-    receiver = WebhookReceiver()
+    # Alertmanager's own receiver: what Alertmanager tells people (firing, then resolved).
+    notified = Recorder().start()
+    alertmanager = Alertmanager(binary(), home, webhook=f"{notified.url}/alertmanager")
+    receiver = Recorder()  # the signed webhook; not listening at first
     env = {
         "KAFKA_BOOTSTRAP": kafka_bootstrap,
         "CROSSINGS_HOME": str(home),
@@ -291,6 +146,11 @@ def run(kafka_bootstrap, tmp_path_factory):
                 "three open episodes in Alertmanager",
                 lambda: len(alertmanager.active()) == 3 and alertmanager.active(),
                 240,
+            )
+            wait_for(
+                "Alertmanager notifying each open episode",
+                lambda: {a["labels"]["episode"] for a in notifications(notified)} >= set(seen["open"]),
+                30,
             )
         except TimeoutError as failure:
             raise TimeoutError(
@@ -345,7 +205,13 @@ def run(kafka_bootstrap, tmp_path_factory):
         seen["resolve_seconds"] = time.time() - phase_2
         messages = topic_messages(kafka_bootstrap, settings.topics.alerts)
         wait_for("every webhook", lambda: len(receiver.calls) >= len(messages), 60)
+        wait_for(
+            "Alertmanager notifying each resolve",
+            lambda: sum(a["status"] == "resolved" for a in notifications(notified)) >= 3,
+            30,
+        )
         time.sleep(3)  # anything doubled would arrive now
+        seen["notified"] = notifications(notified)
         seen["after_restart"] = counters(notify)
         seen["messages"] = messages
         seen["undelivered"] = topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered)
@@ -354,7 +220,8 @@ def run(kafka_bootstrap, tmp_path_factory):
         codes = {"notify": notify.stop() if notify.process else 0, "worker": worker.stop()}
         receiver.stop()
         alertmanager.stop()
-    assert codes == {"notify": 0, "worker": 0}, (home / "notify.log").read_text()[-3000:]
+        notified.stop()
+    assert codes == {"notify": 0, "worker": 0}, notify.log_tail()
     return seen
 
 
@@ -437,12 +304,15 @@ def test_every_episode_is_resolved_in_alertmanager_by_its_resolve_message(run):
 
 def test_every_alert_message_reaches_the_webhook_once_signed(run):
     calls, messages = run["calls"], run["messages"]
-    assert all(call["valid"] for call in calls)
-    keys = [call["key"] for call in calls]
+    assert all(signed(call) for call in calls)
+    assert {call.path for call in calls} == {"/hooks/crossings?token=abc"}
+    keys = [call.headers["Idempotency-Key"] for call in calls]
     assert len(keys) == len(set(keys)), "a message was delivered twice"
     assert keys == [f"{json.loads(m.value)['episode_id']}:{m.offset}" for m in messages]  # topic order
-    assert [call["body"] for call in calls] == [m.value for m in messages]
-    assert [call["alert_id"] for call in calls] == [json.loads(m.value)["alert_id"] for m in messages]
+    assert [call.body for call in calls] == [m.value for m in messages]
+    assert [call.headers["X-Crossings-Alert-Id"] for call in calls] == [
+        json.loads(m.value)["alert_id"] for m in messages
+    ]
 
 
 def test_delivery_outcomes_are_counted_and_nothing_was_dead_lettered(run):
@@ -452,3 +322,23 @@ def test_delivery_outcomes_are_counted_and_nothing_was_dead_lettered(run):
     assert before["webhook:delivered"] + after["webhook:delivered"] == n
     assert before["alertmanager:delivered"] + after["alertmanager:delivered"] == n
     assert all(v == 0 for k, v in (before | after).items() if k.endswith(("gave_up", "rejected")))
+
+
+def test_alertmanager_notifies_each_episode_firing_once_then_resolved_once(run):
+    """Alertmanager's own receiver (send_resolved) hears of each episode twice: firing when
+    it opens, resolved when its resolve message arrives, never again in between (notify's
+    re-posts every 2 s and its restart keep the same labels, so no new alert and no new
+    notification), with the episode's start and the resolve's event time."""
+    messages = [json.loads(m.value) for m in run["messages"]]
+    first = {}
+    for alert in messages:
+        first.setdefault(alert["episode_id"], alert)
+    resolves = {a["episode_id"]: a for a in messages if a["status"] == "resolved"}
+    assert set(resolves) == set(first)
+    for episode in first:
+        told = [a for a in run["notified"] if a["labels"]["episode"] == episode]
+        assert [a["status"] for a in told] == ["firing", "resolved"], episode
+        firing, resolved = told
+        assert _stamp(firing["startsAt"]) == _stamp(first[episode]["as_of"])
+        assert _stamp(resolved["endsAt"]) == _stamp(resolves[episode]["as_of"])
+        assert resolved["labels"] == firing["labels"]

@@ -1,0 +1,380 @@
+"""``crossings notify`` when things go wrong, against real Kafka, HTTP receivers and Alertmanager.
+
+- **Giving up.** Webhook receivers that always fail (HTTP 500; nothing listening: the
+  connection is refused) or refuse the message (HTTP 400), with a short
+  ``CROSSINGS_NOTIFY_GIVE_UP_SECONDS``: every message lands on
+  ``<ns>.alerts.undelivered.v1`` once per receiver, with its reason, the metrics count it,
+  notify keeps running, and once the receivers recover the later messages are delivered
+  (the dead-lettered ones are not: the receiver moved on, as documented).
+- **A crash between delivery and commit.** The receivers hold their answer to one
+  message they have stored (the webhook records it; the gate in front of Alertmanager
+  has forwarded it), and notify is SIGKILLed then: its offsets stop before that message.
+  After a restart the message is delivered again with the same ``Idempotency-Key`` (and
+  the same body and alert id), nothing is lost or repeated beyond it, and Alertmanager,
+  which knows an alert by its labels, holds one alert per episode and notifies each
+  transition once.
+
+The alert messages are written to the alerts topic by the test (valid per
+``schemas/alert.v1.json``, keyed by episode like the worker's): the worker's part is
+proven in test_notify_alertmanager.py; here only notify's handling matters, and a
+short run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import fastjsonschema
+import pytest
+from kafka import KafkaProducer
+
+from load_tests.harness import free_port
+from load_tests.notify_harness import (
+    Alertmanager,
+    Call,
+    Gate,
+    NotifyProcess,
+    Recorder,
+    committed_offset,
+    notifications,
+    topic_messages,
+    wait_for,
+)
+from streams.notify.runner import group_id
+from streams.ops.topics import ensure_topics
+from streams.schemas import schemas_dir
+from streams.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+SECRET = "failures-secret"
+validate_alert = fastjsonschema.compile(json.loads((schemas_dir() / "alert.v1.json").read_text()))
+OPENED = datetime(2024, 2, 22, 4, tzinfo=UTC)
+
+SURGE = "zhibek-zholy:entry:surge:2024-02-22T0900"
+CLOSED = "korday:entry:drop:2024-02-22T0900"
+
+
+def alert(episode: str, status: str, hours: int, window: str = "running_day") -> dict:
+    checkpoint, direction, kind, _ = episode.split(":", 3)
+    as_of = (OPENED + timedelta(hours=hours)).isoformat()
+    surge = kind == "surge"
+    observed = (3980 if surge else 0) if status == "firing" else 1500
+    message = {
+        "version": 1,
+        "alert_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{episode}|{status}|{window}|{as_of}")),
+        "episode_id": episode,
+        "status": status,
+        "kind": kind,
+        "checkpoint_id": checkpoint,
+        "checkpoint_name": checkpoint.replace("-", " ").title(),
+        "direction": direction,
+        "local_day": (OPENED + timedelta(hours=hours)).date().isoformat(),
+        "window": window,
+        "as_of": as_of,
+        "raised_at": as_of,
+        "observed": observed,
+        "expected": 1510.0,
+        "ratio": observed / 1510.0,
+        "score": 9.1 if surge else -12.0,
+        "drivers": [
+            {"nationality": "UZB", "purpose": "labour", "observed": 3400, "expected": 1050.0, "delta": 2350.0}
+        ]
+        if surge
+        else [],
+        "summary": f"{kind} at {checkpoint} {direction}: {observed:,} vs 1,510 expected",
+    }
+    validate_alert(message)
+    return message
+
+
+#: Two episodes: a surge and a closure, updated, the closure resolved, the surge resolved.
+STORY = [
+    alert(SURGE, "firing", 0),
+    alert(CLOSED, "firing", 1),
+    alert(SURGE, "firing", 14, "full_day"),
+    alert(CLOSED, "resolved", 24),
+    alert(SURGE, "firing", 38, "full_day"),
+    alert(SURGE, "resolved", 48),
+]
+
+
+#: The crash test's: the surge stays open at the end (notify keeps re-posting it).
+CRASH_STORY = STORY[:5]
+
+
+def publish(bootstrap: str, topic: str, alerts: list[dict]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for a in alerts:
+            producer.send(topic, key=a["episode_id"].encode(), value=json.dumps(a).encode(), partition=0)
+        producer.flush(30)
+    finally:
+        producer.close()
+
+
+def key(message) -> str:
+    return f"{json.loads(message.value)['episode_id']}:{message.offset}"
+
+
+def signed(call: Call) -> bool:
+    stamp = call.headers["X-Crossings-Timestamp"]
+    mac = hmac.new(SECRET.encode(), stamp.encode() + b"." + call.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"v1={mac}", call.headers["X-Crossings-Signature"])
+
+
+def keys(calls: list[Call]) -> list[str]:
+    """Idempotency keys in order; an Alertmanager re-post of the open episodes has none."""
+    return [c.headers["Idempotency-Key"] for c in calls if "Idempotency-Key" in c.headers]
+
+
+def environment(bootstrap: str, home: Path, **extra: str) -> dict[str, str]:
+    namespace = f"it-nf-{uuid.uuid4().hex[:8]}"
+    secret_file = home / "secret"
+    secret_file.write_text(SECRET)
+    env = {
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "CROSSINGS_HOME": str(home),
+        "CROSSINGS_APP_ID": namespace,
+        "CROSSINGS_TOPIC_NAMESPACE": namespace,
+        "CROSSINGS_WEBHOOK_SECRET_FILE": str(secret_file),
+        "CROSSINGS_NOTIFY_START": "earliest",
+        "CROSSINGS_NOTIFY_WEB_PORT": str(free_port()),
+        **extra,
+    }
+    ensure_topics(load_settings(env))
+    return env
+
+
+def test_a_receiver_that_keeps_failing_gets_its_messages_dead_lettered_once(kafka_bootstrap, tmp_path):
+    status = {"500": 500, "400": 400}
+    failing = Recorder(lambda call, index: status["500"]).start()
+    refusing = Recorder(lambda call, index: status["400"]).start()
+    down = Recorder(port=free_port())  # not listening yet: connection refused
+    hooks = {
+        "500": f"{failing.url}/hook",
+        "refused": f"{down.url}/hook",
+        "400": f"{refusing.url}/hook",
+    }
+    env = environment(
+        kafka_bootstrap,
+        tmp_path,
+        CROSSINGS_WEBHOOK_URLS=",".join(hooks.values()),
+        CROSSINGS_NOTIFY_GIVE_UP_SECONDS="2",
+        CROSSINGS_NOTIFY_RETRY_MAX_SECONDS="0.5",
+        CROSSINGS_NOTIFY_TIMEOUT_SECONDS="2",
+    )
+    settings = load_settings(env)
+    targets = {name: f"http://127.0.0.1:{url.split(':')[2].split('/')[0]}" for name, url in hooks.items()}
+    notify = NotifyProcess(env, tmp_path / "notify.log")
+    first, later = STORY[:3], STORY[3:]
+    try:
+        notify.start()
+        publish(kafka_bootstrap, settings.topics.alerts, first)
+        undelivered = wait_for(
+            "every message dead-lettered for each failing receiver",
+            lambda: (
+                (u := topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered))
+                and len(u) >= 3 * len(first)
+                and u
+            ),
+            60,
+        )
+        metrics = {
+            (name, outcome): notify.metric(
+                "crossings_notify_deliveries_total", target=target, outcome=outcome
+            )
+            for name, target in targets.items()
+            for outcome in ("delivered", "gave_up", "rejected")
+        }
+        retries = {
+            name: notify.metric("crossings_notify_retries_total", target=t) for name, t in targets.items()
+        }
+        assert notify.alive(), notify.log_tail()
+        calls_while_down = {"500": failing.snapshot(), "400": refusing.snapshot()}
+        # The receivers recover; the messages after that are delivered, the dead-lettered ones
+        # are not sent again.
+        status.update({"500": 204, "400": 204})
+        down.start()
+        publish(kafka_bootstrap, settings.topics.alerts, later)
+        recorders = {"500": failing, "refused": down, "400": refusing}
+        wait_for(
+            "later messages delivered to every recovered receiver",
+            lambda: all(
+                len(keys(r.snapshot())) >= len(keys(calls_while_down.get(n, []))) + len(later)
+                for n, r in recorders.items()
+            ),
+            60,
+        )
+        wait_for(
+            "delivered counted",
+            lambda: all(
+                notify.metric("crossings_notify_deliveries_total", target=t, outcome="delivered")
+                == len(later)
+                for t in targets.values()
+            ),
+            10,
+        )
+        after = {n: r.snapshot() for n, r in recorders.items()}
+        undelivered_after = topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered)
+        assert notify.alive(), notify.log_tail()
+    finally:
+        code = notify.stop() if notify.process else 0
+        for r in (failing, refusing, down):
+            r.stop()
+    assert code == 0, notify.log_tail()
+
+    messages = topic_messages(kafka_bootstrap, settings.topics.alerts)
+    assert [json.loads(m.value) for m in messages] == STORY
+    dead_keys = [key(m) for m in messages[: len(first)]]
+    live_keys = [key(m) for m in messages[len(first) :]]
+
+    # Each message dead-lettered once per receiver, in order, with the original bytes and why.
+    assert undelivered_after == undelivered, "dead letters written after the receivers recovered"
+    by_target: dict[str, list] = {}
+    for record in undelivered:
+        headers = {k: v.decode() for k, v in record.headers}
+        by_target.setdefault(headers["crossings.undelivered.target"], []).append((record, headers))
+    assert set(by_target) == set(targets.values())
+    reasons = {
+        "500": r"gave_up: HTTP 500 after \d+ attempt\(s\)",
+        "refused": r"gave_up: ClientConnectorError after \d+ attempt\(s\)",
+        "400": r"rejected: HTTP 400 after 1 attempt\(s\)",
+    }
+    for name, target in targets.items():
+        found = by_target[target]
+        assert [h["Idempotency-Key"] for _, h in found] == dead_keys, name
+        assert [r.value for r, _ in found] == [m.value for m in messages[: len(first)]]
+        assert [r.key for r, _ in found] == [m.key for m in messages[: len(first)]]
+        for _, h in found:
+            assert re.fullmatch(reasons[name], h["crossings.undelivered.reason"]), h
+            assert h["crossings.undelivered.sink"] == "webhook"
+        assert [int(h["crossings.undelivered.offset"]) for _, h in found] == [
+            m.offset for m in messages[: len(first)]
+        ]
+        # gave_up and rejected counted, nothing delivered while down
+        outcome = "rejected" if name == "400" else "gave_up"
+        assert metrics[(name, outcome)] == len(first), (name, metrics)
+        assert metrics[(name, "delivered")] == 0
+    # The 500 receiver was asked several times per message (backoff), the 400 one once.
+    assert retries["500"] >= len(first) and retries["refused"] >= len(first)
+    assert retries["400"] == 0
+    assert keys(calls_while_down["400"]) == dead_keys
+    assert set(keys(calls_while_down["500"])) == set(dead_keys)
+    assert len(keys(calls_while_down["500"])) > len(dead_keys)
+    # After recovery: exactly the later messages, once each, signed.
+    for name, recorder_calls in after.items():
+        new = recorder_calls[len(calls_while_down.get(name, [])) :]
+        assert keys(new) == live_keys, name
+        assert all(signed(c) for c in new)
+
+
+@pytest.fixture
+def alertmanager_binary(need_binary):
+    return need_binary("prometheus-alertmanager", "prometheus-alertmanager")
+
+
+def test_a_crash_between_delivery_and_commit_delivers_that_message_again(
+    kafka_bootstrap, tmp_path, alertmanager_binary
+):
+    notified = Recorder().start()  # Alertmanager's own receiver
+    alertmanager = Alertmanager(alertmanager_binary, tmp_path / "am", webhook=f"{notified.url}/am")
+    held = STORY[2]
+    # The alerts topic is fresh: STORY[i] gets offset i.
+    held_key = f"{held['episode_id']}:2"
+    hook_gate, am_gate = Gate(held_key), Gate(held_key)
+    hook = Recorder(hook_gate).start()
+    am_front = Recorder(am_gate, upstream=alertmanager.url).start()
+    env = environment(
+        kafka_bootstrap,
+        tmp_path,
+        CROSSINGS_WEBHOOK_URLS=f"{hook.url}/hook",
+        CROSSINGS_ALERTMANAGER_URLS=am_front.url,
+        CROSSINGS_NOTIFY_RESEND_SECONDS="600",  # only the re-post after a (re)start
+        CROSSINGS_NOTIFY_TIMEOUT_SECONDS="60",
+    )
+    settings = load_settings(env)
+    groups = {r.kind: group_id(settings, r) for r in settings.notify.receivers}
+    notify = NotifyProcess(env, tmp_path / "notify.log")
+    try:
+        publish(kafka_bootstrap, settings.topics.alerts, CRASH_STORY)
+        notify.start()
+        wait_for(
+            "both receivers holding the third message",
+            lambda: hook_gate.held.is_set() and am_gate.held.is_set(),
+            60,
+        )
+        notify.kill()
+        committed_at_crash = {
+            kind: committed_offset(kafka_bootstrap, g, settings.topics.alerts) for kind, g in groups.items()
+        }
+        active_at_crash = alertmanager.active()
+        hook_gate.released.set()
+        am_gate.released.set()
+        notify.start()
+        messages = topic_messages(kafka_bootstrap, settings.topics.alerts)
+        everything = [key(m) for m in messages]
+        wait_for(
+            "every message delivered after the restart",
+            lambda: (
+                keys(hook.snapshot())[-1:] == everything[-1:]
+                and keys(am_front.snapshot())[-1:] == everything[-1:]
+            ),
+            90,
+        )
+        wait_for(
+            "Alertmanager notifying both resolves",
+            lambda: any(a["status"] == "resolved" for a in notifications(notified)),
+            30,
+        )
+        wait_for(
+            "offsets committed to the end",
+            lambda: all(
+                committed_offset(kafka_bootstrap, g, settings.topics.alerts) == len(messages)
+                for g in groups.values()
+            ),
+            30,
+        )
+        time.sleep(3)  # a late repeat or notification would arrive now
+        hook_calls, am_calls, told = hook.snapshot(), am_front.snapshot(), notifications(notified)
+        active_after = alertmanager.active()
+    finally:
+        code = notify.stop() if notify.process else 0
+        for r in (hook, am_front):
+            r.stop()
+        alertmanager.stop()
+        notified.stop()
+    assert code == 0, notify.log_tail()
+    assert [json.loads(m.value) for m in messages] == CRASH_STORY
+
+    # SIGKILLed after the receivers had the third message and before its commit.
+    assert committed_at_crash == {"webhook": 2, "alertmanager": 2}
+    assert set(active_at_crash) == {SURGE, CLOSED}
+    # Webhook: the held message again, with the same key, body and alert id; no other repeat,
+    # nothing lost.
+    again = everything[:3] + everything[2:]
+    assert keys(hook_calls) == again
+    twice = [c for c in hook_calls if c.headers["Idempotency-Key"] == held_key]
+    assert len(twice) == 2 and twice[0].body == twice[1].body == messages[2].value
+    assert twice[0].headers["X-Crossings-Alert-Id"] == twice[1].headers["X-Crossings-Alert-Id"]
+    assert all(signed(c) for c in hook_calls)
+    # Alertmanager: the same (posted twice), plus the re-post of the open episodes (rebuilt
+    # from the topic up to the committed offset, then kept up to date), the surge still open.
+    assert keys(am_calls) == again
+    reposts = [c.json() for c in am_calls if "Idempotency-Key" not in c.headers]
+    assert reposts, "no re-post of the open episodes after the restart"
+    assert all({a["labels"]["episode"] for a in posted} <= {SURGE, CLOSED} for posted in reposts)
+    assert SURGE in {a["labels"]["episode"] for a in reposts[-1]}
+    # ...and it holds one alert per episode (it knows them by labels) and told each
+    # transition once: the repeat and the re-posts changed nothing it would notify.
+    assert list(active_after) == [SURGE]
+    assert active_after[SURGE]["annotations"]["alert_id"] == CRASH_STORY[-1]["alert_id"]
+    transitions = [(a["labels"]["episode"], a["status"]) for a in told]
+    assert sorted(transitions) == sorted([(SURGE, "firing"), (CLOSED, "firing"), (CLOSED, "resolved")])
