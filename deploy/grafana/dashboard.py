@@ -255,7 +255,8 @@ def delivery(board: dashboard.Dashboard, layout: Layout) -> dashboard.Dashboard:
         timeseries.Panel()
         .title("Deliveries by outcome")
         .description(
-            "delivered, rejected (4xx) or gave_up, per receiver kind: the last two are dead-lettered."
+            "delivered, rejected (4xx), gave_up or malformed (not an alert), per receiver kind: "
+            "the last three are dead-lettered."
         )
         .unit("reqps")
         .with_target(query("sink_outcome:crossings_notify_deliveries:rate5m", "{{sink}} {{outcome}}")),

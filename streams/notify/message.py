@@ -11,7 +11,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
+
+import fastjsonschema
+
+from streams.schemas import load_json
+
+
+class MalformedAlert(ValueError):
+    """A message on the alerts topic that is not an alert of schemas/alert.v1.json (only
+    the worker writes that topic, but a person or a tool with write access may too): it
+    is dead-lettered, never delivered, and never stops notify."""
+
+
+@cache
+def _validate() -> Any:
+    return fastjsonschema.compile(load_json("alert.v1.json"))
 
 
 @dataclass(frozen=True)
@@ -23,8 +39,19 @@ class AlertRecord:
     alert: dict[str, Any]
 
     @classmethod
-    def from_kafka(cls, offset: int, value: bytes) -> AlertRecord:
-        return cls(offset, value, json.loads(value))
+    def from_kafka(cls, offset: int, value: bytes | None) -> AlertRecord:
+        """The alert at ``offset``; ``MalformedAlert`` saying why if it is not one."""
+        if value is None:
+            raise MalformedAlert("the message has no value (a tombstone)")
+        try:
+            alert = json.loads(value)
+        except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+            raise MalformedAlert(f"not JSON: {type(error).__name__}: {str(error)[:200]}") from None
+        try:
+            _validate()(alert)
+        except fastjsonschema.JsonSchemaException as error:
+            raise MalformedAlert(f"not an alert of schemas/alert.v1.json: {error.message[:200]}") from None
+        return cls(offset, value, alert)
 
     @property
     def episode_id(self) -> str:

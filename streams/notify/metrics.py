@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 #: ``outcome`` of crossings_notify_deliveries_total.
-OUTCOMES = ("delivered", "rejected", "gave_up")
+OUTCOMES = ("delivered", "rejected", "gave_up", "malformed")
 
 
 @dataclass
@@ -26,8 +26,8 @@ class NotifyMetrics:
         self.deliveries = Counter(
             "crossings_notify_deliveries",
             "Alert messages done with, per receiver: delivered, rejected by the receiver (a 4xx "
-            "that retrying cannot fix) or gave_up (still failing after CROSSINGS_NOTIFY_GIVE_UP_SECONDS); "
-            "the last two are on the alerts.undelivered topic.",
+            "that retrying cannot fix), gave_up (still failing after CROSSINGS_NOTIFY_GIVE_UP_SECONDS) "
+            "or malformed (not an alert, never sent); the last three are on the alerts.undelivered topic.",
             ["sink", "target", "outcome"],
             registry=r,
         )

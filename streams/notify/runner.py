@@ -33,7 +33,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.notify.message import AlertRecord
+from streams.notify.message import AlertRecord, MalformedAlert
 from streams.notify.metrics import NotifyMetrics
 from streams.notify.receivers import AlertmanagerSink, Sink, WebhookSink, post
 from streams.notify.retry import RetryPolicy, Verdict
@@ -110,7 +110,12 @@ class ReceiverLoop:
                     for kafka_record in records:
                         if tp not in self.prepared:
                             break  # lost in a rebalance: its new owner delivers from the commit
-                        await self._deliver(AlertRecord.from_kafka(kafka_record.offset, kafka_record.value))
+                        try:
+                            record = AlertRecord.from_kafka(kafka_record.offset, kafka_record.value)
+                        except MalformedAlert as error:
+                            await self._dead_letter_malformed(kafka_record, str(error))
+                        else:
+                            await self._deliver(record)
                         await self._commit(consumer, tp, kafka_record.offset + 1)
                 await self._resend_if_due()
         finally:
@@ -188,26 +193,48 @@ class ReceiverLoop:
     async def _dead_letter(self, record: AlertRecord, outcome: str, detail: str, attempts: int) -> None:
         reason = f"{outcome}: {detail} after {attempts} attempt(s)"
         log.error("%s %s: %s dead-lettered (%s)", self.kind, self.target, record.idempotency_key, reason)
+        await self._undelivered(
+            record.episode_id.encode(),
+            record.value,
+            record.offset,
+            reason,
+            [("Idempotency-Key", record.idempotency_key.encode())],
+        )
+        self.metrics.deliveries.labels(self.kind, self.target, outcome).inc()
+
+    async def _dead_letter_malformed(self, kafka_record: Any, detail: str) -> None:
+        """Not an alert: never sent to the receiver, kept on the undelivered topic as it was."""
+        reason = f"malformed: {detail}"
+        log.error(
+            "%s %s: the message at offset %d is not an alert, dead-lettered (%s)",
+            self.kind,
+            self.target,
+            kafka_record.offset,
+            reason,
+        )
+        await self._undelivered(kafka_record.key, kafka_record.value, kafka_record.offset, reason, [])
+        self.metrics.deliveries.labels(self.kind, self.target, "malformed").inc()
+
+    async def _undelivered(
+        self, key: bytes | None, value: bytes | None, offset: int, reason: str, extra: list[tuple[str, bytes]]
+    ) -> None:
         headers = [
             (UNDELIVERED_REASON, reason.encode()),
             ("crossings.undelivered.sink", self.kind.encode()),
             ("crossings.undelivered.target", self.target.encode()),
-            ("crossings.undelivered.offset", str(record.offset).encode()),
-            ("Idempotency-Key", record.idempotency_key.encode()),
+            ("crossings.undelivered.offset", str(offset).encode()),
+            *extra,
         ]
         topic = self.settings.topics.alerts_undelivered
         delay = 1.0
         while True:  # without the dead letter the offset must not move: wait for Kafka
             try:
-                await self.dead_letters.send_and_wait(
-                    topic, key=record.episode_id.encode(), value=record.value, headers=headers
-                )
-                break
+                await self.dead_letters.send_and_wait(topic, key=key, value=value, headers=headers)
+                return
             except KafkaError as error:
                 log.warning("dead letter to %s failed (%s); retrying", topic, type(error).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        self.metrics.deliveries.labels(self.kind, self.target, outcome).inc()
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:
@@ -263,9 +290,13 @@ async def read_alerts(
         records: list[AlertRecord] = []
         while await reader.position(tp) < end:
             batch = await reader.getmany(tp, timeout_ms=1000)
-            records += [
-                AlertRecord.from_kafka(r.offset, r.value) for r in batch.get(tp, ()) if r.offset < upto
-            ]
+            for message in batch.get(tp, ()):
+                if message.offset >= upto:
+                    continue
+                try:
+                    records.append(AlertRecord.from_kafka(message.offset, message.value))
+                except MalformedAlert:  # dead-lettered when it was delivered; opens nothing
+                    continue
         return records
     finally:
         await reader.stop()

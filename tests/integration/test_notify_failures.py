@@ -378,3 +378,74 @@ def test_a_crash_between_delivery_and_commit_delivers_that_message_again(
     assert active_after[SURGE]["annotations"]["alert_id"] == CRASH_STORY[-1]["alert_id"]
     transitions = [(a["labels"]["episode"], a["status"]) for a in told]
     assert sorted(transitions) == sorted([(SURGE, "firing"), (CLOSED, "firing"), (CLOSED, "resolved")])
+
+
+def test_a_message_that_is_not_an_alert_is_dead_lettered_and_never_stops_notify(kafka_bootstrap, tmp_path):
+    # Only the worker writes the alerts topic, but anyone with write access can: garbage,
+    # JSON that is no alert, a tombstone. Each goes to the undelivered topic as it was, the
+    # alerts around it are delivered, and a restart (which reads the topic back to rebuild
+    # the open episodes for Alertmanager) passes over them too.
+    hook = Recorder().start()
+    alertmanager = Recorder(lambda call, index: 200).start()
+    env = environment(
+        kafka_bootstrap,
+        tmp_path,
+        CROSSINGS_WEBHOOK_URLS=f"{hook.url}/hook",
+        CROSSINGS_ALERTMANAGER_URLS=alertmanager.url,
+    )
+    settings = load_settings(env)
+    not_an_alert = json.dumps({**STORY[1], "status": "maybe"}).encode()
+    bad = [b"\xff not json {", b'{"hello": "world"}', None, not_an_alert]
+    publish(kafka_bootstrap, settings.topics.alerts, STORY[:1])
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        for value in bad:
+            producer.send(settings.topics.alerts, key=b"someone", value=value, partition=0)
+        producer.flush(30)
+    finally:
+        producer.close()
+    publish(kafka_bootstrap, settings.topics.alerts, STORY[1:2])
+    notify = NotifyProcess(env, tmp_path / "notify.log")
+    try:
+        notify.start()
+        wait_for("both alerts delivered to the webhook", lambda: len(keys(hook.snapshot())) >= 2, 60)
+        wait_for(
+            "malformed messages dead-lettered once per receiver",
+            lambda: len(topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered)) >= 2 * len(bad),
+            60,
+        )
+        malformed = {
+            kind: notify.metric("crossings_notify_deliveries_total", sink=kind, outcome="malformed")
+            for kind in ("webhook", "alertmanager")
+        }
+        assert notify.stop() == 0, notify.log_tail()
+        before = len(alertmanager.snapshot())
+        notify.start()  # rebuilds the open episodes from the topic, garbage included
+        wait_for(
+            "a re-post of the open episodes after the restart",
+            lambda: len(alertmanager.snapshot()) > before,
+            30,
+        )
+        assert notify.alive(), notify.log_tail()
+    finally:
+        code = notify.stop() if notify.process else 0
+        hook.stop()
+        alertmanager.stop()
+    assert code == 0, notify.log_tail()
+    assert keys(hook.snapshot()) == [f"{STORY[0]['episode_id']}:0", f"{STORY[1]['episode_id']}:5"]
+    assert malformed == {"webhook": len(bad), "alertmanager": len(bad)}
+    undelivered = topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered)
+    assert len(undelivered) == 2 * len(bad), "each once per receiver, none after the restart"
+    for record in undelivered:
+        headers = {k: v.decode() for k, v in record.headers}
+        assert headers["crossings.undelivered.reason"].startswith("malformed: ")
+        assert record.key == b"someone"
+        assert int(headers["crossings.undelivered.offset"]) in range(1, 1 + len(bad))
+        assert record.value == bad[int(headers["crossings.undelivered.offset"]) - 1]
+    reasons = [
+        dict((k, v.decode()) for k, v in r.headers)["crossings.undelivered.reason"] for r in undelivered
+    ]
+    assert any("not JSON" in r for r in reasons) and any("tombstone" in r for r in reasons)
+    assert sum("schemas/alert.v1.json" in r for r in reasons) == 2 * 2  # per receiver
+    # The re-post after the restart holds both open episodes, nothing from the garbage.
+    assert {a["labels"]["episode"] for a in alertmanager.snapshot()[-1].json()} == {SURGE, CLOSED}

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from streams.notify.alertmanager import alert_name, to_alertmanager
 from streams.notify.firing import FiringSet
-from streams.notify.message import AlertRecord
+from streams.notify.message import AlertRecord, MalformedAlert
 from streams.notify.retry import RetryPolicy, Verdict, verdict
 from streams.notify.signing import signature, signed_headers, verify
 from streams.schemas import schemas_dir
@@ -232,3 +232,33 @@ def test_bad_notify_settings_name_the_variable(env, name):
     with pytest.raises(ConfigError, match=name) as error:
         load_settings(env)
     assert "s3cret" not in str(error.value)
+
+
+VALID = json.dumps(message(as_of=OPENED)).encode()
+REQUIRED = json.loads((schemas_dir() / "alert.v1.json").read_text())["required"]
+
+
+@given(
+    st.one_of(
+        st.none(),
+        st.binary(max_size=300),
+        st.integers(0, len(VALID) - 1).map(lambda n: VALID[:n]),  # cut short
+        st.sampled_from(REQUIRED).map(
+            lambda field: json.dumps({k: v for k, v in json.loads(VALID).items() if k != field}).encode()
+        ),
+        st.sampled_from(["status", "kind", "window", "observed"]).map(
+            lambda field: json.dumps({**json.loads(VALID), field: "maybe"}).encode()
+        ),
+    )
+)
+def test_a_message_that_is_not_an_alert_is_malformed_with_its_reason(value):
+    # Never another exception (which would stop notify at the same offset for ever).
+    with pytest.raises(MalformedAlert) as raised:
+        AlertRecord.from_kafka(7, value)
+    assert str(raised.value).startswith(("not JSON", "not an alert", "the message has no value"))
+
+
+def test_an_alert_of_the_schema_is_read():
+    record = AlertRecord.from_kafka(7, VALID)
+    assert record.alert == json.loads(VALID) and record.value == VALID
+    assert record.idempotency_key == "zhibek-zholy:entry:surge:2024-03-04T0900:7"
