@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
 
 META = b"m"
 CHANGELOG_OFFSET = b"c"
@@ -41,6 +41,13 @@ class LocalStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        # Nearly every id looked up is new: Bloom filters (on disk and in the memtable)
+        # answer "not here" without searching (a miss: 0.9 -> 0.45 us here).
+        table = BlockBasedOptions()
+        table.set_bloom_filter(10, False)
+        options.set_block_based_table_factory(table)
+        options.set_memtable_prefix_bloom_ratio(0.1)
+        options.set_memtable_whole_key_filtering(True)
         self._options = options
         self.db = Rdict(str(self.path), options)
 
