@@ -7,16 +7,21 @@ batch over a pipe as plain tuples: pickled and unpickled for ~0.7 us a record, a
 ~3.6 us to fetch and parse it. Records and their order are exactly the source's, so a
 replay writes the same lake with or without it.
 
-The pipe's buffer is the only queue between the two: the child is at most about a batch
-ahead, so memory stays bounded whatever the source's size. The child is forked when this
-process runs a single thread (nothing can be inherited half-held), which costs no
-start-up; otherwise it is spawned (about half a second of imports).
+The pipe's buffer is the only queue between the two: the child is at most a buffer
+ahead, so memory stays bounded whatever the source's size. The buffer is grown to 1 MiB
+(Linux's limit for any user) and batches go over in pieces of ``PIECE`` records (~0.5
+MB): with the default 64 KiB buffer, every batch crossed in lock step, each 64 KiB
+waiting for the other process to be scheduled (0.6 s of a 4.7 s replay, on a busy
+machine). The child is forked when this process runs a single thread (nothing can be
+inherited half-held), which costs no start-up; otherwise it is spawned (about half a
+second of imports).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import multiprocessing
 import pickle
@@ -27,6 +32,11 @@ from multiprocessing.connection import Connection
 from streams.core.records import SourceRecord
 
 log = logging.getLogger(__name__)
+
+#: Records per message over the pipe: a piece fits the pipe's buffer with room to spare.
+PIECE = 2000
+#: The pipe buffer asked for (bytes); Linux grants up to /proc/sys/fs/pipe-max-size.
+PIPE_BYTES = 2**20
 
 Batches = AsyncIterator[list[SourceRecord]] | Iterable[list[SourceRecord]]
 
@@ -46,6 +56,7 @@ class Prefetch:
         method = "fork" if _may_fork() else "spawn"
         context = multiprocessing.get_context(method)
         self._receive, send = context.Pipe(duplex=False)
+        _grow(self._receive)
         self._child = context.Process(
             target=_read, args=(open_source, send), name="replay-source", daemon=True
         )
@@ -81,6 +92,12 @@ class Prefetch:
         self._child.join()
 
 
+def _grow(connection: Connection) -> None:
+    """Ask for a larger pipe buffer; the default is kept where that is not possible."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or over the limit
+        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
 def _may_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
@@ -114,4 +131,6 @@ async def _send_all(batches: AsyncIterator[list[SourceRecord]], connection: Conn
 
 def _send(connection: Connection, batch: list[SourceRecord]) -> None:
     # Plain tuples: a NamedTuple pickles its class with every item, three times slower.
-    connection.send_bytes(pickle.dumps(("batch", list(map(tuple, batch))), pickle.HIGHEST_PROTOCOL))
+    for start in range(0, len(batch), PIECE):
+        piece = list(map(tuple, batch[start : start + PIECE]))
+        connection.send_bytes(pickle.dumps(("batch", piece), pickle.HIGHEST_PROTOCOL))
