@@ -194,17 +194,23 @@ schedules = st.lists(
 )
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(
+#: Deliveries: batch cuts, crashes after some batches, commits after some batches (often
+#: early ones, so that records, and copies of the ids just committed, come after them).
+deliveries = given(
     spec=schedules,
     cuts=st.lists(st.integers(0, 120), max_size=12),
     crashes=st.sets(st.integers(0, 12), max_size=4),
-    commits=st.sets(st.integers(0, 12), max_size=8),
+    commits=st.sets(st.integers(0, 12), max_size=8) | st.sets(st.integers(0, 4), min_size=1, max_size=4),
 )
+slow_examples = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@slow_examples
+@deliveries
 def test_lake_is_exact_after_crashes_and_any_batching(tmp_path_factory, spec, cuts, crashes, commits):
     spec = sorted(spec, key=lambda item: item[2])  # event time roughly follows arrival
     records = make_records(spec)
@@ -227,18 +233,8 @@ def lake_files(root: Path) -> dict[str, bytes]:
     return {path.relative_to(root).as_posix(): path.read_bytes() for path in root.rglob("*.parquet")}
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(
-    spec=schedules,
-    cuts=st.lists(st.integers(0, 120), min_size=1, max_size=12),
-    crashes=st.sets(st.integers(0, 12), max_size=3),
-    # Early batches: a commit is then followed by records (often copies of its ids).
-    commits=st.sets(st.integers(0, 4), min_size=1, max_size=4),
-)
+@slow_examples
+@deliveries
 @example(spec=[(1, 0, 10, 0), (2, 0, 11, 0), (1, 0, 12, 0)], cuts=[2], crashes=set(), commits={0})
 def test_commits_made_behind_write_the_same_lake(tmp_path_factory, spec, cuts, crashes, commits):
     # Re-sent copies arrive while the commit holding their first copy is still in flight:
