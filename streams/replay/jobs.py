@@ -156,7 +156,8 @@ def deal(
     loads = [0] * jobs
     shares: list[list[int]] = [[] for _ in range(jobs)]
     for partition in sorted(partitions, key=lambda p: (-sizes.get(p, 0), p)):
-        lightest = min(range(jobs), key=lambda j: (loads[j], j))
+        # Ties (empty partitions) go to the job with the fewest partitions: none is left out.
+        lightest = min(range(jobs), key=lambda j: (loads[j], len(shares[j]), j))
         shares[lightest].append(partition)
         loads[lightest] += sizes.get(partition, 0)
     order = sorted(range(jobs), key=lambda j: (-loads[j], min(shares[j])))

@@ -154,5 +154,10 @@ def test_partitions_dealt_by_size_keep_the_longest_job_near_the_best_split(sizes
     assert _longest(shares, sizes) * 3 * m <= best * (4 * m - 1)  # Graham's LPT bound
 
 
+def test_empty_partitions_are_dealt_to_every_job():
+    assert deal([0, 1, 2], 2, {0: 0, 1: 0, 2: 0}) == [(0, 2), (1,)]
+    assert deal([0, 1, 2, 3], 3, {0: 5, 1: 0, 2: 0, 3: 0}) == [(0,), (1, 3), (2,)]
+
+
 def test_a_hot_partition_gets_a_job_of_its_own():
     assert deal([0, 1, 2, 3], 2, {0: 10, 1: 820, 2: 90, 3: 80}) == [(1,), (0, 2, 3)]
