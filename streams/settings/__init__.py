@@ -1,0 +1,177 @@
+"""Runtime configuration, read once from the environment.
+
+Every setting has a safe local default (a broker on 127.0.0.1 that the project starts
+itself, files under ``.local/`` in a checkout or ``./.crossings`` in the working folder
+once installed), so ``make demo`` needs nothing set. A bad value fails
+at start-up with a message naming the variable, rather than surfacing later as a
+confusing Kafka or filesystem error mid-stream.
+
+The variables are read by the modules of this package (``values``: one variable;
+``security``: Kafka SASL/TLS; ``notify``: alert delivery; ``paths``: where files go);
+:func:`load_settings` puts them together. Everything is importable from here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.core.processor import CoreConfig
+from streams.settings.notify import NotifySettings, Receiver, load_notify
+from streams.settings.paths import (
+    DEFAULT_LOCAL_DIR,
+    PROJECT_ROOT,
+    default_home,
+    is_checkout,
+)
+from streams.settings.security import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSecurity, load_security
+from streams.settings.values import (
+    MASK,
+    ConfigError,
+    RevealedSecret,
+    Secret,
+    _float,
+    _int,
+    _name,
+    _web_host,
+    is_loopback,
+    parse_bootstrap,
+)
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+__all__ = [
+    "DEFAULT_BOOTSTRAP",
+    "DEFAULT_LOCAL_DIR",
+    "MASK",
+    "PROJECT_ROOT",
+    "SASL_MECHANISMS",
+    "SECURITY_PROTOCOLS",
+    "ConfigError",
+    "KafkaSecurity",
+    "NotifySettings",
+    "Receiver",
+    "RevealedSecret",
+    "Secret",
+    "Settings",
+    "Topics",
+    "default_home",
+    "is_checkout",
+    "is_loopback",
+    "load_notify",
+    "load_security",
+    "load_settings",
+    "parse_bootstrap",
+]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Kafka topic names. Versioned so a schema change can run beside the old one;
+    the namespace lets several deployments (or test runs) share one cluster."""
+
+    namespace: str = "crossings"
+
+    @property
+    def events(self) -> str:
+        return f"{self.namespace}.events.v1"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.namespace}.events.dlq.v1"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.namespace}.alerts.v1"
+
+    @property
+    def alerts_undelivered(self) -> str:
+        """Alert messages ``crossings notify`` gave up delivering to a sink, with the reason."""
+        return f"{self.namespace}.alerts.undelivered.v1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = DEFAULT_BOOTSTRAP
+    #: True when the user pointed us at their own cluster: never start or stop a broker.
+    external_broker: bool = False
+    app_id: str = "crossings"
+    partitions: int = 4
+    data_dir: Path = DEFAULT_LOCAL_DIR / "data"
+    kafka_dir: Path = DEFAULT_LOCAL_DIR / "kafka"
+    worker_dir: Path = DEFAULT_LOCAL_DIR / "worker"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    #: Seconds between commits (Parquet, then one Kafka transaction per partition).
+    commit_interval: float = 10.0
+    #: How long an event_id is remembered for de-duplication, in hours of event time.
+    dedup_horizon_hours: int = 72
+    #: Wall-clock seconds without messages after which a partition counts as idle and its
+    #: clock follows the other partitions (so a silent checkpoint's drop is still seen).
+    idle_after_seconds: float = 30.0
+    #: How far ahead of its arrival in Kafka an event may be stamped, in seconds.
+    max_clock_skew_seconds: float = 900.0
+    #: The checkpoint registry (JSON or YAML); None: the shipped schemas/checkpoints.json.
+    checkpoints_file: Path | None = None
+    #: Replicas of each topic the project creates; None: min(3, brokers in the cluster).
+    replication_factor: int | None = None
+    topics: Topics = field(default_factory=Topics)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+
+    def core_config(self) -> CoreConfig:
+        """What the core (worker and replay alike) takes from these settings."""
+        return CoreConfig(
+            dedup_horizon_s=self.dedup_horizon_hours * 3600.0,
+            max_clock_skew_s=self.max_clock_skew_seconds,
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        """Local RocksDB state, one folder per partition (a cache of the changelog)."""
+        return self.worker_dir / "state"
+
+    @property
+    def broker_url(self) -> str:
+        """Faust's broker URL list (``kafka://h1:p1;h2:p2``)."""
+        return ";".join(f"kafka://{host}" for host in self.bootstrap.split(","))
+
+
+def load_settings(env: Mapping[str, str] | None = None, broker: str | None = None) -> Settings:
+    """Build settings from the environment (``CROSSINGS_*``) and an optional ``--broker``.
+
+    ``--broker`` wins over ``KAFKA_BOOTSTRAP``; either one means "use my cluster" and the
+    project will not start its embedded broker.
+    """
+    env = os.environ if env is None else env
+    external = broker or env.get("KAFKA_BOOTSTRAP")
+    source = "--broker" if broker else "KAFKA_BOOTSTRAP"
+    local_dir = Path(env.get("CROSSINGS_HOME") or default_home())
+    local_port = _int(env, "CROSSINGS_KAFKA_PORT", 9092, 1024, 65535)
+    bootstrap = parse_bootstrap(external, source) if external else f"127.0.0.1:{local_port}"
+    return Settings(
+        bootstrap=bootstrap,
+        external_broker=bool(external),
+        app_id=_name(env, "CROSSINGS_APP_ID", "crossings"),
+        partitions=_int(env, "CROSSINGS_PARTITIONS", 4, 1, 256),
+        data_dir=Path(env.get("CROSSINGS_DATA_DIR") or local_dir / "data"),
+        kafka_dir=local_dir / "kafka",
+        worker_dir=local_dir / "worker",
+        web_host=_web_host(env.get("CROSSINGS_WEB_HOST") or "127.0.0.1"),
+        web_port=_int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535),
+        commit_interval=_float(env, "CROSSINGS_COMMIT_INTERVAL", 10.0, 0.1, 600.0),
+        dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
+        idle_after_seconds=_float(env, "CROSSINGS_IDLE_AFTER_SECONDS", 30.0, 1.0, 86400.0),
+        max_clock_skew_seconds=_float(env, "CROSSINGS_MAX_CLOCK_SKEW_SECONDS", 900.0, 0.0, 86400.0),
+        replication_factor=(
+            _int(env, "CROSSINGS_REPLICATION_FACTOR", 1, 1, 32)
+            if env.get("CROSSINGS_REPLICATION_FACTOR")
+            else None
+        ),
+        checkpoints_file=Path(env["CROSSINGS_CHECKPOINTS"]) if env.get("CROSSINGS_CHECKPOINTS") else None,
+        topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
+        security=load_security(env),
+        notify=load_notify(env, _int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535)),
+    )
