@@ -55,7 +55,8 @@ class DetectorConfig:
     min_score: float = 4.5
     #: Below this many expected crossings a day-so-far verdict is not attempted.
     min_expected: float = 8.0
-    #: At least this many crossings more (surge) or fewer (drop) than expected.
+    #: At least this many crossings more (surge) or fewer (drop) than expected; not asked
+    #: of a silence (nothing at all), which only needs ``min_expected`` and the score.
     min_excess: float = 25.0
     hour_surge_ratio: float = 2.0
     hour_drop_ratio: float = 0.25
@@ -159,7 +160,9 @@ def _classify(
     if ratio >= surge_ratio and observed - expected >= min_excess:
         score = tail_score(observed, expected, cv)
         return ("surge" if score >= min_score else None), score
-    if ratio <= drop_ratio and expected - observed >= min_excess:
+    # Silence needs no minimum excess: no crossings at all where the count model makes that
+    # unlikely is a closed post or a broken feed, whatever the post's size.
+    if ratio <= drop_ratio and (expected - observed >= min_excess or observed == 0):
         score = tail_score(observed, expected, cv)
         return ("drop" if score <= -min_score else None), score
     return None, None
