@@ -330,7 +330,8 @@ def assess_groups(
     ratio's learned day-to-day spread (``Baseline.group_dispersion``, or
     ``group_min_dispersion`` without it), the rest's own Poisson noise and, early in the
     day, ``shape_cv`` (the day so far need not have the whole day's mix). ``expected_total``
-    is only the scale the groups' drivers are quoted against."""
+    (the post's expected count) says whether the group itself moved, and is the scale its
+    drivers are quoted against."""
     if profile is None or profile["total"] == 0:
         return None  # nothing at all is the post's silence, not one group's collapse
     observed_by: dict[str, int] = {}
@@ -356,6 +357,14 @@ def assess_groups(
         score: float | None = None
         surge = ratio >= config.group_surge_ratio and observed - expected >= config.min_excess
         drop = ratio <= config.group_drop_ratio and expected - observed >= config.min_excess
+        # The group itself must have moved, not only the rest: against its usual share of
+        # the post's expected count it is at least halfway (in log terms) to the threshold.
+        # (Pedestrians falling to nothing must not read as a surge of vehicle passengers.)
+        usual = expected_total * share
+        if surge and observed < usual * math.sqrt(config.group_surge_ratio):
+            surge = False
+        if drop and observed > usual * math.sqrt(config.group_drop_ratio):
+            drop = False
         if surge or drop or only is not None:
             score = share_tail_score(observed, total, share, extra_cv)
             if surge and score >= config.min_score:
