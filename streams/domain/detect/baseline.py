@@ -3,18 +3,31 @@
 The level comes from the same weekday in recent weeks (a Monday at a border is not a
 Sunday), falling back to the recent days when there are too few of those. Zero days
 count: a post that is usually open and reports nothing is information, not a gap.
-Days that were part of an alarm (or of a closure) are left out while enough ordinary
-days remain, as Farrington down-weights past outbreaks, so a month-long surge does not
-become "normal" in two weeks; a closure's zeros never do.
+Days that were part of an alarm (any evaluation of the day with a post episode open) or
+of a closure are left out while enough ordinary days remain, as Farrington down-weights
+past outbreaks, so a month-long surge does not become "normal" in two weeks; a
+closure's zeros never do.
 
-Then the calendar: with a year of history the detector's own daily totals say how this
-week compared with the four weeks before it *last year* (a harvest ramp that happens
-every autumn), and on a public holiday of either country how that holiday compared with
-its ordinary weeks last year (Nauryz at a road post). A holiday with no history widens
-the band instead. The shape of the day (share per local hour, same weekday where
-possible) and the mix of groups are averaged over the chosen days. Medians everywhere.
+Then the calendar, from the detector's own year of daily totals (``history.py``):
+- the season: last year's level around this date over last year's level around the days
+  the weekly level was taken from (``season_factor``), so a harvest ramp that happened
+  last year is expected this year. Last year's alarm days count here: a ramp that
+  alarmed last year (it could not be known then) is what last year did;
+- a public holiday of either country: last year's same holiday (the day that carried the
+  same set of holidays, else the holiday with the largest effect) against the same
+  weekday in the three weeks before and after it (``holiday_effect``), so a holiday surge
+  that happens every year is expected and one twice last year's is not; that factor's
+  own uncertainty (one day's counts) widens the band. A holiday with no history widens
+  the band instead.
+
+How uncertain is the day so far? The day's level by the weekday ratios' robust spread
+(widened for the error of a median of a few days: a prediction interval), and the share
+of the day done by each local hour by how much the recent days' own shapes strayed from
+their weekday's (``share_spread``, beyond Poisson), so a surge is judged within hours
+where the days are regular and cautiously where they are not. The mix of nationalities
+gets the same treatment (``group_spread``). The shape of the day (mean share per local
+hour, same weekday where possible) and the mix are averaged over the chosen days.
 """
-
 from __future__ import annotations
 
 import math

@@ -2,7 +2,8 @@
 
 Three views of the same question, "is this flow outside its normal range?":
 - running_day: the day so far against the share of a normal day expected by this
-  local time (catches a surge by mid-morning, a closure by lunchtime);
+  local time, with a spread learned from how regular the recent days' shapes were
+  (a surge is seen within hours, a closure at the first hour where silence is unlikely);
 - last_hour: the last complete local hour against its normal (catches sudden jumps);
 - full_day: a completed local day against the whole expected day (the figures an
   operator quotes: "4,000 a day where 1,500 is usual").
@@ -13,7 +14,11 @@ narrower band (hysteresis, so a flow hovering at the threshold does not flap).
 
 A verdict needs all of: a tail probability under a negative binomial (countmodel.py)
 below 10^-min_score, a minimum ratio and a minimum count of crossings more (or fewer)
-than expected, and a warm-up of history. A post has states: *open* (judged against its
+than expected (not asked of a silence: nothing at all only needs the tail probability),
+and a warm-up of history. The cheap conditions are checked first; the tail probability
+is worked out only where it decides, or when an alert reads it (``Assessment.score``).
+One nationality is judged against the other nationalities of the same day (a binomial
+tail with the mix's learned wobble), so the day's level and shape cancel. A post has states: *open* (judged against its
 weekly and yearly rhythm), *closed* (near zero for ``closed_after_days`` completed days:
 its expectation is zero and the closure stays one drop episode, with no daily updates)
 and back to open through a *reopened* surge at the first hour it has traffic again. An
