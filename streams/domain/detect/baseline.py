@@ -28,6 +28,7 @@ where the days are regular and cautiously where they are not. The mix of nationa
 gets the same treatment (``group_spread``). The shape of the day (mean share per local
 hour, same weekday where possible) and the mix are averaged over the chosen days.
 """
+
 from __future__ import annotations
 
 import math

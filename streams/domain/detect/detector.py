@@ -18,13 +18,14 @@ than expected (not asked of a silence: nothing at all only needs the tail probab
 and a warm-up of history. The cheap conditions are checked first; the tail probability
 is worked out only where it decides, or when an alert reads it (``Assessment.score``).
 One nationality is judged against the other nationalities of the same day (a binomial
-tail with the mix's learned wobble), so the day's level and shape cancel. A post has states: *open* (judged against its
-weekly and yearly rhythm), *closed* (near zero for ``closed_after_days`` completed days:
-its expectation is zero and the closure stays one drop episode, with no daily updates)
-and back to open through a *reopened* surge at the first hour it has traffic again. An
-alert says why (``cause``): ``no_data`` (no events at all: closed or not reporting),
-``closed``, ``reopened``, ``group`` (one nationality collapsed or surged while the post
-as a whole did not) or ``level``.
+tail with the mix's learned wobble), so the day's level and shape cancel.
+
+A post has states: *open* (judged against its weekly and yearly rhythm), *closed* (near
+zero for ``closed_after_days`` completed days: its expectation is zero and the closure
+stays one drop episode, with no daily updates) and back to open through a *reopened*
+surge at the first hour it has traffic again. An alert says why (``cause``): ``no_data``
+(no events at all: closed or not reporting), ``closed``, ``reopened``, ``group`` (one
+nationality collapsed or surged while the post as a whole did not) or ``level``.
 """
 
 from __future__ import annotations
