@@ -386,9 +386,10 @@ def build_baseline(
         if len(by_weekday[d.day.weekday()]) >= 2 and weekday_level[d.day.weekday()] > 0
     ]
     # A new day strays from a median of n days by its own spread and the median's error
-    # (about pi/2 * spread^2 / n): a prediction interval, not a confidence interval.
-    learned = _mad_cv(ratios) * math.sqrt(1.0 + math.pi / (2 * len(chosen)))
-    dispersion = min(max(learned, floor), config.max_dispersion)
+    # (about pi/2 * spread^2 / n): a prediction interval, not a confidence interval. The
+    # floor is a day's own spread, so the median's error comes on top of it too.
+    own_spread = max(_mad_cv(ratios), floor)
+    dispersion = min(own_spread * math.sqrt(1.0 + math.pi / (2 * len(chosen))), config.max_dispersion)
 
     if history is not None:
         season = season_factor(history, day, [d.day for d in chosen], countries)
