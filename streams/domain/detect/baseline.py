@@ -3,16 +3,30 @@
 The level comes from the same weekday in recent weeks (a Monday at a border is not a
 Sunday), falling back to the recent days when there are too few of those. Zero days
 count: a post that is usually open and reports nothing is information, not a gap.
-Days that were part of an alarm (or of a closure) are left out while enough ordinary
-days remain, as Farrington down-weights past outbreaks, so a month-long surge does not
-become "normal" in two weeks; a closure's zeros never do.
+Days that were part of an alarm (any evaluation of the day with a post episode open) or
+of a closure are left out while enough ordinary days remain, as Farrington down-weights
+past outbreaks, so a month-long surge does not become "normal" in two weeks; a
+closure's zeros never do.
 
-Then the calendar: with a year of history the detector's own daily totals say how this
-week compared with the four weeks before it *last year* (a harvest ramp that happens
-every autumn), and on a public holiday of either country how that holiday compared with
-its ordinary weeks last year (Nauryz at a road post). A holiday with no history widens
-the band instead. The shape of the day (share per local hour, same weekday where
-possible) and the mix of groups are averaged over the chosen days. Medians everywhere.
+Then the calendar, from the detector's own year of daily totals (``history.py``):
+- the season: last year's level around this date over last year's level around the days
+  the weekly level was taken from (``season_factor``), so a harvest ramp that happened
+  last year is expected this year. Last year's alarm days count here: a ramp that
+  alarmed last year (it could not be known then) is what last year did;
+- a public holiday of either country: last year's same holiday (the day that carried the
+  same set of holidays, else the holiday with the largest effect) against the same
+  weekday in the three weeks before and after it (``holiday_effect``), so a holiday surge
+  that happens every year is expected and one twice last year's is not; that factor's
+  own uncertainty (one day's counts) widens the band. A holiday with no history widens
+  the band instead.
+
+How uncertain is the day so far? The day's level by the weekday ratios' robust spread
+(widened for the error of a median of a few days: a prediction interval), and the share
+of the day done by each local hour by how much the recent days' own shapes strayed from
+their weekday's (``share_spread``, beyond Poisson), so a surge is judged within hours
+where the days are regular and cautiously where they are not. The mix of nationalities
+gets the same treatment (``group_spread``). The shape of the day (mean share per local
+hour, same weekday where possible) and the mix are averaged over the chosen days.
 """
 
 from __future__ import annotations
@@ -48,6 +62,14 @@ class BaselineConfig:
     #: Bounds of the last-year factors (a broken last year must not explode expectations).
     min_factor: float = 0.3
     max_factor: float = 3.0
+    #: Days (of the last four weeks, with a same-weekday partner) needed to learn how much
+    #: the shape of a day, or the mix of nationalities, strays from the usual.
+    min_shape_days: int = 7
+    #: Floor of those learned spreads (a month of days does not prove a shape exact).
+    min_share_dispersion: float = 0.03
+    #: Extra uncertainty of the share of the day done when it cannot be learned, scaled by
+    #: the share still to come.
+    unknown_share_dispersion: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -61,21 +83,50 @@ class Baseline:
     history_days: int
     #: Why the expectation is not just the recent level, in words ("Nauryz: x1.70 last year").
     notes: tuple[str, ...] = ()
+    #: How uncertain the share of the day done by local hour ``k`` is (index k = the hours
+    #: before k; 25 entries), beyond Poisson noise: learned from the recent days' own
+    #: shapes (``share_spread``). Empty: the fallback ``unknown_share_dispersion * (1 - done)``.
+    share_dispersion: tuple[float, ...] = ()
+    #: Per nationality: how much its ratio to the rest of the post moves from day to day,
+    #: beyond Poisson noise (``group_spread``); a nationality not in it is judged with a floor.
+    group_dispersion: dict[str, float] = field(default_factory=dict, hash=False)
+    _cumulative: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
+    _nationalities: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        cumulative = [0.0]
+        for share in self.hourly_share:
+            cumulative.append(cumulative[-1] + share)
+        object.__setattr__(self, "_cumulative", tuple(cumulative))
+        shares: dict[str, float] = {}
+        for group, share in self.group_share.items():
+            nationality = split_group(group)[0]
+            shares[nationality] = shares.get(nationality, 0.0) + share
+        object.__setattr__(self, "_nationalities", shares)
 
     def expected_through(self, hour: int, fraction_of_hour: float) -> float:
         """Expected count from local midnight up to ``hour:fraction`` of this day."""
-        done = sum(self.hourly_share[:hour])
-        return self.expected_day * (done + self.hourly_share[hour] * fraction_of_hour)
+        return self.expected_day * (self._cumulative[hour] + self.hourly_share[hour] * fraction_of_hour)
+
+    def share_done(self, hour: int, fraction_of_hour: float) -> float:
+        """The share of a normal day done by ``hour:fraction``."""
+        return self._cumulative[hour] + self.hourly_share[hour] * fraction_of_hour
+
+    def running_dispersion(self, hour: int, fraction_of_hour: float, fallback: float) -> float:
+        """Coefficient of variation of the day so far: the day's level (``dispersion``) and
+        the uncertain share of the day done by now, independent, so in quadrature."""
+        if self.share_dispersion:
+            index = min(hour + (1 if fraction_of_hour > 0 else 0), HOURS)
+            extra = self.share_dispersion[index]
+        else:
+            extra = fallback * (1.0 - self.share_done(hour, fraction_of_hour))
+        return math.sqrt(self.dispersion * self.dispersion + extra * extra)
 
     def expected_hour(self, hour: int) -> float:
         return self.expected_day * self.hourly_share[hour]
 
     def nationality_share(self) -> dict[str, float]:
-        shares: dict[str, float] = {}
-        for group, share in self.group_share.items():
-            nationality = split_group(group)[0]
-            shares[nationality] = shares.get(nationality, 0.0) + share
-        return shares
+        return self._nationalities
 
 
 def _mad_cv(ratios: list[float]) -> float:
@@ -112,39 +163,180 @@ def _past_days(
     return found
 
 
-def _level_ratio(history: DayHistory, centre: date, countries: tuple[str, ...]) -> float | None:
-    """Last year's (this week) / (the four weeks before it), ordinary days only."""
-
-    def mean(first: int, last: int) -> tuple[float, int]:
-        values = []
-        for back in range(first, last + 1):
-            d = centre - timedelta(days=back)
-            got = history.get(d)
-            if got is not None and got[1] == NORMAL and not holiday_names(countries, d):
-                values.append(got[0])
-        return (sum(values) / len(values) if values else 0.0), len(values)
-
-    now, n_now = mean(-3, 3)
-    before, n_before = mean(4, 31)
-    if n_now < 4 or n_before < 14 or before <= 0:
+def _year_ago_level(history: DayHistory, day: date, countries: tuple[str, ...]) -> float | None:
+    """Last year's level around ``day``: the mean total of the open, non-holiday days within
+    three days of ``day - 364`` (the same weekday a year back, so a week centred on it).
+    Days that raised an alarm count: a ramp that alarmed last year is still what last year
+    did, and this year it is expected; only a closure's zeros are left out."""
+    values = []
+    for shift in range(361, 368):
+        earlier = day - timedelta(days=shift)
+        got = history.get(earlier)
+        if got is not None and got[1] != CLOSED and not holiday_names(countries, earlier):
+            values.append(got[0])
+    if len(values) < 4:
         return None
-    return now / before
+    return sum(values) / len(values)
 
 
-def _holiday_ratio(history: DayHistory, last_year: date, countries: tuple[str, ...]) -> float | None:
-    """Last year's holiday total against the same weekday of the four weeks before it."""
+def season_factor(
+    history: DayHistory, day: date, reference_days: list[date], countries: tuple[str, ...]
+) -> float | None:
+    """How last year moved from the days the weekly level was taken from to this date:
+    last year's level around ``day`` over its mean level around ``reference_days`` (each a
+    year back). The weekly level lags a ramp by two or three weeks; last year's ramp over
+    the same weeks says by how much. None without a year of history."""
+    now = _year_ago_level(history, day, countries)
+    if now is None:
+        return None
+    before = [level for d in reference_days if (level := _year_ago_level(history, d, countries)) is not None]
+    if len(before) < max(1, len(reference_days) // 2) or sum(before) <= 0:
+        return None
+    return now / (sum(before) / len(before))
+
+
+def holiday_effect(
+    history: DayHistory, last_year: date, countries: tuple[str, ...]
+) -> tuple[float, int] | None:
+    """Last year's holiday against ordinary days: its total over the median of the same
+    weekday one, two and three weeks before and after it (open, non-holiday days, so a
+    season moving around it cancels). Returns (ratio, crossings that day), or None.
+
+    An alarm that day last year does not discard it: a holiday surge that happens every
+    year is what the holiday does; only a closure's zeros are left out."""
     got = history.get(last_year)
-    if got is None or got[1] != NORMAL:
+    if got is None or got[1] == CLOSED:
         return None
-    ordinary = []
-    for k in range(1, 5):
-        d = last_year - timedelta(days=7 * k)
-        before = history.get(d)
-        if before is not None and before[1] == NORMAL and not holiday_names(countries, d):
-            ordinary.append(before[0])
-    if len(ordinary) < 2 or statistics.median(ordinary) <= 0:
+    around = []
+    for weeks in (-3, -2, -1, 1, 2, 3):
+        d = last_year + timedelta(days=7 * weeks)
+        ordinary = history.get(d)
+        if ordinary is not None and ordinary[1] != CLOSED and not holiday_names(countries, d):
+            around.append(ordinary[0])
+    if len(around) < 2 or statistics.median(around) <= 0:
         return None
-    return got[0] / statistics.median(ordinary)
+    return got[0] / statistics.median(around), got[0]
+
+
+def _robust_spread(deviations: list[float]) -> float:
+    """1.4826 * the median absolute deviation from zero: a standard deviation robust to outliers."""
+    return 1.4826 * statistics.median(abs(x) for x in deviations)
+
+
+@dataclass(frozen=True)
+class DayShape:
+    """What the spreads need of one completed day: the share of it done by each local hour
+    (index k: hours up to and including k, for k < 23) and its crossings per nationality.
+    Worked out once per day and total (``ShapeCache``), not at every baseline."""
+
+    total: int
+    done_by_hour: tuple[float, ...]
+    nationalities: dict[str, int] = field(hash=False)
+
+
+#: (day, total) -> its shape; a detector keeps one so each day is summed once, not daily.
+ShapeCache = dict[tuple[date, int], DayShape]
+
+
+def day_shape(d: _Day, cache: ShapeCache | None) -> DayShape | None:
+    if d.profile is None or d.total <= 0:
+        return None
+    key = (d.day, d.total)
+    if cache is not None and key in cache:
+        return cache[key]
+    done, running, total = [], 0, d.total
+    for count in d.profile["hourly"][: HOURS - 1]:
+        running += count
+        done.append(running / total)
+    nationalities: dict[str, int] = {}
+    for group, count in d.profile["groups"].items():
+        nationality = split_group(group)[0]
+        nationalities[nationality] = nationalities.get(nationality, 0) + count
+    shape = DayShape(total, tuple(done), nationalities)
+    if cache is not None:
+        cache[key] = shape
+    return shape
+
+
+def share_spread(
+    days: list[_Day], config: BaselineConfig, averaged: int = 0, cache: ShapeCache | None = None
+) -> tuple[float, ...]:
+    """How far a day's share done by each local hour strays from the usual, beyond Poisson.
+
+    Each day's cumulative share by hour k is compared with the mean of the other days of
+    the same weekday (leave one out, so a day is not part of its own yardstick); the
+    robust spread of those ratios, less the Poisson part expected from the counts
+    (``(1 - share) / (share * total)``), is the extra relative uncertainty of "the share
+    of the day done by now". Index k: the hours before k (0 and 24 carry none). Empty if
+    fewer than ``min_shape_days`` days compare. ``averaged``: how many days the expected
+    shape is the mean of (its own error adds ``spread^2 / averaged``, as for a prediction
+    interval)."""
+    by_weekday: dict[int, list[DayShape]] = {}
+    for d in days:
+        shape = day_shape(d, cache)
+        if shape is not None:
+            by_weekday.setdefault(d.day.weekday(), []).append(shape)
+    deviations: list[list[float]] = [[] for _ in range(HOURS - 1)]
+    totals: list[int] = []
+    mean_done = [0.0] * (HOURS - 1)
+    for shapes in by_weekday.values():
+        n = len(shapes)
+        if n < 2:
+            continue
+        scale = math.sqrt((n - 1) / n)
+        others = 1.0 / (n - 1)
+        sums = [sum(column) for column in zip(*(s.done_by_hour for s in shapes), strict=True)]
+        for shape in shapes:
+            totals.append(shape.total)
+            for k, (own, whole) in enumerate(zip(shape.done_by_hour, sums, strict=True)):
+                mean_done[k] += own
+                reference = (whole - own) * others
+                if reference > 0.0:
+                    deviations[k].append(abs(own / reference - 1.0) * scale)
+    if len(totals) < config.min_shape_days:
+        return ()
+    typical_total = statistics.median(totals)
+    inflate = 1.0 + 1.0 / averaged if averaged else 1.0
+    spread = [0.0] * (HOURS + 1)
+    for k, found in enumerate(deviations):
+        if len(found) < config.min_shape_days:
+            spread[k + 1] = config.unknown_share_dispersion
+            continue
+        share = mean_done[k] / len(totals)
+        poisson = (1.0 - share) / (share * typical_total) if share > 0 else 0.0
+        excess = ((1.4826 * statistics.median(found)) ** 2 - poisson) * inflate
+        spread[k + 1] = min(max(math.sqrt(max(excess, 0.0)), config.min_share_dispersion), 1.0)
+    return tuple(spread)
+
+
+def group_spread(
+    days: list[_Day], config: BaselineConfig, cache: ShapeCache | None = None
+) -> dict[str, float]:
+    """Per nationality: the robust day-to-day spread of its ratio to the rest of the post,
+    beyond Poisson (``1/own + 1/rest``). A crackdown on one nationality is judged against
+    the other nationalities of the same day, so the day's level and shape cancel."""
+    shapes = [shape for d in days if (shape := day_shape(d, cache)) is not None]
+    if len(shapes) < config.min_shape_days:
+        return {}
+    names = sorted({n for shape in shapes for n in shape.nationalities})
+    spreads = {}
+    for nationality in names:
+        ratios, poisson = [], []
+        for shape in shapes:
+            own = shape.nationalities.get(nationality, 0)
+            rest = shape.total - own
+            if rest <= 0:
+                continue
+            ratios.append(own / rest)
+            poisson.append(1.0 / max(own, 1) + 1.0 / rest)
+        if len(ratios) < config.min_shape_days:
+            continue
+        centre = statistics.median(ratios)
+        if centre <= 0:
+            continue
+        excess = _robust_spread([r / centre - 1.0 for r in ratios]) ** 2 - statistics.median(poisson)
+        spreads[nationality] = min(max(math.sqrt(max(excess, 0.0)), config.min_share_dispersion), 1.0)
+    return spreads
 
 
 def build_baseline(
@@ -153,8 +345,10 @@ def build_baseline(
     config: BaselineConfig = BaselineConfig(),
     history: DayHistory | None = None,
     countries: tuple[str, ...] = (),
+    shapes: ShapeCache | None = None,
 ) -> Baseline | None:
-    """Baseline for ``day``, or None while learning (or while nothing ordinary is known)."""
+    """Baseline for ``day``, or None while learning (or while nothing ordinary is known).
+    ``shapes``: a cache of the days' shapes the caller keeps between days (optional)."""
     past = _past_days(day, lookup, history, config.max_weeks if history else config.weeks, config.weeks)
     recent = [d for d in past if d.day >= day - timedelta(days=7 * config.weeks)]
     open_days = [d for d in past if d.flag != CLOSED]
@@ -191,11 +385,14 @@ def build_baseline(
         for d in pool[:28]
         if len(by_weekday[d.day.weekday()]) >= 2 and weekday_level[d.day.weekday()] > 0
     ]
-    dispersion = min(max(_mad_cv(ratios), floor), config.max_dispersion)
+    # A new day strays from a median of n days by its own spread and the median's error
+    # (about pi/2 * spread^2 / n): a prediction interval, not a confidence interval. The
+    # floor is a day's own spread, so the median's error comes on top of it too.
+    own_spread = max(_mad_cv(ratios), floor)
+    dispersion = min(own_spread * math.sqrt(1.0 + math.pi / (2 * len(chosen))), config.max_dispersion)
 
     if history is not None:
-        last_year = day - timedelta(days=364)
-        season = _level_ratio(history, last_year, countries)
+        season = season_factor(history, day, [d.day for d in chosen], countries)
         if season is not None:
             season = min(max(season, config.min_factor), config.max_factor)
             if abs(math.log(season)) > 0.05:
@@ -203,17 +400,28 @@ def build_baseline(
             expected_day *= season
     names = holiday_names(countries, day)
     if names:
+        # Last year's day of each of today's holidays; one that carried exactly today's
+        # holidays (2 January: "New Year's Day" and a "Day off") is the counterpart, else
+        # the holiday whose effect was the largest.
         known = []
         for name in names:
             then = same_holiday_last_year(countries, name, day)
-            ratio = _holiday_ratio(history, then, countries) if history is not None and then else None
-            if ratio is not None:
-                known.append((abs(math.log(max(ratio, 1e-3))), ratio, name))
+            effect = holiday_effect(history, then, countries) if history is not None and then else None
+            if effect is not None:
+                assert then is not None
+                same_set = holiday_names(countries, then) == names
+                label = ", ".join(names) if same_set else name
+                known.append((same_set, abs(math.log(max(effect[0], 1e-3))), effect, label))
         if known:
-            _, ratio, name = max(known)
+            _, _, (ratio, crossings), name = max(known)
             ratio = min(max(ratio, config.min_factor), config.max_factor)
             notes.append(f"holiday {name}: x{ratio:.2f} last year")
             expected_day *= ratio
+            # A factor read off last year's holiday is itself uncertain: its Poisson part and
+            # that day's own day-to-day noise, on top of today's.
+            dispersion = min(
+                math.sqrt(2 * dispersion * dispersion + 1.0 / max(crossings, 1)), config.max_dispersion
+            )
         else:
             dispersion = max(dispersion, config.unknown_day_dispersion)
             notes.append(f"holiday {', '.join(names)}: no history, wide band")
@@ -222,16 +430,19 @@ def build_baseline(
     if len(with_profiles) < 2:
         with_profiles = [d for d in recent if d.profile is not None and d.total > 0 and d.flag != CLOSED]
     hourly = [0.0] * HOURS
-    group_totals: dict[str, float] = {}
     for d in with_profiles:
         assert d.profile is not None
         for hour, count in enumerate(d.profile["hourly"]):
             hourly[hour] += count / d.total
-        for group, count in d.profile["groups"].items():
-            group_totals[group] = group_totals.get(group, 0.0) + count / d.total
     n = len(with_profiles)
     hourly_share = tuple(h / n for h in hourly) if n else tuple(1 / HOURS for _ in range(HOURS))
+    group_totals: dict[str, float] = {}
+    for d in with_profiles:
+        assert d.profile is not None
+        for group, count in d.profile["groups"].items():
+            group_totals[group] = group_totals.get(group, 0.0) + count / d.total
     group_share = {g: c / n for g, c in group_totals.items()} if n else {}
+    shape_days = [d for d in pool[:28] if d.profile is not None]
 
     return Baseline(
         day=day,
@@ -241,4 +452,6 @@ def build_baseline(
         dispersion=dispersion,
         history_days=len(past),
         notes=tuple(notes),
+        share_dispersion=share_spread(shape_days, config, len(with_profiles), shapes),
+        group_dispersion=group_spread(shape_days, config, shapes),
     )

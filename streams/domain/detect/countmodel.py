@@ -96,3 +96,27 @@ def band(expected: float, cv: float, z: float = 2.0) -> tuple[float, float]:
     """A plain-words normal range: expected +- z standard deviations, never below zero."""
     sd = math.sqrt(max(expected, 0.0) + (cv * expected) ** 2)
     return max(0.0, expected - z * sd), expected + z * sd
+
+
+def share_tail_score(own: int, total: int, share: float, extra_cv: float = 0.0) -> float:
+    """Signed surprise of ``own`` crossings of one group out of ``total``, where the group
+    usually makes ``share`` of them: ``-log10`` of the binomial tail (``+`` above ``total *
+    share``, ``-`` below). Judging a group against the others of the same day makes the
+    day's level and shape cancel; what is left is binomial noise and the mix's own
+    day-to-day wobble ``extra_cv`` (relative spread of the share), taken in as a design
+    effect: the counts are divided by ``1 + extra_cv**2 * total * share / (1 - share)``,
+    i.e. the variance ``total*share*(1-share)`` grows by ``(extra_cv * total * share)**2``."""
+    if total <= 0 or not 0.0 < share < 1.0:
+        return 0.0
+    mean = total * share
+    if own == mean:
+        return 0.0
+    design = 1.0 + extra_cv * extra_cv * total * share / (1.0 - share)
+    k, n = own / design, total / design
+    if own > mean:
+        # P(X >= k) = I_share(k, n - k + 1)
+        value = -_log_betainc(k, n - k + 1.0, share) / math.log(10)
+        return min(value, MAX_SCORE)
+    # P(X <= k) = I_{1-share}(n - k, k + 1)
+    value = -_log_betainc(n - k, k + 1.0, 1.0 - share) / math.log(10)
+    return -min(value, MAX_SCORE)

@@ -2,7 +2,8 @@
 
 Three views of the same question, "is this flow outside its normal range?":
 - running_day: the day so far against the share of a normal day expected by this
-  local time (catches a surge by mid-morning, a closure by lunchtime);
+  local time, with a spread learned from how regular the recent days' shapes were
+  (a surge is seen within hours, a closure at the first hour where silence is unlikely);
 - last_hour: the last complete local hour against its normal (catches sudden jumps);
 - full_day: a completed local day against the whole expected day (the figures an
   operator quotes: "4,000 a day where 1,500 is usual").
@@ -13,26 +14,37 @@ narrower band (hysteresis, so a flow hovering at the threshold does not flap).
 
 A verdict needs all of: a tail probability under a negative binomial (countmodel.py)
 below 10^-min_score, a minimum ratio and a minimum count of crossings more (or fewer)
-than expected, and a warm-up of history. A post has states: *open* (judged against its
-weekly and yearly rhythm), *closed* (near zero for ``closed_after_days`` completed days:
-its expectation is zero and the closure stays one drop episode, with no daily updates)
-and back to open through a *reopened* surge at the first hour it has traffic again. An
-alert says why (``cause``): ``no_data`` (no events at all: closed or not reporting),
-``closed``, ``reopened``, ``group`` (one nationality collapsed or surged while the post
-as a whole did not) or ``level``.
+than expected (not asked of a silence: nothing at all only needs the tail probability),
+and a warm-up of history. The cheap conditions are checked first; the tail probability
+is worked out only where it decides, or when an alert reads it (``Assessment.score``).
+One nationality is judged against the other nationalities of the same day (a binomial
+tail with the mix's learned wobble), so the day's level and shape cancel.
+
+A post has states: *open* (judged against its weekly and yearly rhythm), *closed* (near
+zero for ``closed_after_days`` completed days: its expectation is zero and the closure
+stays one drop episode, with no daily updates) and back to open through a *reopened*
+surge at the first hour it has traffic again. An alert says why (``cause``): ``no_data``
+(no events at all: closed or not reporting), ``closed``, ``reopened``, ``group`` (one
+nationality collapsed or surged while the post as a whole did not) or ``level``.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from streams.domain.counts import DayProfile, split_group
-from streams.domain.detect.baseline import Baseline, BaselineConfig, ProfileLookup, build_baseline
-from streams.domain.detect.countmodel import band, tail_score
+from streams.domain.detect.baseline import (
+    Baseline,
+    BaselineConfig,
+    ProfileLookup,
+    ShapeCache,
+    build_baseline,
+)
+from streams.domain.detect.countmodel import band, share_tail_score, tail_score
 from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
 from streams.domain.registry import Checkpoint
 
@@ -49,7 +61,8 @@ class DetectorConfig:
     min_score: float = 4.5
     #: Below this many expected crossings a day-so-far verdict is not attempted.
     min_expected: float = 8.0
-    #: At least this many crossings more (surge) or fewer (drop) than expected.
+    #: At least this many crossings more (surge) or fewer (drop) than expected; not asked
+    #: of a silence (nothing at all), which only needs ``min_expected`` and the score.
     min_excess: float = 25.0
     hour_surge_ratio: float = 2.0
     hour_drop_ratio: float = 0.25
@@ -57,7 +70,9 @@ class DetectorConfig:
     hour_min_expected: float = 15.0
     #: The hour's shape is less certain than the day's level: at least this spread.
     hour_min_dispersion: float = 0.3
-    #: Early in the day the share of the day done so far is uncertain too.
+    #: Early in the day the share of the day done so far is uncertain too: learned from the
+    #: recent days' shapes (``Baseline.share_dispersion``); this, scaled by the share of the
+    #: day still to come, only while there are too few days to learn it from.
     running_extra_dispersion: float = 0.1
     #: An episode ends only when the ratio is back inside this narrower band.
     clear_surge_ratio: float = 1.15
@@ -75,7 +90,11 @@ class DetectorConfig:
     group_drop_ratio: float = 0.5
     group_surge_ratio: float = 2.0
     group_min_expected: float = 30.0
+    #: A nationality's ratio to the rest of the post is learned (``Baseline.group_dispersion``);
+    #: one without that history is judged with this spread.
     group_min_dispersion: float = 0.2
+    #: A nationality that is nearly the whole post is the post: left to the post's own views.
+    group_max_share: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,6 @@ class Assessment:
     observed: int
     expected: float
     ratio: float
-    score: float
     kind: Kind | None
     drivers: tuple[Driver, ...] = ()
     cause: Cause = "level"
@@ -106,6 +124,21 @@ class Assessment:
     #: The nationality judged, for a group verdict; None for the whole post.
     scope: str | None = None
     notes: tuple[str, ...] = ()
+    #: The count model's coefficient of variation the count was judged with.
+    cv: float = 0.0
+    #: The score when it is not the count model's (a closure or a reopening), or when the
+    #: verdict already needed it; otherwise it is worked out the first time it is read.
+    known_score: float | None = field(default=None, repr=False)
+
+    @property
+    def score(self) -> float:
+        """Signed -log10 tail probability of ``observed`` under NB(``expected``, ``cv``)
+        (countmodel.tail_score). Most evaluations are plainly normal and never need it, so
+        it is computed when read (an alert, a resolve) and kept."""
+        if self.known_score is None:
+            object.__setattr__(self, "known_score", tail_score(self.observed, self.expected, self.cv))
+        assert self.known_score is not None
+        return self.known_score
 
 
 def departure_score(observed: float, expected: float, dispersion: float) -> float:
@@ -122,17 +155,23 @@ def _classify(
     observed: int,
     expected: float,
     ratio: float,
-    score: float,
+    cv: float,
     surge_ratio: float,
     drop_ratio: float,
     min_score: float,
     min_excess: float,
-) -> Kind | None:
-    if ratio >= surge_ratio and score >= min_score and observed - expected >= min_excess:
-        return "surge"
-    if ratio <= drop_ratio and score <= -min_score and expected - observed >= min_excess:
-        return "drop"
-    return None
+) -> tuple[Kind | None, float | None]:
+    """The verdict and, if it had to be computed, the score. The cheap conditions (ratio,
+    excess) come first: the tail probability is only worked out where it can decide."""
+    if ratio >= surge_ratio and observed - expected >= min_excess:
+        score = tail_score(observed, expected, cv)
+        return ("surge" if score >= min_score else None), score
+    # Silence needs no minimum excess: no crossings at all where the count model makes that
+    # unlikely is a closed post or a broken feed, whatever the post's size.
+    if ratio <= drop_ratio and (expected - observed >= min_excess or observed == 0):
+        score = tail_score(observed, expected, cv)
+        return ("drop" if score <= -min_score else None), score
+    return None, None
 
 
 def full_day_band(
@@ -200,8 +239,7 @@ def _assessment(
     with_drivers: bool,
 ) -> Assessment:
     ratio = observed / expected
-    score = tail_score(observed, expected, cv)
-    kind = _classify(observed, expected, ratio, score, *thresholds, config.min_excess)
+    kind, score = _classify(observed, expected, ratio, cv, *thresholds, config.min_excess)
     # Drivers explain an anomaly; computing them for every normal event would be waste.
     explain = with_drivers and kind is not None
     drivers = top_drivers(profile, baseline, expected, kind, config.max_drivers) if explain else ()
@@ -212,13 +250,14 @@ def _assessment(
         observed,
         expected,
         ratio,
-        score,
         kind,
         drivers,
         cause,
         band(expected, cv),
         None,
         baseline.notes,
+        cv,
+        score,
     )
 
 
@@ -229,8 +268,7 @@ def assess_running_day(
     expected = baseline.expected_through(local_time.hour, fraction)
     if expected < config.min_expected:
         return None
-    done = expected / baseline.expected_day if baseline.expected_day > 0 else 1.0
-    cv = baseline.dispersion + config.running_extra_dispersion * (1.0 - done)
+    cv = baseline.running_dispersion(local_time.hour, fraction, config.running_extra_dispersion)
     observed = profile["total"] if profile else 0
     thresholds = (config.surge_ratio, config.drop_ratio, config.min_score)
     return _assessment(
@@ -286,43 +324,67 @@ def assess_groups(
     window: Window,
     config: DetectorConfig,
     only: str | None = None,
+    shape_cv: float = 0.0,
 ) -> Assessment | None:
-    """The nationality furthest from its usual share of the day so far, if any is anomalous
-    (or, with ``only``, that nationality's assessment whatever it says)."""
+    """The nationality furthest from its usual ratio to the rest of the post today, if any
+    is anomalous (or, with ``only``, that nationality's assessment whatever it says).
+
+    A nationality is judged against the *other* nationalities of the same day so far: its
+    expected count is the rest's observed count times its usual ratio to the rest. The
+    day's level, and how much of the day is done, cancel, so a crackdown on one group is
+    seen as soon as its counts allow, whatever the post as a whole does. The spread is the
+    ratio's learned day-to-day spread (``Baseline.group_dispersion``, or
+    ``group_min_dispersion`` without it), the rest's own Poisson noise and, early in the
+    day, ``shape_cv`` (the day so far need not have the whole day's mix). ``expected_total``
+    (the post's expected count) says whether the group itself moved, and is the scale its
+    drivers are quoted against."""
     if profile is None or profile["total"] == 0:
         return None  # nothing at all is the post's silence, not one group's collapse
     observed_by: dict[str, int] = {}
     for group, count in profile["groups"].items():
         nationality = split_group(group)[0]
         observed_by[nationality] = observed_by.get(nationality, 0) + count
-    done = expected_total / baseline.expected_day if baseline.expected_day > 0 else 1.0
-    cv = max(baseline.dispersion, config.group_min_dispersion) + config.running_extra_dispersion * (1 - done)
+    total = profile["total"]
     best: Assessment | None = None
     for nationality, share in sorted(baseline.nationality_share().items()):
         if only is not None and nationality != only:
             continue
-        expected = expected_total * share
-        if expected < config.group_min_expected:
+        if share >= config.group_max_share or share <= 0.0:
             continue
         observed = observed_by.get(nationality, 0)
+        rest = total - observed
+        expected = rest * share / (1.0 - share)
+        if expected < config.group_min_expected:
+            continue
+        spread = baseline.group_dispersion.get(nationality, config.group_min_dispersion)
+        extra_cv = math.sqrt(spread * spread + shape_cv * shape_cv)
         ratio = observed / expected
-        score = tail_score(observed, expected, cv)
-        kind = _classify(
-            observed,
-            expected,
-            ratio,
-            score,
-            config.group_surge_ratio,
-            config.group_drop_ratio,
-            config.min_score,
-            config.min_excess,
-        )
+        kind: Kind | None = None
+        score: float | None = None
+        surge = ratio >= config.group_surge_ratio and observed - expected >= config.min_excess
+        drop = ratio <= config.group_drop_ratio and expected - observed >= config.min_excess
+        # The group itself must have moved, not only the rest: against its usual share of
+        # the post's expected count it is at least halfway (in log terms) to the threshold.
+        # (Pedestrians falling to nothing must not read as a surge of vehicle passengers.)
+        usual = expected_total * share
+        if surge and observed < usual * math.sqrt(config.group_surge_ratio):
+            surge = False
+        if drop and observed > usual * math.sqrt(config.group_drop_ratio):
+            drop = False
+        if surge or drop or only is not None:
+            score = share_tail_score(observed, total, share, extra_cv)
+            if surge and score >= config.min_score:
+                kind = "surge"
+            elif drop and score <= -config.min_score:
+                kind = "drop"
         if only is None and kind is None:
             continue
+        # The band's spread, as a coefficient of variation of ``expected``: the binomial
+        # part and the mix's wobble.
+        cv = math.sqrt((1.0 - share) / max(total * share, 1.0) + extra_cv * extra_cv)
+        implied_total = rest / (1.0 - share)
         drivers = tuple(
-            d
-            for d in top_drivers(profile, baseline, expected_total, kind, 10)
-            if d.nationality == nationality
+            d for d in top_drivers(profile, baseline, implied_total, kind, 10) if d.nationality == nationality
         )[: config.max_drivers]
         found = Assessment(
             window,
@@ -330,13 +392,14 @@ def assess_groups(
             observed,
             expected,
             ratio,
-            score,
             kind,
             drivers,
             "group",
             band(expected, cv),
             nationality,
             baseline.notes,
+            cv,
+            score,
         )
         if best is None or abs(found.score) > abs(best.score):
             best = found
@@ -475,6 +538,8 @@ class CheckpointDetector:
         self.baseline_config = baseline_config
         self.countries = tuple(c for c in (checkpoint.country_a, checkpoint.country_b) if c)
         self._baselines: dict[date, Baseline | None] = {}
+        #: Each completed day's shape, summed once (a cache: not part of the state).
+        self._shapes: ShapeCache = {}
         state = state or {}
         self.episode: Episode | None = _episode(state.get("episode"))
         self.group_episode: Episode | None = _episode(state.get("group_episode"))
@@ -484,6 +549,10 @@ class CheckpointDetector:
             date.fromisoformat(state["closed_since"]) if state.get("closed_since") else None
         )
         self.zero_run: int = int(state.get("zero_run", 0))
+        #: An episode was open at some evaluation of the running day (``last_day``): the day
+        #: is recorded as an alarm day even if the episode resolved before midnight, so a
+        #: New Year's night does not become part of a month of ordinary Thursdays.
+        self.alarm_today: bool = bool(state.get("alarm_today", False))
         self.history = DayHistory(state.get("history"))
         #: The running day's band at the last evaluation (None while the baseline is learning);
         #: kept in the state so a restarted worker's dashboards do not wait an hour for it.
@@ -501,6 +570,7 @@ class CheckpointDetector:
             "last_hour": self.last_hour,
             "closed_since": self.closed_since.isoformat() if self.closed_since else None,
             "zero_run": self.zero_run,
+            "alarm_today": self.alarm_today,
             "history": self.history.state(),
             "band": self.band.as_list() if self.band else None,
         }
@@ -523,7 +593,13 @@ class CheckpointDetector:
 
     def baseline(self, day: date) -> Baseline | None:
         if day not in self._baselines:
-            baseline = build_baseline(day, self.lookup, self.baseline_config, self.history, self.countries)
+            baseline = build_baseline(
+                day, self.lookup, self.baseline_config, self.history, self.countries, self._shapes
+            )
+            for key in [
+                k for k in self._shapes if k[0] < day - timedelta(days=7 * self.baseline_config.weeks + 7)
+            ]:
+                del self._shapes[key]
             if baseline is not None and baseline.history_days < self.config.warmup_days:
                 baseline = None
             self._baselines[day] = baseline
@@ -554,14 +630,21 @@ class CheckpointDetector:
         profile = self.lookup(day)
         self._band, self._band_inputs = None, None
         if self.closed:
-            return transitions + self._reopened(profile, day, as_of)
+            transitions += self._reopened(profile, day, as_of)
+            self.alarm_today = self.alarm_today or self.episode is not None
+            return transitions
         baseline = self.baseline(day)
         if baseline is not None:
             self._band_inputs = (baseline, local, profile["total"] if profile else 0)
             running = assess_running_day(profile, baseline, local, self.config)
             transitions += self._step(running, as_of)
             if running is not None:
-                transitions += self._group_step(profile, baseline, running.expected, "running_day", as_of)
+                shape_cv = math.sqrt(max(running.cv * running.cv - baseline.dispersion**2, 0.0))
+                transitions += self._group_step(
+                    profile, baseline, running.expected, "running_day", as_of, shape_cv
+                )
+        if self.episode is not None:
+            self.alarm_today = True
         return transitions
 
     def _close_hour(self, day: date, hour: int, as_of: datetime) -> list[Transition]:
@@ -585,8 +668,10 @@ class CheckpointDetector:
         self.zero_run = (
             self.zero_run + 1 if (near_zero or (self.closed and total < self.config.reopen_min)) else 0
         )
-        flag = CLOSED if self.closed else (ALARM if self.episode is not None else NORMAL)
+        alarmed = self.episode is not None or self.alarm_today
+        flag = CLOSED if self.closed else (ALARM if alarmed else NORMAL)
         self.history.record(day, total, flag)
+        self.alarm_today = False
         if not self.closed and self.zero_run >= self.config.closed_after_days:
             transitions += self._close_post(day, total, baseline, as_of)
         return transitions
@@ -619,13 +704,14 @@ class CheckpointDetector:
             total,
             expected,
             total / expected if expected else 0.0,
-            tail_score(total, expected, 0.1) if expected else 0.0,
             "drop",
             (),
             "closed",
             (0.0, 0.0),
             None,
             (f"closed since {first.isoformat()}: {self.zero_run} days at or near zero",),
+            0.1,
+            tail_score(total, expected, 0.1) if expected else 0.0,
         )
         return [Transition("firing", self.episode, assessment, as_of, opened=False)]
 
@@ -646,13 +732,14 @@ class CheckpointDetector:
             observed,
             0.0,
             float(observed),
-            tail_score(observed, 1.0, 0.5),
             "surge",
             (),
             "reopened",
             (0.0, float(self.config.reopen_min)),
             None,
             (f"closed since {closed_since.isoformat()} ({days_closed} days)",),
+            0.5,
+            tail_score(observed, 1.0, 0.5),
         )
         transitions: list[Transition] = []
         if self.episode is not None:
@@ -676,18 +763,21 @@ class CheckpointDetector:
         expected_total: float,
         window: Window,
         as_of: datetime,
+        shape_cv: float = 0.0,
     ) -> list[Transition]:
-        """One nationality against its usual share, while the post as a whole is not alarming."""
+        """One nationality against the rest of the post, while the post as a whole is not alarming."""
         episode = self.group_episode
         if episode is not None:
-            assessment = assess_groups(profile, baseline, expected_total, window, self.config, episode.scope)
+            assessment = assess_groups(
+                profile, baseline, expected_total, window, self.config, episode.scope, shape_cv
+            )
             if assessment is None or not episode.clears(assessment, self.config):
                 return []
             self.group_episode = None
             return [Transition("resolved", episode, assessment, as_of, opened=False)]
         if self.episode is not None:
             return []
-        assessment = assess_groups(profile, baseline, expected_total, window, self.config)
+        assessment = assess_groups(profile, baseline, expected_total, window, self.config, shape_cv=shape_cv)
         if assessment is None or assessment.kind is None:
             return []
         local = as_of.astimezone(self.checkpoint.tz)
