@@ -37,6 +37,7 @@ from load_tests.scenario.spec import (
     Anomaly,
     ScenarioSpec,
     default_anomalies,
+    labour_surge,
     load_checkpoints,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "build_manifest",
     "default_anomalies",
     "generate",
+    "labour_surge",
     "load_checkpoints",
     "replay",
     "write_labels",

@@ -98,6 +98,24 @@ class Anomaly:
         return data
 
 
+def labour_surge(starts: date, ends: date, description: str, factor: float = 3.0, **more: Any) -> Anomaly:
+    """The model case: UZB labour entries at Zhibek Zholy (Jibek Joly) times ``factor``
+    from ``starts`` to ``ends`` (local days, inclusive)."""
+    return Anomaly(
+        name=more.pop("name", "surge"),
+        kind="surge",
+        checkpoint_id="zhibek-zholy",
+        direction="entry",
+        nationality="UZB",
+        purpose="labour",
+        starts=starts,
+        ends=ends,
+        description=description,
+        factor=factor,
+        **more,
+    )
+
+
 def default_anomalies(start: date = DEFAULT_START, days: int = DEFAULT_DAYS) -> tuple[Anomaly, ...]:
     """The three stories the demo tells: a surge, a group collapsing, a closure.
 
@@ -112,16 +130,10 @@ def default_anomalies(start: date = DEFAULT_START, days: int = DEFAULT_DAYS) -> 
     surge_factor = (ZZ_UZB_ENTRIES_AT_SURGE - other_uzb) / ZZ_UZB_LABOUR_ENTRIES_PER_DAY
     tjk = mix_total(PROFILES["kazygurt"].entry, nationality="TJK")
     return (
-        Anomaly(
-            name="jibek-joly-spring-surge",
-            kind="surge",
-            checkpoint_id="zhibek-zholy",
-            direction="entry",
-            nationality="UZB",
-            purpose="labour",
-            starts=surge_start,
-            ends=max(last_day, surge_start),
-            description=(
+        labour_surge(
+            surge_start,
+            max(last_day, surge_start),
+            (
                 "Spring labour surge at Zhibek Zholy (Jibek Joly): UZB labour entries climb "
                 f"over 4 days from {surge_start.isoformat()} (day 29), taking UZB entries from "
                 f"~{ZZ_UZB_ENTRIES_PER_DAY:,}/day to ~{ZZ_UZB_ENTRIES_AT_SURGE:,}/day (UZB labour "
@@ -129,7 +141,8 @@ def default_anomalies(start: date = DEFAULT_START, days: int = DEFAULT_DAYS) -> 
                 f"~{ZZ_UZB_ENTRIES_AT_SURGE - other_uzb:,}/day), and staying there to the end "
                 "of the scenario."
             ),
-            factor=surge_factor,
+            surge_factor,
+            name="jibek-joly-spring-surge",
             ramp_days=4,
         ),
         Anomaly(

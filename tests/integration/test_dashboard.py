@@ -21,7 +21,7 @@ import pytest
 from load_tests.harness import WorkerProcess, free_port, wait_committed
 from load_tests.notify_harness import NotifyProcess, Recorder, topic_messages, wait_for
 from load_tests.prometheus import PrometheusServer, scrape_config
-from load_tests.scenario import DEFAULT_START, Anomaly, Scenario, ScenarioSpec, replay
+from load_tests.scenario import DEFAULT_START, Scenario, ScenarioSpec, labour_surge, replay
 from streams.ops.topics import ensure_topics
 from streams.settings import PROJECT_ROOT, load_settings
 
@@ -37,17 +37,10 @@ SPEC = ScenarioSpec(
     days=17,
     checkpoints=("zhibek-zholy", "korday"),
     anomalies=(
-        Anomaly(
-            name="surge",
-            kind="surge",
-            checkpoint_id="zhibek-zholy",
-            direction="entry",
-            nationality="UZB",
-            purpose="labour",
-            starts=DEFAULT_START + timedelta(days=15),
-            ends=DEFAULT_START + timedelta(days=16),
-            description="UZB labour entries x3 for the last two days",
-            factor=3.0,
+        labour_surge(
+            DEFAULT_START + timedelta(days=15),
+            DEFAULT_START + timedelta(days=16),
+            "UZB labour entries x3 for the last two days",
         ),
     ),
 )

@@ -32,7 +32,7 @@ from load_tests.notify_harness import (
     topic_messages,
     wait_for,
 )
-from load_tests.scenario import DEFAULT_START, Anomaly, Scenario, ScenarioSpec, replay
+from load_tests.scenario import DEFAULT_START, Anomaly, Scenario, ScenarioSpec, labour_surge, replay
 from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
 
@@ -46,18 +46,7 @@ SPEC = ScenarioSpec(
     days=20,
     checkpoints=("zhibek-zholy", "korday"),
     anomalies=(
-        Anomaly(
-            name="surge",
-            kind="surge",
-            checkpoint_id="zhibek-zholy",
-            direction="entry",
-            nationality="UZB",
-            purpose="labour",
-            starts=SURGE_DAY,
-            ends=CLOSURE_DAY,
-            description="UZB labour entries x3 for two days",
-            factor=3.0,
-        ),
+        labour_surge(SURGE_DAY, CLOSURE_DAY, "UZB labour entries x3 for two days"),
         Anomaly(
             name="closure",
             kind="drop",
