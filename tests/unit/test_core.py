@@ -344,6 +344,40 @@ def test_a_commit_that_failed_behind_fails_the_replay_and_a_rerun_is_exact(tmp_p
     assert +counts == oracle(records)
 
 
+def test_a_replay_cancelled_while_a_commit_is_in_flight_closes_the_store_after_it(tmp_path):
+    # Ctrl-C: asyncio.run cancels the replay while it waits for a commit made behind; the
+    # store must not be closed under that commit's writer, which then writes it whole.
+    records = [r for r in scenario_records()[:200] if r.partition == 0]
+    sink = GatedSink(tmp_path / "data")
+    core = engine(tmp_path, sink)
+
+    async def go() -> None:
+        await core.process(records)
+        await core.commit(behind=True)
+        settling = asyncio.create_task(core.settle())
+        await asyncio.sleep(0.1)
+        settling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await settling
+        closing = asyncio.create_task(core.close(list(core.tasks)))
+        await asyncio.sleep(0.3)
+        try:
+            assert not closing.done(), "the store was closed under the commit's writer"
+        finally:
+            sink.tokens.release()
+            await closing
+
+    asyncio.run(go())
+
+    async def reopen() -> int:
+        again = engine(tmp_path)
+        applied = (await again.open(0)).state.applied_offset
+        await again.close([0])
+        return applied
+
+    assert asyncio.run(reopen()) == records[-1].offset, "the commit in flight was written"
+
+
 class FlakySink(LakeSink):
     """Fails the first ``failures`` flushes after writing part of the batch."""
 
