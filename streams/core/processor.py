@@ -131,7 +131,7 @@ class PartitionProcessor:
             for item in items
             if item.__class__ is CrossingEvent and item.event_id not in new_ids  # type: ignore[union-attr]
         ]
-        remembered = self.store.remembered(candidates)
+        remembered = self.store.remembered(candidates, state.in_flight_expired)
         committed_ids = {i: d for i, d in zip(candidates, remembered, strict=True) if d is not None}
         in_flight = state.in_flight_ids
         if in_flight:  # a commit still being made durable: its ids may not be in the store yet

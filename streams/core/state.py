@@ -50,6 +50,9 @@ class PartitionState:
     #: Ids of a commit being made durable behind the processing (a replay's commits):
     #: maybe not in the store yet, so de-duplication looks here too until it is.
     in_flight_ids: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: Hour buckets whose chunks that commit deletes (expired): their ids, maybe still in
+    #: the store, are forgotten already, as they are after a commit made in line.
+    in_flight_expired: frozenset[int] = frozenset()
     dirty_profiles: set[str] = field(default_factory=set)
     dirty_detectors: set[str] = field(default_factory=set)
 
@@ -133,14 +136,17 @@ class PartitionState:
                 self.seen_chunks.setdefault(bucket, []).append(key)
         if behind:
             self.in_flight_ids, self.new_ids = self.new_ids, {}
+            self.in_flight_expired = frozenset(expired_buckets)
         else:
             self.new_ids.clear()
         self.dirty_profiles.clear()
         self.dirty_detectors.clear()
 
     def durable(self) -> None:
-        """The commit made behind is in the store: its ids are found there now."""
+        """The commit made behind is in the store: its ids are found there now (and the
+        ids it expired are gone from it)."""
         self.in_flight_ids = {}
+        self.in_flight_expired = frozenset()
 
 
 def _id_chunks(new_ids: dict[str, tuple[int, str]], commit_seq: int) -> Iterator[Change]:

@@ -19,7 +19,7 @@ at worst behind it (a crash between the two), which the next restore reads and a
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
@@ -70,12 +70,21 @@ class LocalStore:
                 return
             yield key
 
-    def remembered(self, event_ids: list[str]) -> list[str | None]:
+    def remembered(self, event_ids: list[str], forgetting: Collection[int] = ()) -> list[str | None]:
         """For each id, the digest a committed chunk holds for it ("" if it was remembered
-        without one), or None (one multi-get for the batch)."""
+        without one), or None (one multi-get for the batch). ``forgetting``: hour buckets
+        whose chunks a write in flight deletes; their ids are None already, as they will
+        be once it is written."""
         if not event_ids:
             return []
         found = self.db.get([SEEN_INDEX + event_id.encode() for event_id in event_ids])
+        if forgetting:
+            return [
+                None
+                if value is None or int(value.partition(b"|")[0]) in forgetting
+                else value.partition(b"|")[2].decode()
+                for value in found
+            ]
         return [None if value is None else value.partition(b"|")[2].decode() for value in found]
 
     def apply(self, changes: Iterable[Change], changelog_offset: int | None) -> None:

@@ -304,15 +304,17 @@ class PartitionTask:
             return
         batch, pending = self._behind
         try:
-            await pending
+            # Shielded: a caller cancelled here (Ctrl-C) leaves it in flight, and close()
+            # still waits for it before closing the store under its writer.
+            await asyncio.shield(pending)
         except Exception as error:
+            self._behind = None
             log.error("partition %d: commit %d failed: %s", self.partition, batch.commit_seq, error)
             await self.close()
             raise CommitFailed(
                 f"partition {self.partition}: commit {batch.commit_seq} failed: {error}"
             ) from error
-        finally:
-            self._behind = None
+        self._behind = None
         assert self.processor is not None
         self.processor.state.durable()
 

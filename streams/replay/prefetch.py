@@ -57,8 +57,11 @@ class Prefetch:
         context = multiprocessing.get_context(method)
         self._receive, send = context.Pipe(duplex=False)
         _grow(self._receive)
+        # A forked child holds a copy of this end too: it lets go of it first, or its
+        # writes would block for ever once this process is gone (killed) instead of failing.
+        inherited = self._receive if method == "fork" else None
         self._child = context.Process(
-            target=_read, args=(open_source, send), name="replay-source", daemon=True
+            target=_read, args=(open_source, send, inherited), name="replay-source", daemon=True
         )
         self._child.start()
         send.close()  # the child's end: EOF here once the child is gone
@@ -70,8 +73,10 @@ class Prefetch:
             while True:
                 try:
                     kind, payload = pickle.loads(self._receive.recv_bytes())
-                except EOFError:
+                except (EOFError, OSError) as error:  # OSError: it ended in the middle of a piece
                     self._child.join(5)
+                    if isinstance(error, OSError) and self._child.exitcode is None:
+                        raise  # not the child's doing
                     raise SourceReaderDied(
                         f"the replay's source reader (pid {self._child.pid}) ended without a word, "
                         f"exit code {self._child.exitcode}: killed, or out of memory?"
@@ -102,8 +107,10 @@ def _may_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
-def _read(open_source: Callable[[], Batches], connection: Connection) -> None:
+def _read(open_source: Callable[[], Batches], connection: Connection, parents: Connection | None) -> None:
     """The child: every batch as a list of plain tuples, then "end" (or the exception)."""
+    if parents is not None:  # forked: the parent's end, copied
+        parents.close()
     try:
         batches = open_source()
         if hasattr(batches, "__aiter__"):

@@ -277,6 +277,43 @@ def test_a_duplicate_of_an_id_in_flight_is_found(tmp_path):
     assert +counts == oracle(records)
 
 
+def make_reused_records(spec: list[tuple[int, int]]) -> list[SourceRecord]:
+    """(id number, hours after START) -> records of one checkpoint on partition 0, in that
+    order; an id number that comes again at another hour is the id reused for another
+    crossing (at the same hour: a re-sent copy)."""
+    checkpoint_id = OWNED[0][0]
+    records = []
+    for offset, (number, hours) in enumerate(spec):
+        at = START + timedelta(hours=hours)
+        arrived_ms = round((at + timedelta(minutes=1)).timestamp() * 1000)
+        raw = event_bytes(f"ev-{number}", at, checkpoint_id=checkpoint_id)
+        records.append(SourceRecord(0, offset, arrived_ms, checkpoint_id.encode(), raw))
+    return records
+
+
+@slow_examples
+@given(
+    # Hours far enough apart that ids fall past the 72 h horizon and their chunks expire.
+    spec=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 400)), min_size=1, max_size=30),
+    cuts=st.lists(st.integers(0, 30), max_size=10),
+    commits=st.sets(st.integers(0, 10), max_size=8),
+)
+@example(spec=[(0, 0), (1, 80), (0, 81)], cuts=[1, 2], commits={0, 1})
+def test_ids_forgotten_by_a_commit_in_flight_are_forgotten_as_in_line(tmp_path_factory, spec, cuts, commits):
+    # A commit whose store write deletes the ids of an expired hour is in flight while the
+    # next records are processed: an id of that hour reused for a later crossing is new,
+    # as it is after the same commit made in line (not a conflict with what the store has
+    # not deleted yet).
+    records = make_reused_records(sorted(spec, key=lambda item: item[1]))
+    in_line, behind = tmp_path_factory.mktemp("in-line"), tmp_path_factory.mktemp("behind")
+    expected = asyncio.run(run(records, in_line, cuts, set(), commits))
+    got = asyncio.run(run(records, behind, cuts, set(), commits, behind=True))
+    assert sorted(got.dead_letters, key=lambda d: d.offset) == sorted(
+        expected.dead_letters, key=lambda d: d.offset
+    )
+    assert lake_files(behind / "data") == lake_files(in_line / "data")
+
+
 def test_a_commit_that_failed_behind_fails_the_replay_and_a_rerun_is_exact(tmp_path):
     records = scenario_records()
     core = engine(tmp_path, FlakySink(tmp_path / "data", failures=1))
@@ -305,6 +342,40 @@ def test_a_commit_that_failed_behind_fails_the_replay_and_a_rerun_is_exact(tmp_p
     event_ids, counts, _ = read_lake(tmp_path / "data")
     assert len(event_ids) == len(set(event_ids)) == sum(oracle(records).values())
     assert +counts == oracle(records)
+
+
+def test_a_replay_cancelled_while_a_commit_is_in_flight_closes_the_store_after_it(tmp_path):
+    # Ctrl-C: asyncio.run cancels the replay while it waits for a commit made behind; the
+    # store must not be closed under that commit's writer, which then writes it whole.
+    records = [r for r in scenario_records()[:200] if r.partition == 0]
+    sink = GatedSink(tmp_path / "data")
+    core = engine(tmp_path, sink)
+
+    async def go() -> None:
+        await core.process(records)
+        await core.commit(behind=True)
+        settling = asyncio.create_task(core.settle())
+        await asyncio.sleep(0.1)
+        settling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await settling
+        closing = asyncio.create_task(core.close(list(core.tasks)))
+        await asyncio.sleep(0.3)
+        try:
+            assert not closing.done(), "the store was closed under the commit's writer"
+        finally:
+            sink.tokens.release()
+            await closing
+
+    asyncio.run(go())
+
+    async def reopen() -> int:
+        again = engine(tmp_path)
+        applied = (await again.open(0)).state.applied_offset
+        await again.close([0])
+        return applied
+
+    assert asyncio.run(reopen()) == records[-1].offset, "the commit in flight was written"
 
 
 class FlakySink(LakeSink):

@@ -4,8 +4,10 @@ replay with what happened; leaving early stops the child."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import termios
 import time
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
@@ -94,3 +96,41 @@ def test_leaving_early_stops_the_reader(history, start_method):
     for _ in ahead:
         break
     assert not ahead._child.is_alive()
+
+
+def _endless() -> Iterator[list[SourceRecord]]:
+    while True:
+        yield [SourceRecord(0, o, 0, None, b"x" * 200) for o in range(prefetch.PIECE)]
+
+
+def test_a_reader_whose_replay_is_gone_ends_by_itself(start_method):
+    # A forked child holds copies of what the parent had open, the pipe's reading end too:
+    # unless it lets go of it, once the parent is gone (killed) its writes block for ever,
+    # an orphan holding its source open.
+    ahead = Prefetch(_endless)
+    try:
+        ahead._receive.close()  # what the parent's death does to its end
+        ahead._child.join(10)
+        assert ahead._child.exitcode is not None, "the reader blocks on a pipe nobody can read"
+    finally:
+        ahead.close()
+
+
+def _pieces_larger_than_the_pipe() -> Iterator[list[SourceRecord]]:
+    yield [SourceRecord(0, o, 0, None, b"%07d" % o * 150) for o in range(prefetch.PIECE)]  # ~2 MB
+    time.sleep(600)
+
+
+def test_a_reader_killed_in_the_middle_of_a_piece_fails_the_replay_saying_so(monkeypatch):
+    monkeypatch.setattr(prefetch, "_may_fork", lambda: True)
+    ahead = Prefetch(_pieces_larger_than_the_pipe)
+    waiting, previous = time.monotonic() + 20, -1
+    while time.monotonic() < waiting:  # until the pipe is full: the child blocked mid-piece
+        time.sleep(0.2)
+        buffered = int.from_bytes(fcntl.ioctl(ahead._receive.fileno(), termios.FIONREAD, b"\0" * 4), "little")
+        if buffered == previous > 0:
+            break
+        previous = buffered
+    os.kill(ahead._child.pid, signal.SIGKILL)
+    with pytest.raises(SourceReaderDied, match="exit code -9"):
+        list(ahead)
