@@ -12,9 +12,11 @@ ahead, so memory stays bounded whatever the source's size. The buffer is grown t
 (Linux's limit for any user) and batches go over in pieces of ``PIECE`` records (~0.5
 MB): with the default 64 KiB buffer, every batch crossed in lock step, each 64 KiB
 waiting for the other process to be scheduled (0.6 s of a 4.7 s replay, on a busy
-machine). The child is forked when this process runs a single thread (nothing can be
-inherited half-held), which costs no start-up; otherwise it is spawned (about half a
-second of imports).
+machine). The child is forked when this process runs a single Python thread, which
+costs no start-up; otherwise it is spawned (about half a second of imports). Native
+threads may exist then (pyarrow's jemalloc and numpy's OpenBLAS start one each on import;
+both libraries handle a fork), but nothing of ours: no store, DuckDB connection or pool
+is open before the replay's reader is forked, and the child only reads the source.
 """
 
 from __future__ import annotations
