@@ -225,12 +225,14 @@ class PartitionTask:
 
     @property
     def has_pending(self) -> bool:
-        return self.processor is not None and self.processor.has_pending
+        """Work not yet durable: uncommitted effects, or a commit made behind still in flight."""
+        return self._behind is not None or (self.processor is not None and self.processor.has_pending)
 
     # -- commit ----------------------------------------------------------------------------
 
     async def commit(self) -> CommitReport | None:
         """Make everything since the last commit durable (see the module docstring)."""
+        await self.settle()  # a commit made behind goes first
         processor = self.processor
         if processor is None or not processor.has_pending:
             return None
