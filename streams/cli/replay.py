@@ -101,3 +101,7 @@ def replay(
         f"{stats.counted:,} counted, {stats.duplicates:,} duplicates, {stats.dead_letters:,} dead letters, "
         f"{stats.alerts:,} alert messages"
     )
+    if stats.dead_letters:
+        click.echo(
+            f"dead letters (original bytes and why): {(data_dir or settings.data_dir) / 'dead_letters'}/"
+        )

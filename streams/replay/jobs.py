@@ -1,8 +1,8 @@
 """``crossings replay --jobs N``: a replay's partitions split across processes.
 
 State is per partition and the lake's files are named by partition, so partitions are
-independent: each job replays its share and hands back its stats and dead letters; the
-parent sums the one and writes the other. Jobs are started with ``spawn``, not ``fork``:
+independent: each job replays its share (its dead letters are lake files of its commits)
+and hands back its stats, which the parent sums. Jobs are started with ``spawn``, not ``fork``:
 a forked copy of a process holding RocksDB, DuckDB or threads is not safe to use. A
 source is a generator, which cannot cross to another process, so a job gets a ``Source``
 (plain data) and builds the generator itself.
@@ -34,15 +34,7 @@ from streams.core.records import SourceRecord
 from streams.domain.registry import Registry
 from streams.ops.security import client_kwargs
 from streams.replay.prefetch import Prefetch
-from streams.replay.run import (
-    COMMIT_EVERY,
-    DeadLetterLine,
-    ReplayStats,
-    append_dead_letters,
-    replay,
-    replay_collecting,
-    sort_key,
-)
+from streams.replay.run import COMMIT_EVERY, ReplayStats, replay
 from streams.replay.sources import (
     kafka_records,
     ndjson_records,
@@ -177,8 +169,8 @@ def replay_in_jobs(
     """Replay ``source``, a job per share of its partitions (see ``deal``): the first share
     in this process, each other in its own; a single share runs here as ``replay`` does.
     The share run here reads its source through ``Prefetch``. Raises ``ReplayJobsFailed``
-    if any job failed, after writing the dead letters of those that did not (their partitions' lake
-    and state are committed, so a rerun would not produce them again)."""
+    if any job failed, once the others have finished (what every job committed stays: a
+    rerun goes on from there)."""
     if len(shares) == 1:
         run = replay(
             Prefetch(partial(source.open, None)),
@@ -192,16 +184,16 @@ def replay_in_jobs(
         return asyncio.run(run)
     started = time.perf_counter()
     level = logging.getLogger().getEffectiveLevel()
-    results: list[tuple[ReplayStats, list[DeadLetterLine]]] = []
+    results: list[ReplayStats] = []
     failures: list[tuple[tuple[int, ...], BaseException]] = []
 
-    def done(keep: tuple[int, ...], result: tuple[ReplayStats, list[DeadLetterLine]]) -> None:
+    def done(keep: tuple[int, ...], result: ReplayStats) -> None:
         results.append(result)
         log.info(
             "replay job of partitions %s: %s records in %.1fs (%s since the start)",
             _names(keep),
-            f"{result[0].records:,}",
-            result[0].seconds,
+            f"{result.records:,}",
+            result.seconds,
             f"{time.perf_counter() - started:.1f}s",
         )
 
@@ -227,25 +219,24 @@ def replay_in_jobs(
                     failures.append((futures[future], error))
     finally:
         ahead.close()
-    append_dead_letters(data_dir, sorted((line for _, lines in results for line in lines), key=sort_key))
     if failures:
         raise ReplayJobsFailed(sorted(failures, key=lambda failure: failure[0]))
     return ReplayStats(
-        records=sum(stats.records for stats, _ in results),
-        counted=sum(stats.counted for stats, _ in results),
-        duplicates=sum(stats.duplicates for stats, _ in results),
-        dead_letters=sum(stats.dead_letters for stats, _ in results),
-        alerts=sum(stats.alerts for stats, _ in results),
+        records=sum(stats.records for stats in results),
+        counted=sum(stats.counted for stats in results),
+        duplicates=sum(stats.duplicates for stats in results),
+        dead_letters=sum(stats.dead_letters for stats in results),
+        alerts=sum(stats.alerts for stats in results),
         seconds=time.perf_counter() - started,
     )
 
 
-def run_job(job: Job, batches: Prefetch | None = None) -> tuple[ReplayStats, list[DeadLetterLine]]:
+def run_job(job: Job, batches: Prefetch | None = None) -> ReplayStats:
     """One job: the replay of its partitions (from ``batches``, the source read ahead, or
-    read here), dead letters handed back (not written)."""
+    read here)."""
     logging.basicConfig(level=job.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return asyncio.run(
-        replay_collecting(
+        replay(
             batches if batches is not None else job.source.open(job.keep),
             partitions=job.source.partitions,
             data_dir=job.data_dir,

@@ -1,8 +1,10 @@
 """``crossings replay``: the worker's core without Faust, for backfills and catch-up.
 
 Writes the same lake (events, daily counts, alerts) as the worker would for the same
-records, into its own state folder; dead letters go to ``<data>/dead_letters.ndjson``
-(original value as text, reason, source position).
+records, into its own state folder. Dead letters go to ``<data>/dead_letters/``, a
+Parquet file per partition commit (original key and value bytes, reason, detail, source
+position), written in the commit like the rest: a replay that fails or is killed and is
+run again writes each exactly once.
 
 A partition commits after every ``COMMIT_EVERY`` of its own records, exactly: batches are
 cut at that record. Commit points then depend neither on how the source cut its batches
@@ -12,25 +14,25 @@ nor on which other partitions share the process, so a replay split across jobs
 
 from __future__ import annotations
 
-import fcntl
-import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from streams.core.effects import DeadLetter
+import pyarrow.parquet as pq
+
 from streams.core.engine import Engine, EngineConfig
 from streams.core.processor import CoreConfig
 from streams.core.records import SourceRecord
 from streams.domain.registry import Registry, load_registry
 from streams.replay.outputs import LocalOutputs
+from streams.sinks.parquet.layout import DEAD_LETTERS
 from streams.sinks.parquet.sink import LakeSink
 
 #: Records of one partition per commit (and per set of Parquet files it writes).
 COMMIT_EVERY = 25_000
-DEAD_LETTERS_FILE = "dead_letters.ndjson"
 
 
 @dataclass(frozen=True)
@@ -47,16 +49,6 @@ class ReplayStats:
         return self.records / self.seconds if self.seconds else 0.0
 
 
-@dataclass(frozen=True)
-class DeadLetterLine:
-    """One line of ``dead_letters.ndjson`` with its source position, to sort by: plain
-    data, so a replay job in another process can hand it back."""
-
-    partition: int
-    offset: int
-    text: str
-
-
 async def replay(
     batches: AsyncIterator[list[SourceRecord]] | Iterable[list[SourceRecord]],
     *,
@@ -67,48 +59,23 @@ async def replay(
     registry: Registry | None = None,
     commit_every: int = COMMIT_EVERY,
 ) -> ReplayStats:
-    """Replay ``batches`` and append their dead letters to ``<data_dir>/dead_letters.ndjson``."""
-    stats, letters = await replay_collecting(
-        batches,
-        partitions=partitions,
-        data_dir=data_dir,
-        state_dir=state_dir,
-        core=core,
-        registry=registry,
-        commit_every=commit_every,
-    )
-    append_dead_letters(data_dir, letters)
-    return stats
-
-
-async def replay_collecting(
-    batches: AsyncIterator[list[SourceRecord]] | Iterable[list[SourceRecord]],
-    *,
-    partitions: int,
-    data_dir: Path,
-    state_dir: Path,
-    core: CoreConfig = CoreConfig(),
-    registry: Registry | None = None,
-    commit_every: int = COMMIT_EVERY,
-) -> tuple[ReplayStats, list[DeadLetterLine]]:
     """Replay ``batches``, committing each partition after every ``commit_every`` of its
-    records; the dead letters are returned (in partition, offset order) for the caller to
-    write, not written."""
+    records (its events, alerts, daily counts and dead letters, then its state)."""
     config = EngineConfig(partitions, state_dir, core=core)
-    engine = Engine(config, registry or load_registry(), LakeSink(data_dir), LocalOutputs())
-    records = counted = duplicates = alerts = 0
-    dead_letters: list[DeadLetter] = []
+    sink = LakeSink(data_dir, dead_letters=True)
+    engine = Engine(config, registry or load_registry(), sink, LocalOutputs())
+    records = counted = duplicates = alerts = dead_letters = 0
     pending: Counter[int] = Counter()
     started = time.perf_counter()
 
     async def commit(partitions: list[int] | None = None) -> None:
         # Made durable behind: a partition's files and store are written while the next
         # records are processed (the Parquet encoding runs without the GIL).
-        nonlocal counted, duplicates, alerts
+        nonlocal counted, duplicates, alerts, dead_letters
         for report in await engine.commit(partitions, behind=True):
             counted += sum(report.batch.metrics.processed.values())
             duplicates += report.batch.metrics.duplicates
-            dead_letters.extend(report.batch.dead_letters)
+            dead_letters += len(report.batch.dead_letters)
             alerts += len(report.batch.alerts)
 
     async def each(batch: list[SourceRecord]) -> None:
@@ -136,9 +103,7 @@ async def replay_collecting(
     finally:
         await engine.close(list(engine.tasks))
     seconds = time.perf_counter() - started
-    letters = sorted(map(dead_letter_line, dead_letters), key=sort_key)
-    stats = ReplayStats(records, counted, duplicates, len(dead_letters), alerts, seconds)
-    return stats, letters
+    return ReplayStats(records, counted, duplicates, dead_letters, alerts, seconds)
 
 
 def _by_partition(batch: Sequence[SourceRecord]) -> dict[int, list[SourceRecord]]:
@@ -148,29 +113,8 @@ def _by_partition(batch: Sequence[SourceRecord]) -> dict[int, list[SourceRecord]
     return by_partition
 
 
-def sort_key(line: DeadLetterLine) -> tuple[int, int, str]:
-    """Source position: the order a file of several jobs' dead letters is written in."""
-    return line.partition, line.offset, line.text
-
-
-def dead_letter_line(letter: DeadLetter) -> DeadLetterLine:
-    value = letter.value.decode("utf-8", "replace") if letter.value is not None else None
-    line = {"partition": letter.partition, "offset": letter.offset, "reason": letter.reason}
-    text = json.dumps({**line, "detail": letter.detail, "value": value})
-    return DeadLetterLine(letter.partition, letter.offset, text)
-
-
-def append_dead_letters(data_dir: Path, letters: Iterable[DeadLetterLine]) -> None:
-    """Append the lines in one write, under an exclusive ``flock``: replays sharing a data
-    folder (several runs, or jobs writing their own) never interleave their lines."""
-    text = "".join(letter.text + "\n" for letter in letters)
-    if not text:
-        return
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / DEAD_LETTERS_FILE, "a", encoding="utf-8") as out:
-        fcntl.flock(out, fcntl.LOCK_EX)
-        try:
-            out.write(text)
-            out.flush()
-        finally:
-            fcntl.flock(out, fcntl.LOCK_UN)
+def read_dead_letters(data_dir: Path) -> list[dict[str, Any]]:
+    """A replay's dead letters (``<data_dir>/dead_letters/*.parquet``) in source order."""
+    files = sorted((Path(data_dir) / DEAD_LETTERS).glob("*.parquet"))
+    rows = [row for path in files for row in pq.read_table(path).to_pylist()]
+    return sorted(rows, key=lambda row: (row["kafka_partition"], row["kafka_offset"]))

@@ -5,8 +5,12 @@ command, naming its partitions."""
 from __future__ import annotations
 
 import itertools
-import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,12 +24,13 @@ from streams.cli.main import cli
 from streams.core.processor import CoreConfig
 from streams.domain.registry import load_registry
 from streams.replay.jobs import Source, deal, replay_in_jobs
+from streams.replay.run import read_dead_letters
 from streams.replay.sources import ndjson_records
 
 # Weeks enough for alerts; the scenario's invalid lines give dead letters.
 SPEC = ScenarioSpec(days=36, other_scale=0.3)
 PARTITIONS = 3
-STATS = re.compile(r"replayed ([\d,]+) records in [\d.]+s \([\d,]+/s\): (.*)$")
+STATS = re.compile(r"replayed ([\d,]+) records in [\d.]+s \([\d,]+/s\): (.*)$", re.MULTILINE)
 
 
 def parquet_files(data: Path) -> dict[str, bytes]:
@@ -33,9 +38,11 @@ def parquet_files(data: Path) -> dict[str, bytes]:
     return {path.relative_to(data).as_posix(): path.read_bytes() for path in data.rglob("*.parquet")}
 
 
-def dead_letter_lines(data: Path) -> list[str]:
-    path = data / "dead_letters.ndjson"
-    return path.read_text().splitlines() if path.exists() else []
+def dead_letters(data: Path) -> list[tuple]:
+    """(partition, offset, reason, value) of every dead letter of the lake, in source order."""
+    return [
+        (d["kafka_partition"], d["kafka_offset"], d["reason"], d["value"]) for d in read_dead_letters(data)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +81,9 @@ def test_two_jobs_write_the_lake_of_one_job_byte_for_byte(history, one_job, tmp_
     assert sorted(two_files) == sorted(one_files)
     assert [name for name in one_files if two_files[name] != one_files[name]] == []
 
-    letters = dead_letter_lines(one_data)
+    letters = dead_letters(one_data)
     assert letters, "the scenario's invalid lines are dead-lettered"
-    assert set(dead_letter_lines(tmp_path / "data")) == set(letters)
-    assert len(dead_letter_lines(tmp_path / "data")) == len(letters)
+    assert dead_letters(tmp_path / "data") == letters
 
     one, two = STATS.search(one_output.strip()), STATS.search(result.output.strip())
     assert one and two, (one_output, result.output)
@@ -85,7 +91,7 @@ def test_two_jobs_write_the_lake_of_one_job_byte_for_byte(history, one_job, tmp_
     assert int(one[1].replace(",", "")) == sum(1 for line in history.read_bytes().splitlines() if line)
 
 
-def test_the_dead_letters_of_several_jobs_are_written_in_source_order(tmp_path, history):
+def test_the_dead_letters_of_several_jobs_are_each_once_in_the_lake(tmp_path, history, one_job):
     stats = replay_in_jobs(
         Source("ndjson", PARTITIONS, paths=(history,)),
         deal(list(range(PARTITIONS)), 3),
@@ -95,11 +101,44 @@ def test_the_dead_letters_of_several_jobs_are_written_in_source_order(tmp_path, 
         registry=load_registry(),
         commit_every=20_000,
     )
-    letters = [json.loads(line) for line in dead_letter_lines(tmp_path / "data")]
-    positions = [(letter["partition"], letter["offset"]) for letter in letters]
-    assert stats.dead_letters > 0 and len(positions) == stats.dead_letters
+    letters = dead_letters(tmp_path / "data")
+    positions = [(partition, offset) for partition, offset, _, _ in letters]
+    assert stats.dead_letters > 0 and len(positions) == stats.dead_letters == len(set(positions))
     assert len({p for p, _ in positions}) > 1, "letters of several jobs"
-    assert positions == sorted(positions)
+    # Other commit points (every 20,000 records): the same letters as one job's.
+    assert letters == dead_letters(one_job[0])
+    # The original bytes, whatever they were (not JSON, not UTF-8).
+    lines = [line for line in history.read_bytes().splitlines() if line]
+    assert {value for *_, value in letters} <= set(lines)
+
+
+def test_a_replay_killed_and_run_again_writes_the_lake_of_one_run(history, one_job, tmp_path):
+    # SIGKILL once some commits are durable and others are being written; the rerun goes on
+    # from the state: every event, alert and dead letter once, the same files byte for byte.
+    env = {**os.environ, "CROSSINGS_HOME": str(tmp_path / "home"), "CROSSINGS_PARTITIONS": str(PARTITIONS)}
+    command = [
+        "replay",
+        "--file",
+        str(history),
+        "--data",
+        str(tmp_path / "data"),
+        "--state",
+        str(tmp_path / "state"),
+    ]
+    killed = subprocess.Popen([sys.executable, "-m", "streams.cli", *command, "--jobs", "1"], env=env)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "data").rglob("p001-*.parquet")):  # partition 1's first commit
+        assert killed.poll() is None, "the replay ended before it could be killed"
+        assert time.monotonic() < deadline, "no commit of partition 1 within 120 s"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(30) == -signal.SIGKILL
+    partial = parquet_files(tmp_path / "data")
+    assert len(partial) < len(parquet_files(one_job[0])), "killed before the end"
+    result = _cli_replay(history, tmp_path, "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert parquet_files(tmp_path / "data") == parquet_files(one_job[0])
+    assert dead_letters(tmp_path / "data") == dead_letters(one_job[0])
 
 
 def test_a_failed_job_fails_the_command_naming_its_partitions(history, tmp_path):
@@ -114,8 +153,8 @@ def test_a_failed_job_fails_the_command_naming_its_partitions(history, tmp_path)
     # The other job (partitions 0 and 2) finished: its files and dead letters are there.
     written = parquet_files(tmp_path / "data")
     assert written and not any("/p001" in name for name in written)
-    letters = [json.loads(line) for line in dead_letter_lines(tmp_path / "data")]
-    assert letters and {letter["partition"] for letter in letters} <= {0, 2}
+    letters = dead_letters(tmp_path / "data")
+    assert letters and {partition for partition, *_ in letters} <= {0, 2}
 
 
 def test_partitions_are_dealt_round_robin():

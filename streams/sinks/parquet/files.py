@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from streams.sinks.parquet.layout import (
     ALERTS,
     COMMIT_FILE,
+    DEAD_LETTERS,
     EVENTS,
     TEMP_SUFFIX,
     temp_prefix,
@@ -142,27 +143,27 @@ def remove_uncommitted(root: Path, partition: int, committed_seq: int) -> list[P
     """
     removed: list[Path] = []
     prefix = temp_prefix(partition)
+    folders = [Path(root) / DEAD_LETTERS]  # flat; events and alerts in date/checkpoint folders
     for dataset in (EVENTS, ALERTS):
         base = Path(root) / dataset
-        if not base.is_dir():
+        if base.is_dir():
+            folders += [
+                folder for day_dir in base.iterdir() if day_dir.is_dir() for folder in day_dir.iterdir()
+            ]
+    for folder in folders:
+        if not folder.is_dir():
             continue
-        for day_dir in base.iterdir():
-            if not day_dir.is_dir():
-                continue
-            for folder in day_dir.iterdir():
-                if not folder.is_dir():
-                    continue
-                for entry in os.scandir(folder):
-                    match = COMMIT_FILE.match(entry.name)
-                    stale = (
-                        match is not None
-                        and int(match["partition"]) == partition
-                        and int(match["seq"]) > committed_seq
-                    )
-                    if stale or entry.name.startswith(prefix):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(entry.path)
-                        removed.append(Path(entry.path))
+        for entry in os.scandir(folder):
+            match = COMMIT_FILE.match(entry.name)
+            stale = (
+                match is not None
+                and int(match["partition"]) == partition
+                and int(match["seq"]) > committed_seq
+            )
+            if stale or entry.name.startswith(prefix):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                removed.append(Path(entry.path))
     for folder in {path.parent for path in removed}:
         fsync_dir(folder)
     return removed

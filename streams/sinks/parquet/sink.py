@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from streams.core.effects import CommitBatch, DailySnapshot, EventColumns
+from streams.core.effects import CommitBatch, DailySnapshot, DeadLetter, EventColumns
 from streams.sinks.parquet.files import FileJob, remove_uncommitted, write_all
 from streams.sinks.parquet.layout import (
     ALERTS,
     ALERTS_SCHEMA,
     DAILY_COUNTS,
     DAILY_COUNTS_SCHEMA,
+    DEAD_LETTERS,
+    DEAD_LETTERS_SCHEMA,
     EVENTS,
     EVENTS_SCHEMA,
     commit_file_name,
@@ -45,8 +47,11 @@ class FlushStats:
 
 
 class LakeSink:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, dead_letters: bool = False) -> None:
         self.root = Path(root)
+        #: Write each commit's dead letters to ``dead_letters/`` (a replay: the worker's go
+        #: to the dead-letter topic in its transaction instead).
+        self.dead_letters = dead_letters
 
     def open_partition(self, partition: int, committed_seq: int) -> int:
         """Remove what uncommitted attempts left for ``partition``; returns files removed."""
@@ -66,6 +71,9 @@ class LakeSink:
         for (day, checkpoint_id), alerts in sorted(by_folder.items()):
             directory = partition_dir(self.root, ALERTS, date.fromisoformat(day), checkpoint_id)
             jobs.append((directory, name, partial(_alerts_table, alerts)))
+        if self.dead_letters and batch.dead_letters:
+            directory = self.root / DEAD_LETTERS
+            jobs.append((directory, name, partial(_dead_letters_table, batch.dead_letters)))
         snapshot_name = snapshot_file_name(batch.partition)
         for snapshot in batch.snapshots:
             directory = partition_dir(self.root, DAILY_COUNTS, snapshot.local_day, snapshot.checkpoint_id)
@@ -115,6 +123,20 @@ def _alerts_table(alerts: list[dict]) -> pa.Table:
                 value = alert[name]
             rows[name].append(value)
     return pa.table(rows, schema=ALERTS_SCHEMA)
+
+
+def _dead_letters_table(letters: list[DeadLetter]) -> pa.Table:
+    return pa.table(
+        {
+            "kafka_partition": [letter.partition for letter in letters],
+            "kafka_offset": [letter.offset for letter in letters],
+            "reason": [letter.reason for letter in letters],
+            "detail": [letter.detail for letter in letters],
+            "key": [letter.key for letter in letters],
+            "value": [letter.value for letter in letters],
+        },
+        schema=DEAD_LETTERS_SCHEMA,
+    )
 
 
 def _snapshot_table(snapshot: DailySnapshot) -> pa.Table:
