@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, ProducerFenced
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -64,12 +64,17 @@ class ReceiverLoop:
         settings: Settings,
         sink: Sink,
         session: aiohttp.ClientSession,
-        dead_letters: AIOKafkaProducer,
         metrics: NotifyMetrics,
         rng: random.Random | None = None,
     ) -> None:
         self.settings, self.sink, self.session = settings, sink, session
-        self.dead_letters, self.metrics = dead_letters, metrics
+        self.metrics = metrics
+        self.group = group_id(settings, sink.receiver)
+        #: A transactional producer per owned partition: a dead letter and the offset past
+        #: its message are committed in one transaction.
+        self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        #: Per owned partition, the offset of the next message to handle.
+        self.next_offset: dict[TopicPartition, int] = {}
         self.rng = rng or random.Random()
         notify = settings.notify
         self.policy = RetryPolicy(
@@ -85,7 +90,7 @@ class ReceiverLoop:
         consumer = AIOKafkaConsumer(
             self.settings.topics.alerts,
             bootstrap_servers=self.settings.bootstrap,
-            group_id=group_id(self.settings, self.sink.receiver),
+            group_id=self.group,
             client_id=f"crossings-notify-{self.sink.receiver.id}",
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -105,32 +110,45 @@ class ReceiverLoop:
                 # of several messages, each retried up to the give-up time while a receiver
                 # is down, would overrun it. (The consumer still fetches ahead.)
                 batch = await consumer.getmany(timeout_ms=1000, max_records=1)
-                await self._follow_assignment(consumer)
+                await self._follow_assignment(consumer, batch)
                 for tp, records in batch.items():
                     for kafka_record in records:
                         if tp not in self.prepared:
                             break  # lost in a rebalance: its new owner delivers from the commit
+                        if kafka_record.offset < self.next_offset[tp]:
+                            continue  # fetched before the seek to the committed offset
+                        self.next_offset[tp] = kafka_record.offset + 1
                         try:
                             record = AlertRecord.from_kafka(kafka_record.offset, kafka_record.value)
                         except MalformedAlert as error:
-                            await self._dead_letter_malformed(kafka_record, str(error))
+                            await self._dead_letter_malformed(tp, kafka_record, str(error))
                         else:
-                            await self._deliver(record)
-                        await self._commit(consumer, tp, kafka_record.offset + 1)
+                            if await self._deliver(tp, record):
+                                await self._commit(consumer, tp, kafka_record.offset + 1)
                 await self._resend_if_due()
         finally:
+            for tp in list(self.producers):
+                await self._close_producer(tp)
             await consumer.stop()
 
-    async def _follow_assignment(self, consumer: AIOKafkaConsumer) -> None:
+    async def _follow_assignment(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list]) -> None:
         assigned = consumer.assignment()
+        for tp in set(self.producers) - assigned:
+            await self._close_producer(tp)
         for tp in self.prepared - assigned:
             self.prepared.discard(tp)
             if isinstance(self.sink, AlertmanagerSink):  # another process re-posts them now
                 self.sink.firing = type(self.sink.firing)()
         for tp in assigned - self.prepared:
+            # The producer first: starting it settles a transaction an earlier owner left
+            # (a dead letter and its offset), so the committed offset read next is final.
+            await self._open_producer(tp)
             committed = await consumer.committed(tp)
             if committed is None:
-                committed = await consumer.position(tp)
+                # Where CROSSINGS_NOTIFY_START put the fetch: this poll's first message (the
+                # position is already past it), or the position.
+                fetched = batch.get(tp)
+                committed = fetched[0].offset if fetched else await consumer.position(tp)
                 await consumer.commit({tp: committed})
                 log.info(
                     "%s %s starts at offset %d (%s)",
@@ -139,10 +157,36 @@ class ReceiverLoop:
                     committed,
                     self.settings.notify.start,
                 )
+            else:
+                consumer.seek(tp, committed)  # the fetch may have started from an older one
+            self.next_offset[tp] = committed
             if isinstance(self.sink, AlertmanagerSink):
                 await self._rebuild_firing(tp, committed)
             self.metrics.committed_offset.labels(self.kind, self.target).set(committed)
             self.prepared.add(tp)
+
+    async def _open_producer(self, tp: TopicPartition) -> None:
+        """The partition's transactional producer. Its id is the receiver's group and the
+        partition, so starting it fences the producer of an earlier owner of the partition
+        (and aborts that owner's open transaction, if it died in one)."""
+        if tp in self.producers:
+            return
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            transactional_id=f"{self.group}-{tp.partition}",
+            client_id=f"crossings-notify-{self.sink.receiver.id}-undelivered",
+            **self.kafka,
+        )
+        await producer.start()
+        self.producers[tp] = producer
+
+    async def _close_producer(self, tp: TopicPartition) -> None:
+        producer = self.producers.pop(tp, None)
+        if producer is not None:
+            with contextlib.suppress(KafkaError):
+                await producer.stop()
 
     async def _rebuild_firing(self, tp: TopicPartition, upto: int) -> None:
         """The episodes still open after the messages before ``upto`` (already delivered)."""
@@ -155,7 +199,9 @@ class ReceiverLoop:
         log.info("%s: %d open episode(s) rebuilt from offsets below %d", self.target, len(firing), upto)
         self.next_resend = 0.0  # post them now: Alertmanager may have timed them out while we were down
 
-    async def _deliver(self, record: AlertRecord) -> None:
+    async def _deliver(self, tp: TopicPartition, record: AlertRecord) -> bool:
+        """Deliver ``record``; True when its offset is still to be committed (delivered),
+        False when it was committed with a dead letter or the partition is lost."""
         body = self.sink.body(record)
         if isinstance(self.sink, AlertmanagerSink):
             self.metrics.firing.labels(self.target).set(len(self.sink.firing))
@@ -170,14 +216,14 @@ class ReceiverLoop:
             if outcome is Verdict.DELIVERED:
                 self.metrics.deliveries.labels(self.kind, self.target, "delivered").inc()
                 self.metrics.latency.labels(self.kind).observe(time.monotonic() - started)
-                return
+                return True
             if outcome is Verdict.REJECTED:
-                await self._dead_letter(record, "rejected", detail, attempt)
-                return
+                await self._dead_letter(tp, record, "rejected", detail, attempt)
+                return False
             delay = self.policy.delay(attempt, self.rng)
             if self.policy.gives_up(time.monotonic() - started, delay):
-                await self._dead_letter(record, "gave_up", detail, attempt)
-                return
+                await self._dead_letter(tp, record, "gave_up", detail, attempt)
+                return False
             if attempt == 1:
                 log.warning(
                     "%s %s: %s for %s; retrying with backoff (up to %.0fs)",
@@ -190,19 +236,16 @@ class ReceiverLoop:
             self.metrics.retries.labels(self.kind, self.target).inc()
             await asyncio.sleep(delay)
 
-    async def _dead_letter(self, record: AlertRecord, outcome: str, detail: str, attempts: int) -> None:
+    async def _dead_letter(
+        self, tp: TopicPartition, record: AlertRecord, outcome: str, detail: str, attempts: int
+    ) -> None:
         reason = f"{outcome}: {detail} after {attempts} attempt(s)"
         log.error("%s %s: %s dead-lettered (%s)", self.kind, self.target, record.idempotency_key, reason)
-        await self._undelivered(
-            record.episode_id.encode(),
-            record.value,
-            record.offset,
-            reason,
-            [("Idempotency-Key", record.idempotency_key.encode())],
-        )
-        self.metrics.deliveries.labels(self.kind, self.target, outcome).inc()
+        key, extra = record.episode_id.encode(), [("Idempotency-Key", record.idempotency_key.encode())]
+        if await self._undelivered(tp, key, record.value, record.offset, reason, extra):
+            self.metrics.deliveries.labels(self.kind, self.target, outcome).inc()
 
-    async def _dead_letter_malformed(self, kafka_record: Any, detail: str) -> None:
+    async def _dead_letter_malformed(self, tp: TopicPartition, kafka_record: Any, detail: str) -> None:
         """Not an alert: never sent to the receiver, kept on the undelivered topic as it was."""
         reason = f"malformed: {detail}"
         log.error(
@@ -212,12 +255,22 @@ class ReceiverLoop:
             kafka_record.offset,
             reason,
         )
-        await self._undelivered(kafka_record.key, kafka_record.value, kafka_record.offset, reason, [])
-        self.metrics.deliveries.labels(self.kind, self.target, "malformed").inc()
+        if await self._undelivered(tp, kafka_record.key, kafka_record.value, kafka_record.offset, reason, []):
+            self.metrics.deliveries.labels(self.kind, self.target, "malformed").inc()
 
     async def _undelivered(
-        self, key: bytes | None, value: bytes | None, offset: int, reason: str, extra: list[tuple[str, bytes]]
-    ) -> None:
+        self,
+        tp: TopicPartition,
+        key: bytes | None,
+        value: bytes | None,
+        offset: int,
+        reason: str,
+        extra: list[tuple[str, bytes]],
+    ) -> bool:
+        """The message to the undelivered topic and the offset past it to the receiver's
+        group, in one Kafka transaction: a crash between them leaves neither, and the
+        message is judged again. False when another owner fenced this one (it has the
+        partition now; nothing was written or committed here)."""
         headers = [
             (UNDELIVERED_REASON, reason.encode()),
             ("crossings.undelivered.sink", self.kind.encode()),
@@ -228,13 +281,26 @@ class ReceiverLoop:
         topic = self.settings.topics.alerts_undelivered
         delay = 1.0
         while True:  # without the dead letter the offset must not move: wait for Kafka
+            producer = self.producers.get(tp)
+            if producer is None:  # the partition was lost meanwhile
+                self.prepared.discard(tp)
+                return False
             try:
-                await self.dead_letters.send_and_wait(topic, key=key, value=value, headers=headers)
-                return
+                async with producer.transaction():
+                    await producer.send_and_wait(topic, key=key, value=value, headers=headers)
+                    await producer.send_offsets_to_transaction({tp: offset + 1}, self.group)
+            except ProducerFenced:
+                log.warning("%s %s: fenced by a newer owner of %s; letting it go", self.kind, self.target, tp)
+                self.prepared.discard(tp)
+                await self._close_producer(tp)
+                return False
             except KafkaError as error:
                 log.warning("dead letter to %s failed (%s); retrying", topic, type(error).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+                continue
+            self.metrics.committed_offset.labels(self.kind, self.target).set(offset + 1)
+            return True
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:
@@ -322,14 +388,6 @@ async def run_notify(settings: Settings) -> None:
     metrics = NotifyMetrics()
     web_runner = await serve_metrics(metrics, settings.web_host, settings.notify.web_port)
     log.info("notify /metrics on http://%s:%d/metrics", settings.web_host, settings.notify.web_port)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        client_id="crossings-notify-undelivered",
-        **client_kwargs(settings.security, "aiokafka"),
-    )
-    await producer.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -337,9 +395,7 @@ async def run_notify(settings: Settings) -> None:
     try:
         async with aiohttp.ClientSession() as session:
             tasks = [
-                asyncio.create_task(
-                    ReceiverLoop(settings, make_sink(settings, r), session, producer, metrics).run()
-                )
+                asyncio.create_task(ReceiverLoop(settings, make_sink(settings, r), session, metrics).run())
                 for r in settings.notify.receivers
             ]
             stopping = asyncio.create_task(stop.wait())
@@ -354,5 +410,4 @@ async def run_notify(settings: Settings) -> None:
                 if task is not stopping and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
     finally:
-        await producer.stop()
         await web_runner.cleanup()

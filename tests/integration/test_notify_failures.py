@@ -22,17 +22,22 @@ short run.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import random
 import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import fastjsonschema
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from kafka import KafkaProducer
 
 from load_tests.harness import free_port
@@ -47,7 +52,9 @@ from load_tests.notify_harness import (
     topic_messages,
     wait_for,
 )
-from streams.notify.runner import group_id
+from streams.notify.message import AlertRecord
+from streams.notify.metrics import NotifyMetrics
+from streams.notify.runner import ReceiverLoop, group_id, make_sink
 from streams.ops.topics import ensure_topics
 from streams.schemas import schemas_dir
 from streams.settings import load_settings
@@ -449,3 +456,84 @@ def test_a_message_that_is_not_an_alert_is_dead_lettered_and_never_stops_notify(
     assert sum("schemas/alert.v1.json" in r for r in reasons) == 2 * 2  # per receiver
     # The re-post after the restart holds both open episodes, nothing from the garbage.
     assert {a["labels"]["episode"] for a in alertmanager.snapshot()[-1].json()} == {SURGE, CLOSED}
+
+
+def test_a_notify_killed_while_dead_lettering_leaves_each_message_once(kafka_bootstrap, tmp_path):
+    # Every message is refused (HTTP 400) and dead-lettered at once, so notify spends its
+    # time writing dead letters and committing offsets, and SIGKILL lands among them. The
+    # dead letter and the offset past its message are one Kafka transaction: after three
+    # kills, each message is on the undelivered topic exactly once, in order.
+    # (A regression guard: a kill seldom lands between the two steps, and one run against
+    # the code that wrote them apart passed too; the test below makes that gap happen.)
+    refusing = Recorder(lambda call, index: 400).start()
+    env = environment(kafka_bootstrap, tmp_path, CROSSINGS_WEBHOOK_URLS=f"{refusing.url}/hook")
+    settings = load_settings(env)
+    episodes = [f"korday:entry:drop:2024-02-{10 + n // 24:02d}T{n % 24:02d}00" for n in range(240)]
+    story = [alert(episode, "firing", n) for n, episode in enumerate(episodes)]
+    publish(kafka_bootstrap, settings.topics.alerts, story)
+    notify = NotifyProcess(env, tmp_path / "notify.log")
+    rng = random.Random(7)
+
+    def undelivered() -> list:
+        return topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered)
+
+    try:
+        for kill in range(1, 4):
+            notify.start()
+            enough = 40 * kill
+            wait_for(f"dead letters before kill {kill}", lambda n=enough: len(undelivered()) >= n, 120)
+            time.sleep(rng.uniform(0, 0.05))
+            notify.kill()
+        notify.start()
+        group = group_id(settings, settings.notify.receivers[0])
+        wait_for(
+            "every message dead-lettered and committed",
+            lambda: committed_offset(kafka_bootstrap, group, settings.topics.alerts) == len(story),
+            120,
+        )
+    finally:
+        code = notify.stop() if notify.process else 0
+        refusing.stop()
+    assert code == 0, notify.log_tail()
+    letters = undelivered()
+    offsets = [int(dict(r.headers)["crossings.undelivered.offset"]) for r in letters]
+    assert offsets == list(range(len(story))), "each message dead-lettered once, in order"
+    assert [json.loads(r.value) for r in letters] == story
+    assert len(keys(refusing.snapshot())) >= len(story)  # a message refused again after a kill is fine
+
+
+def test_a_dead_letter_whose_offset_commit_fails_is_not_written_twice(kafka_bootstrap, tmp_path):
+    # The failure between the two steps, made to happen: the offset commit of the first
+    # attempt fails after its dead letter was sent. In one transaction, that attempt is
+    # aborted as a whole and the retry writes the only dead letter a reader sees; written
+    # apart, the first dead letter would stay and the message be dead-lettered again.
+    env = environment(kafka_bootstrap, tmp_path, CROSSINGS_WEBHOOK_URLS="http://127.0.0.1:9/hook")
+    settings = load_settings(env)
+    publish(kafka_bootstrap, settings.topics.alerts, STORY[:1])
+    record = AlertRecord.from_kafka(0, json.dumps(STORY[0]).encode())
+    tp = TopicPartition(settings.topics.alerts, 0)
+
+    async def go() -> bool:
+        async with aiohttp.ClientSession() as session:
+            sink = make_sink(settings, settings.notify.receivers[0])
+            loop = ReceiverLoop(settings, sink, session, NotifyMetrics())
+            await loop._open_producer(tp)
+            producer = loop.producers[tp]
+            real, failures = producer.send_offsets_to_transaction, [KafkaConnectionError("injected")]
+
+            async def flaky(offsets, group):
+                await real(offsets, group)
+                if failures:
+                    raise failures.pop()
+
+            producer.send_offsets_to_transaction = flaky
+            try:
+                return await loop._undelivered(tp, b"k", record.value, 0, "rejected: injected", [])
+            finally:
+                await loop._close_producer(tp)
+
+    assert asyncio.run(go()) is True
+    letters = topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered)
+    assert [r.value for r in letters] == [record.value], "one dead letter, not two"
+    group = group_id(settings, settings.notify.receivers[0])
+    assert committed_offset(kafka_bootstrap, group, settings.topics.alerts) == 1
