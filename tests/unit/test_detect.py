@@ -17,6 +17,7 @@ from streams.domain.detect.detector import (
     assess_running_day,
     departure_score,
     running_day_band,
+    verdict_bounds,
 )
 from streams.domain.registry import load_registry
 
@@ -181,6 +182,26 @@ def test_expected_through_accumulates_to_the_whole_day():
     points = [baseline.expected_through(h, f) for h in range(24) for f in (0.0, 0.5)]
     assert points == sorted(points)
     assert baseline.expected_through(23, 1.0) == pytest.approx(baseline.expected_day)
+
+
+@given(
+    expected=st.integers(0, 6_000),
+    below=st.integers(1, 6_001),
+    above=st.integers(1, 6_000),
+)
+def test_verdict_bounds_equal_a_brute_force_search(expected, below, above):
+    """The bisection both bands use finds what scanning every total finds: the highest
+    drop (0 if none) and the lowest surge, for any boundaries around the expected total
+    (which is neither a drop nor a surge, as it is for the detector)."""
+    drop_at, surge_at = expected - below, expected + above  # drop_at < 0: no total is a drop
+
+    def kind(total: int):
+        return "drop" if total <= drop_at else "surge" if total >= surge_at else None
+
+    totals = range(surge_at + 1)
+    drops = [t for t in totals if kind(t) == "drop"]
+    oracle = (max(drops) if drops else 0, min(t for t in totals if kind(t) == "surge"))
+    assert verdict_bounds(kind, expected) == oracle
 
 
 @given(

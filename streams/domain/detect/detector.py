@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -190,7 +191,14 @@ def full_day_band(
         assessment = assess_full_day({"total": total, "hourly": [0] * 24, "groups": {}}, baseline, config)
         return assessment.kind if assessment is not None else None
 
-    expected = max(int(baseline.expected_day), 0)
+    bounds = verdict_bounds(kind, max(int(baseline.expected_day), 0))
+    return None if bounds is None else (float(bounds[0]), float(bounds[1]))
+
+
+def verdict_bounds(kind: Callable[[int], Kind | None], expected: int) -> tuple[int, int] | None:
+    """(highest total ``kind`` calls a drop, lowest it calls a surge), by bisection: a
+    verdict that only moves one way as the total grows (drop, nothing, surge). The low end
+    is 0 where no total, or only 0, is a drop; None where no total up to 10^12 is a surge."""
     # Lowest surge: double past the expected total until one is, then bisect.
     below, above = expected, max(expected * 2, 1)
     while kind(above) != "surge":
@@ -200,15 +208,13 @@ def full_day_band(
     while above - below > 1:
         middle = (below + above) // 2
         below, above = (below, middle) if kind(middle) == "surge" else (middle, above)
-    high = above
-    # Highest drop: bisect over [0, expected]; none at all gives 0.
-    if kind(0) != "drop":
-        return 0.0, float(high)
+    # Highest drop: bisect over [0, expected].
     low, not_drop = 0, expected
-    while not_drop - low > 1:
-        middle = (low + not_drop) // 2
-        low, not_drop = (middle, not_drop) if kind(middle) == "drop" else (low, middle)
-    return float(low), float(high)
+    if kind(0) == "drop":
+        while not_drop - low > 1:
+            middle = (low + not_drop) // 2
+            low, not_drop = (middle, not_drop) if kind(middle) == "drop" else (low, middle)
+    return low, above
 
 
 def top_drivers(
@@ -451,21 +457,11 @@ def running_day_band(
         )
         return verdict.kind if verdict is not None else None
 
-    below, above = int(expected), max(int(expected) * 2, 1)
-    while kind(above) != "surge":
-        below, above = above, above * 2
-        if above > 10**12:
-            return None
-    while above - below > 1:
-        middle = (below + above) // 2
-        below, above = (below, middle) if kind(middle) == "surge" else (middle, above)
-    lower, not_drop = 0, int(expected)
-    if kind(0) == "drop":
-        while not_drop - lower > 1:
-            middle = (lower + not_drop) // 2
-            lower, not_drop = (middle, not_drop) if kind(middle) == "drop" else (lower, middle)
+    bounds = verdict_bounds(kind, int(expected))
+    if bounds is None:
+        return None
     observed = profile["total"] if profile else 0
-    return Band(local_time.timestamp(), observed, expected, float(lower), float(above))
+    return Band(local_time.timestamp(), observed, expected, float(bounds[0]), float(bounds[1]))
 
 
 @dataclass
