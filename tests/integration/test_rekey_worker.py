@@ -4,6 +4,7 @@ producer's aborted transaction is never counted: the worker against the real bro
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,12 @@ def event_bytes(event_id: str, occurred_at: datetime, checkpoint_id: str) -> byt
     ).encode()
 
 
+@functools.cache
 def sent_at(n: int) -> datetime:
+    """Event ``n``'s stamp, the same every time it is asked for: a re-sent copy stamped a
+    second later would be another crossing under the same id (a ``duplicate_conflict``
+    dead letter, not a duplicate), which made this test fail when the clock ticked over a
+    second between an event and its copy."""
     return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2) + timedelta(seconds=30 * n)
 
 
