@@ -19,7 +19,8 @@ Then it waits until the consumer group has committed every offset, stops the wor
 with SIGTERM and checks the lake against an oracle computed from what was sent:
 
 - ``events/`` holds exactly one row per unique valid event sent (kinds ``valid`` and
-  ``late``), and no ``event_id`` twice;
+  ``late``), and no ``event_id`` twice; nothing is left staged (``_staging/``): the lake's
+  rows are staged and published every ``--roll-seconds``, so kills hit both kinds of commit;
 - the sum of the ``daily_counts/`` snapshots per checkpoint, local day and direction
   equals the oracle's count;
 - the dead-letter topic (``read_committed``) holds every invalid message exactly once.
@@ -99,6 +100,10 @@ class CrashRun:
     dead_letters_expected: int = 0
     dead_letters_found: int = 0
     dead_letter_mismatch: int = 0
+    #: Parquet files still staged (unpublished) after the workers stopped: none expected.
+    staged_left: int = 0
+    #: Files published in events/ (the kills and restarts each publish early).
+    event_files: int = 0
     #: Why the consumer group did not commit every offset in time ("" when it did).
     not_drained: str = ""
     worker_exit_codes: list[int] = field(default_factory=list)
@@ -118,6 +123,7 @@ class CrashRun:
             and not self.unexpected_event_ids
             and not self.count_mismatches
             and self.dead_letter_mismatch == 0
+            and self.staged_left == 0
         )
 
     def summary(self) -> dict[str, Any]:
@@ -278,6 +284,7 @@ def run(
     seed: int = 7,
     resend: float = 0.02,
     commit_interval: float = 1.0,
+    roll_seconds: float = 2.0,
     days: int | None = None,
     session_timeout: float = 10.0,
     mode: str = "mixed",
@@ -306,6 +313,8 @@ def run(
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_PARTITIONS": str(partitions),
         "CROSSINGS_COMMIT_INTERVAL": str(commit_interval),
+        # Lake rows staged and published every couple of commits: kills land in both.
+        "CROSSINGS_LAKE_ROLL_SECONDS": str(roll_seconds),
         # A killed member holds its partitions until its session times out (Faust's default
         # is 60 s); a shorter one keeps the run short and changes nothing about correctness.
         "BROKER_SESSION_TIMEOUT": str(session_timeout),
@@ -453,6 +462,8 @@ def run(
 
     # -- the checks ------------------------------------------------------------------------
     ids = lake_event_ids(data_dir)
+    result.staged_left = sum(1 for _ in data_dir.glob("_staging/**/*.parquet"))
+    result.event_files = sum(1 for _ in data_dir.glob("events/*/*/*.parquet"))
     result.event_rows = sum(ids.values())
     result.distinct_event_ids = len(ids)
     result.missing_event_ids = sorted(expected_ids - set(ids))
@@ -485,7 +496,7 @@ def _wait_lake_change(data_dir: Path, timeout: float) -> None:
 
     def stamps() -> dict[str, int]:
         seen = {}
-        for pattern in ("events/*/*", "daily_counts/*/*"):
+        for pattern in ("events/*/*", "_staging/*/events/*/*", "daily_counts/*/*"):
             for folder in data_dir.glob(pattern):
                 with contextlib.suppress(FileNotFoundError):
                     seen[str(folder)] = folder.stat().st_mtime_ns
@@ -588,6 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--miskeyed", type=float, default=0.0, help="share of valid records sent with a null key"
     )
     parser.add_argument("--commit-interval", type=float, default=1.0)
+    parser.add_argument(
+        "--roll-seconds", type=float, default=2.0, help="CROSSINGS_LAKE_ROLL_SECONDS of the workers"
+    )
     parser.add_argument("--session-timeout", type=float, default=10.0, help="the workers' Kafka session")
     parser.add_argument(
         "--mode",
@@ -612,6 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             resend=args.resend,
             commit_interval=args.commit_interval,
+            roll_seconds=args.roll_seconds,
             session_timeout=args.session_timeout,
             mode=args.mode,
             partitions=args.partitions,

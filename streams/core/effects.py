@@ -151,3 +151,5 @@ class CommitBatch:
     expired_buckets: list[int]
     expired_profiles: list[str]
     forwards: list[Forward] = field(default_factory=list)
+    #: Publish the appended rows staged so far with this commit's (else stage this one's too).
+    publish: bool = True

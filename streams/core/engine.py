@@ -155,7 +155,7 @@ class Engine:
         return self._monotonic() - self._last_commit >= self.config.commit_interval
 
     async def commit(
-        self, partitions: Iterable[int] | None = None, *, behind: bool = False
+        self, partitions: Iterable[int] | None = None, *, behind: bool = False, publish: bool = False
     ) -> list[CommitReport]:
         """Commit every partition with pending work; the first failure raises (CommitFailed)
         after the partitions before it committed. A partition whose commit was refused
@@ -164,7 +164,8 @@ class Engine:
 
         ``behind`` (a replay's commits, with no Kafka step): each is made durable on a
         thread while the caller goes on (``PartitionTask.commit_behind``); :meth:`settle`
-        waits for them."""
+        waits for them. ``publish``: the lake's staged rows are published whatever the roll
+        policy says (partitions being let go, a process stopping)."""
         self._last_commit = self._monotonic()
         reports = []
         for partition in sorted(self.tasks if partitions is None else partitions):
@@ -175,9 +176,9 @@ class Engine:
                 if behind:
                     if self._pool is None:
                         self._pool = ThreadPoolExecutor(1, thread_name_prefix="commit-behind")
-                    report = await task.commit_behind(self._pool)
+                    report = await task.commit_behind(self._pool, publish=publish)
                 else:
-                    report = await task.commit()
+                    report = await task.commit(publish=publish)
             except PartitionFenced:
                 del self.tasks[partition]
                 self.fenced.add(partition)

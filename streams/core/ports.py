@@ -50,3 +50,15 @@ class Sink(Protocol):
     def flush(self, batch: CommitBatch) -> object:
         """Runs in every commit before its commit point (see ``Outputs.publish``); raising
         aborts the commit."""
+
+    def committed(self, partition: int, committed_seq: int) -> None:
+        """Runs after a commit point, and after a failed commit with the sequence the
+        partition's recovered state holds: commits up to ``committed_seq`` happened."""
+
+    def publish_due(self, partition: int, rows: int) -> bool:
+        """Should the partition's next commit (of ``rows`` appended rows) publish what is
+        staged (``CommitBatch.publish``)?"""
+
+    def has_staged(self, partition: int) -> bool:
+        """Committed rows wait to be published: a commit is worth making even with no
+        records, once :meth:`publish_due` says so."""

@@ -110,6 +110,9 @@ class PartitionTask:
         self.last_record_at = float("-inf")
         #: The commit being made durable behind the processing, and its completion.
         self._behind: tuple[CommitBatch, asyncio.Future[object]] | None = None
+        #: (commit sequence, publish?) of a commit attempted and not yet made: its retries
+        #: decide as it did, so they write the same files.
+        self._plan: tuple[int, bool] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -141,6 +144,7 @@ class PartitionTask:
             await asyncio.wait([self._behind[1]])
             self._behind = None
         self._inputs.clear()
+        self._plan = None
         self.processor = None
         if self.store is not None:
             self.store.close()
@@ -230,15 +234,33 @@ class PartitionTask:
 
     # -- commit ----------------------------------------------------------------------------
 
-    async def commit(self) -> CommitReport | None:
-        """Make everything since the last commit durable (see the module docstring)."""
+    def _publishes(self, processor: PartitionProcessor, force: bool) -> bool | None:
+        """Whether the next commit publishes the lake's staged rows (``force``: the
+        partition is being let go, or the process stops); None: nothing to commit."""
+        seq = processor.state.commit_seq + 1
+        if self._plan is not None and self._plan[0] == seq:
+            return self._plan[1]
+        rows = sum(len(rows) for rows in processor.effects.events.values())
+        publish = force or self.sink.publish_due(self.partition, rows)
+        if not processor.has_pending and not (publish and self.sink.has_staged(self.partition)):
+            return None
+        return publish
+
+    async def commit(self, *, publish: bool = False) -> CommitReport | None:
+        """Make everything since the last commit durable (see the module docstring);
+        ``publish``: whatever the roll policy says, publish the staged rows too."""
         await self.settle()  # a commit made behind goes first
         processor = self.processor
-        if processor is None or not processor.has_pending:
+        if processor is None:
+            return None
+        publishes = self._publishes(processor, publish)
+        if publishes is None:
             return None
         assert self.store is not None
         started = time.perf_counter()
         batch = processor.prepare_commit()
+        batch.publish = publishes
+        self._plan = (batch.commit_seq, publishes)
         flushed: object = None
         files_failed = False
 
@@ -271,28 +293,35 @@ class PartitionTask:
                 f"partition {self.partition}: commit {batch.commit_seq} failed: {error}"
             ) from error
         processor.committed(batch)
+        self.sink.committed(self.partition, batch.commit_seq)
+        self._plan = None
         self._inputs.clear()
         return CommitReport(batch, flushed, time.perf_counter() - started)
 
-    async def commit_behind(self, pool: Executor) -> CommitReport | None:
+    async def commit_behind(self, pool: Executor, *, publish: bool = False) -> CommitReport | None:
         """A commit for drivers without a Kafka step (the replay): frozen now, made durable
         on ``pool`` (files, then the store) while the caller processes on; the batch's
         dead letters, alerts and forwards are the caller's, in the report (``Outputs`` are
         not used). Waits for the previous one first (:meth:`settle`)."""
         await self.settle()
         processor = self.processor
-        if processor is None or not processor.has_pending:
+        if processor is None:
+            return None
+        publishes = self._publishes(processor, publish)
+        if publishes is None:
             return None
         store, sink = self.store, self.sink
         assert store is not None
         started = time.perf_counter()
         batch = processor.prepare_commit()
+        batch.publish = publishes
         processor.committed(batch, behind=True)
         self._inputs.clear()
 
         def make_durable() -> object:
             flushed = sink.flush(batch)
             store.apply(batch.changes, None)
+            sink.committed(batch.partition, batch.commit_seq)
             return flushed
 
         pending = asyncio.get_running_loop().run_in_executor(pool, make_durable)
@@ -340,6 +369,10 @@ class PartitionTask:
             log.warning("partition %d: could not reopen outputs while recovering: %s", self.partition, error)
         self._load()
         assert self.processor is not None
+        # The transaction may have committed before the failure (a local store error after it).
+        self.sink.committed(self.partition, self.processor.state.commit_seq)
+        if self._plan is not None and self._plan[0] <= self.processor.state.commit_seq:
+            self._plan = None  # that commit was made after all
         for kind, first, second in self._inputs:
             if kind == "records":
                 self.processor.process(first, second)  # type: ignore[arg-type]

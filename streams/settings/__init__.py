@@ -106,6 +106,11 @@ class Settings:
     web_port: int = 6066
     #: Seconds between commits (Parquet, then one Kafka transaction per partition).
     commit_interval: float = 10.0
+    #: Appended lake rows (events, alerts) are staged, hidden, and published as one file per
+    #: folder once the oldest staged commit is this old (0: every commit publishes).
+    lake_roll_seconds: float = 3600.0
+    #: ... or once this many rows are staged for a partition.
+    lake_roll_rows: int = 1_000_000
     #: How long an event_id is remembered for de-duplication, in hours of event time.
     dedup_horizon_hours: int = 72
     #: Wall-clock seconds without messages after which a partition counts as idle and its
@@ -162,6 +167,8 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         web_host=_web_host(env.get("CROSSINGS_WEB_HOST") or "127.0.0.1"),
         web_port=_int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535),
         commit_interval=_float(env, "CROSSINGS_COMMIT_INTERVAL", 10.0, 0.1, 600.0),
+        lake_roll_seconds=_float(env, "CROSSINGS_LAKE_ROLL_SECONDS", 3600.0, 0.0, 7 * 86400.0),
+        lake_roll_rows=_int(env, "CROSSINGS_LAKE_ROLL_ROWS", 1_000_000, 1, 100_000_000),
         dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
         idle_after_seconds=_float(env, "CROSSINGS_IDLE_AFTER_SECONDS", 30.0, 1.0, 86400.0),
         max_clock_skew_seconds=_float(env, "CROSSINGS_MAX_CLOCK_SKEW_SECONDS", 900.0, 0.0, 86400.0),

@@ -104,7 +104,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
             core=settings.core_config(),
         ),
         registry if registry is not None else load_registry(settings.checkpoints_file),
-        LakeSink(settings.data_dir),
+        LakeSink(
+            settings.data_dir, roll_seconds=settings.lake_roll_seconds, roll_rows=settings.lake_roll_rows
+        ),
         outputs,
     )
     metrics = WorkerMetrics()

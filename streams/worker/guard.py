@@ -160,10 +160,11 @@ class Worker:
 
     # -- commits ---------------------------------------------------------------------------
 
-    async def commit(self, partitions: Iterable[int] | None = None) -> bool:
-        """Commit (the lock held); False after a failure, which is logged and counted."""
+    async def commit(self, partitions: Iterable[int] | None = None, *, publish: bool = False) -> bool:
+        """Commit (the lock held); False after a failure, which is logged and counted.
+        ``publish``: the lake's staged rows too (partitions being let go)."""
         try:
-            reports = await self.engine.commit(partitions)
+            reports = await self.engine.commit(partitions, publish=publish)
         except CommitFailed as error:
             self._let_go_of_fenced()
             self.failing = True
@@ -270,7 +271,7 @@ class Worker:
         (whatever the backoff says: this is the last chance)."""
         self.assignment_received = False
         async with self.lock:
-            await self.commit(set(revoked) & set(self.engine.tasks))
+            await self.commit(set(revoked) & set(self.engine.tasks), publish=True)
 
     async def on_assigned(self, assigned: Iterable[int]) -> None:
         async with self.lock:
@@ -313,5 +314,5 @@ class Worker:
 
     async def shutdown(self) -> None:
         async with self.lock:
-            await self.commit()
+            await self.commit(publish=True)
             await self.engine.close(set(self.engine.tasks))

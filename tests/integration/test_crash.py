@@ -34,6 +34,8 @@ def _check(result, kills: int) -> None:
     assert result.count_mismatches == {}, summary
     # every invalid message dead-lettered exactly once (read_committed)
     assert result.dead_letter_mismatch == 0, summary
+    # lake rows are staged and published every 2 s: nothing left staged after the stop
+    assert result.staged_left == 0 and result.event_files > 0, summary
     assert result.exact, summary
 
 

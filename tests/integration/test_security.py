@@ -63,6 +63,8 @@ def scram(tmp_path_factory):
         "CROSSINGS_APP_ID": namespace,
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_COMMIT_INTERVAL": "1",
+        # Every commit publishes its lake rows: the test reads the lake while the worker runs.
+        "CROSSINGS_LAKE_ROLL_SECONDS": "0",
         "CROSSINGS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
         "CROSSINGS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
         "CROSSINGS_KAFKA_SASL_USERNAME": USER,

@@ -26,6 +26,8 @@ def test_a_second_worker_takes_over_partitions_without_losing_or_doubling_anythi
         "CROSSINGS_APP_ID": namespace,
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_COMMIT_INTERVAL": "1",
+        # Every commit publishes its lake rows: the test reads the lake while the worker runs.
+        "CROSSINGS_LAKE_ROLL_SECONDS": "0",
     }
     settings = load_settings(env)
     ensure_topics(settings)

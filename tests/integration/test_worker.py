@@ -47,6 +47,8 @@ def run(kafka_bootstrap, tmp_path_factory):
         "CROSSINGS_APP_ID": namespace,
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_COMMIT_INTERVAL": "1",
+        # Every commit publishes its lake rows: the test reads the lake while the worker runs.
+        "CROSSINGS_LAKE_ROLL_SECONDS": "0",
     }
     settings = load_settings(env)
     ensure_topics(settings)

@@ -62,8 +62,11 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _load_syncfs()
 
 
-def write_all(jobs: Sequence[FileJob], partition: int) -> int:
+def write_all(jobs: Sequence[FileJob], partition: int, temp_dir: Path | None = None) -> int:
     """Write every file of a commit durably; returns the bytes written, raises on any failure.
+
+    ``temp_dir`` (on the same filesystem) holds the temporary files instead of each file's
+    own folder: the partition's staging folder, the one place opening it cleans.
 
     When this returns, every file is durable under its final name (the commit protocol
     commits the Kafka transaction next). On failure, the temporary files are removed;
@@ -73,7 +76,7 @@ def write_all(jobs: Sequence[FileJob], partition: int) -> int:
     directories = list(dict.fromkeys(directory for directory, _, _ in jobs))
     if _SYNCFS is None or len(jobs) < SYNCFS_FROM_FILES:
         make_dirs(*directories)
-        size = sum(_write_renamed(*job, partition) for job in jobs)
+        size = sum(_write_renamed(*job, partition, temp_dir) for job in jobs)
         for directory in directories:
             fsync_dir(directory)
         return size
@@ -81,7 +84,7 @@ def write_all(jobs: Sequence[FileJob], partition: int) -> int:
     written: list[tuple[Path, Path]] = []
     try:
         for directory, name, _ in jobs:
-            written.append((_temp_path(directory, partition), directory / name))
+            written.append((_temp_path(temp_dir or directory, partition), directory / name))
         # Arrow encodes without the GIL: a second thread overlaps it with building tables.
         with ThreadPoolExecutor(ENCODERS) as pool:
             size = sum(pool.map(lambda job, out: _write(job[2](), out[0], durable=False), jobs, written))
@@ -122,8 +125,10 @@ def _write(table: pa.Table, path: Path, *, durable: bool) -> int:
         return handle.tell()
 
 
-def _write_renamed(directory: Path, name: str, build: Callable[[], pa.Table], partition: int) -> int:
-    temp = _temp_path(directory, partition)
+def _write_renamed(
+    directory: Path, name: str, build: Callable[[], pa.Table], partition: int, temp_dir: Path | None
+) -> int:
+    temp = _temp_path(temp_dir or directory, partition)
     try:
         size = _write(build(), temp, durable=True)
         os.replace(temp, directory / name)
@@ -132,6 +137,22 @@ def _write_renamed(directory: Path, name: str, build: Callable[[], pa.Table], pa
             temp.unlink()
         raise
     return size
+
+
+def write_bytes(path: Path, data: bytes, partition: int) -> None:
+    """A small file written durably and atomically (temporary file beside it, renamed)."""
+    temp = _temp_path(path.parent, partition)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    fsync_dir(path.parent)
 
 
 def remove_uncommitted(root: Path, partition: int, committed_seq: int) -> list[Path]:

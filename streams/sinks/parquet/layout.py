@@ -7,16 +7,27 @@ Layout under the data root (``date`` is the checkpoint's *local* day; ``date`` a
     alerts/date=D/checkpoint=C/p<PPP>-<seq>-o<first>-<last>.parquet   append-only
     daily_counts/date=D/checkpoint=C/p<PPP>.parquet                    replaced snapshot
     dead_letters/p<PPP>-<seq>-o<first>-<last>.parquet                 append-only, replays only
+    _staging/p<PPP>/...                                               hidden: not yet published
 
-``PPP`` is the source partition, ``seq`` the partition's commit sequence and
-``first``-``last`` the source offsets the commit covered (``-timer`` for a commit of
+``PPP`` is the source partition, ``seq`` the commit sequence of the commit that published
+the file and ``first``-``last`` the source offsets its rows came from (``-timer`` for
 alerts raised by the idle-partition timer alone). A name follows from what was committed,
 so writing a commit again writes the same file, and no two writers anywhere can pick the
-same name for different rows. A daily-counts snapshot is per partition, so the sum over a
-folder's files is the checkpoint-day's count even if a checkpoint's events were spread
-over partitions. A replay (which has no dead-letter topic) writes each commit's invalid
-messages to ``dead_letters/`` in the same commit, so a replay killed and run again writes
-each exactly once.
+same name for different rows.
+
+Appended rows (events, alerts, dead letters) are *staged* first: each commit writes its
+files under ``_staging/p<PPP>/`` with the same relative paths, hidden from readers (Hive,
+Spark and Arrow skip ``_`` folders, and nobody globs them), and a later commit *publishes*
+a partition's staged rows, one file per folder, when the oldest of them is
+``CROSSINGS_LAKE_ROLL_SECONDS`` old (or enough rows are staged, or the partition is let
+go). A live post that sends one crossing every 20 s would otherwise get a file per commit
+and folder, ~4,000 files a day; published, it gets one an hour. See ``staging.py``.
+
+A daily-counts snapshot is per partition, so the sum over a folder's files is the
+checkpoint-day's count even if a checkpoint's events were spread over partitions. A replay
+(which has no dead-letter topic) writes each commit's invalid messages to
+``dead_letters/`` in the same commit, so a replay killed and run again writes each exactly
+once.
 """
 
 from __future__ import annotations
@@ -51,12 +62,16 @@ _CATEGORICAL = frozenset(
         "reason",
     }
 )
+#: Staged files and the publish intents, per partition: ``_staging/p<PPP>/``.
+STAGING = "_staging"
 #: Temporary files are ``.tmp-p<PPP>-<uuid>.tmp``: never matched by ``*.parquet`` globs.
 TEMP_PREFIX = ".tmp-"
 TEMP_SUFFIX = ".tmp"
 
 CHECKPOINT_ID = re.compile(r"^[a-z0-9-]{2,64}$")
-COMMIT_FILE = re.compile(r"^p(?P<partition>\d{3})-(?P<seq>\d{10})-(?:o\d+-\d+|timer)\.parquet$")
+COMMIT_FILE = re.compile(
+    r"^p(?P<partition>\d{3})-(?P<seq>\d{10})-(?:o(?P<first>\d+)-(?P<last>\d+)|timer)\.parquet$"
+)
 
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
 
@@ -153,6 +168,10 @@ def check_partition(local_day: Any, checkpoint_id: Any) -> None:
 def commit_file_name(partition: int, seq: int, first_offset: int | None, last_offset: int) -> str:
     span = f"o{first_offset}-{last_offset}" if first_offset is not None else "timer"
     return f"p{partition:03d}-{seq:010d}-{span}.parquet"
+
+
+def staging_dir(root: Path, partition: int) -> Path:
+    return Path(root) / STAGING / f"p{partition:03d}"
 
 
 def snapshot_file_name(partition: int) -> str:

@@ -1,5 +1,8 @@
 """The Parquet lake as a sink of commits: one call per commit, right before the offsets move.
 
+Appended rows are staged and published in larger files (``staging.py``); daily-count
+snapshots are written where readers see them at every commit.
+
 The sink contract of Quix Streams, reduced to what a commit needs: the core accumulates
 rows as it processes records (its effects are the sink's buffer), and :meth:`flush` runs
 first in the commit protocol. If it raises, the commit is aborted: the Kafka transaction
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -20,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from streams.core.effects import CommitBatch, DailySnapshot, DeadLetter, EventColumns
-from streams.sinks.parquet.files import FileJob, remove_uncommitted, write_all
+from streams.sinks.parquet.files import FileJob, make_dirs, write_all
 from streams.sinks.parquet.layout import (
     ALERTS,
     ALERTS_SCHEMA,
@@ -30,10 +34,12 @@ from streams.sinks.parquet.layout import (
     DEAD_LETTERS_SCHEMA,
     EVENTS,
     EVENTS_SCHEMA,
+    check_partition,
     commit_file_name,
     partition_dir,
     snapshot_file_name,
 )
+from streams.sinks.parquet.staging import StagedFile, Staging
 
 
 @dataclass(frozen=True)
@@ -47,47 +53,118 @@ class FlushStats:
 
 
 class LakeSink:
-    def __init__(self, root: Path, *, dead_letters: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        dead_letters: bool = False,
+        roll_seconds: float = 0.0,
+        roll_rows: int = 1_000_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.root = Path(root)
         #: Write each commit's dead letters to ``dead_letters/`` (a replay: the worker's go
         #: to the dead-letter topic in its transaction instead).
         self.dead_letters = dead_letters
+        #: Appended rows wait here until published (``roll_seconds`` 0: every commit publishes).
+        self.staging = Staging(self.root, roll_seconds=roll_seconds, roll_rows=roll_rows, clock=clock)
 
     def open_partition(self, partition: int, committed_seq: int) -> int:
         """Remove what uncommitted attempts left for ``partition``; returns files removed."""
-        return len(remove_uncommitted(self.root, partition, committed_seq))
+        return self.staging.recover(partition, committed_seq)
+
+    def publish_due(self, partition: int, rows: int) -> bool:
+        """Should the next commit of ``partition`` (with ``rows`` appended rows) publish?"""
+        return self.staging.due(partition, rows)
+
+    def has_staged(self, partition: int) -> bool:
+        return self.staging.has_staged(partition)
 
     def flush(self, batch: CommitBatch) -> FlushStats:
-        """Write the commit's events, alerts and daily-count snapshots; raises on any failure."""
+        """Write the commit's appended rows (staged, or published with what was staged) and
+        its daily-count snapshots; raises on any failure."""
         started = time.perf_counter()
-        name = commit_file_name(batch.partition, batch.commit_seq, batch.first_offset, batch.last_offset)
-        jobs: list[FileJob] = []
+        partition = batch.partition
+        name = commit_file_name(partition, batch.commit_seq, batch.first_offset, batch.last_offset)
+        appended: dict[str, tuple[Callable[[], pa.Table], int]] = {}
         for (day, checkpoint_id), columns in sorted(batch.events.items()):
-            directory = partition_dir(self.root, EVENTS, day, checkpoint_id)
-            jobs.append((directory, name, partial(_events_table, columns)))
+            appended[_folder(EVENTS, day, checkpoint_id)] = (partial(_events_table, columns), len(columns))
         by_folder: dict[tuple[str, str], list[dict]] = {}
         for alert in batch.alerts:
             by_folder.setdefault((alert["local_day"], alert["checkpoint_id"]), []).append(alert)
         for (day, checkpoint_id), alerts in sorted(by_folder.items()):
-            directory = partition_dir(self.root, ALERTS, date.fromisoformat(day), checkpoint_id)
-            jobs.append((directory, name, partial(_alerts_table, alerts)))
+            folder = _folder(ALERTS, date.fromisoformat(day), checkpoint_id)
+            appended[folder] = (partial(_alerts_table, alerts), len(alerts))
         if self.dead_letters and batch.dead_letters:
-            directory = self.root / DEAD_LETTERS
-            jobs.append((directory, name, partial(_dead_letters_table, batch.dead_letters)))
-        snapshot_name = snapshot_file_name(batch.partition)
+            appended[DEAD_LETTERS] = (
+                partial(_dead_letters_table, batch.dead_letters),
+                len(batch.dead_letters),
+            )
+        staging = self.staging.folder(partition)
+        make_dirs(staging)
+        jobs: list[FileJob] = []
+        publication = None
+        staged: list[StagedFile] = []
+        if batch.publish:
+            span = (batch.first_offset, batch.last_offset)
+            publication = self.staging.plan(partition, batch.commit_seq, list(appended), span)
+            if publication.names:
+                self.staging.write_intent(partition, publication)
+            for folder, file_name in publication.names.items():
+                build = appended[folder][0] if folder in appended else None
+                merge = partial(self._merged, partition, publication.replaced[folder], _schema(folder), build)
+                jobs.append((self.root / folder, file_name, merge))
+        else:
+            last = batch.last_offset if batch.first_offset is not None else None
+            for folder, (build, rows) in appended.items():
+                jobs.append((staging / folder, name, build))
+                staged.append(
+                    StagedFile(f"{folder}/{name}", batch.commit_seq, batch.first_offset, last, rows)
+                )
+        snapshot_name = snapshot_file_name(partition)
         for snapshot in batch.snapshots:
             directory = partition_dir(self.root, DAILY_COUNTS, snapshot.local_day, snapshot.checkpoint_id)
             jobs.append((directory, snapshot_name, partial(_snapshot_table, snapshot)))
-        size = write_all(jobs, batch.partition)
-        files = len(jobs)
+        size = write_all(jobs, partition, temp_dir=staging)
+        self.staging.prepared(partition, batch.commit_seq, publication, staged)
         return FlushStats(
             events_rows=sum(len(c) for c in batch.events.values()),
             daily_counts_rows=sum(len(s.rows) for s in batch.snapshots),
             alerts_rows=len(batch.alerts),
-            files=files,
+            files=len(jobs),
             bytes_written=size,
             seconds=time.perf_counter() - started,
         )
+
+    def committed(self, partition: int, committed_seq: int) -> None:
+        """Runs after the commit point (and after a failed commit, with the sequence the
+        partition's state says is committed): what a committed commit published is no
+        longer staged; what a failed one wrote is forgotten (it is written again)."""
+        self.staging.committed(partition, committed_seq)
+
+    def _merged(
+        self,
+        partition: int,
+        replaced: list[StagedFile],
+        schema: pa.Schema,
+        build: Callable[[], pa.Table] | None,
+    ) -> pa.Table:
+        tables = [self.staging.read(partition, staged, schema) for staged in replaced]
+        if build is not None:
+            tables.append(build())
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _folder(dataset: str, day: date, checkpoint_id: str) -> str:
+    """A hive folder, relative to the lake's root."""
+    check_partition(day, checkpoint_id)
+    return f"{dataset}/date={day.isoformat()}/checkpoint={checkpoint_id}"
+
+
+def _schema(folder: str) -> pa.Schema:
+    return {EVENTS: EVENTS_SCHEMA, ALERTS: ALERTS_SCHEMA, DEAD_LETTERS: DEAD_LETTERS_SCHEMA}[
+        folder.split("/")[0]
+    ]
 
 
 def _events_table(columns: EventColumns) -> pa.Table:
