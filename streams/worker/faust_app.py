@@ -132,7 +132,12 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         coordinator = thread._ensure_consumer()._coordinator
         thread.thread_loop.call_soon_threadsafe(coordinator.request_rejoin)
 
-    worker = Worker(engine, metrics, membership, rejoin=rejoin)
+    async def seek(partition: int, offset: int) -> None:
+        # Faust's own seek: the fetch position and Faust's read offset (below which it
+        # drops what it is handed) both go back, so the records from there come again.
+        await app.consumer.seek(TP(settings.topics.events, partition), offset)
+
+    worker = Worker(engine, metrics, membership, rejoin=rejoin, seek=seek)
     app.worker_core = worker  # type: ignore[attr-defined]  # for tests
 
     @app.agent(events_topic, concurrency=1)

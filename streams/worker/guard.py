@@ -20,6 +20,17 @@ The rules:
   not reopened within the same generation (its records are dropped); the consumer is asked
   to rejoin the group, so the group's next generation decides who owns it. Reopening it
   would fence the new owner back (the two would take turns failing).
+- **No gap between what was applied and what comes next.** Dropped records are read
+  again only if the consumer is sent back to them: Faust seeks each new assignment to the
+  group's committed offsets, but aiokafka seeks only to a committed offset above 0, so a
+  partition that has never been committed keeps the position its dropped records were
+  fetched at, and they would never come back (seen in the crash test: a partition's first
+  records lost when a member joined before its first commit). So the first record of each
+  partition in each generation is checked against the partition's applied offset: past
+  the next one, the consumer is sent back there (``seek``) and the partition's records are
+  dropped until one at or below that first record arrives (re-read ones; a gap that was
+  only transaction markers costs one re-read). Records already applied are skipped by the
+  core, so going back is always safe.
 - **Failed commits are retried with exponential backoff**, by the next batch or the timer,
   whichever comes first after the delay; while commits fail no new records are applied,
   so memory stays bounded and the consumer is held back.
@@ -95,6 +106,7 @@ class Worker:
         membership: Callable[[], Membership],
         *,
         rejoin: Callable[[], None] = lambda: None,
+        seek: Callable[[int, int], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -103,6 +115,7 @@ class Worker:
         engine.restore_progress = metrics.restore_progress
         self.membership = membership
         self.rejoin = rejoin
+        self.seek = seek
         self.clock = clock
         self.sleep = sleep
         self.lock = asyncio.Lock()
@@ -115,6 +128,15 @@ class Worker:
         self.lost: dict[int, int] = {}
         #: Records dropped because they were not of the current assignment (for tests and logs).
         self.dropped = 0
+        #: partition -> generation whose first record of it was checked for a gap.
+        self.checked: dict[int, int] = {}
+        #: partition -> offset: sent back to re-read; its records past this offset are the
+        #: ones fetched before, dropped until a re-read one (at or below it) arrives.
+        self.rewinding: dict[int, int] = {}
+        #: Times a partition was sent back to re-read records it had skipped (tests, logs).
+        self.rewinds = 0
+        #: partition -> lowest offset dropped as stale since: read again once it is ours.
+        self.missed: dict[int, int] = {}
         #: An assignment was received since the last revoke (Faust revokes everything first).
         self.assignment_received = False
 
@@ -126,7 +148,7 @@ class Worker:
             async with self.lock:
                 await self.close_unassigned(self.membership().partitions)
                 if not self.failing or (self.clock() >= self.retry_at and await self.commit()):
-                    await self.engine.process(self.current(delivered))
+                    await self.engine.process(await self.without_gaps(self.current(delivered)))
                     if self.engine.commit_due():
                         await self.commit()
                     return
@@ -148,6 +170,12 @@ class Worker:
             ]
         if len(kept) < len(delivered):
             self.dropped += len(delivered) - len(kept)
+            if self.seek is not None:
+                kept_ids = {id(record) for record in kept}
+                for _, record in delivered:
+                    if id(record) not in kept_ids:
+                        first = self.missed.get(record.partition, record.offset)
+                        self.missed[record.partition] = min(first, record.offset)
             log.info(
                 "dropped %d of %d records not of the current assignment (generation %d, partitions %s%s)",
                 len(delivered) - len(kept),
@@ -157,6 +185,68 @@ class Worker:
                 "" if now.active else ", rebalancing",
             )
         return kept
+
+    async def without_gaps(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        """``records`` less those that would leave a gap after a partition's applied
+        offset (see the module docstring); sends the consumer back when one would."""
+        if self.seek is None:
+            return records
+        now = self.membership()
+        await self._reread_missed(now)
+        by_partition: dict[int, list[SourceRecord]] = {}
+        for record in records:
+            by_partition.setdefault(record.partition, []).append(record)
+        kept: list[SourceRecord] = []
+        for partition, batch in by_partition.items():
+            limit = self.rewinding.get(partition)
+            if limit is not None:
+                start = next((i for i, r in enumerate(batch) if r.offset <= limit), len(batch))
+                self.dropped += start
+                if start == len(batch):
+                    continue
+                del self.rewinding[partition]
+                batch = batch[start:]
+                self.checked[partition] = now.generation  # read again from where it was sent
+            elif self.checked.get(partition) != now.generation:
+                self.checked[partition] = now.generation
+                task = self.engine.tasks.get(partition) or await self.engine.open(partition)
+                expected = task.state.applied_offset + 1
+                if batch[0].offset > expected:
+                    log.info(
+                        "partition %d: first record of generation %d at offset %d, past the next "
+                        "to apply (%d): reading again from there",
+                        partition,
+                        now.generation,
+                        batch[0].offset,
+                        expected,
+                    )
+                    self.dropped += len(batch)
+                    await self._read_again(partition, expected, batch[0].offset)
+                    continue
+            kept += batch
+        return kept
+
+    async def _reread_missed(self, now: Membership) -> None:
+        """Records dropped as stale, of partitions that are this process's now: read again."""
+        if not now.active or not self.missed:
+            return
+        for partition, offset in sorted(self.missed.items()):
+            task = self.engine.tasks.get(partition)
+            if partition in now.partitions and (task is None or task.state.applied_offset < offset):
+                log.info("partition %d: reading again from offset %d (dropped as stale)", partition, offset)
+                await self._read_again(partition, offset, offset)
+        self.missed.clear()
+
+    async def _read_again(self, partition: int, offset: int, limit: int) -> None:
+        """Seek back to ``offset``; drop the partition's records past ``limit`` (a record
+        seen, so it comes again) until one at or below it arrives."""
+        assert self.seek is not None and offset <= limit
+        if partition in self.rewinding:
+            offset = min(offset, self.rewinding[partition])
+            limit = min(limit, self.rewinding[partition])
+        await self.seek(partition, offset)
+        self.rewinding[partition] = limit
+        self.rewinds += 1
 
     # -- commits ---------------------------------------------------------------------------
 
@@ -234,6 +324,8 @@ class Worker:
             log.info("let go of partitions %s (no longer assigned)", sorted(gone))
 
     def _forget(self, partition: int) -> None:
+        self.checked.pop(partition, None)
+        self.rewinding.pop(partition, None)
         self.metrics.forget_partition(partition)
         for checkpoint_id in self.engine.owned.get(partition, ()):
             for direction in ("entry", "exit"):
@@ -276,6 +368,8 @@ class Worker:
     async def on_assigned(self, assigned: Iterable[int]) -> None:
         async with self.lock:
             await self.close_unassigned(assigned)
+            if self.seek is not None:
+                await self._reread_missed(self.membership())
         self.assignment_received = True
 
     # -- readiness -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_core import PARTITIONS, engine, make_records, oracle, read_lake, schedules
@@ -145,7 +146,6 @@ def _each_crash_point_while_publishing(test):
     return test
 
 
-
 @settings(
     max_examples=60,
     deadline=None,
@@ -228,10 +228,8 @@ def test_an_uncommitted_publication_is_undone_when_the_partition_opens(tmp_path)
         await core.process(records[10:20])
         now[0] += ROLL_SECONDS
         crash_at[0] = "flushed"
-        try:
+        with pytest.raises(Crash):
             await core.commit()  # publishes, then dies before its commit point
-        except Crash:
-            pass
         published = [p.name for p in visible_files(data)]
         intent = json.loads(next(data.glob("_staging/p000/publish-*.json")).read_bytes())
         await core.close(list(core.tasks))
