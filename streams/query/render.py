@@ -182,12 +182,14 @@ _TITLES = {
 
 
 def _reconcile_verdict(outcome: Mapping[str, Any]) -> str:
+    staged = f", {outcome['staged_total']:,} of them staged" if outcome["staged_total"] else ""
     if outcome["agree"]:
         return (
-            f"agree ({outcome['checkpoint_days']:,} checkpoint-days, {outcome['events_total']:,} crossings)"
+            f"agree ({outcome['checkpoint_days']:,} checkpoint-days, "
+            f"{outcome['events_total'] + outcome['staged_total']:,} crossings{staged})"
         )
     return (
         f"MISMATCH in {outcome['mismatched_days']:,} of {outcome['checkpoint_days']:,} "
         f"checkpoint-days (counted {outcome['counted_total']:,}, "
-        f"events {outcome['events_total']:,})"
+        f"events {outcome['events_total']:,}{staged})"
     )

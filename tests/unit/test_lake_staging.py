@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_core import PARTITIONS, engine, make_records, oracle, read_lake, schedules
 
+from streams import query
 from streams.core.records import SourceRecord
 from streams.replay.outputs import LocalOutputs
 from streams.sinks.parquet import sink as sink_module
@@ -111,6 +112,9 @@ def test_a_trickle_of_events_is_published_in_few_files(tmp_path):
                 visible = sum(pq.read_metadata(p).num_rows for p in visible_files(data[roll] / "data"))
                 staged = sum(pq.read_metadata(p).num_rows for p in staged_files(data[roll] / "data"))
                 assert visible + staged == sum(valid[: record.offset + 1])
+                # ... and the report's reconciliation counts the staged ones too.
+                outcome = query.reconcile(data[roll] / "data")
+                assert outcome["agree"] and outcome["staged_total"] == staged, outcome
         assert (roll == 0) == (staged_files(data[roll] / "data") == [])
         await core.commit(publish=True)  # the partition is let go: everything is published
         await core.close(list(core.tasks))
