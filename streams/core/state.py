@@ -93,17 +93,21 @@ class PartitionState:
             (DETECTOR + key.encode(), orjson.dumps(self.detectors[key]))
             for key in sorted(self.dirty_detectors)
         ]
-        records += list(_id_chunks(self.new_ids, commit_seq))
         expired_buckets: list[int] = []
         expired_profiles: list[str] = []
+        new_ids = self.new_ids
         if self.stream_ts is not None:
-            # Every id older than the horizon would now be refused as too late, so it can go.
+            # Every id older than the horizon would now be refused as too late, so it can go,
+            # and one that is already that old when first committed (a commit spanning more
+            # than the horizon, as a replay's) is not written at all.
             cutoff = int((self.stream_ts - horizon_s) // HOUR)
+            new_ids = {i: entry for i, entry in new_ids.items() if entry[0] >= cutoff}
             expired_buckets = sorted(b for b in self.seen_chunks if b < cutoff)
             records += [(key, None) for b in expired_buckets for key in self.seen_chunks[b]]
             oldest_day = datetime.fromtimestamp(self.stream_ts, UTC).date() - timedelta(days=retention_days)
             expired_profiles = sorted(k for k in self.profiles if _profile_day(k) < oldest_day)
             records += [(PROFILE + key.encode(), None) for key in expired_profiles]
+        records += list(_id_chunks(new_ids, commit_seq))
         meta = {
             "applied_offset": self.applied_offset,
             "stream_ts": self.stream_ts,
