@@ -230,12 +230,15 @@ class Worker:
         """Records dropped as stale, of partitions that are this process's now: read again."""
         if not now.active or not self.missed:
             return
-        for partition, offset in sorted(self.missed.items()):
+        missed, self.missed = self.missed, {}
+        for partition, offset in sorted(missed.items()):
+            if partition in self.lost:  # fenced: not before the group's next generation
+                self.missed[partition] = offset
+                continue
             task = self.engine.tasks.get(partition)
             if partition in now.partitions and (task is None or task.state.applied_offset < offset):
                 log.info("partition %d: reading again from offset %d (dropped as stale)", partition, offset)
                 await self._read_again(partition, offset, offset)
-        self.missed.clear()
 
     async def _read_again(self, partition: int, offset: int, limit: int) -> None:
         """Seek back to ``offset``; drop the partition's records past ``limit`` (a record
