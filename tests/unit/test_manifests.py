@@ -128,3 +128,52 @@ def test_dockerfile_is_slim_non_root_and_runs_the_worker() -> None:
     assert any("-c /tmp/requirements.lock" in line for line in instructions)  # pinned dependencies
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".local", ".git"} <= set(ignored)
+
+
+def _mounts(service: dict) -> dict[str, str]:
+    """Container path -> host path (relative to the compose file) of a service's bind mounts."""
+    return {
+        volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"] if volume.startswith(".")
+    }
+
+
+def test_compose_prometheus_scrapes_the_stack_and_alerts_its_alertmanager() -> None:
+    services = compose()["services"]
+    config = yaml.safe_load((COMPOSE.parent / "prometheus.yml").read_text())
+    host = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {
+        job["job_name"]: {target for static in job["static_configs"] for target in static["targets"]}
+        for job in config["scrape_configs"]
+    }
+    # The jobs the rules and the dashboard select on, with the stack's service names.
+    assert set(jobs) == {job["job_name"] for job in host["scrape_configs"]}
+    workers = [name for name in services if name.startswith("worker-")]
+    port = load_settings({k: str(v) for k, v in services["worker-1"]["environment"].items()}).web_port
+    assert jobs["crossings-worker"] == {f"{name}:{port}" for name in workers} and len(workers) == 2
+    notify = load_settings({k: str(v) for k, v in services["notify"]["environment"].items()}).notify
+    assert jobs["crossings-notify"] == {f"notify:{notify.web_port}"}
+    alerting = config["alerting"]["alertmanagers"]
+    targets = [target for am in alerting for static in am["static_configs"] for target in static["targets"]]
+    assert targets == ["alertmanager:9093"] and "9093:9093" in services["alertmanager"]["ports"]
+    # The files it names are mounted where it looks for them.
+    mounts = _mounts(services["prometheus"])
+    assert mounts["/etc/prometheus/prometheus.yml"] == "./prometheus.yml"
+    assert config["rule_files"] == host["rule_files"]
+    for rule_file in config["rule_files"]:
+        folder, name = rule_file.split("/")
+        assert (COMPOSE.parent / mounts[f"/etc/prometheus/{folder}"] / name).is_file(), rule_file
+
+
+def test_compose_grafana_reads_the_stack_prometheus_and_finds_the_dashboards() -> None:
+    services = compose()["services"]
+    mounts = _mounts(services["grafana"])
+    source = mounts["/etc/grafana/provisioning/datasources/prometheus.yml"]
+    datasource = yaml.safe_load((COMPOSE.parent / source).read_text())["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090" and "9090:9090" in services["prometheus"]["ports"]
+    assert "prometheus" in services["grafana"]["depends_on"]
+    provisioning = COMPOSE.parent / mounts["/etc/grafana/provisioning"]
+    provider = yaml.safe_load((provisioning / "dashboards" / "crossings.yml").read_text())["providers"][0]
+    dashboards = COMPOSE.parent / mounts[provider["options"]["path"]]
+    assert (dashboards / "crossings.json").is_file()
+    # The dashboard's datasource is the provisioned one.
+    assert datasource["uid"] in (dashboards / "crossings.json").read_text() or datasource["isDefault"]

@@ -4,6 +4,7 @@ has a case that fires, and every metric a rule reads is one some process exports
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -86,3 +87,13 @@ def test_rules_read_only_metrics_that_are_exported():
     read |= {f"crossings_events_{kind}_total" for kind in ("processed", "duplicate", "invalid")}
     assert read - exported - NOTIFY_METRICS - recorded == set()
     assert len(read) >= 10
+
+
+def test_promtool_check_compose_config(need_binary, tmp_path):
+    # As the compose stack mounts it: its config beside the shipped rules.
+    shutil.copy(PROMETHEUS.parent / "compose" / "prometheus.yml", tmp_path / "prometheus.yml")
+    (tmp_path / "rules").symlink_to(PROMETHEUS / "rules")
+    promtool = need_binary("promtool", "prometheus")
+    command = [promtool, "check", "config", "prometheus.yml"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
