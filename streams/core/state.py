@@ -102,6 +102,8 @@ class PartitionState:
             # than the horizon, as a replay's) is not written at all.
             cutoff = int((self.stream_ts - horizon_s) // HOUR)
             new_ids = {i: entry for i, entry in new_ids.items() if entry[0] >= cutoff}
+            # Forgotten here as in the store (a commit made behind looks them up in flight).
+            self.new_ids = new_ids
             expired_buckets = sorted(b for b in self.seen_chunks if b < cutoff)
             records += [(key, None) for b in expired_buckets for key in self.seen_chunks[b]]
             oldest_day = datetime.fromtimestamp(self.stream_ts, UTC).date() - timedelta(days=retention_days)
