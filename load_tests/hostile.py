@@ -6,9 +6,10 @@ message carries its partition and what the worker must do with it: the dead-lett
 reason it expects, or ``None`` (counted once, or dropped as a re-sent duplicate).
 
 Some kinds depend on what was sent before on the same partition, so the mixer follows
-each partition's stream time (the newest event time among the events it counts) and
-its recently counted events; the worker sees the same records in the same order, so
-its verdicts are known in advance:
+each partition's stream time (the time the latest events that came to it agree on:
+``streams.domain.clock``, modelled here from its rule) and its recently counted
+events; the worker sees the same records in the same order, so its verdicts are known
+in advance:
 
 - ``too_late``: stamped further behind the partition's stream time than the
   de-duplication horizon;
@@ -77,6 +78,8 @@ TOPIC_MAX_MESSAGE_BYTES = 1_048_588
 NEAR_LIMIT_EVERY = 200
 #: Re-sent and conflicting copies repeat one of this many recently counted events...
 RECENT = 2000
+#: The worker's clock agreement window (``streams.domain.clock.AGREEMENT_WINDOW``).
+AGREEMENT = 5
 #: ... stamped no further than this behind the partition's stream time (well inside the
 #: de-duplication horizon, so they are judged as copies, not as too late).
 RECENT_WITHIN_S = 24 * 3600.0
@@ -448,7 +451,9 @@ def mix(
     make = recipes()
     plan = [KINDS[i % len(KINDS)] for i in range(bad)]
     rng.shuffle(plan)
-    stream_ts: dict[int, float] = {}
+    newest: dict[int, float] = {}  # the newest event time counted, by partition
+    stream_ts: dict[int, float] = {}  # the agreed clock, by partition
+    latest: dict[int, list[float]] = {p: [] for p in range(partitions)}
     recent: dict[int, deque[Counted]] = {p: deque(maxlen=RECENT) for p in range(partitions)}
     serial = 0
     traffic_iter = (r for r in traffic if r.kind in VALID_KINDS)
@@ -459,6 +464,26 @@ def mix(
         serial += 1
         return f"fz{seed}-{serial:07d}"
 
+    def clock(message: Outgoing) -> Outgoing:
+        """Move the partition's clock as the worker will for ``message``: the events it
+        counts as they were sent to it take part in the agreement, not copies, not those
+        dead-lettered, not those forwarded to it from another partition."""
+        if message.reason is not None or message.kind in ("duplicate", "resent_duplicate"):
+            return message
+        event = json.loads(message.value)
+        if message.partition != partition_for(event["checkpoint_id"].encode(), partitions):
+            return message  # forwarded to its checkpoint's partition: counted there, no vote
+        ts = _parse_ts(event["occurred_at"])
+        window = latest[message.partition]
+        window.append(ts)
+        del window[:-AGREEMENT]
+        now = stream_ts.get(message.partition)
+        if len(window) == AGREEMENT:
+            agreed = sorted(window)[AGREEMENT // 2]
+            if now is None or agreed > now:
+                stream_ts[message.partition] = agreed
+        return message
+
     def template() -> Counted | None:
         partitions_with = [p for p, seen in recent.items() if seen]
         if not partitions_with:
@@ -468,12 +493,12 @@ def mix(
     def copyable(partition: int) -> Counted | None:
         """A recently counted event of ``partition`` that is not too late to be judged a copy."""
         seen = recent[partition]
-        newest = stream_ts.get(partition)
-        if not seen or newest is None:
+        latest = newest.get(partition)
+        if not seen or latest is None:
             return None
         for _ in range(8):
             counted = seen[rng.randrange(len(seen))]
-            if counted.ts >= newest - RECENT_WITHIN_S:
+            if counted.ts >= latest - RECENT_WITHIN_S:
                 return counted
         return None
 
@@ -523,11 +548,11 @@ def mix(
             return Outgoing(key, value, home, kind, "future_timestamp", now_ms, f"{ahead:.3f}s past the skew")
         if kind == "too_late":
             partition = home
-            newest = stream_ts.get(partition)
-            if newest is None:
+            now = stream_ts.get(partition)
+            if now is None:
                 return None
             behind = rng.choice((0.001, 1.0, rng.uniform(1, 3600), rng.uniform(3600, 86400 * 30)))
-            stamp = _utc(newest - horizon_s - behind)
+            stamp = _utc(now - horizon_s - behind)
             value = _dumps(_fresh(event, fresh_id(), occurred_at=stamp))
             return Outgoing(
                 key, value, partition, kind, "too_late", variant=f"{behind:.3f}s past the horizon"
@@ -575,7 +600,7 @@ def mix(
                     break
             if made is not None:
                 remaining_bad -= 1
-                yield made
+                yield clock(made)
                 continue
             # Nothing counted yet to build on: a valid one first, the kind later.
             if not remaining_valid:
@@ -590,10 +615,10 @@ def mix(
         if record.kind != "duplicate":
             event = json.loads(record.value)
             ts = _parse_ts(event["occurred_at"])
-            if ts > stream_ts.get(partition, -math.inf):
-                stream_ts[partition] = ts
+            if ts > newest.get(partition, -math.inf):
+                newest[partition] = ts
             recent[partition].append(Counted(record.key, record.value, event, ts))
-        yield Outgoing(record.key, record.value, partition, record.kind)
+        yield clock(Outgoing(record.key, record.value, partition, record.kind))
 
 
 def _offset(rng: random.Random) -> timezone:

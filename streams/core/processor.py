@@ -9,7 +9,9 @@ how they were cut into batches:
 - a valid event of a checkpoint that another partition owns (a producer's null or wrong
   key) is forwarded there, not counted here: every checkpoint's state lives in one
   partition (``home``; off for a processor fed only its own checkpoints);
-- de-duplication, the too-late rule and the stream clock advance record by record;
+- de-duplication, the too-late rule and the stream clock advance record by record; the
+  clock is the time most of the latest events agree on (``domain.clock.agreed_time``),
+  so a few events with broken clocks cannot move it;
 - detectors are evaluated at each whole hour of stream time, when the first record past
   it arrives and before that record is counted, not "at the end of the batch".
 
@@ -37,7 +39,7 @@ from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
 from streams.domain.alert import alert_message
-from streams.domain.clock import boundaries
+from streams.domain.clock import AGREEMENT_WINDOW, agreed_time, boundaries
 from streams.domain.counts import count_event, group_counts, profile_key
 from streams.domain.detect import Band, CheckpointDetector, DetectorConfig
 from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent, event_digest
@@ -146,6 +148,7 @@ class PartitionProcessor:
         slots = self._slots
         tally = self._tally
         stream_ts = state.stream_ts
+        recent = state.recent
         elsewhere = self._elsewhere
         duplicates = 0
         for record, item in zip(fresh, items, strict=True):
@@ -158,15 +161,7 @@ class PartitionProcessor:
                 self._forward(record, event)
                 continue
             ts = event.occurred_ts
-            if stream_ts is None or ts > stream_ts:
-                if stream_ts is None:
-                    state.evaluated_until = int(ts // step * step)
-                elif ts // step > stream_ts // step:
-                    # Detectors see every record before this one: apply them first.
-                    self._apply_tally()
-                    self._evaluate_until(ts, record.timestamp_ms)
-                state.stream_ts = stream_ts = ts
-            elif ts < stream_ts - horizon:
+            if stream_ts is not None and ts < stream_ts - horizon:
                 self._too_late(record, event, stream_ts, horizon)
                 continue
             event_id = event.event_id
@@ -180,6 +175,25 @@ class PartitionProcessor:
                     self._dead_letter(record, _conflict(event_id, earlier, digest))
                 continue
             new_ids[event_id] = (int(ts // 3600), digest)
+            if not record.rekeyed:
+                # The clock is agreed on by the latest events counted here as their producers
+                # sent them (not copies, nor those forwarded here from the partition they were
+                # sent to, which come in no fixed order): it moves only as far as most of them
+                # agree, so an event stamped far ahead is counted on its own day but does not
+                # move it, and re-sending it does not add a vote.
+                recent.append(ts)
+                if len(recent) > AGREEMENT_WINDOW:
+                    del recent[0]
+                if stream_ts is None or ts > stream_ts:
+                    agreed = agreed_time(recent)
+                    if agreed is not None and (stream_ts is None or agreed > stream_ts):
+                        if stream_ts is None:
+                            state.evaluated_until = int(agreed // step * step)
+                        elif agreed // step > stream_ts // step:
+                            # Detectors see every record before this one: apply them first.
+                            self._apply_tally()
+                            self._evaluate_until(agreed, record.timestamp_ms)
+                        state.stream_ts = stream_ts = agreed
             checkpoint_id = event.checkpoint_id
             slot_key = (checkpoint_id, int(ts // SLOT_SECONDS))
             slot = slots.get(slot_key)

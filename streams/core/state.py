@@ -34,8 +34,12 @@ class PartitionState:
     #: The last source offset whose effects this state holds; a record at or below it is
     #: already applied and is skipped when it is delivered again.
     applied_offset: int = -1
-    #: Newest event time seen on the partition (unix seconds): the clock detection runs on.
+    #: The partition's event time (unix seconds) as its latest events agree on it (see
+    #: ``domain.clock.agreed_time``): the clock detection and the too-late rule run on.
     stream_ts: float | None = None
+    #: Times of the latest events that came to the partition (what the clock is agreed on),
+    #: oldest first.
+    recent: list[float] = field(default_factory=list)
     #: The last hour boundary (unix seconds) the detectors were evaluated at.
     evaluated_until: int | None = None
     #: Commits made so far; names this partition's Parquet files.
@@ -64,6 +68,7 @@ class PartitionState:
             values = orjson.loads(meta)
             state.applied_offset = values["applied_offset"]
             state.stream_ts = values["stream_ts"]
+            state.recent = values.get("recent", [])
             state.evaluated_until = values["evaluated_until"]
             state.commit_seq = values["commit_seq"]
         for key, value in store.items(PROFILE):
@@ -113,6 +118,7 @@ class PartitionState:
         meta = {
             "applied_offset": self.applied_offset,
             "stream_ts": self.stream_ts,
+            "recent": list(self.recent),
             "evaluated_until": self.evaluated_until,
             "commit_seq": commit_seq,
         }

@@ -1,16 +1,35 @@
 """Which event time each partition's checkpoints are judged at.
 
-Normally a partition's own stream time (its newest event). A partition that has sent
-nothing for ``idle_after`` wall-clock seconds would stop its clock, and a checkpoint alone
-in it that closed would never be seen to drop; so an idle partition follows the slowest
-*active* partition (the idle-source rule of Flink's watermarks). When every partition is
-idle nothing moves: event time is not invented from the wall clock, which would be wrong
-for replays of history.
+Normally a partition's own stream time: the time its latest counted events agree on (see
+:func:`agreed_time`). A partition that has sent nothing for ``idle_after`` wall-clock
+seconds would stop its clock, and a checkpoint alone in it that closed would never be seen
+to drop; so an idle partition follows the slowest *active* partition (the idle-source rule
+of Flink's watermarks). When every partition is idle nothing moves: event time is not
+invented from the wall clock, which would be wrong for replays of history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+#: How many of the latest events a partition counted its clock is agreed on: it moves
+#: only to the (lower) median of their times, so up to two in any five with a broken clock
+#: (stamped in the present in a replay of history, where the broker's timestamp says
+#: nothing about event time and cannot bound it) never move it. A partition has no clock
+#: before its first five events.
+AGREEMENT_WINDOW = 5
+
+
+def agreed_time(recent: Sequence[float]) -> float | None:
+    """The event time that most of ``recent`` (the times of the latest events a partition
+    counted, in the order they came) have reached: their lower median; None before the
+    window is full.
+
+    The clock only ever moves forward to it, and only when an event ahead of the clock
+    comes: one at or behind it cannot raise the median past the clock."""
+    if len(recent) < AGREEMENT_WINDOW:
+        return None
+    return sorted(recent)[(AGREEMENT_WINDOW - 1) // 2]
 
 
 def partition_clocks(

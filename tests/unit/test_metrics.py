@@ -59,25 +59,43 @@ def _samples(metrics: WorkerMetrics | bytes, name: str) -> dict[tuple[str, ...],
     return found
 
 
+def _valid(records: list[SourceRecord]) -> list[dict]:
+    return [json.loads(r.value) for r in records if not r.value.startswith(b'{"event_id": "broken')]
+
+
+def _clock_passes(events: list[dict]) -> list[float | None]:
+    """The oracle for the stream clock before each event: the lower median of the times of
+    the latest five events counted (first copies), never going back."""
+    clock, window, before, seen = None, [], [], set()
+    for event in events:
+        before.append(clock)
+        if event["event_id"] in seen:
+            continue
+        seen.add(event["event_id"])
+        window = [*window, datetime.fromisoformat(event["occurred_at"]).timestamp()][-5:]
+        if len(window) == 5:
+            median = sorted(window)[2]
+            clock = median if clock is None else max(clock, median)
+    before.append(clock)
+    return before
+
+
 def _counted_before(records: list[SourceRecord], checkpoint_id: str, direction: str, as_of: float) -> int:
     """The oracle for a band's ``observed``: first copies of valid events of the checkpoint and
-    direction on its local day of ``as_of``, stamped before it."""
+    direction on its local day of ``as_of``, among those that came before the one that moved
+    the clock to ``as_of``."""
     checkpoint = REGISTRY[checkpoint_id]
     day = datetime.fromtimestamp(as_of, UTC).astimezone(checkpoint.tz).date()
+    events = _valid(records)
+    clocks = _clock_passes(events)
+    trigger = next(i for i in range(len(events)) if clocks[i + 1] is not None and clocks[i + 1] >= as_of)
     seen, n = set(), 0
-    for record in records:
-        if record.value.startswith(b'{"event_id": "broken'):
-            continue
-        event = json.loads(record.value)
+    for event in events[:trigger]:
         stamp = datetime.fromisoformat(event["occurred_at"])
         if event["event_id"] in seen or event["checkpoint_id"] != checkpoint_id:
             continue
         seen.add(event["event_id"])
-        if (
-            event["direction"] == direction
-            and stamp.timestamp() < as_of
-            and stamp.astimezone(checkpoint.tz).date() == day
-        ):
+        if event["direction"] == direction and stamp.astimezone(checkpoint.tz).date() == day:
             n += 1
     return n
 
@@ -118,11 +136,8 @@ def test_commit_sets_bands_and_a_new_owner_reports_restore_progress_and_lag(tmp_
     assert set(times) == {(checkpoint_id, "entry"), (checkpoint_id, "exit")}
     for direction in ("entry", "exit"):
         as_of = times[(checkpoint_id, direction)]
-        stream_ts = max(
-            datetime.fromisoformat(json.loads(r.value)["occurred_at"]).timestamp()
-            for r in seen_by_a
-            if not r.value.startswith(b'{"event_id": "broken')
-        )
+        stream_ts = _clock_passes(_valid(seen_by_a))[-1]
+        assert stream_ts is not None
         assert as_of == stream_ts // 3600 * 3600
         observed = _samples(a_metrics, "crossings_band_observed")[(checkpoint_id, direction)]
         assert observed == _counted_before(seen_by_a, checkpoint_id, direction, as_of)
