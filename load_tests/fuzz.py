@@ -200,7 +200,7 @@ def oracle(messages: Sequence[hostile.Outgoing]) -> tuple[set[str], Counter]:
     seen: set[str] = set()
     per_day: Counter = Counter()
     for m in messages:
-        if m.kind not in ("valid", "late", *hostile.MISKEYED_KINDS):
+        if m.kind not in ("valid", "late", *hostile.COUNTED_KINDS):
             continue
         payload = json.loads(m.value)  # type: ignore[arg-type]
         if payload["event_id"] in seen:

@@ -13,6 +13,10 @@ in advance:
 
 - ``too_late``: stamped further behind the partition's stream time than the
   de-duplication horizon;
+- ``stamped_now``: a valid event stamped in the present amid the history (whose records'
+  broker timestamps are the moment they were sent, so they cannot bound it): counted on
+  its own day; sent only where it makes at most two of the partition's five latest
+  counted events, so it must not move the clock, and no later real event is too late;
 - ``duplicate_conflict``: the id of a recently counted event, saying something else;
 - ``resent_duplicate``: a recently counted event again, byte for byte or spelled
   differently (key order, spaces, the instant in UTC): dropped as a duplicate, counted
@@ -51,6 +55,7 @@ KINDS = (
     "empty_value",
     "future_timestamp",
     "too_late",
+    "stamped_now",
     "unknown_checkpoint",
     "schema_violation",
     "duplicate_conflict",
@@ -78,11 +83,12 @@ TOPIC_MAX_MESSAGE_BYTES = 1_048_588
 NEAR_LIMIT_EVERY = 200
 #: Re-sent and conflicting copies repeat one of this many recently counted events...
 RECENT = 2000
-#: The worker's clock agreement window (``streams.domain.clock.AGREEMENT_WINDOW``).
-AGREEMENT = 5
 #: ... stamped no further than this behind the partition's stream time (well inside the
 #: de-duplication horizon, so they are judged as copies, not as too late).
 RECENT_WITHIN_S = 24 * 3600.0
+#: The worker's clock agreement window (``streams.domain.clock.AGREEMENT_WINDOW``): an
+#: event stamped in the present is sent only where it makes at most two in five.
+AGREEMENT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +460,7 @@ def mix(
     newest: dict[int, float] = {}  # the newest event time counted, by partition
     stream_ts: dict[int, float] = {}  # the agreed clock, by partition
     latest: dict[int, list[float]] = {p: [] for p in range(partitions)}
+    strays: dict[int, list[bool]] = {p: [] for p in range(partitions)}  # which of latest
     recent: dict[int, deque[Counted]] = {p: deque(maxlen=RECENT) for p in range(partitions)}
     serial = 0
     traffic_iter = (r for r in traffic if r.kind in VALID_KINDS)
@@ -474,9 +481,10 @@ def mix(
         if message.partition != partition_for(event["checkpoint_id"].encode(), partitions):
             return message  # forwarded to its checkpoint's partition: counted there, no vote
         ts = _parse_ts(event["occurred_at"])
-        window = latest[message.partition]
+        window, stray = latest[message.partition], strays[message.partition]
         window.append(ts)
-        del window[:-AGREEMENT]
+        stray.append(message.kind == "stamped_now")
+        del window[:-AGREEMENT], stray[:-AGREEMENT]
         now = stream_ts.get(message.partition)
         if len(window) == AGREEMENT:
             agreed = sorted(window)[AGREEMENT // 2]
@@ -557,6 +565,15 @@ def mix(
             return Outgoing(
                 key, value, partition, kind, "too_late", variant=f"{behind:.3f}s past the horizon"
             )
+        if kind == "stamped_now":
+            # History sent now: its broker timestamps say nothing of when the crossings
+            # happened, so one stamped in the present passes the skew check. Counted on the
+            # day it says; the partition's clock must go on with the real events.
+            if sum(strays[home][-(AGREEMENT - 1) :]) >= 2:
+                return None  # a third in five would outvote the real events
+            stamp = _utc(now_ms / 1000 - rng.uniform(0, 6 * 3600))
+            value = _dumps(_fresh(event, fresh_id(), occurred_at=stamp))
+            return Outgoing(key, value, home, kind, None, variant="stamped in the present")
         if kind in ("duplicate_conflict", "resent_duplicate"):
             counted = copyable(home)
             if counted is None:
@@ -632,6 +649,8 @@ def expected_duplicates(messages: Sequence[Outgoing]) -> int:
 
 #: Valid events sent under a null or another checkpoint's key: counted once, not dead-lettered.
 MISKEYED_KINDS = ("null_key", "wrong_key")
+#: Hostile kinds that are valid events, counted once where they belong.
+COUNTED_KINDS = (*MISKEYED_KINDS, "stamped_now")
 
 
 def expected_rekeyed(messages: Sequence[Outgoing], partitions: int) -> int:

@@ -98,7 +98,9 @@ def test_a_mixed_stream_through_the_core_is_judged_as_the_fuzz_run_expects(tmp_p
     assert wrong == {}
     assert set(letters) == set(expected)
     assert all(letters[at].value == m.value and letters[at].key == m.key for at, m in expected.items())
-    valid_ids = {json.loads(m.value)["event_id"] for m in messages if m.kind in ("valid", "late")}
+    valid_ids = {
+        json.loads(m.value)["event_id"] for m in messages if m.kind in ("valid", "late", "stamped_now")
+    }
     # Valid events under a null or another checkpoint's key: counted where they landed if
     # that is their checkpoint's partition, else forwarded there (not counted here).
     miskeyed = [m for m in messages if m.kind in hostile.MISKEYED_KINDS]
