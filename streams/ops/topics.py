@@ -105,6 +105,15 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
             f"topic {events} has {found.get(events)} partitions but CROSSINGS_PARTITIONS="
             f"{settings.partitions}; set CROSSINGS_PARTITIONS to match the topic"
         )
+    dead_letter = settings.topics.dead_letter
+    if (found.get(dead_letter) or 0) < settings.partitions:
+        # A partition's dead letters go to the partition of the same number.
+        raise ConfigError(
+            f"topic {dead_letter} has {found.get(dead_letter)} partitions, fewer than the "
+            f"{settings.partitions} of {events}: the dead letters of the others could not be "
+            f"written and their partitions would stop. Raise it to {settings.partitions} "
+            "(kafka-topics --alter --partitions)"
+        )
     for name in (changelog_topic(settings),):
         if found.get(name) != settings.partitions:
             raise ConfigError(
@@ -150,15 +159,35 @@ def _replication_factor(admin: KafkaAdminClient, settings: Settings) -> int:
 
 
 def _check_existing(admin: KafkaAdminClient, specs: dict[str, int], changelog: str, replicas: int) -> None:
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in specs], config_filter="all"
+    )
     for meta in admin.describe_topics(list(specs)):
+        name = meta["name"]
         have = min((len(p["replica_nodes"]) for p in meta["partitions"] or ()), default=0)
         if have < replicas:
             log.warning(
                 "topic %s has %d replica(s), fewer than the %d asked for: "
                 "raise it with kafka-reassign-partitions if this cluster should survive a broker loss",
-                meta["name"],
+                name,
                 have,
                 replicas,
+            )
+        insync = (described.get("topic", {}).get(name, {}).get("min.insync.replicas") or {}).get("value")
+        if insync is not None and have and int(insync) > have:
+            raise ConfigError(
+                f"topic {name} has min.insync.replicas={insync} but {have} replica(s): every "
+                "transaction writing to it would be refused (NotEnoughReplicas). Set "
+                f"min.insync.replicas to at most {have} on it (kafka-configs --alter), or add replicas"
+            )
+        if insync is not None and have >= 3 and int(insync) < 2:
+            log.warning(
+                "topic %s has %s replicas but min.insync.replicas=%s: a committed transaction may "
+                "live on one broker only; set min.insync.replicas=%d on it (kafka-configs --alter)",
+                name,
+                have,
+                insync,
+                have - 1,
             )
     resource = ConfigResource(ConfigResourceType.TOPIC, changelog)
     described = admin.describe_configs([resource], config_filter="all")

@@ -114,3 +114,42 @@ def test_the_dead_letter_topic_takes_the_largest_events_message_with_its_headers
         admin.close()
     with pytest.raises(ConfigError, match=r"max\.message\.bytes"):
         ensure_topics(other)
+
+
+def test_a_dead_letter_topic_with_fewer_partitions_stops_the_start(kafka_bootstrap, namespace):
+    """A partition's dead letters go to the dead-letter partition of the same number: one
+    made by hand with fewer partitions would stop the partitions it lacks at their first
+    invalid message."""
+    from kafka.admin import NewTopic
+
+    settings = _settings(kafka_bootstrap, namespace, CROSSINGS_PARTITIONS="4")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics(
+            [NewTopic(settings.topics.dead_letter, 2, 1, topic_configs={"max.message.bytes": str(2 * 2**20)})]
+        )
+    finally:
+        admin.close()
+    with pytest.raises(ConfigError, match=rf"{settings.topics.dead_letter} has 2 partitions.*--partitions"):
+        ensure_topics(settings)
+
+
+def test_min_insync_replicas_above_the_replicas_stops_the_start(kafka_bootstrap, namespace):
+    """Made by hand with min.insync.replicas=2 on a one-broker cluster: every commit would
+    be refused with NotEnoughReplicas; said at start, with the fix."""
+    from kafka.admin import NewTopic
+
+    settings = _settings(kafka_bootstrap, namespace)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(
+                    settings.topics.events, settings.partitions, 1, topic_configs={"min.insync.replicas": "2"}
+                )
+            ]
+        )
+    finally:
+        admin.close()
+    with pytest.raises(ConfigError, match=rf"{settings.topics.events} has min\.insync\.replicas=2 but 1"):
+        ensure_topics(settings)
