@@ -189,8 +189,6 @@ def _check_existing(admin: KafkaAdminClient, specs: dict[str, int], changelog: s
                 insync,
                 have - 1,
             )
-    resource = ConfigResource(ConfigResourceType.TOPIC, changelog)
-    described = admin.describe_configs([resource], config_filter="all")
     policy = (described.get("topic", {}).get(changelog, {}).get("cleanup.policy") or {}).get("value")
     if "compact" not in (policy or ""):
         raise ConfigError(
