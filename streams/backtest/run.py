@@ -3,9 +3,9 @@
 No second implementation: each series gets a :class:`CheckpointDetector` reading its day
 profiles (a post's entry and exit series are paired and run together, with the post-level
 view after both, as the worker runs them), evaluated at every whole hour of the file's time
-(hourly files) or at each
-local midnight (daily files: a day is judged once it is complete), and every transition
-becomes the worker's alert message (:func:`streams.domain.alert.alert_message`). An
+(hourly files) or at each local midnight (daily files: a day is judged once it is
+complete), and every transition becomes the worker's alert message
+(:func:`streams.domain.alert.alert_message`). An
 episode is the alert that opened it plus, if it ended, the one that resolved it.
 
 The worker forgets day profiles ``retention_days`` behind stream time; the lookup here
