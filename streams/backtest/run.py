@@ -1,9 +1,11 @@
 """Drive the worker's detector over count series, the way the worker's clock would.
 
 No second implementation: each series gets a :class:`CheckpointDetector` reading its day
-profiles, evaluated at every whole hour of the file's time (hourly files) or at each
-local midnight (daily files: a day is judged once it is complete), and every transition
-becomes the worker's alert message (:func:`streams.domain.alert.alert_message`). An
+profiles (a post's entry and exit series are paired and run together, with the post-level
+view after both, as the worker runs them), evaluated at every whole hour of the file's time
+(hourly files) or at each local midnight (daily files: a day is judged once it is
+complete), and every transition becomes the worker's alert message
+(:func:`streams.domain.alert.alert_message`). An
 episode is the alert that opened it plus, if it ended, the one that resolved it.
 
 The worker forgets day profiles ``retention_days`` behind stream time; the lookup here
@@ -24,6 +26,9 @@ from streams.domain.counts import DayProfile
 from streams.domain.detect import CheckpointDetector, DetectorConfig, Transition
 
 RETENTION_DAYS = 35
+#: A post's two directions, in the order the worker evaluates them (the first holds the
+#: post-level episode): a series set with both gets them run together (``run_post``).
+POST_DIRECTIONS = ("entry", "exit")
 
 
 @dataclass
@@ -121,6 +126,51 @@ def run_series(
     return transitions
 
 
+def run_post(
+    pair: tuple[Series, Series],
+    granularity: str,
+    starts: tuple[datetime, datetime],
+    end: datetime,
+    config: DetectorConfig = DetectorConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Transition], list[Transition]]:
+    """Both directions of one post, as the worker runs them: at each time the first, then
+    the second, then the post-level view (``evaluate_post``, whose transitions are the
+    first's). Each direction is evaluated from its own start, as ``run_series`` would."""
+    clocks = ([starts[0]], [starts[1]])
+    detectors = tuple(
+        CheckpointDetector(series.checkpoint, series.direction, _lookup(series, clock), config)
+        for series, clock in zip(pair, clocks, strict=True)
+    )
+    detectors[0].pair(detectors[1])
+    moments = sorted(
+        {
+            m
+            for series, start in zip(pair, starts, strict=True)
+            for m in evaluation_times(series, granularity, start, end)
+        }
+    )
+    own = [
+        set(evaluation_times(series, granularity, start, end))
+        for series, start in zip(pair, starts, strict=True)
+    ]
+    found: tuple[list[Transition], list[Transition]] = ([], [])
+    steps = 0
+    for moment in moments:
+        for k in (0, 1):
+            if moment in own[k]:
+                clocks[k][0] = moment
+                found[k].extend(detectors[k].evaluate(moment))
+                steps += 1
+        found[0].extend(detectors[0].evaluate_post(moment))
+        if progress is not None and steps >= 500:
+            progress(steps)
+            steps = 0
+    if progress is not None:
+        progress(steps)
+    return found
+
+
 def episodes(series: Series, granularity: str, transitions: list[Transition]) -> list[EpisodeRow]:
     """One row per episode: the opening alert's figures, and when it resolved."""
     rows: dict[str, EpisodeRow] = {}
@@ -179,7 +229,18 @@ def backtest(
     """All episodes of all series, ordered by start, checkpoint and direction."""
     found: list[EpisodeRow] = []
     end = data.last
-    for series in data.series.values():
+    for (checkpoint_id, direction), series in data.series.items():
+        if direction in POST_DIRECTIONS and (checkpoint_id, POST_DIRECTIONS[0]) in data.series:
+            other = data.series.get((checkpoint_id, POST_DIRECTIONS[1]))
+            if other is not None:
+                if direction == POST_DIRECTIONS[1]:
+                    continue  # run with its first direction
+                pair = (series, other)
+                starts = (series_start(series, data), series_start(other, data))
+                both = run_post(pair, data.granularity, starts, end, config, progress)
+                for one, transitions in zip(pair, both, strict=True):
+                    found += episodes(one, data.granularity, transitions)
+                continue
         transitions = run_series(series, data.granularity, series_start(series, data), end, config, progress)
         found += episodes(series, data.granularity, transitions)
     found.sort(key=lambda r: (r.opened_at, r.checkpoint, r.direction, r.kind))

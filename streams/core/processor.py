@@ -41,7 +41,7 @@ from streams.core.store import LocalStore
 from streams.domain.alert import alert_message
 from streams.domain.clock import AGREEMENT_WINDOW, agreed_time, boundaries
 from streams.domain.counts import count_event, group_counts, profile_key
-from streams.domain.detect import Band, CheckpointDetector, DetectorConfig
+from streams.domain.detect import Band, CheckpointDetector, DetectorConfig, Transition
 from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent, event_digest
 from streams.domain.local_time import SLOT_SECONDS, LocalCalendar
 from streams.domain.registry import Checkpoint, Registry
@@ -285,6 +285,9 @@ class PartitionProcessor:
                 checkpoint = self.registry[checkpoint_id]
                 for direction in DIRECTIONS:
                     self._evaluate(checkpoint, direction, as_of, raised_at)
+                # The post as a whole (both directions silent), once both have been evaluated.
+                owner = self.detector(checkpoint, DIRECTIONS[0])
+                self._publish(checkpoint, owner.direction, owner.evaluate_post(as_of), raised_at)
             state.evaluated_until = boundary
 
     def detector(self, checkpoint: Checkpoint, direction: str) -> CheckpointDetector:
@@ -301,6 +304,12 @@ class PartitionProcessor:
                 state=self.state.detectors.get(key),
             )
             self._detectors[key] = detector
+            # The post's two directions are paired (the first holds the post-level episode).
+            other = DIRECTIONS[1] if direction == DIRECTIONS[0] else DIRECTIONS[0]
+            partner = self._detectors.get(f"{cid}|{other}")
+            if partner is not None:
+                first, second = (detector, partner) if direction == DIRECTIONS[0] else (partner, detector)
+                first.pair(second)
         return detector
 
     def _evaluate(self, checkpoint: Checkpoint, direction: str, as_of: datetime, raised_at: datetime) -> None:
@@ -308,6 +317,11 @@ class PartitionProcessor:
         transitions = detector.evaluate(as_of)
         # Its state is taken at the commit (prepare_commit), not after every evaluation.
         self.state.dirty_detectors.add(f"{checkpoint.checkpoint_id}|{direction}")
+        self._publish(checkpoint, direction, transitions, raised_at)
+
+    def _publish(
+        self, checkpoint: Checkpoint, direction: str, transitions: list[Transition], raised_at: datetime
+    ) -> None:
         metrics = self.effects.metrics
         for transition in transitions:
             alert = alert_message(checkpoint, direction, transition, raised_at=raised_at)

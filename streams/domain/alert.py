@@ -34,7 +34,8 @@ def summary_line(checkpoint: Checkpoint, direction: str, transition: Transition)
     what = {"running_day": "so far today", "last_hour": "in the last hour", "full_day": "for the day"}[
         a.window
     ]
-    where = f"{checkpoint.name} {direction}"
+    # A post-level assessment (both directions summed) speaks for the post, not one direction.
+    where = f"{checkpoint.name} (both directions)" if a.post else f"{checkpoint.name} {direction}"
     resolved = "resolved: " if transition.status == "resolved" else ""
     if a.cause == "reopened":
         line = f"{resolved}{where} reopened: {a.observed:,} crossings {what} ({a.local_day})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from datetime import date, datetime, time, timedelta
 
 from hypothesis import given, settings
@@ -96,3 +97,97 @@ def test_holidays_of_both_countries_and_moving_ones_matched_by_name():
     name = next(n for n in holiday_names(("UZB",), eid[0]) if "Eid" in n)
     last = same_holiday_last_year(("UZB",), name, eid[0])
     assert last is not None and last.year == 2023 and abs((eid[0].replace(year=2023) - last).days) > 5
+
+
+#: A night-quiet day (per local hour); each direction carries ``POST_LEVEL`` a day.
+POST_SHAPE = (3, 3, 2, 2, 3, 5, 8, 12, 14, 14, 14, 14, 14, 14, 14, 14, 12, 10, 8, 7, 6, 5, 4, 3)
+POST_LEVEL = 240
+
+
+def _run_post(silent, days: int = 47, paired: bool = True, restart_at: tuple[int, int] | None = None):
+    """Korday's two directions hour by hour as the worker runs them (entry, exit, then the
+    post view); ``silent(offset, direction, hour)`` says an hour has no crossings at all."""
+    rng = random.Random(5)
+    profiles: dict[str, dict] = {"entry": {}, "exit": {}}
+
+    def make(states: dict | None = None) -> dict[str, CheckpointDetector]:
+        made = {
+            d: CheckpointDetector(KORDAY, d, profiles[d].get, state=(states or {}).get(d))
+            for d in ("entry", "exit")
+        }
+        if paired:
+            made["entry"].pair(made["exit"])
+        return made
+
+    detectors = make()
+    transitions = []
+    for offset in range(days):
+        day = START + timedelta(days=offset)
+        for hour in range(24):
+            as_of = datetime.combine(day, time(hour), tzinfo=KORDAY.tz)
+            for direction in ("entry", "exit"):
+                transitions += [(direction, t) for t in detectors[direction].evaluate(as_of)]
+            transitions += [("entry", t) for t in detectors["entry"].evaluate_post(as_of)]
+            if (offset, hour) == restart_at:
+                detectors = make(json.loads(json.dumps({d: x.state() for d, x in detectors.items()})))
+            for direction in ("entry", "exit"):
+                if silent(offset, direction, hour):
+                    continue
+                mean = POST_LEVEL * POST_SHAPE[hour] / sum(POST_SHAPE)
+                n, p, limit = 0, rng.random(), math.exp(-mean)
+                while p > limit:
+                    n, p = n + 1, p * rng.random()
+                if n:
+                    profiles[direction][day] = count_event(
+                        profiles[direction].get(day), hour, "KGZ", "labour", n
+                    )
+    return transitions
+
+
+def test_a_post_that_stops_reporting_is_one_post_episode_within_two_hours():
+    """Both directions silent from midnight for two days: each expects ~7 crossings by 02:00
+    (silence alone: p ~ 10^-3 to 10^-4, not enough); together ~13 (p ~ 10^-5.5). Paired, the post
+    view opens one post-level episode at 02:00 (neither direction opens its own), which
+    survives a restart and resolves once traffic is back; unpaired, nothing by 02:00."""
+    outage = START + timedelta(days=42)
+
+    def silent(offset: int, direction: str, hour: int) -> bool:
+        return offset in (42, 43)
+
+    paired = _run_post(silent, restart_at=(42, 5))
+    opened = [(d, t) for d, t in paired if t.opened and t.assessment.local_day >= outage]
+    assert len(opened) == 1
+    _, first = opened[0]
+    assert first.assessment.post and first.assessment.cause == "no_data" and first.episode.kind == "drop"
+    assert first.as_of == datetime.combine(outage, time(2), tzinfo=KORDAY.tz)
+    assert first.assessment.observed == 0 and 10 < first.assessment.expected < 18
+    resolved = [
+        t for _, t in paired if t.status == "resolved" and t.episode.episode_id == first.episode.episode_id
+    ]
+    assert len(resolved) == 1 and resolved[0].assessment.local_day == outage + timedelta(days=2)
+    assert [t.assessment.local_day for _, t in paired if not t.opened and t.status == "firing"] == [
+        outage,
+        outage + timedelta(days=1),
+    ]  # one update per completed day
+
+    unpaired = _run_post(silent, paired=False)
+    early = [
+        t
+        for _, t in unpaired
+        if t.opened and outage <= t.assessment.local_day and t.as_of.astimezone(KORDAY.tz).hour <= 2
+    ]
+    assert early == [] and any(t.opened for _, t in unpaired if t.assessment.local_day == outage)
+
+
+def test_one_direction_quiet_at_night_is_not_a_post_that_stopped_reporting():
+    """Entries silent for the first two hours of a day while exits carry on: no post episode,
+    and nothing at all (each direction's own silence is not significant by then)."""
+
+    def silent(offset: int, direction: str, hour: int) -> bool:
+        return offset == 42 and direction == "entry" and hour < 2
+
+    transitions = _run_post(silent)
+    assert not any(t.assessment.post for _, t in transitions)
+    assert [
+        t for _, t in transitions if t.opened and t.assessment.local_day == START + timedelta(days=42)
+    ] == []

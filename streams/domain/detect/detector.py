@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -130,6 +130,8 @@ class Assessment:
     #: The score when it is not the count model's (a closure or a reopening), or when the
     #: verdict already needed it; otherwise it is worked out the first time it is read.
     known_score: float | None = field(default=None, repr=False)
+    #: Judged for the whole post, both directions summed (``assess_post_silence``).
+    post: bool = False
 
     @property
     def score(self) -> float:
@@ -323,6 +325,69 @@ def assess_hour(
     )
 
 
+def assess_post_silence(
+    parts: Sequence[tuple[str, Baseline | None, int]],
+    local_time: datetime | None,
+    config: DetectorConfig,
+) -> Assessment | None:
+    """Both directions of a post summed (``parts``: direction, its baseline or None, its count): the
+    day so far at ``local_time``, or the whole day with None. A post that stops reporting
+    goes silent in both directions at once; early in a quiet night neither direction alone
+    expects enough for silence to mean anything, their sum can (a drop only when nothing at
+    all was counted: this view speaks of silence, not of a low level). The directions'
+    day-level and shape errors are taken as fully correlated (the summed count's
+    coefficient of variation is the expectation-weighted mean of theirs), the cautious
+    choice: a day that starts late starts late both ways. The score is never weaker than a
+    direction's own, so a silence each direction would have flagged alone is still flagged."""
+    observed = expected = weighted = 0.0
+    own_scores: list[float] = []
+    details: list[str] = []
+    day: date | None = None
+    for direction, baseline, count in parts:
+        if baseline is None:  # no expectation (still learning, or closed): its count only
+            observed += count
+            details.append(f"{direction} {count:,}")
+            continue
+        if local_time is None:
+            mu, cv, day = baseline.expected_day, baseline.dispersion, baseline.day
+        else:
+            fraction = (local_time.minute * 60 + local_time.second) / 3600
+            mu = baseline.expected_through(local_time.hour, fraction)
+            cv = baseline.running_dispersion(local_time.hour, fraction, config.running_extra_dispersion)
+            day = local_time.date()
+        observed += count
+        expected += mu
+        weighted += mu * cv
+        if count == 0 and mu > 0:
+            own_scores.append(tail_score(0, mu, cv))
+        details.append(f"{direction} {count:,} vs {mu:,.0f}")
+    if day is None or expected < config.min_expected:
+        return None
+    cv = weighted / expected
+    total = int(observed)
+    score: float | None = None
+    kind: Kind | None = None
+    if total == 0:
+        score = min([tail_score(0, expected, cv), *own_scores])
+        kind = "drop" if score <= -config.min_score else None
+    return Assessment(
+        "running_day" if local_time is not None else "full_day",
+        day,
+        total,
+        expected,
+        total / expected,
+        kind,
+        (),
+        "no_data" if kind == "drop" else "level",
+        band(expected, cv),
+        None,
+        ("both directions: " + ", ".join(details),),
+        cv,
+        score,
+        post=True,
+    )
+
+
 def assess_groups(
     profile: DayProfile | None,
     baseline: Baseline,
@@ -502,6 +567,10 @@ class Transition:
     opened: bool
 
 
+def _total(profile: DayProfile | None) -> int:
+    return profile["total"] if profile else 0
+
+
 def _episode(state: dict[str, Any] | None) -> Episode | None:
     """An episode from saved state; unknown keys (a newer version's) are ignored."""
     if not state:
@@ -555,6 +624,16 @@ class CheckpointDetector:
         #: Computed when asked (``band``), from what the evaluation saw.
         self._band: Band | None = Band.from_list(state["band"]) if state.get("band") else None
         self._band_inputs: tuple[Baseline, datetime, int] | None = None
+        #: The post's other direction (``pair``): a post that stops reporting falls silent in
+        #: both directions at once, which is judged on both (``evaluate_post``). Not state:
+        #: the worker and the backtest pair the two detectors again when they make them.
+        self.partner: CheckpointDetector | None = None
+        #: This detector holds the pair's post-level episode and runs ``evaluate_post``.
+        self.post_owner = False
+        #: The post-level episode (both directions silent: one episode for the post, kept by
+        #: the pair's first detector) and the local day ``evaluate_post`` last saw.
+        self.post_episode: Episode | None = _episode(state.get("post_episode"))
+        self.post_day: date | None = date.fromisoformat(state["post_day"]) if state.get("post_day") else None
 
     def state(self) -> dict[str, Any]:
         """What must survive a restart (kept in a changelogged table by the worker): small,
@@ -569,6 +648,8 @@ class CheckpointDetector:
             "alarm_today": self.alarm_today,
             "history": self.history.state(),
             "band": self.band.as_list() if self.band else None,
+            "post_episode": vars(self.post_episode).copy() if self.post_episode else None,
+            "post_day": self.post_day.isoformat() if self.post_day else None,
         }
 
     @property
@@ -586,6 +667,26 @@ class CheckpointDetector:
     @property
     def closed(self) -> bool:
         return self.closed_since is not None
+
+    def pair(self, partner: CheckpointDetector) -> None:
+        """Link the post's two directions; ``self`` holds the post-level episode, and its
+        ``evaluate_post`` is called once both have been evaluated at a time."""
+        self.partner, partner.partner = partner, self
+        self.post_owner, partner.post_owner = True, False
+
+    def _post_covers(self, day: date) -> bool:
+        """A drop this direction would open belongs to the post: the post-level episode is
+        open, or neither direction has counted anything on ``day`` (``evaluate_post``
+        judges that silence, on both directions, at the same evaluation)."""
+        partner = self.partner
+        if partner is None:
+            return False
+        owner = self if self.post_owner else partner
+        if owner.post_episode is not None:
+            return True
+        if partner.closed:
+            return False  # the post view does not judge a post half closed: this direction's own
+        return _total(self.lookup(day)) == 0 and _total(partner.lookup(day)) == 0
 
     def baseline(self, day: date) -> Baseline | None:
         if day not in self._baselines:
@@ -641,6 +742,141 @@ class CheckpointDetector:
                 )
         if self.episode is not None:
             self.alarm_today = True
+        return transitions
+
+    def evaluate_post(self, as_of: datetime) -> list[Transition]:
+        """The post as a whole, for the pair's first detector once both directions have been
+        evaluated at ``as_of``: both directions silent where their summed expectation makes
+        that unlikely opens one post-level drop episode ("stopped reporting"); a direction
+        does not open its own drop while it is open. It gets one update per completed day,
+        says "closed" once both directions are, and resolves when the post's summed flow is
+        back in its band (or a closed direction reopens)."""
+        partner = self.partner
+        if partner is None or not self.post_owner:
+            return []
+        local = as_of.astimezone(self.checkpoint.tz)
+        day = local.date()
+        if self.last_day != day or partner.last_day != day:
+            return []  # both directions must have been evaluated at this time
+        previous, self.post_day = self.post_day, day
+        completed = previous if previous is not None and previous < day else None
+        episode = self.post_episode
+        if episode is not None:
+            self.alarm_today = partner.alarm_today = True
+            return self._post_update(episode, day, local, completed, as_of)
+        if self.closed or partner.closed:
+            return []
+        # Only silence opens one: the assessment is worked out when both counted nothing.
+        found = None
+        if completed is not None and self._post_silent(completed):
+            found = self._post_assessment(completed, None)
+        if (found is None or found.kind is None) and self._post_silent(day):
+            found = self._post_assessment(day, local)
+        if found is None or found.kind is None:
+            return []
+        if found.window == "full_day":
+            for detector in (self, partner):  # the day was recorded before the post judged it
+                got = detector.history.get(found.local_day)
+                if got is not None and got[1] == NORMAL:
+                    detector.history.record(found.local_day, got[0], ALARM)
+        self.post_episode = Episode(
+            episode_id=f"{self.checkpoint.checkpoint_id}:post:drop:{local:%Y-%m-%dT%H%M}",
+            kind="drop",
+            opened_by=found.window,
+            opened_as_of=as_of.isoformat(),
+            peak_observed=found.observed,
+            peak_expected=found.expected,
+            peak_day=found.local_day.isoformat() if found.window == "full_day" else None,
+            cause="no_data",
+        )
+        self.alarm_today = partner.alarm_today = True
+        return [Transition("firing", self.post_episode, found, as_of, opened=True)]
+
+    def _post_silent(self, day: date) -> bool:
+        assert self.partner is not None
+        return _total(self.lookup(day)) == 0 and _total(self.partner.lookup(day)) == 0
+
+    def _post_assessment(self, day: date, local: datetime | None) -> Assessment | None:
+        """Both directions summed on ``day`` (so far at ``local``, or the whole day)."""
+        assert self.partner is not None
+        parts = []
+        for detector in (self, self.partner):
+            baseline = None if detector.closed else detector.baseline(day)
+            count = _total(detector.lookup(day))
+            if baseline is None and count == 0:
+                continue
+            parts.append((detector.direction, baseline, count))
+        if not any(baseline is not None for _, baseline, _ in parts):
+            return None
+        return assess_post_silence(parts, local, self.config)
+
+    def _post_update(
+        self, episode: Episode, day: date, local: datetime, completed: date | None, as_of: datetime
+    ) -> list[Transition]:
+        partner = self.partner
+        assert partner is not None
+        if self.closed and partner.closed:
+            if episode.cause == "closed":
+                return []
+            episode.cause = "closed"
+            since = min(d for d in (self.closed_since, partner.closed_since) if d is not None)
+            last = completed or day
+            total = _total(self.lookup(last)) + _total(partner.lookup(last))
+            assessment = Assessment(
+                "full_day",
+                last,
+                total,
+                episode.peak_expected,
+                total / episode.peak_expected if episode.peak_expected else 0.0,
+                "drop",
+                (),
+                "closed",
+                (0.0, 0.0),
+                None,
+                (f"closed since {since.isoformat()}: both directions at or near zero",),
+                0.1,
+                tail_score(total, episode.peak_expected, 0.1) if episode.peak_expected else 0.0,
+                post=True,
+            )
+            return [Transition("firing", episode, assessment, as_of, opened=False)]
+        if episode.cause == "closed":
+            # A direction has reopened (its own "reopened" surge says so): the closure is over.
+            total = _total(self.lookup(day)) + _total(partner.lookup(day))
+            assessment = Assessment(
+                "running_day",
+                day,
+                total,
+                0.0,
+                float(total),
+                None,
+                (),
+                "reopened",
+                (0.0, float(self.config.reopen_min)),
+                None,
+                (),
+                0.5,
+                0.0,
+                post=True,
+            )
+            self.post_episode = None
+            return [Transition("resolved", episode, assessment, as_of, opened=False)]
+        transitions: list[Transition] = []
+        if completed is not None:
+            full = self._post_assessment(completed, None)
+            if full is not None:
+                if episode.clears(full, self.config):
+                    self.post_episode = None
+                    return [Transition("resolved", episode, full, as_of, opened=False)]
+                departure = abs(math.log(max(full.ratio, 1e-6)))
+                best = abs(math.log(max(episode.peak_observed, 1) / max(episode.peak_expected, 1e-6)))
+                if episode.peak_day is None or departure >= best:
+                    episode.peak_observed, episode.peak_expected = full.observed, full.expected
+                    episode.peak_day = full.local_day.isoformat()
+                transitions.append(Transition("firing", episode, full, as_of, opened=False))
+        running = self._post_assessment(day, local)
+        if running is not None and episode.clears(running, self.config):
+            self.post_episode = None
+            transitions.append(Transition("resolved", episode, running, as_of, opened=False))
         return transitions
 
     def _close_hour(self, day: date, hour: int, as_of: datetime) -> list[Transition]:
@@ -798,6 +1034,8 @@ class CheckpointDetector:
         episode = self.episode
         if episode is None:
             if assessment.kind is None:
+                return []
+            if assessment.kind == "drop" and self._post_covers(assessment.local_day):
                 return []
             local = as_of.astimezone(self.checkpoint.tz)
             episode = Episode(
