@@ -1,7 +1,8 @@
 """Score episodes against labelled anomalies: recall, delay and false alarms.
 
 A label is (date or time, checkpoint, kind[, direction][, end]). It is *found* by an
-episode of the same kind, checkpoint (and direction, if the label names one) that opens
+episode of the same kind, checkpoint (and direction, if the label names one; a post-level
+episode, direction ``both``, speaks for either) that opens
 between ``before`` ahead of the label's start and ``after`` past it (two days: an alarm
 weeks into a crackdown is not the crackdown's alarm);
 the delay is from the label's start to the first such episode's opening. An episode that
@@ -20,6 +21,7 @@ from typing import Any
 
 from streams.backtest.run import EpisodeRow
 from streams.backtest.series import SeriesError, SeriesSet
+from streams.domain.detect import POST_DIRECTION
 from streams.domain.registry import Checkpoint
 
 
@@ -32,11 +34,14 @@ class Label:
     direction: str | None = None
     name: str = ""
 
+    def _direction_matches(self, row: EpisodeRow) -> bool:
+        return self.direction in (None, "", row.direction) or row.direction == POST_DIRECTION
+
     def covers(self, row: EpisodeRow, before: timedelta, after: timedelta) -> bool:
         return (
             row.checkpoint == self.checkpoint
             and row.kind == self.kind
-            and self.direction in (None, "", row.direction)
+            and self._direction_matches(row)
             and self.start - before <= row.opened_at <= self.start + after
         )
 
@@ -44,7 +49,7 @@ class Label:
         """The episode opened while this label's anomaly (of any kind) was going on."""
         return (
             row.checkpoint == self.checkpoint
-            and self.direction in (None, "", row.direction)
+            and self._direction_matches(row)
             and self.start <= row.opened_at <= self.end + after
         )
 

@@ -23,12 +23,12 @@ from typing import Any
 from streams.backtest.series import Series, SeriesSet, local_midnight
 from streams.domain.alert import alert_message
 from streams.domain.counts import DayProfile
-from streams.domain.detect import CheckpointDetector, DetectorConfig, Transition
+from streams.domain.detect import POST_DIRECTION, CheckpointDetector, DetectorConfig, Transition
 
 RETENTION_DAYS = 35
 #: A post's two directions, in the order the worker evaluates them (the first holds the
 #: post-level episode): a series set with both gets them run together (``run_post``).
-POST_DIRECTIONS = ("entry", "exit")
+PAIRED_DIRECTIONS = ("entry", "exit")
 
 
 @dataclass
@@ -133,10 +133,11 @@ def run_post(
     end: datetime,
     config: DetectorConfig = DetectorConfig(),
     progress: Callable[[int], None] | None = None,
-) -> tuple[list[Transition], list[Transition]]:
+) -> tuple[list[Transition], list[Transition], list[Transition]]:
     """Both directions of one post, as the worker runs them: at each time the first, then
-    the second, then the post-level view (``evaluate_post``, whose transitions are the
-    first's). Each direction is evaluated from its own start, as ``run_series`` would."""
+    the second, then the post-level view (``evaluate_post``). Returns the first's, the
+    second's and the post's transitions. Each direction is evaluated from its own start,
+    as ``run_series`` would."""
     clocks = ([starts[0]], [starts[1]])
     detectors = tuple(
         CheckpointDetector(series.checkpoint, series.direction, _lookup(series, clock), config)
@@ -154,7 +155,7 @@ def run_post(
         set(evaluation_times(series, granularity, start, end))
         for series, start in zip(pair, starts, strict=True)
     ]
-    found: tuple[list[Transition], list[Transition]] = ([], [])
+    found: tuple[list[Transition], list[Transition], list[Transition]] = ([], [], [])
     steps = 0
     for moment in moments:
         for k in (0, 1):
@@ -162,7 +163,7 @@ def run_post(
                 clocks[k][0] = moment
                 found[k].extend(detectors[k].evaluate(moment))
                 steps += 1
-        found[0].extend(detectors[0].evaluate_post(moment))
+        found[2].extend(detectors[0].evaluate_post(moment))
         if progress is not None and steps >= 500:
             progress(steps)
             steps = 0
@@ -171,19 +172,23 @@ def run_post(
     return found
 
 
-def episodes(series: Series, granularity: str, transitions: list[Transition]) -> list[EpisodeRow]:
-    """One row per episode: the opening alert's figures, and when it resolved."""
+def episodes(
+    series: Series, granularity: str, transitions: list[Transition], direction: str | None = None
+) -> list[EpisodeRow]:
+    """One row per episode: the opening alert's figures, and when it resolved. ``direction``
+    overrides the series' (``POST_DIRECTION`` for a post-level episode)."""
     rows: dict[str, EpisodeRow] = {}
     checkpoint = series.checkpoint
+    direction = direction or series.direction
     for transition in transitions:
-        alert = alert_message(checkpoint, series.direction, transition, raised_at=transition.as_of)
+        alert = alert_message(checkpoint, direction, transition, raised_at=transition.as_of)
         episode_id = transition.episode.episode_id
         if transition.opened:
             local = transition.as_of.astimezone(checkpoint.tz)
             start = alert["local_day"] if granularity == "day" else local.isoformat()
             rows[episode_id] = EpisodeRow(
                 checkpoint=checkpoint.checkpoint_id,
-                direction=series.direction,
+                direction=direction,
                 kind=alert["kind"],
                 start=start,
                 end=None,
@@ -230,16 +235,17 @@ def backtest(
     found: list[EpisodeRow] = []
     end = data.last
     for (checkpoint_id, direction), series in data.series.items():
-        if direction in POST_DIRECTIONS and (checkpoint_id, POST_DIRECTIONS[0]) in data.series:
-            other = data.series.get((checkpoint_id, POST_DIRECTIONS[1]))
+        if direction in PAIRED_DIRECTIONS and (checkpoint_id, PAIRED_DIRECTIONS[0]) in data.series:
+            other = data.series.get((checkpoint_id, PAIRED_DIRECTIONS[1]))
             if other is not None:
-                if direction == POST_DIRECTIONS[1]:
+                if direction == PAIRED_DIRECTIONS[1]:
                     continue  # run with its first direction
                 pair = (series, other)
                 starts = (series_start(series, data), series_start(other, data))
-                both = run_post(pair, data.granularity, starts, end, config, progress)
-                for one, transitions in zip(pair, both, strict=True):
-                    found += episodes(one, data.granularity, transitions)
+                first, second, post = run_post(pair, data.granularity, starts, end, config, progress)
+                found += episodes(series, data.granularity, first)
+                found += episodes(other, data.granularity, second)
+                found += episodes(series, data.granularity, post, POST_DIRECTION)
                 continue
         transitions = run_series(series, data.granularity, series_start(series, data), end, config, progress)
         found += episodes(series, data.granularity, transitions)

@@ -41,7 +41,7 @@ from streams.core.store import LocalStore
 from streams.domain.alert import alert_message
 from streams.domain.clock import AGREEMENT_WINDOW, agreed_time, boundaries
 from streams.domain.counts import count_event, group_counts, profile_key
-from streams.domain.detect import Band, CheckpointDetector, DetectorConfig, Transition
+from streams.domain.detect import POST_DIRECTION, Band, CheckpointDetector, DetectorConfig, Transition
 from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent, event_digest
 from streams.domain.local_time import SLOT_SECONDS, LocalCalendar
 from streams.domain.registry import Checkpoint, Registry
@@ -287,29 +287,34 @@ class PartitionProcessor:
                     self._evaluate(checkpoint, direction, as_of, raised_at)
                 # The post as a whole (both directions silent), once both have been evaluated.
                 owner = self.detector(checkpoint, DIRECTIONS[0])
-                self._publish(checkpoint, owner.direction, owner.evaluate_post(as_of), raised_at)
+                self._publish(checkpoint, POST_DIRECTION, owner.evaluate_post(as_of), raised_at)
             state.evaluated_until = boundary
 
     def detector(self, checkpoint: Checkpoint, direction: str) -> CheckpointDetector:
         key = f"{checkpoint.checkpoint_id}|{direction}"
         detector = self._detectors.get(key)
         if detector is None:
-            profiles = self.state.profiles
-            cid = checkpoint.checkpoint_id
-            detector = CheckpointDetector(
-                checkpoint,
-                direction,
-                lambda day: profiles.get(profile_key(cid, direction, day)),
-                self.config.detector,
-                state=self.state.detectors.get(key),
-            )
-            self._detectors[key] = detector
-            # The post's two directions are paired (the first holds the post-level episode).
-            other = DIRECTIONS[1] if direction == DIRECTIONS[0] else DIRECTIONS[0]
-            partner = self._detectors.get(f"{cid}|{other}")
-            if partner is not None:
-                first, second = (detector, partner) if direction == DIRECTIONS[0] else (partner, detector)
-                first.pair(second)
+            # A post's two directions are made together and paired (the first holds the
+            # post-level episode) before either is evaluated: a direction evaluated unpaired
+            # would open its own drop where the post's silence covers it, so a restart
+            # (which makes them again) would raise other alerts than an uninterrupted run.
+            pair = [self._make_detector(checkpoint, one) for one in DIRECTIONS]
+            pair[0].pair(pair[1])
+            detector = self._detectors[key]
+        return detector
+
+    def _make_detector(self, checkpoint: Checkpoint, direction: str) -> CheckpointDetector:
+        key = f"{checkpoint.checkpoint_id}|{direction}"
+        profiles = self.state.profiles
+        cid = checkpoint.checkpoint_id
+        detector = CheckpointDetector(
+            checkpoint,
+            direction,
+            lambda day: profiles.get(profile_key(cid, direction, day)),
+            self.config.detector,
+            state=self.state.detectors.get(key),
+        )
+        self._detectors[key] = detector
         return detector
 
     def _evaluate(self, checkpoint: Checkpoint, direction: str, as_of: datetime, raised_at: datetime) -> None:
@@ -360,9 +365,11 @@ class PartitionProcessor:
         """(checkpoint, direction) -> kind of the open episode, for the alerts_open gauge."""
         found = {}
         for key, saved in self.state.detectors.items():
+            checkpoint_id, direction = key.split("|")
             if saved.get("episode"):
-                checkpoint_id, direction = key.split("|")
                 found[(checkpoint_id, direction)] = saved["episode"]["kind"]
+            if saved.get("post_episode"):
+                found[(checkpoint_id, POST_DIRECTION)] = saved["post_episode"]["kind"]
         return found
 
     # -- commit ----------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def top_groups(alert: dict[str, Any]) -> str:
 
 def description(alert: dict[str, Any], name: str) -> str:
     """Words for a person: what is happening, by how much, who, and what to do."""
-    flow = "Entries" if alert["direction"] == "entry" else "Exits"
+    flow = {"entry": "Entries", "exit": "Exits"}.get(alert["direction"], "Entries and exits")
     where = f"{alert['checkpoint_name']} ({alert['checkpoint_id']})"
     window = _WINDOW_WORDS[alert["window"]]
     figures = (

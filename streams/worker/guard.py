@@ -331,8 +331,7 @@ class Worker:
         self.rewinding.pop(partition, None)
         self.metrics.forget_partition(partition)
         for checkpoint_id in self.engine.owned.get(partition, ()):
-            for direction in ("entry", "exit"):
-                self.metrics.forget_checkpoint(checkpoint_id, direction)
+            self.metrics.forget_checkpoint(checkpoint_id)
 
     async def tick(self) -> None:
         """The 1 s timer: let go of moved partitions, judge idle ones, commit when due
@@ -357,8 +356,7 @@ class Worker:
             self.engine.use_registry(registry)
             after = {cid for p in self.engine.tasks for cid in self.engine.owned.get(p, ())}
             for checkpoint_id in before - after:
-                for direction in ("entry", "exit"):
-                    self.metrics.forget_checkpoint(checkpoint_id, direction)
+                self.metrics.forget_checkpoint(checkpoint_id)
             return True
 
     async def on_revoked(self, revoked: Iterable[int]) -> None:

@@ -29,7 +29,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from streams.core.task import CommitReport
-from streams.domain.detect import Band
+from streams.domain.detect import POST_DIRECTION, Band
 
 __all__ = ["CONTENT_TYPE_LATEST", "WorkerMetrics"]
 
@@ -137,7 +137,7 @@ class WorkerMetrics:
         )
         self.alerts_raised = Counter(
             "crossings_alerts_raised",
-            "Anomaly episodes opened.",
+            "Anomaly episodes opened (direction both: a post-level episode, the post stopped reporting).",
             ["checkpoint", "direction", "kind"],
             registry=r,
         )
@@ -146,7 +146,7 @@ class WorkerMetrics:
         )
         self.alerts_open = Gauge(
             "crossings_alerts_open",
-            "Episodes currently open.",
+            "Episodes currently open (direction both: a post-level episode).",
             ["checkpoint", "direction", "kind"],
             registry=r,
         )
@@ -269,16 +269,22 @@ class WorkerMetrics:
         self._restore_read[partition] = read
         self.restore_remaining.labels(label).set(remaining)
 
-    def forget_checkpoint(self, checkpoint: str, direction: str) -> None:
+    def forget_checkpoint(self, checkpoint: str) -> None:
         """Drop the gauges of a checkpoint this worker no longer owns, so that after a
-        rebalance each series is exported by one worker only (sums stay right)."""
-        for gauge, labels in (
-            (self.today_crossings, (checkpoint, direction)),
-            *((self.alerts_open, (checkpoint, direction, kind)) for kind in ("surge", "drop")),
-            *((band, (checkpoint, direction)) for band in self._band_gauges),
-        ):
-            with contextlib.suppress(KeyError):
-                gauge.remove(*labels)
+        rebalance each series is exported by one worker only (sums stay right). Its open
+        post-level episode (direction "both") goes with its directions' series."""
+        for direction in ("entry", "exit"):
+            for gauge, labels in (
+                (self.today_crossings, (checkpoint, direction)),
+                *((band, (checkpoint, direction)) for band in self._band_gauges),
+            ):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*labels)
+        for direction in ("entry", "exit", POST_DIRECTION):
+            for kind in ("surge", "drop"):
+                with contextlib.suppress(KeyError):
+                    self.alerts_open.remove(checkpoint, direction, kind)
+        self._open_labels = {key for key in self._open_labels if key[0] != checkpoint}
 
     def forget_partition(self, partition: int) -> None:
         for gauge in (self.stream_time, self.consumer_lag, self.restore_remaining):

@@ -83,3 +83,5 @@ def test_worker_and_backtest_open_the_same_episodes(tmp_path):
     # The scenario's stories are there at all (so the comparison is not of two empty sets).
     assert ("zhibek-zholy", "surge") in kinds
     assert ("korday", "drop") in kinds
+    # Korday's closure silences both directions at once: one post-level episode, the same in both.
+    assert {d for c, d, k, _ in worker if (c, k) == ("korday", "drop")} == {"both"}

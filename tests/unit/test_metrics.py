@@ -159,13 +159,17 @@ def test_forgetting_a_checkpoint_or_partition_drops_its_series():
     """After a rebalance each series is exported by its new owner only."""
     metrics = WorkerMetrics()
     metrics.set_bands({("korday", "entry"): Band(3600.0, 5, 10.0, 2.0, 30.0)})
+    metrics.alerts_open.labels("korday", "both", "drop").set(1)
+    metrics.alerts_open.labels("kazygurt", "exit", "surge").set(1)
     metrics.restore_progress(1, 0, 7)
     metrics.restore_progress(1, 7, 0)
     metrics.consumer_lag.labels("1").set(12)
     assert _samples(metrics, "crossings_band_upper") == {("korday", "entry"): 30.0}
     assert _samples(metrics, "crossings_state_restored_records_total") == {("1",): 7.0}
-    metrics.forget_checkpoint("korday", "entry")
+    metrics.forget_checkpoint("korday")
     metrics.forget_partition(1)
+    # The post-level episode (direction both) goes with its checkpoint; others stay.
+    assert _samples(metrics, "crossings_alerts_open") == {("kazygurt", "exit", "surge"): 1.0}
     for name in (
         "crossings_band_observed",
         "crossings_band_expected",

@@ -2,6 +2,7 @@
 
 from streams.domain.detect.baseline import Baseline, BaselineConfig, build_baseline
 from streams.domain.detect.detector import (
+    POST_DIRECTION,
     Assessment,
     Band,
     CheckpointDetector,
@@ -13,6 +14,7 @@ from streams.domain.detect.detector import (
 )
 
 __all__ = [
+    "POST_DIRECTION",
     "Assessment",
     "Band",
     "Baseline",

@@ -567,6 +567,11 @@ class Transition:
     opened: bool
 
 
+#: The direction a post-level episode's alerts carry: it speaks for both directions summed
+#: (a post that stopped reporting), so an operator gets one alert for the post, not two.
+POST_DIRECTION = "both"
+
+
 def _total(profile: DayProfile | None) -> int:
     return profile["total"] if profile else 0
 
@@ -780,7 +785,7 @@ class CheckpointDetector:
                 if got is not None and got[1] == NORMAL:
                     detector.history.record(found.local_day, got[0], ALARM)
         self.post_episode = Episode(
-            episode_id=f"{self.checkpoint.checkpoint_id}:post:drop:{local:%Y-%m-%dT%H%M}",
+            episode_id=f"{self.checkpoint.checkpoint_id}:{POST_DIRECTION}:drop:{local:%Y-%m-%dT%H%M}",
             kind="drop",
             opened_by=found.window,
             opened_as_of=as_of.isoformat(),
