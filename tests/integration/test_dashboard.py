@@ -21,7 +21,7 @@ import pytest
 from load_tests.harness import WorkerProcess, free_port, wait_committed
 from load_tests.notify_harness import NotifyProcess, Recorder, topic_messages, wait_for
 from load_tests.prometheus import PrometheusServer, scrape_config
-from load_tests.scenario import DEFAULT_START, Scenario, ScenarioSpec, labour_surge, replay
+from load_tests.scenario import DEFAULT_START, Anomaly, Scenario, ScenarioSpec, labour_surge, replay
 from streams.ops.topics import ensure_topics
 from streams.settings import PROJECT_ROOT, load_settings
 
@@ -32,15 +32,29 @@ DASHBOARD = PROJECT_ROOT / "deploy" / "grafana" / "dashboards" / "crossings.json
 # Two checkpoints for 17 days (under half a minute of work here): past the detector's
 # 14-day warm-up, so the band panels have a baseline to show;
 # a UZB labour surge at Zhibek Zholy on the last two days, still open at the end (alerts for
-# notify to deliver, an episode for the annotation).
+# notify to deliver, an episode for the annotation), and Korday silent both ways on the last
+# day (a post-level episode, direction "both", for the annotation too).
+LAST_DAY = DEFAULT_START + timedelta(days=16)
 SPEC = ScenarioSpec(
     days=17,
     checkpoints=("zhibek-zholy", "korday"),
     anomalies=(
         labour_surge(
             DEFAULT_START + timedelta(days=15),
-            DEFAULT_START + timedelta(days=16),
+            LAST_DAY,
             "UZB labour entries x3 for the last two days",
+        ),
+        Anomaly(
+            name="closure",
+            kind="drop",
+            checkpoint_id="korday",
+            direction=None,
+            nationality=None,
+            purpose=None,
+            starts=LAST_DAY,
+            ends=LAST_DAY,
+            description="Korday silent on the last day",
+            factor=0.0,
         ),
     ),
 )
@@ -199,7 +213,7 @@ def test_band_panel_shows_observed_inside_a_positive_band(stack):
         assert upper > 0
 
 
-def test_annotations_are_valid_promql_and_the_open_surge_is_annotated(stack):
+def test_annotations_are_valid_promql_and_the_open_episodes_are_annotated(stack):
     prometheus, _ = stack
     values = _variables(prometheus)
     annotations = {a["name"]: a for a in _dashboard()["annotations"]["list"]}
@@ -207,8 +221,11 @@ def test_annotations_are_valid_promql_and_the_open_surge_is_annotated(stack):
     for name in EXPECTED_EMPTY_ANNOTATIONS:
         prometheus.query(_substitute(annotations[name]["expr"], values))  # raises on an error answer
     episodes = prometheus.query(_substitute(annotations["Surge/drop episodes"]["expr"], values))
-    assert [(s["metric"]["checkpoint"], s["metric"]["direction"], s["metric"]["kind"]) for s in episodes] == [
-        ("zhibek-zholy", "entry", "surge")
+    assert sorted(
+        (s["metric"]["checkpoint"], s["metric"]["direction"], s["metric"]["kind"]) for s in episodes
+    ) == [
+        ("korday", "both", "drop"),
+        ("zhibek-zholy", "entry", "surge"),
     ]
 
 
