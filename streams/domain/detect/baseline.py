@@ -163,8 +163,8 @@ def _past_days(
     return found
 
 
-def _year_ago_level(history: DayHistory, day: date, countries: tuple[str, ...]) -> float | None:
-    """Last year's level around ``day``: the mean total of the open, non-holiday days within
+def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -> list[int]:
+    """Last year's days around ``day``: the totals of the open, non-holiday days within
     three days of ``day - 364`` (the same weekday a year back, so a week centred on it).
     Days that raised an alarm count: a ramp that alarmed last year is still what last year
     did, and this year it is expected; only a closure's zeros are left out."""
@@ -174,25 +174,50 @@ def _year_ago_level(history: DayHistory, day: date, countries: tuple[str, ...]) 
         got = history.get(earlier)
         if got is not None and got[1] != CLOSED and not holiday_names(countries, earlier):
             values.append(got[0])
-    if len(values) < 4:
+    return values
+
+
+@dataclass(frozen=True)
+class Season:
+    """Last year's move to this date (``factor``) and how many of last year's days it was
+    read off: ``days_now`` around the date, ``days_before`` around the reference days."""
+
+    factor: float
+    days_now: int
+    days_before: int
+
+    def relative_variance(self, day_spread: float) -> float:
+        """The factor's own relative variance when one day strays by ``day_spread``: a
+        ratio of two means of last year's days, each as uncertain as a mean of that many."""
+        return day_spread * day_spread * (1.0 / self.days_now + 1.0 / self.days_before)
+
+
+def season_estimate(
+    history: DayHistory, day: date, reference_days: list[date], countries: tuple[str, ...]
+) -> Season | None:
+    """How last year moved from the days the weekly level was taken from to this date:
+    last year's level around ``day`` over its mean level around ``reference_days`` (each a
+    year back). The weekly level lags a ramp by two or three weeks; last year's ramp over
+    the same weeks says by how much. None without a year of history."""
+    now = _year_ago_days(history, day, countries)
+    if len(now) < 4:
         return None
-    return sum(values) / len(values)
+    before = [values for d in reference_days if len(values := _year_ago_days(history, d, countries)) >= 4]
+    if len(before) < max(1, len(reference_days) // 2):
+        return None
+    levels = [sum(values) / len(values) for values in before]
+    if sum(levels) <= 0:
+        return None
+    factor = (sum(now) / len(now)) / (sum(levels) / len(levels))
+    return Season(factor, len(now), sum(len(values) for values in before))
 
 
 def season_factor(
     history: DayHistory, day: date, reference_days: list[date], countries: tuple[str, ...]
 ) -> float | None:
-    """How last year moved from the days the weekly level was taken from to this date:
-    last year's level around ``day`` over its mean level around ``reference_days`` (each a
-    year back). The weekly level lags a ramp by two or three weeks; last year's ramp over
-    the same weeks says by how much. None without a year of history."""
-    now = _year_ago_level(history, day, countries)
-    if now is None:
-        return None
-    before = [level for d in reference_days if (level := _year_ago_level(history, d, countries)) is not None]
-    if len(before) < max(1, len(reference_days) // 2) or sum(before) <= 0:
-        return None
-    return now / (sum(before) / len(before))
+    """``season_estimate``'s factor alone."""
+    found = season_estimate(history, day, reference_days, countries)
+    return found.factor if found is not None else None
 
 
 def holiday_effect(
@@ -392,12 +417,20 @@ def build_baseline(
     dispersion = min(own_spread * math.sqrt(1.0 + math.pi / (2 * len(chosen))), config.max_dispersion)
 
     if history is not None:
-        season = season_factor(history, day, [d.day for d in chosen], countries)
-        if season is not None:
-            season = min(max(season, config.min_factor), config.max_factor)
+        found = season_estimate(history, day, [d.day for d in chosen], countries)
+        if found is not None:
+            season = min(max(found.factor, config.min_factor), config.max_factor)
             if abs(math.log(season)) > 0.05:
                 notes.append(f"same weeks last year: x{season:.2f}")
             expected_day *= season
+            # The factor is read off last year's days, each as noisy as today's: a ratio of
+            # two means of them, uncertain in its own right (on a harvest ramp, a week of
+            # last year around today against four weeks around the reference days: about
+            # a third of a day's spread), on top of the weekly level's.
+            dispersion = min(
+                math.sqrt(dispersion * dispersion + found.relative_variance(own_spread)),
+                config.max_dispersion,
+            )
     names = holiday_names(countries, day)
     if names:
         # Last year's day of each of today's holidays; one that carried exactly today's
