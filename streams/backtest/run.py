@@ -129,41 +129,30 @@ def run_series(
 def run_post(
     pair: tuple[Series, Series],
     granularity: str,
-    starts: tuple[datetime, datetime],
+    start: datetime,
     end: datetime,
     config: DetectorConfig = DetectorConfig(),
     progress: Callable[[int], None] | None = None,
-) -> tuple[list[Transition], list[Transition], list[Transition]]:
-    """Both directions of one post, as the worker runs them: at each time the first, then
-    the second, then the post-level view (``evaluate_post``). Returns the first's, the
-    second's and the post's transitions. Each direction is evaluated from its own start,
-    as ``run_series`` would."""
-    clocks = ([starts[0]], [starts[1]])
+) -> list[tuple[str, Transition]]:
+    """Both directions of one post, as the worker runs them: one clock from ``start`` (a
+    worker evaluates every checkpoint it owns from its partition's clock, whichever
+    direction sent first), and at each time the first direction, then the second, then the
+    post-level view (``evaluate_post``). Returns each transition with the direction it
+    speaks for, in the order the worker would publish them."""
+    clock = [start]
     detectors = tuple(
         CheckpointDetector(series.checkpoint, series.direction, _lookup(series, clock), config)
-        for series, clock in zip(pair, clocks, strict=True)
+        for series in pair
     )
     detectors[0].pair(detectors[1])
-    moments = sorted(
-        {
-            m
-            for series, start in zip(pair, starts, strict=True)
-            for m in evaluation_times(series, granularity, start, end)
-        }
-    )
-    own = [
-        set(evaluation_times(series, granularity, start, end))
-        for series, start in zip(pair, starts, strict=True)
-    ]
-    found: tuple[list[Transition], list[Transition], list[Transition]] = ([], [], [])
+    found: list[tuple[str, Transition]] = []
     steps = 0
-    for moment in moments:
-        for k in (0, 1):
-            if moment in own[k]:
-                clocks[k][0] = moment
-                found[k].extend(detectors[k].evaluate(moment))
-                steps += 1
-        found[2].extend(detectors[0].evaluate_post(moment))
+    for moment in evaluation_times(pair[0], granularity, start, end):
+        clock[0] = moment  # both directions' counts up to this time, as the worker has them
+        for detector in detectors:
+            found += [(t.direction or detector.direction, t) for t in detector.evaluate(moment)]
+        found += [(t.direction or POST_DIRECTION, t) for t in detectors[0].evaluate_post(moment)]
+        steps += 2
         if progress is not None and steps >= 500:
             progress(steps)
             steps = 0
@@ -172,15 +161,17 @@ def run_post(
     return found
 
 
-def episodes(
-    series: Series, granularity: str, transitions: list[Transition], direction: str | None = None
+def episodes(series: Series, granularity: str, transitions: list[Transition]) -> list[EpisodeRow]:
+    """One row per episode of one series: the opening alert's figures, and when it resolved."""
+    return episode_rows(series.checkpoint, granularity, [(series.direction, t) for t in transitions])
+
+
+def episode_rows(
+    checkpoint: Any, granularity: str, transitions: list[tuple[str, Transition]]
 ) -> list[EpisodeRow]:
-    """One row per episode: the opening alert's figures, and when it resolved. ``direction``
-    overrides the series' (``POST_DIRECTION`` for a post-level episode)."""
+    """One row per episode, from transitions each with the direction it speaks for."""
     rows: dict[str, EpisodeRow] = {}
-    checkpoint = series.checkpoint
-    direction = direction or series.direction
-    for transition in transitions:
+    for direction, transition in transitions:
         alert = alert_message(checkpoint, direction, transition, raised_at=transition.as_of)
         episode_id = transition.episode.episode_id
         if transition.opened:
@@ -241,11 +232,12 @@ def backtest(
                 if direction == PAIRED_DIRECTIONS[1]:
                     continue  # run with its first direction
                 pair = (series, other)
-                starts = (series_start(series, data), series_start(other, data))
-                first, second, post = run_post(pair, data.granularity, starts, end, config, progress)
-                found += episodes(series, data.granularity, first)
-                found += episodes(other, data.granularity, second)
-                found += episodes(series, data.granularity, post, POST_DIRECTION)
+                start = min(series_start(series, data), series_start(other, data))
+                found += episode_rows(
+                    series.checkpoint,
+                    data.granularity,
+                    run_post(pair, data.granularity, start, end, config, progress),
+                )
                 continue
         transitions = run_series(series, data.granularity, series_start(series, data), end, config, progress)
         found += episodes(series, data.granularity, transitions)
@@ -257,7 +249,12 @@ def evaluation_count(data: SeriesSet) -> int:
     """How many evaluations :func:`backtest` will run (for a progress bar)."""
     end = data.last
     total = 0
-    for series in data.series.values():
-        span = end - series_start(series, data)
+    for (checkpoint_id, direction), series in data.series.items():
+        start = series_start(series, data)
+        if direction in PAIRED_DIRECTIONS:
+            pair = [data.series.get((checkpoint_id, d)) for d in PAIRED_DIRECTIONS]
+            if all(pair):
+                start = min(series_start(one, data) for one in pair if one is not None)
+        span = end - start
         total += int(span.total_seconds() // 3600) if data.granularity == "hour" else span.days + 2
     return total

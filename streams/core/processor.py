@@ -329,9 +329,12 @@ class PartitionProcessor:
     ) -> None:
         metrics = self.effects.metrics
         for transition in transitions:
-            alert = alert_message(checkpoint, direction, transition, raised_at=raised_at)
+            # The post view's transitions say which direction they speak for (both, or the
+            # direction it hands a closure over to).
+            speaks_for = transition.direction or direction
+            alert = alert_message(checkpoint, speaks_for, transition, raised_at=raised_at)
             if transition.opened:
-                metrics.alerts_raised[(checkpoint.checkpoint_id, direction, transition.episode.kind)] += 1
+                metrics.alerts_raised[(checkpoint.checkpoint_id, speaks_for, transition.episode.kind)] += 1
             metrics.alert_messages[(alert["status"], alert["window"])] += 1
             self.effects.alerts.append(alert)
             log.warning("ALERT %s %s", alert["status"].upper(), alert["summary"])

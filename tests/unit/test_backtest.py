@@ -101,3 +101,56 @@ def test_a_missing_column_is_named(tmp_path):
     result = CliRunner().invoke(cli, ["backtest", str(path), "--no-progress"])
     assert result.exit_code != 0
     assert "'date'" in result.output and "--time" in result.output
+
+
+def _post_rows(
+    silent: dict[str, set[int]], first_day: dict[str, int] | None = None, days: int = 80
+) -> list[dict]:
+    """Korday per day, entry and exit ~1,000 each; ``silent``: the days a direction counts
+    zero; ``first_day``: the first day a direction has rows at all."""
+    rng = random.Random(1)
+    rows = []
+    for k in range(days):
+        for direction in ("entry", "exit"):
+            if k < (first_day or {}).get(direction, 0):
+                continue
+            count = 0 if k in silent.get(direction, set()) else round(rng.gauss(1000, 40))
+            day = (START + timedelta(days=k)).isoformat()
+            rows.append({"date": day, "checkpoint": "korday", "direction": direction, "count": count})
+    return rows
+
+
+def _episodes(tmp_path: Path, rows: list[dict]) -> list[dict]:
+    path = _write_csv(tmp_path / "post.csv", rows)
+    result = CliRunner().invoke(cli, ["backtest", str(path), "--format", "json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines()]
+
+
+def test_a_daily_file_judges_a_posts_directions_with_each_others_counts_of_the_day(tmp_path):
+    """Entries at zero for two days while exits carry on: the entry's own drop (the post
+    view sees the exits of those very days, as the worker would); both at zero: one
+    post-level episode. Either way it ends when traffic is back."""
+    silent_days = {60, 61}
+    one = [e for e in _episodes(tmp_path, _post_rows({"entry": silent_days})) if e["kind"] == "drop"]
+    assert [(e["direction"], e["start"]) for e in one] == [
+        ("entry", (START + timedelta(days=60)).isoformat())
+    ]
+    both = _episodes(tmp_path, _post_rows({"entry": silent_days, "exit": silent_days}))
+    drops = [e for e in both if e["kind"] == "drop"]
+    assert [(e["direction"], e["start"]) for e in drops] == [
+        ("both", (START + timedelta(days=60)).isoformat())
+    ]
+    assert all(e["end"] for e in one + drops)
+
+
+def test_a_direction_whose_rows_start_later_does_not_hide_the_others_outage(tmp_path):
+    """Exit rows start on day 50; entries stop on days 30-33 and come back: the entry's own
+    drop (an exit with no history is not a direction that fell silent with it), and in a
+    daily file the closure ends with a reopening when the completed day had traffic."""
+    rows = _post_rows({"entry": {30, 31, 32, 33}}, first_day={"exit": 50})
+    episodes = _episodes(tmp_path, rows)
+    drops = [e for e in episodes if e["kind"] == "drop" and e["direction"] == "entry"]
+    assert drops and drops[0]["start"] == (START + timedelta(days=30)).isoformat()
+    assert drops[0]["end"] is not None
+    assert not [e for e in episodes if e["direction"] == "both"]

@@ -7,6 +7,7 @@ import math
 import random
 from datetime import date, datetime, time, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,10 +105,23 @@ POST_SHAPE = (3, 3, 2, 2, 3, 5, 8, 12, 14, 14, 14, 14, 14, 14, 14, 14, 12, 10, 8
 POST_LEVEL = 240
 
 
-def _run_post(silent, days: int = 47, paired: bool = True, restart_at: tuple[int, int] | None = None):
+def _run_post(silent, days: int = 47, paired: bool = True, restart_at: tuple[int, int] | None = None, **kw):
+    return _post_run(silent, days, paired, restart_at, **kw)[0]
+
+
+def _post_run(
+    silent,
+    days: int = 47,
+    paired: bool = True,
+    restart_at: tuple[int, int] | None = None,
+    levels: tuple[int, int] = (POST_LEVEL, POST_LEVEL),
+    seed: int = 5,
+    stop_after: tuple[int, int] | None = None,
+):
     """Korday's two directions hour by hour as the worker runs them (entry, exit, then the
-    post view); ``silent(offset, direction, hour)`` says an hour has no crossings at all."""
-    rng = random.Random(5)
+    post view); ``silent(offset, direction, hour)`` says an hour has no crossings at all.
+    Returns (direction spoken for, transition) pairs and the detectors at the end."""
+    rng = random.Random(seed)
     profiles: dict[str, dict] = {"entry": {}, "exit": {}}
 
     def make(states: dict | None = None) -> dict[str, CheckpointDetector]:
@@ -126,14 +140,16 @@ def _run_post(silent, days: int = 47, paired: bool = True, restart_at: tuple[int
         for hour in range(24):
             as_of = datetime.combine(day, time(hour), tzinfo=KORDAY.tz)
             for direction in ("entry", "exit"):
-                transitions += [(direction, t) for t in detectors[direction].evaluate(as_of)]
-            transitions += [("entry", t) for t in detectors["entry"].evaluate_post(as_of)]
+                transitions += [(t.direction or direction, t) for t in detectors[direction].evaluate(as_of)]
+            transitions += [(t.direction or "entry", t) for t in detectors["entry"].evaluate_post(as_of)]
+            if (offset, hour) == stop_after:
+                return transitions, detectors
             if (offset, hour) == restart_at:
                 detectors = make(json.loads(json.dumps({d: x.state() for d, x in detectors.items()})))
-            for direction in ("entry", "exit"):
+            for k, direction in enumerate(("entry", "exit")):
                 if silent(offset, direction, hour):
                     continue
-                mean = POST_LEVEL * POST_SHAPE[hour] / sum(POST_SHAPE)
+                mean = levels[k] * POST_SHAPE[hour] / sum(POST_SHAPE)
                 n, p, limit = 0, rng.random(), math.exp(-mean)
                 while p > limit:
                     n, p = n + 1, p * rng.random()
@@ -141,7 +157,29 @@ def _run_post(silent, days: int = 47, paired: bool = True, restart_at: tuple[int
                     profiles[direction][day] = count_event(
                         profiles[direction].get(day), hour, "KGZ", "labour", n
                     )
-    return transitions
+    return transitions, detectors
+
+
+def _open_hours(transitions, direction: str | None = None) -> set[datetime]:
+    """The evaluation instants at which some episode (of ``direction``, or any) was open."""
+    spans, opened = [], {}
+    for spoken, t in transitions:
+        if direction is not None and spoken != direction:
+            continue
+        if t.opened:
+            opened[t.episode.episode_id] = t.as_of
+        elif t.status == "resolved" and t.episode.episode_id in opened:
+            spans.append((opened.pop(t.episode.episode_id), t.as_of))
+    spans += [(start, datetime.max.replace(tzinfo=KORDAY.tz)) for start in opened.values()]
+    found = set()
+    for start, end in spans:
+        moment = start
+        while moment < end and moment.year < 2100:
+            found.add(moment)
+            moment += timedelta(hours=1)
+            if len(found) > 10**6:
+                break
+    return found
 
 
 def test_a_post_that_stops_reporting_is_one_post_episode_within_two_hours():
@@ -191,3 +229,96 @@ def test_one_direction_quiet_at_night_is_not_a_post_that_stopped_reporting():
     assert [
         t for _, t in transitions if t.opened and t.assessment.local_day == START + timedelta(days=42)
     ] == []
+
+
+def test_a_direction_still_closed_when_the_rest_of_the_post_is_back_keeps_its_own_alert():
+    """Both directions silent from day 42; exits come back on day 52, entries on day 60.
+    The post's episode speaks for both while both are down and says "closed"; it waits for
+    the end of the day exits came back, then hands entries their own closure, which stays
+    open until entries reopen: at no hour of the outage is entry left without an open alert."""
+    outage, exits_back, entries_back = 42, 52, 60
+
+    def silent(offset: int, direction: str, hour: int) -> bool:
+        return outage <= offset < (exits_back if direction == "exit" else entries_back)
+
+    transitions = _run_post(silent, days=63)
+    post = [t for d, t in transitions if d == "both"]
+    assert post[0].opened and post[0].assessment.cause == "no_data"
+    assert any(t.assessment.cause == "closed" for t in post)
+    assert post[-1].status == "resolved"
+    assert post[-1].as_of == datetime.combine(
+        START + timedelta(days=exits_back + 1), time(0), tzinfo=KORDAY.tz
+    )
+    own = [t for d, t in transitions if d == "entry" and t.episode.kind == "drop"]
+    assert own[0].opened and own[0].as_of == post[-1].as_of and own[0].assessment.cause == "closed"
+    assert own[-1].status == "resolved" and own[-1].assessment.local_day == START + timedelta(
+        days=entries_back
+    )
+    start = post[0].as_of
+    end = own[-1].as_of
+    covering = _open_hours(transitions, "both") | _open_hours(transitions, "entry")
+    hour = start
+    while hour < end:
+        assert hour in covering, hour
+        hour += timedelta(hours=1)
+
+
+def test_directions_reopening_hours_apart_raise_no_closure_of_their_own():
+    """Both closed; exits come back at 02:00 and entries at 05:00 of the same day: the post's
+    episode ends once both are back, and neither direction gets a closure of its own."""
+
+    def silent(offset: int, direction: str, hour: int) -> bool:
+        back = (50, 2) if direction == "exit" else (50, 5)
+        return offset >= 42 and (offset, hour) < back
+
+    transitions = _run_post(silent, days=52)
+    assert not [t for d, t in transitions if d in ("entry", "exit") and t.opened and t.episode.kind == "drop"]
+    post = [t for d, t in transitions if d == "both"]
+    assert post[-1].status == "resolved"
+    assert post[-1].as_of.astimezone(KORDAY.tz).date() == START + timedelta(days=50)
+
+
+def test_an_outage_from_midday_is_one_alert_per_direction_not_three():
+    """Both silent from noon of day 42 to the end of day 44: each direction opens its own
+    drop that afternoon; the next days' silence of both adds no post-level episode."""
+
+    def silent(offset: int, direction: str, hour: int) -> bool:
+        return (offset == 42 and hour >= 12) or offset in (43, 44)
+
+    transitions = _run_post(silent, days=47)
+    opened = [(d, t.episode.kind) for d, t in transitions if t.opened]
+    assert sorted(opened) == [("entry", "drop"), ("exit", "drop")]
+
+
+def test_a_one_way_post_is_judged_on_its_one_direction():
+    """A post with entries only (its exit series is empty): the post view never engages,
+    entries that stop raise their own drop, and it says "closed" after three days."""
+
+    def silent(offset: int, direction: str, hour: int) -> bool:
+        return 42 <= offset < 50
+
+    transitions = _run_post(silent, days=52, levels=(POST_LEVEL, 0))
+    assert [d for d, _ in transitions] and {d for d, _ in transitions} == {"entry"}
+    assert any(t.assessment.cause == "closed" for _, t in transitions)
+
+
+@pytest.mark.parametrize(("levels", "seed"), [((10, 10), 8), ((11, 5), 10), ((12, 6), 10)])
+def test_a_post_episode_opened_on_a_full_day_leaves_the_same_baselines_as_a_restart(levels, seed):
+    """At a quiet post a silent day may only be significant once complete: the post episode
+    opens at the next midnight, after both directions built that day's baselines with the
+    silent day still ordinary, and marks it an alarm day. A worker restarted there builds
+    them from its saved history: the live ones must be the same."""
+
+    def silent(offset: int, direction: str, hour: int) -> bool:
+        return offset == 40
+
+    _, detectors = _post_run(silent, days=42, levels=levels, seed=seed, stop_after=(41, 0))
+    day = START + timedelta(days=41)
+    for direction, detector in detectors.items():
+        fresh = CheckpointDetector(
+            KORDAY, direction, detector.lookup, state=json.loads(json.dumps(detector.state()))
+        )
+        live, again = detector.baseline(day), fresh.baseline(day)
+        assert (live is None) == (again is None)
+        if live is not None and again is not None:
+            assert (live.expected_day, live.dispersion) == (again.expected_day, again.dispersion)

@@ -565,6 +565,9 @@ class Transition:
     assessment: Assessment
     as_of: datetime
     opened: bool
+    #: The direction it speaks for when that is not its detector's own: ``POST_DIRECTION``
+    #: for the post-level episode, or the direction a post hands a closure over to.
+    direction: str | None = None
 
 
 #: The direction a post-level episode's alerts carry: it speaks for both directions summed
@@ -689,9 +692,18 @@ class CheckpointDetector:
         owner = self if self.post_owner else partner
         if owner.post_episode is not None:
             return True
-        if partner.closed:
-            return False  # the post view does not judge a post half closed: this direction's own
+        if not partner._live(day):
+            return False  # the post view does not judge a post half closed or one-way: this direction's own
         return _total(self.lookup(day)) == 0 and _total(partner.lookup(day)) == 0
+
+    def _live(self, day: date) -> bool:
+        """This direction has traffic to fall silent: not closed, and a level in its recent
+        days (a one-way post's empty direction never has one). Read from the saved history,
+        never from a cached baseline, so a restarted worker answers the same."""
+        if self.closed:
+            return False
+        level = self._recent_level(day)
+        return level is not None and level > 0
 
     def baseline(self, day: date) -> Baseline | None:
         if day not in self._baselines:
@@ -715,6 +727,7 @@ class CheckpointDetector:
         if self.last_day is not None and (day, hour) < (self.last_day, self.last_hour or 0):
             return []  # stream time never goes back; a stale call has nothing new to say
         transitions: list[Transition] = []
+        completed = self.last_day if self.last_day is not None and self.last_day != day else None
         if (
             self.last_day is not None
             and self.last_hour is not None
@@ -733,6 +746,10 @@ class CheckpointDetector:
         self._band, self._band_inputs = None, None
         if self.closed:
             transitions += self._reopened(profile, day, as_of)
+            if self.closed and completed is not None:
+                # The day just completed had traffic its hourly checks could not see (its last
+                # hour; in a daily file, all of it): the post reopened that day.
+                transitions += self._reopened(self.lookup(completed), completed, as_of, "full_day")
             self.alarm_today = self.alarm_today or self.episode is not None
             return transitions
         baseline = self.baseline(day)
@@ -767,10 +784,19 @@ class CheckpointDetector:
         completed = previous if previous is not None and previous < day else None
         episode = self.post_episode
         if episode is not None:
-            self.alarm_today = partner.alarm_today = True
-            return self._post_update(episode, day, local, completed, as_of)
-        if self.closed or partner.closed:
+            transitions = [
+                replace(t, direction=POST_DIRECTION)
+                for t in self._post_update(episode, day, local, completed, as_of)
+            ]
+            if self.post_episode is not None:
+                self.alarm_today = partner.alarm_today = True
+            else:
+                transitions += self._hand_over(day, as_of)
+            return transitions
+        if not (self._live(day) and partner._live(day)):
             return []
+        if any(d.episode is not None and d.episode.kind == "drop" for d in (self, partner)):
+            return []  # a direction already says it fell: a post episode would only repeat it
         # Only silence opens one: the assessment is worked out when both counted nothing.
         found = None
         if completed is not None and self._post_silent(completed):
@@ -784,6 +810,9 @@ class CheckpointDetector:
                 got = detector.history.get(found.local_day)
                 if got is not None and got[1] == NORMAL:
                     detector.history.record(found.local_day, got[0], ALARM)
+                    # Baselines built since (today's) read that day as ordinary; a restarted
+                    # worker would build them with the alarm: build them again here too.
+                    detector._baselines.clear()
         self.post_episode = Episode(
             episode_id=f"{self.checkpoint.checkpoint_id}:{POST_DIRECTION}:drop:{local:%Y-%m-%dT%H%M}",
             kind="drop",
@@ -795,7 +824,56 @@ class CheckpointDetector:
             cause="no_data",
         )
         self.alarm_today = partner.alarm_today = True
-        return [Transition("firing", self.post_episode, found, as_of, opened=True)]
+        return [Transition("firing", self.post_episode, found, as_of, opened=True, direction=POST_DIRECTION)]
+
+    def _hand_over(self, day: date, as_of: datetime) -> list[Transition]:
+        """The post's episode has ended while a direction is still closed: that direction's
+        closure, which the post's episode spoke for (its own drop was held back), becomes an
+        episode of its own, so an operator still has an open alert for it until it reopens."""
+        transitions = []
+        local = as_of.astimezone(self.checkpoint.tz)
+        for detector in (self, self.partner):
+            assert detector is not None
+            if not detector.closed or detector.episode is not None:
+                continue
+            since = detector.closed_since
+            assert since is not None
+            total = _total(detector.lookup(day))
+            level = detector._level_before(since)
+            detector.episode = Episode(
+                episode_id=f"{self.checkpoint.checkpoint_id}:{detector.direction}:drop:{local:%Y-%m-%dT%H%M}",
+                kind="drop",
+                opened_by="running_day",
+                opened_as_of=as_of.isoformat(),
+                peak_observed=total,
+                peak_expected=level,
+                cause="closed",
+            )
+            detector.alarm_today = True
+            assessment = Assessment(
+                "running_day",
+                day,
+                total,
+                level,
+                total / level if level else 0.0,
+                "drop",
+                (),
+                "closed",
+                (0.0, 0.0),
+                None,
+                (f"closed since {since.isoformat()}; the rest of the post is back",),
+                0.1,
+                tail_score(total, level, 0.1) if level else 0.0,
+            )
+            opened = Transition("firing", detector.episode, assessment, as_of, opened=True)
+            transitions.append(replace(opened, direction=detector.direction))
+        return transitions
+
+    def _level_before(self, since: date) -> float:
+        """The median day of the two weeks before ``since`` (what a closure took away)."""
+        got = [self.history.get(since - timedelta(days=k)) for k in range(1, 15)]
+        totals = [g[0] for g in got if g is not None and g[1] != CLOSED]
+        return float(statistics.median(totals)) if totals else 0.0
 
     def _post_silent(self, day: date) -> bool:
         assert self.partner is not None
@@ -845,11 +923,16 @@ class CheckpointDetector:
             )
             return [Transition("firing", episode, assessment, as_of, opened=False)]
         if episode.cause == "closed":
-            # A direction has reopened (its own "reopened" surge says so): the closure is over.
-            total = _total(self.lookup(day)) + _total(partner.lookup(day))
+            # A direction has reopened (its own "reopened" surge says so). Once both have, the
+            # closure is over; while one is still closed the post's episode waits for the day
+            # to end (directions often reopen hours apart), then hands that one its closure.
+            if (self.closed or partner.closed) and completed is None:
+                return []
+            last = completed or day  # the day that ended with a direction still closed, if so
+            total = _total(self.lookup(last)) + _total(partner.lookup(last))
             assessment = Assessment(
-                "running_day",
-                day,
+                "full_day" if completed else "running_day",
+                last,
                 total,
                 0.0,
                 float(total),
@@ -952,7 +1035,9 @@ class CheckpointDetector:
         )
         return [Transition("firing", self.episode, assessment, as_of, opened=False)]
 
-    def _reopened(self, profile: DayProfile | None, day: date, as_of: datetime) -> list[Transition]:
+    def _reopened(
+        self, profile: DayProfile | None, day: date, as_of: datetime, window: Window = "running_day"
+    ) -> list[Transition]:
         """A closed post with traffic again: the closure resolves, one surge says "reopened"."""
         observed = profile["total"] if profile else 0
         if observed < self.config.reopen_min:
@@ -964,7 +1049,7 @@ class CheckpointDetector:
         self._baselines.clear()
         days_closed = (day - closed_since).days
         assessment = Assessment(
-            "running_day",
+            window,
             day,
             observed,
             0.0,
