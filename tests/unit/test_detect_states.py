@@ -322,3 +322,18 @@ def test_a_post_episode_opened_on_a_full_day_leaves_the_same_baselines_as_a_rest
         assert (live is None) == (again is None)
         if live is not None and again is not None:
             assert (live.expected_day, live.dispersion) == (again.expected_day, again.dispersion)
+
+
+def test_a_direction_falling_silent_after_the_other_reported_its_fall_raises_its_own():
+    """Entries stop at noon of day 42 (their own drop opens that afternoon); exits stop too
+    from day 43: no post episode opens (entries already said it), so exits must raise their
+    own drop, not be held back for a post episode that never comes."""
+
+    def silent(offset: int, direction: str, hour: int) -> bool:
+        if direction == "entry":
+            return (offset == 42 and hour >= 12) or offset in (43, 44)
+        return offset in (43, 44)
+
+    transitions = _run_post(silent, days=47)
+    opened = sorted((d, t.episode.kind) for d, t in transitions if t.opened)
+    assert opened == [("entry", "drop"), ("exit", "drop")]

@@ -692,8 +692,12 @@ class CheckpointDetector:
         owner = self if self.post_owner else partner
         if owner.post_episode is not None:
             return True
-        if not partner._live(day):
-            return False  # the post view does not judge a post half closed or one-way: this direction's own
+        # Held back only where the post view could open one (``evaluate_post``): both
+        # directions live, the other without a drop of its own (else no alert would come).
+        if not (self._live(day) and partner._live(day)):
+            return False  # a post half closed or one-way: this direction's own
+        if partner.episode is not None and partner.episode.kind == "drop":
+            return False
         return _total(self.lookup(day)) == 0 and _total(partner.lookup(day)) == 0
 
     def _live(self, day: date) -> bool:
