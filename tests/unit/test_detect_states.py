@@ -117,6 +117,7 @@ def _post_run(
     levels: tuple[int, int] = (POST_LEVEL, POST_LEVEL),
     seed: int = 5,
     stop_after: tuple[int, int] | None = None,
+    scale=None,
 ):
     """Korday's two directions hour by hour as the worker runs them (entry, exit, then the
     post view); ``silent(offset, direction, hour)`` says an hour has no crossings at all.
@@ -150,6 +151,8 @@ def _post_run(
                 if silent(offset, direction, hour):
                     continue
                 mean = levels[k] * POST_SHAPE[hour] / sum(POST_SHAPE)
+                if scale is not None:
+                    mean *= scale(offset, direction, hour)
                 n, p, limit = 0, rng.random(), math.exp(-mean)
                 while p > limit:
                     n, p = n + 1, p * rng.random()
@@ -337,3 +340,29 @@ def test_a_direction_falling_silent_after_the_other_reported_its_fall_raises_its
     transitions = _run_post(silent, days=47)
     opened = sorted((d, t.episode.kind) for d, t in transitions if t.opened)
     assert opened == [("entry", "drop"), ("exit", "drop")]
+
+
+def test_a_busy_posts_trickle_is_a_drop_not_a_closure_that_reopens_at_once():
+    """Entries of a busy post (1,000 a day) at 1.5% for eleven days: 15 a day is not "near
+    zero" (a day with reopen_min crossings says the post is open), so no closure is declared
+    and immediately reopened, day after day; the fall is a drop episode."""
+
+    def trickle(offset: int, direction: str, hour: int) -> float:
+        return 0.015 if direction == "entry" and 30 <= offset < 41 else 1.0
+
+    transitions = _run_post(lambda *_: False, days=46, levels=(1000, 1000), scale=trickle)
+    assert not [t for _, t in transitions if t.assessment.cause in ("closed", "reopened")]
+    assert [(d, t.episode.kind) for d, t in transitions if t.opened][:1] == [("entry", "drop")]
+
+
+def test_no_closure_is_handed_to_a_direction_too_quiet_to_reopen():
+    """A post with exits of ~5 a day: after both were closed, the post's episode ends with
+    entries; exits (below what a drop or a reopening can be judged on) get no closure alert
+    of their own that could stay open for weeks."""
+
+    def silent(offset: int, direction: str, hour: int) -> bool:
+        return 30 <= offset < 36
+
+    transitions = _run_post(silent, days=60, levels=(240, 5))
+    assert [t for _, t in transitions if t.direction == "both"][-1].status == "resolved"
+    assert not [t for d, t in transitions if d == "exit" and t.opened and t.episode.kind == "drop"]

@@ -732,6 +732,7 @@ class CheckpointDetector:
             return []  # stream time never goes back; a stale call has nothing new to say
         transitions: list[Transition] = []
         completed = self.last_day if self.last_day is not None and self.last_day != day else None
+        was_closed = self.closed
         if (
             self.last_day is not None
             and self.last_hour is not None
@@ -750,7 +751,7 @@ class CheckpointDetector:
         self._band, self._band_inputs = None, None
         if self.closed:
             transitions += self._reopened(profile, day, as_of)
-            if self.closed and completed is not None:
+            if self.closed and was_closed and completed is not None:
                 # The day just completed had traffic its hourly checks could not see (its last
                 # hour; in a daily file, all of it): the post reopened that day.
                 transitions += self._reopened(self.lookup(completed), completed, as_of, "full_day")
@@ -844,6 +845,10 @@ class CheckpointDetector:
             assert since is not None
             total = _total(detector.lookup(day))
             level = detector._level_before(since)
+            if level < max(self.config.min_expected, self.config.reopen_min):
+                # Too quiet for a drop of its own ever to be judged, or for a day to reach
+                # ``reopen_min`` soon: an episode of its own could stay open for weeks.
+                continue
             detector.episode = Episode(
                 episode_id=f"{self.checkpoint.checkpoint_id}:{detector.direction}:drop:{local:%Y-%m-%dT%H%M}",
                 kind="drop",
@@ -988,7 +993,10 @@ class CheckpointDetector:
             transitions += self._step(full, as_of)
             transitions += self._group_step(profile, baseline, baseline.expected_day, "full_day", as_of)
         level = baseline.expected_day if baseline is not None else self._recent_level(day)
-        near_zero = level is not None and level > 0 and total <= max(2.0, self.config.closed_share * level)
+        # Never as many as a reopening takes: a day that counts as near zero must not also say
+        # the post is open again (a busy post's trickle would close and reopen it at once).
+        limit = min(max(2.0, self.config.closed_share * level), self.config.reopen_min - 1) if level else 0.0
+        near_zero = level is not None and level > 0 and total <= limit
         self.zero_run = (
             self.zero_run + 1 if (near_zero or (self.closed and total < self.config.reopen_min)) else 0
         )
