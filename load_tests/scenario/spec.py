@@ -98,6 +98,23 @@ class Anomaly:
         return data
 
 
+def closure(checkpoint_id: str, starts: date, ends: date, description: str) -> Anomaly:
+    """A post with nobody recorded either way from ``starts`` to ``ends`` (local days,
+    inclusive): closed, or its feed down."""
+    return Anomaly(
+        name="closure",
+        kind="drop",
+        checkpoint_id=checkpoint_id,
+        direction=None,
+        nationality=None,
+        purpose=None,
+        starts=starts,
+        ends=ends,
+        description=description,
+        factor=0.0,
+    )
+
+
 def labour_surge(starts: date, ends: date, description: str, factor: float = 3.0, **more: Any) -> Anomaly:
     """The model case: UZB labour entries at Zhibek Zholy (Jibek Joly) times ``factor``
     from ``starts`` to ``ends`` (local days, inclusive)."""

@@ -21,7 +21,7 @@ import pytest
 from load_tests.harness import WorkerProcess, free_port, wait_committed
 from load_tests.notify_harness import NotifyProcess, Recorder, topic_messages, wait_for
 from load_tests.prometheus import PrometheusServer, scrape_config
-from load_tests.scenario import DEFAULT_START, Anomaly, Scenario, ScenarioSpec, labour_surge, replay
+from load_tests.scenario import DEFAULT_START, Scenario, ScenarioSpec, closure, labour_surge, replay
 from streams.ops.topics import ensure_topics
 from streams.settings import PROJECT_ROOT, load_settings
 
@@ -44,18 +44,7 @@ SPEC = ScenarioSpec(
             LAST_DAY,
             "UZB labour entries x3 for the last two days",
         ),
-        Anomaly(
-            name="closure",
-            kind="drop",
-            checkpoint_id="korday",
-            direction=None,
-            nationality=None,
-            purpose=None,
-            starts=LAST_DAY,
-            ends=LAST_DAY,
-            description="Korday silent on the last day",
-            factor=0.0,
-        ),
+        closure("korday", LAST_DAY, LAST_DAY, "Korday silent on the last day"),
     ),
 )
 

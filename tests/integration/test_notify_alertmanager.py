@@ -32,7 +32,7 @@ from load_tests.notify_harness import (
     topic_messages,
     wait_for,
 )
-from load_tests.scenario import DEFAULT_START, Anomaly, Scenario, ScenarioSpec, labour_surge, replay
+from load_tests.scenario import DEFAULT_START, Scenario, ScenarioSpec, closure, labour_surge, replay
 from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
 
@@ -47,18 +47,7 @@ SPEC = ScenarioSpec(
     checkpoints=("zhibek-zholy", "korday"),
     anomalies=(
         labour_surge(SURGE_DAY, CLOSURE_DAY, "UZB labour entries x3 for two days"),
-        Anomaly(
-            name="closure",
-            kind="drop",
-            checkpoint_id="korday",
-            direction=None,
-            nationality=None,
-            purpose=None,
-            starts=CLOSURE_DAY,
-            ends=CLOSURE_DAY,
-            description="Korday closed for a day",
-            factor=0.0,
-        ),
+        closure("korday", CLOSURE_DAY, CLOSURE_DAY, "Korday closed for a day"),
     ),
 )
 #: Records that reached Kafka before this (simulated) time make phase 1: every episode
