@@ -98,11 +98,11 @@ class Anomaly:
         return data
 
 
-def closure(checkpoint_id: str, starts: date, ends: date, description: str) -> Anomaly:
+def closure(checkpoint_id: str, starts: date, ends: date, description: str, name: str = "closure") -> Anomaly:
     """A post with nobody recorded either way from ``starts`` to ``ends`` (local days,
     inclusive): closed, or its feed down."""
     return Anomaly(
-        name="closure",
+        name=name,
         kind="drop",
         checkpoint_id=checkpoint_id,
         direction=None,
@@ -178,20 +178,13 @@ def default_anomalies(start: date = DEFAULT_START, days: int = DEFAULT_DAYS) -> 
             ),
             factor=0.2,
         ),
-        Anomaly(
+        closure(
+            "korday",
+            closure_day,
+            closure_day,
+            f"Korday closed for the whole local day {closure_day.isoformat()} (day 37): "
+            "no entries and no exits at all; normal traffic resumes the next day.",
             name="korday-closure",
-            kind="drop",
-            checkpoint_id="korday",
-            direction=None,
-            nationality=None,
-            purpose=None,
-            starts=closure_day,
-            ends=closure_day,
-            description=(
-                f"Korday closed for the whole local day {closure_day.isoformat()} (day 37): "
-                "no entries and no exits at all; normal traffic resumes the next day."
-            ),
-            factor=0.0,
         ),
     )
 

@@ -698,7 +698,7 @@ class CheckpointDetector:
             return False  # a post half closed or one-way: this direction's own
         if partner.episode is not None and partner.episode.kind == "drop":
             return False
-        return _total(self.lookup(day)) == 0 and _total(partner.lookup(day)) == 0
+        return self._post_silent(day)
 
     def _live(self, day: date) -> bool:
         """This direction has traffic to fall silent: not closed, and a level in its recent
@@ -844,7 +844,7 @@ class CheckpointDetector:
             since = detector.closed_since
             assert since is not None
             total = _total(detector.lookup(day))
-            level = detector._level_before(since)
+            level = detector._recent_level(since) or 0.0  # what the closure took away
             if level < max(self.config.min_expected, self.config.reopen_min):
                 # Too quiet for a drop of its own ever to be judged, or for a day to reach
                 # ``reopen_min`` soon: an episode of its own could stay open for weeks.
@@ -877,12 +877,6 @@ class CheckpointDetector:
             opened = Transition("firing", detector.episode, assessment, as_of, opened=True)
             transitions.append(replace(opened, direction=detector.direction))
         return transitions
-
-    def _level_before(self, since: date) -> float:
-        """The median day of the two weeks before ``since`` (what a closure took away)."""
-        got = [self.history.get(since - timedelta(days=k)) for k in range(1, 15)]
-        totals = [g[0] for g in got if g is not None and g[1] != CLOSED]
-        return float(statistics.median(totals)) if totals else 0.0
 
     def _post_silent(self, day: date) -> bool:
         assert self.partner is not None
