@@ -194,13 +194,16 @@ def build_series(
     found: dict[tuple[str, str], Series] = {}
     all_dates = True
     parsed: list[tuple[str, str, datetime, str, int]] = []
+    # A file repeats each time value once per series and group: parse each one once.
+    times: dict[Any, tuple[datetime, bool]] = {}
     n = 0
     for n, row in enumerate(rows, start=1):
         raw = row.get(time_column)
         if raw is None or raw == "":
             raise SeriesError(f"row {n}: empty {time_column!r}")
         try:
-            when, bare = _parse_time(raw)
+            known = times.get(raw)
+            when, bare = known if known is not None else times.setdefault(raw, _parse_time(raw))
             count = int(float(row[columns.count]))
         except (ValueError, TypeError) as error:
             raise SeriesError(f"row {n}: cannot read {time_column!r}/{columns.count!r}: {error}") from None
