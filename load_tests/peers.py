@@ -26,6 +26,11 @@ max(0, -C2(i) - 1) > 2 (C3), z < -4 (median/MAD). Minimum-sd guard: every sd is 
 variable than that, and a baseline of seven equal days would otherwise give sd 0 and
 an alarm on any change; ``surveillance``'s ``minSigma`` plays this part, default 0).
 A day needs its whole baseline inside the series (no alarm before it is complete).
+
+Checked against R: ``python -m load_tests.peers_vs_r`` (needs ``r-cran-surveillance``):
+C1 and C2 agree with ``earsC`` on every day where the guard is not in force. ``earsC``'s
+C3 (surveillance 1.20.3) in effect sums days t-2 and t-1 only (its bound is written around
+the day's own observation); this module follows the published definition, t-2 .. t.
 """
 
 from __future__ import annotations
