@@ -154,3 +154,36 @@ def test_a_direction_whose_rows_start_later_does_not_hide_the_others_outage(tmp_
     assert drops and drops[0]["start"] == (START + timedelta(days=30)).isoformat()
     assert drops[0]["end"] is not None
     assert not [e for e in episodes if e["direction"] == "both"]
+
+
+def test_the_profile_lookup_follows_the_clock_from_tick_to_tick():
+    """The lookup works out the clock's local day and hour once per tick (issue 17, item 9):
+    when the clock moves, today, the hour and the retention edge move with it."""
+    from datetime import UTC, datetime
+
+    from streams.backtest import Columns, build_series
+    from streams.backtest.run import RETENTION_DAYS, _lookup
+
+    rows = [
+        {"time": f"2024-03-{d:02d}T{h:02d}:00", "checkpoint": "p", "direction": "entry", "count": 10}
+        for d in range(1, 31)
+        for h in range(24)
+    ]
+    series = next(iter(build_series(rows, "time", Columns(group=None), {}, tz="Asia/Almaty").series.values()))
+    clock = [datetime(2024, 3, 10, 3, tzinfo=UTC)]  # 08:00 in Almaty (UTC+5 then)
+    lookup = _lookup(series, clock)
+    assert lookup(date(2024, 3, 10))["total"] == 80  # hours 0-7
+    assert lookup(date(2024, 3, 11)) is None
+    assert lookup(date(2024, 3, 9))["total"] == 240
+    clock[0] = datetime(2024, 3, 11, 0, tzinfo=UTC)  # 05:00 on the 11th
+    assert lookup(date(2024, 3, 11))["total"] == 50
+    assert lookup(date(2024, 3, 10))["total"] == 240  # yesterday, now complete
+    clock[0] = datetime(2024, 3, 29, 12, tzinfo=UTC)
+    oldest = date(2024, 3, 29) - timedelta(days=RETENTION_DAYS)
+    assert lookup(oldest + timedelta(days=30)) is not None
+    try:
+        lookup(oldest - timedelta(days=1))
+    except AssertionError as error:
+        assert "retention" in str(error)
+    else:
+        raise AssertionError("a read past the retention was allowed")
