@@ -172,7 +172,9 @@ class KafkaOutputs:
                 await asyncio.gather(*sent, *futures)
             except Exception as error:
                 raise _refused_record(batch, sent, error) from error
-            write_files()
+            # Parquet writes and fsyncs on a thread: the loop that answers health probes
+            # and keeps the consumer's heartbeat company stays responsive on a slow disk.
+            await asyncio.to_thread(write_files)
             offsets = {TopicPartition(self.events_topic, batch.partition): batch.last_offset + 1}
             await producer.send_offsets_to_transaction(offsets, self.group_id)
             await producer.commit_transaction()
@@ -190,18 +192,25 @@ class KafkaOutputs:
 def _refused_record(batch: CommitBatch, sent: list[asyncio.Future], error: Exception) -> Exception:
     """``error``, or an ``OutputRefused`` naming the record whose output the broker refused
     for good (too large, say), so its partition's quarantine can say which record to skip.
-    ``sent`` holds the dead letters', then the forwards', then the alerts' deliveries."""
+    ``sent`` holds the dead letters', then the forwards', then the alerts' deliveries.
+    Every record of a refused produce batch fails alike, so the largest is taken for the
+    cause (the size limit is what refuses for good)."""
     if classify(error) != "record":
         return error
     outputs: list[tuple[int, str, int]] = [
         (d.offset, "dead letter", len(d.key or b"") + len(d.value or b"")) for d in batch.dead_letters
     ]
     outputs += [(f.offset, "forwarded copy", len(f.value)) for f in batch.forwards]
+    refused = []
     for future, (offset, what, size) in zip(sent, outputs, strict=False):
         failure = future.exception() if future.done() and not future.cancelled() else None
         if failure is not None and classify(failure) == "record":
-            return OutputRefused(batch.partition, offset, what, size, failure)
-    return error
+            refused.append((size, offset, what, failure))
+    if not refused:
+        return error
+    # The broker refuses a whole produce batch for one record in it: the largest is named.
+    size, offset, what, failure = max(refused, key=lambda item: (item[0], -item[1]))
+    return OutputRefused(batch.partition, offset, what, size, failure)
 
 
 def was_fenced(producer: AIOKafkaProducer, error: BaseException) -> bool:
