@@ -122,6 +122,8 @@ class Settings:
     max_event_bytes: int = 64 * 2**10
     #: A dead letter's key and value are cut to this many bytes (headers say what was cut).
     dead_letter_max_bytes: int = 2**20
+    #: How long the broker lets a commit's transaction stay open (``KafkaOutputs``).
+    transaction_timeout_seconds: float = 30.0
     #: The checkpoint registry (JSON or YAML); None: the shipped schemas/checkpoints.json.
     checkpoints_file: Path | None = None
     #: Replicas of each topic the project creates; None: min(3, brokers in the cluster).
@@ -185,6 +187,7 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         max_clock_skew_seconds=_float(env, "CROSSINGS_MAX_CLOCK_SKEW_SECONDS", 900.0, 0.0, 86400.0),
         max_event_bytes=_int(env, "CROSSINGS_MAX_EVENT_BYTES", 64 * 2**10, 1024, 4 * 2**20),
         dead_letter_max_bytes=_int(env, "CROSSINGS_DEAD_LETTER_MAX_BYTES", 2**20, 1024, 4 * 2**20),
+        transaction_timeout_seconds=_float(env, "CROSSINGS_TRANSACTION_TIMEOUT_SECONDS", 30.0, 5.0, 900.0),
         replication_factor=(
             _int(env, "CROSSINGS_REPLICATION_FACTOR", 1, 1, 32)
             if env.get("CROSSINGS_REPLICATION_FACTOR")

@@ -96,6 +96,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         alerts_topic=settings.topics.alerts,
         transactional_prefix=settings.app_id,
         client=client_kwargs(settings.security, "aiokafka"),
+        transaction_timeout_ms=round(settings.transaction_timeout_seconds * 1000),
     )
     engine = Engine(
         EngineConfig(
