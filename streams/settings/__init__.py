@@ -122,6 +122,9 @@ class Settings:
     checkpoints_file: Path | None = None
     #: Replicas of each topic the project creates; None: min(3, brokers in the cluster).
     replication_factor: int | None = None
+    #: How far ahead of the broker's clock a record's timestamp may be: the topics the
+    #: project creates get it as ``message.timestamp.after.max.ms``.
+    timestamp_after_max_seconds: int = 3600
     topics: Topics = field(default_factory=Topics)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     notify: NotifySettings = field(default_factory=NotifySettings)
@@ -177,6 +180,7 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
             if env.get("CROSSINGS_REPLICATION_FACTOR")
             else None
         ),
+        timestamp_after_max_seconds=_int(env, "CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS", 3600, 1, 30 * 86400),
         checkpoints_file=Path(env["CROSSINGS_CHECKPOINTS"]) if env.get("CROSSINGS_CHECKPOINTS") else None,
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
         security=load_security(env),
