@@ -43,7 +43,8 @@ from streams.notify.metrics import NotifyMetrics
 from streams.notify.receivers import AlertmanagerSink, Sink, WebhookSink, post
 from streams.notify.retry import RetryPolicy, Verdict
 from streams.ops.security import client_kwargs
-from streams.settings import Receiver, Settings
+from streams.ops.web_access import middlewares
+from streams.settings import Receiver, Settings, WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -423,8 +424,11 @@ async def supervise(
         delay = min(delay * 2, RESTART_MAX_SECONDS)
 
 
-async def serve_metrics(metrics: NotifyMetrics, health: NotifyHealth, host: str, port: int) -> web.AppRunner:
-    """/metrics, /healthz and /readyz."""
+async def serve_metrics(
+    metrics: NotifyMetrics, health: NotifyHealth, host: str, port: int, config: WebConfig | None = None
+) -> web.AppRunner:
+    """/metrics, /healthz and /readyz; with ``config`` (CROSSINGS_WEB_CONFIG_FILE) over TLS
+    and behind basic auth (but for the probes' paths), as the worker's."""
 
     async def handler(request: web.Request) -> web.Response:
         return web.Response(
@@ -437,13 +441,14 @@ async def serve_metrics(metrics: NotifyMetrics, health: NotifyHealth, host: str,
     async def readyz(request: web.Request) -> web.Response:
         return web.json_response(health.as_json(), status=200 if health.ready else 503)
 
-    app = web.Application()
+    app = web.Application(middlewares=middlewares(config))
     app.router.add_get("/metrics", handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    tls = config.tls.context() if config is not None and config.tls is not None else None
+    await web.TCPSite(runner, host, port, ssl_context=tls).start()
     return runner
 
 
@@ -452,8 +457,11 @@ async def run_notify(settings: Settings) -> None:
     SIGINT; then stop without committing whatever was in flight (it is delivered again on
     the next start)."""
     metrics, health = NotifyMetrics(), NotifyHealth()
-    web_runner = await serve_metrics(metrics, health, settings.web_host, settings.notify.web_port)
-    log.info("notify /metrics on http://%s:%d/metrics", settings.web_host, settings.notify.web_port)
+    web_runner = await serve_metrics(
+        metrics, health, settings.web_host, settings.notify.web_port, settings.web
+    )
+    scheme = settings.web.scheme if settings.web else "http"
+    log.info("notify /metrics on %s://%s:%d/metrics", scheme, settings.web_host, settings.notify.web_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
