@@ -39,6 +39,7 @@ from streams.settings.values import (
     is_loopback,
     parse_bootstrap,
 )
+from streams.settings.web import WebConfig, load_web_config
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -57,6 +58,7 @@ __all__ = [
     "Secret",
     "Settings",
     "Topics",
+    "WebConfig",
     "default_home",
     "is_checkout",
     "is_loopback",
@@ -104,6 +106,8 @@ class Settings:
     worker_dir: Path = DEFAULT_LOCAL_DIR / "worker"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    #: TLS and basic auth of the web server (CROSSINGS_WEB_CONFIG_FILE); None: plain HTTP, open.
+    web: WebConfig | None = None
     #: Seconds between commits (Parquet, then one Kafka transaction per partition).
     commit_interval: float = 10.0
     #: Appended lake rows (events, alerts) are staged, hidden, and published as one file per
@@ -128,6 +132,9 @@ class Settings:
     checkpoints_file: Path | None = None
     #: Replicas of each topic the project creates; None: min(3, brokers in the cluster).
     replication_factor: int | None = None
+    #: How far ahead of the broker's clock a record's timestamp may be: the topics the
+    #: project creates get it as ``message.timestamp.after.max.ms``.
+    timestamp_after_max_seconds: int = 3600
     topics: Topics = field(default_factory=Topics)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     notify: NotifySettings = field(default_factory=NotifySettings)
@@ -179,6 +186,7 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         worker_dir=local_dir / "worker",
         web_host=_web_host(env.get("CROSSINGS_WEB_HOST") or "127.0.0.1"),
         web_port=_int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535),
+        web=load_web_config(env),
         commit_interval=_float(env, "CROSSINGS_COMMIT_INTERVAL", 10.0, 0.1, 600.0),
         lake_roll_seconds=_float(env, "CROSSINGS_LAKE_ROLL_SECONDS", 3600.0, 0.0, 7 * 86400.0),
         lake_roll_rows=_int(env, "CROSSINGS_LAKE_ROLL_ROWS", 1_000_000, 1, 100_000_000),
@@ -193,6 +201,7 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
             if env.get("CROSSINGS_REPLICATION_FACTOR")
             else None
         ),
+        timestamp_after_max_seconds=_int(env, "CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS", 3600, 1, 30 * 86400),
         checkpoints_file=Path(env["CROSSINGS_CHECKPOINTS"]) if env.get("CROSSINGS_CHECKPOINTS") else None,
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
         security=load_security(env),
