@@ -18,7 +18,9 @@ than expected (not asked of a silence: nothing at all only needs the tail probab
 and a warm-up of history. The cheap conditions are checked first; the tail probability
 is worked out only where it decides, or when an alert reads it (``Assessment.score``).
 One nationality is judged against the other nationalities of the same day (a binomial
-tail with the mix's learned wobble), so the day's level and shape cancel.
+tail with the mix's learned wobble), so the day's level and shape cancel; its alarm also
+needs a change that matters (``group_min_excess`` crossings and ``group_min_share_change``
+of the day's share), not only an unlikely one.
 
 A post has states: *open* (judged against its weekly and yearly rhythm), *closed* (near
 zero for ``closed_after_days`` completed days: its expectation is zero and the closure
@@ -115,6 +117,12 @@ class DetectorConfig:
     group_min_dispersion: float = 0.2
     #: A nationality that is nearly the whole post is the post: left to the post's own views.
     group_max_share: float = 0.9
+    #: A group alarm must matter, not only be unlikely: the nationality at least this many
+    #: crossings off what the rest of the day implies, and its share of the day (so far) at
+    #: least this far (in share points) from its usual share. A nationality of 2% doubling at
+    #: a post of 10,000 a day is certain but moves 2 points: the post's views speak for it.
+    group_min_excess: float = 50.0
+    group_min_share_change: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -451,8 +459,13 @@ def assess_groups(
         ratio = observed / expected
         kind: Kind | None = None
         score: float | None = None
-        surge = ratio >= config.group_surge_ratio and observed - expected >= config.min_excess
-        drop = ratio <= config.group_drop_ratio and expected - observed >= config.min_excess
+        # Large in crossings and in share of the day, not only unlikely.
+        matters = (
+            abs(observed - expected) >= config.group_min_excess
+            and abs(observed / total - share) >= config.group_min_share_change
+        )
+        surge = matters and ratio >= config.group_surge_ratio and observed - expected >= config.min_excess
+        drop = matters and ratio <= config.group_drop_ratio and expected - observed >= config.min_excess
         # The group itself must have moved, not only the rest: against its usual share of
         # the post's expected count it is at least halfway (in log terms) to the threshold.
         # (Pedestrians falling to nothing must not read as a surge of vehicle passengers.)
