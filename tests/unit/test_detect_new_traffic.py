@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from samples import event_bytes
 
@@ -20,6 +21,8 @@ from streams.core.processor import PartitionProcessor
 from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
+from streams.domain.counts import count_event
+from streams.domain.detect import CheckpointDetector
 from streams.domain.event import EventDecoder
 from streams.domain.registry import load_registry
 
@@ -131,3 +134,38 @@ def test_the_worker_flags_a_post_that_starts_carrying_traffic_at_its_first_hour(
     assert (first["kind"], first["cause"], first["direction"]) == ("surge", "new_traffic", "entry")
     # Judged at the first whole hour after its first crossings.
     assert datetime.fromisoformat(first["as_of"]) == opens.replace(minute=0) + timedelta(hours=1)
+
+
+def _hourly_run(levels: list[int], restart: bool) -> list[tuple]:
+    """One Korday direction evaluated every hour of ``len(levels)`` days, ``levels[k]``
+    crossings on day k (spread over 06:00-21:00), restarted from its saved state before
+    every evaluation if ``restart``: the transitions, as comparable tuples."""
+    korday = REGISTRY["korday"]
+    profiles: dict = {}
+    detector = CheckpointDetector(korday, "entry", profiles.get)
+    found = []
+    for k, level in enumerate(levels):
+        day = START + timedelta(days=k)
+        for hour in range(24):
+            if restart:
+                state = json.loads(json.dumps(detector.state()))
+                detector = CheckpointDetector(korday, "entry", profiles.get, state=state)
+            moment = datetime.combine(day, time(hour), tzinfo=korday.tz)
+            for t in detector.evaluate(moment):
+                found.append((t.status, t.opened, t.episode.kind, t.assessment.cause, t.as_of))
+            if 6 <= hour < 22 and level:
+                profiles[day] = count_event(profiles.get(day), hour, "KGZ", "labour", level // 16)
+    return found
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        [0] * 20 + [1600] * 30,  # never any traffic, then a post opens
+        [1600] * 40 + [0, 0] + [2560, 2000] + [1600] * 10,  # a two-day closure and its rebound
+        [1600] * 40 + [0, 0, 0] + [2560] + [1600] * 20,  # a closure long enough to be "closed"
+    ],
+)
+def test_a_restart_at_every_hour_changes_nothing(levels):
+    calm = _hourly_run(levels, restart=False)
+    assert calm and calm == _hourly_run(levels, restart=True)
