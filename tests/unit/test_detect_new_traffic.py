@@ -169,3 +169,15 @@ def _hourly_run(levels: list[int], restart: bool) -> list[tuple]:
 def test_a_restart_at_every_hour_changes_nothing(levels):
     calm = _hourly_run(levels, restart=False)
     assert calm and calm == _hourly_run(levels, restart=True)
+
+
+def test_traffic_that_goes_again_before_a_level_is_learned_ends_its_episode(tmp_path):
+    """A series at zero, one day of 40 crossings (a trial opening), zero again: the episode
+    it opened must not stay open for ever (no baseline would ever judge it)."""
+    episodes = _backtest(tmp_path, _daily([0] * 30 + [40] + [0] * 30))
+    assert [(e["start"], e["cause"]) for e in episodes] == [(_day(30), "new_traffic")]
+    assert episodes[0]["end"] is not None and episodes[0]["end"] <= _day(35)
+
+
+def _day(k: int) -> str:
+    return (START + timedelta(days=k)).isoformat()

@@ -778,6 +778,7 @@ class CheckpointDetector:
                 transitions += self._close_hour(self.last_day, self.last_hour, as_of)
             if day != self.last_day:
                 transitions += self._close_day(self.last_day, as_of)
+                transitions += self._traffic_gone(self.last_day, as_of)
         self.last_day, self.last_hour = day, hour
         profile = self.lookup(day)
         self._band, self._band_inputs = None, None
@@ -1182,6 +1183,35 @@ class CheckpointDetector:
             note = f"no traffic before: {days} days without any since {first.isoformat()}"
             return self._traffic_back(observed, when, as_of, window, "new_traffic", note)
         return []
+
+    def _traffic_gone(self, day: date, as_of: datetime) -> list[Transition]:
+        """Traffic that came back where there was none, and went again before any baseline
+        learned it (a stray burst, a trial opening): ``closed_after_days`` completed days
+        without traffic end its episode, which nothing else could (no baseline, no verdict)."""
+        episode = self.episode
+        if episode is None or episode.kind != "surge" or episode.cause not in ("reopened", "new_traffic"):
+            return []
+        for k in range(self.config.closed_after_days):
+            got = self.history.get(day - timedelta(days=k))
+            if got is None or got[0] > self.config.silent_max:
+                return []
+        assessment = Assessment(
+            "full_day",
+            day,
+            _total(self.lookup(day)),
+            float(episode.peak_observed),
+            0.0,
+            None,
+            (),
+            "closed",
+            (0.0, 0.0),
+            None,
+            (f"no traffic again for {self.config.closed_after_days} days",),
+            0.5,
+            0.0,
+        )
+        self.episode = None
+        return [Transition("resolved", episode, assessment, as_of, opened=False)]
 
     def _without_traffic_before(self, day: date) -> bool:
         """The ``closed_after_days`` recorded days before ``day`` carried no traffic (and are
