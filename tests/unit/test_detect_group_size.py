@@ -10,6 +10,7 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from streams.cli.main import cli
@@ -57,6 +58,10 @@ def test_a_nationality_that_moves_the_day_is_a_group_alarm(tmp_path):
     assert "KAZ" in episodes[0]["summary"]
 
 
-def test_the_thresholds_are_settings():
+def test_the_thresholds_are_settings_checked_when_made():
     config = DetectorConfig()
     assert config.group_min_excess > 0 and 0 < config.group_min_share_change < 0.5
+    with pytest.raises(ValueError, match="group_min_share_change"):
+        DetectorConfig(group_min_share_change=5.0)  # points, not a share
+    with pytest.raises(ValueError, match="silent_max"):
+        DetectorConfig(silent_max=10)

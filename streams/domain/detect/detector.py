@@ -124,6 +124,23 @@ class DetectorConfig:
     group_min_excess: float = 50.0
     group_min_share_change: float = 0.05
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.silent_max < self.reopen_min:
+            raise ValueError(
+                f"DetectorConfig: silent_max ({self.silent_max}) must be at least 0 and below "
+                f"reopen_min ({self.reopen_min}): a day cannot both carry no traffic and reopen a post"
+            )
+        if not 0.0 <= self.closure_day_share < self.clear_drop_ratio:
+            raise ValueError(
+                f"DetectorConfig: closure_day_share ({self.closure_day_share}) must be at least 0 and "
+                f"below clear_drop_ratio ({self.clear_drop_ratio})"
+            )
+        if not 0.0 <= self.group_min_share_change < 1.0:
+            raise ValueError(
+                f"DetectorConfig: group_min_share_change ({self.group_min_share_change}) is a share "
+                "of the day: at least 0 and below 1"
+            )
+
 
 @dataclass(frozen=True)
 class Driver:
