@@ -181,3 +181,26 @@ def test_traffic_that_goes_again_before_a_level_is_learned_ends_its_episode(tmp_
 
 def _day(k: int) -> str:
     return (START + timedelta(days=k)).isoformat()
+
+
+@pytest.mark.parametrize(("flags", "cause"), [("." * 400, "new_traffic"), ("c" * 400, None)])
+def test_a_saved_state_of_400_silent_days_flags_the_first_hour_of_traffic(flags, cause):
+    """A state saved by a worker that has watched a post at zero for longer than it keeps
+    days (400 totals, all 0, none a closure: never any traffic it remembers) sees 12
+    crossings by 09:00: ``new_traffic`` at once. The same days recorded as a closure with no
+    ``closed_since`` (nothing says the post is closed) are a closure already accounted for."""
+    korday = REGISTRY["korday"]
+    today = START + timedelta(days=400)
+    state = {
+        "last_day": (today - timedelta(days=1)).isoformat(),
+        "last_hour": 23,
+        "history": {"from": START.isoformat(), "totals": [0] * 400, "flags": flags},
+    }
+    profiles = {today: None}
+    for hour in range(6, 9):
+        profiles[today] = count_event(profiles[today], hour, "KGZ", "labour", 4)
+    detector = CheckpointDetector(korday, "entry", profiles.get, state=json.loads(json.dumps(state)))
+    found = detector.evaluate(datetime.combine(today, time(9), tzinfo=korday.tz))
+    assert [(t.episode.kind, t.assessment.cause) for t in found if t.opened] == (
+        [("surge", cause)] if cause else []
+    )
