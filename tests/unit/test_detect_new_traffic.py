@@ -135,6 +135,24 @@ def test_the_worker_flags_a_post_that_starts_carrying_traffic_at_its_first_hour(
     # Judged at the first whole hour after its first crossings.
     assert datetime.fromisoformat(first["as_of"]) == opens.replace(minute=0) + timedelta(hours=1)
 
+    # ``crossings backtest`` on the same hourly counts opens the same episode at the same
+    # hour. A file says a post was watched and silent by its rows of zero (here one, at the
+    # start); a series with no rows before its first traffic has no such history.
+    counts: dict[tuple[str, str], int] = {("korday", start.isoformat()): 0}
+    for record in records:
+        event = json.loads(record.value)
+        moment = datetime.fromisoformat(event["occurred_at"]).replace(minute=0, second=0)
+        key = (event["checkpoint_id"], moment.isoformat())
+        counts[key] = counts.get(key, 0) + 1
+    rows = [
+        {"time": moment, "checkpoint": checkpoint, "direction": "entry", "count": n}
+        for (checkpoint, moment), n in sorted(counts.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]
+    backtest = [e for e in _backtest(tmp_path, rows) if e["checkpoint"] == "korday"]
+    assert [(e["kind"], e["cause"], datetime.fromisoformat(e["start"])) for e in backtest[:1]] == [
+        ("surge", "new_traffic", datetime.fromisoformat(first["as_of"]))
+    ]
+
 
 def _hourly_run(levels: list[int], restart: bool) -> list[tuple]:
     """One Korday direction evaluated every hour of ``len(levels)`` days, ``levels[k]``
