@@ -6,10 +6,11 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from streams.query.contents import Staged
 from streams.query.reports import alerts, daily_totals, nationality_mix, reconcile
 from streams.query.scan import DayLike
 
@@ -193,3 +194,27 @@ def _reconcile_verdict(outcome: Mapping[str, Any]) -> str:
         f"checkpoint-days (counted {outcome['counted_total']:,}, "
         f"events {outcome['events_total']:,}{staged})"
     )
+
+
+def staged_note(staged: Staged, roll_seconds: float, now: float) -> str:
+    """One line on rows a worker committed but has not published yet (``CROSSINGS_LAKE_ROLL_SECONDS``):
+    how many, and when they will be visible."""
+    parts = [
+        f"{count:,} {name}" for count, name in ((staged.events, "events"), (staged.alerts, "alerts")) if count
+    ]
+    due = (staged.oldest or now) + roll_seconds
+    if due > now:
+        at = datetime.fromtimestamp(due, UTC).strftime("%H:%M UTC")
+        when = f"by {at} (in {_duration(due - now)})"
+    else:
+        when = "at the worker's next commit"
+    return (
+        f"Not shown yet: {' and '.join(parts)} committed and staged by the worker, published "
+        f"{when}, once the oldest is CROSSINGS_LAKE_ROLL_SECONDS={roll_seconds:g} s old, or "
+        "when the worker stops. Daily counts already include them."
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"

@@ -25,8 +25,8 @@ from streams.core.processor import CoreConfig
 from streams.domain.registry import load_registry
 from streams.replay.jobs import Source, deal, replay_in_jobs
 from streams.replay.run import read_dead_letters
-from streams.replay.state import claim
 from streams.replay.sources import ndjson_records
+from streams.replay.state import claim
 
 # Weeks enough for alerts; the scenario's invalid lines give dead letters.
 SPEC = ScenarioSpec(days=36, other_scale=0.3)
