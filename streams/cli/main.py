@@ -8,6 +8,7 @@ same. The subcommands live beside this file: ``kafka`` (kafka up/down/status, to
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -21,7 +22,7 @@ from streams.cli.replay import replay
 from streams.cli.report import report
 from streams.cli.sql import sql
 from streams.cli.worker import worker
-from streams.settings import ConfigError
+from streams.settings import ConfigError, warn_unknown_variables
 
 
 @click.group()
@@ -35,10 +36,13 @@ for _command in (kafka, topics, worker, notify, replay, report, sql, checkpoints
 
 def main() -> None:
     """Entry of ``crossings`` and ``python -m streams.cli``: configure logging (``logs.py``:
-    ``CROSSINGS_LOG_FORMAT``, ``CROSSINGS_LOG_LEVEL``), run the command."""
+    ``CROSSINGS_LOG_FORMAT``, ``CROSSINGS_LOG_LEVEL``), warn about unknown ``CROSSINGS_*``
+    variables, run the command."""
     try:
         configure_logging()
     except ConfigError as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(2)
+    # Every command, also those that read no other setting (a typo is never silent).
+    warn_unknown_variables(os.environ)
     cli()
