@@ -15,6 +15,7 @@ import click
 
 from streams.cli.backtest import backtest
 from streams.cli.checkpoints import checkpoints
+from streams.cli.common import Group
 from streams.cli.kafka import kafka, topics
 from streams.cli.logs import configure as configure_logging
 from streams.cli.notify import notify
@@ -24,8 +25,16 @@ from streams.cli.sql import sql
 from streams.cli.worker import worker
 from streams.settings import ConfigError, warn_unknown_variables
 
+FIRST_STEPS = """\b
+First steps (README, "Running it yourself"):
+  crossings kafka up     a broker on 127.0.0.1:9092 (~30 s)
+  crossings topics       the topics it needs
+  crossings worker       counts, detects, writes the lake (Ctrl-C stops it)
+  crossings report       what the lake holds, once the worker has committed
+"""
 
-@click.group()
+
+@click.group(cls=Group, epilog=FIRST_STEPS)
 def cli() -> None:
     """crossings: streaming border-crossing counts, spike alerts and history."""
 

@@ -60,8 +60,11 @@ def replay(
     state_dir: Path | None,
     jobs: int | None,
 ) -> None:
-    """Run the worker's core without Faust over a topic's offsets, NDJSON files or Parquet
-    events, writing the same lake (backfills, catch-up, what-if runs into another folder)."""
+    """Write a lake from a topic, NDJSON files or Parquet events, without a worker.
+
+    The worker's core, without Faust, over a topic's offsets, NDJSON files or Parquet
+    events, writing the lake the worker would (backfills, catch-up, what-if runs into
+    another folder)."""
     from streams.replay.jobs import ReplayJobsFailed, Source, deal, default_jobs, replay_in_jobs
     from streams.replay.state import StateOfAnotherLake, claim, default_state_dir
 

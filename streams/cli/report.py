@@ -12,9 +12,18 @@ from streams.settings import Settings
 
 @click.command()
 @click.argument(
-    "what", type=click.Choice(["all", "daily", "nationality", "alerts", "reconcile", "chart"]), default="all"
+    "what",
+    type=click.Choice(["all", "daily", "nationality", "alerts", "reconcile", "chart"]),
+    default="all",
+    metavar="[WHAT]",
 )
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="Parquet root.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The lake [default: CROSSINGS_DATA_DIR, else $CROSSINGS_HOME/data].",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
@@ -36,9 +45,11 @@ def report(
     until: str | None,
     output: Path | None,
 ) -> None:
-    """Daily totals, nationality mix, alerts and the reconciliation of counts with raw
-    events, from the Parquet history (DuckDB). WHAT picks one (default: all); chart draws
-    one checkpoint's daily series, expected band and alert episodes (PNG + HTML)."""
+    """Daily totals, nationality mix, alerts and checks of the lake (DuckDB).
+
+    WHAT picks one report: all (the default), daily, nationality, alerts, reconcile (the
+    daily counts against the raw events), or chart (one checkpoint's daily series, expected
+    band and alert episodes, PNG + HTML)."""
     settings = settings_or_usage_error(None)
     root = data_dir or settings.data_dir
     _lake_or_error(root, data_dir is not None)

@@ -25,7 +25,9 @@ SQL_FORMATS = ("table", "csv", "json", "parquet")
     help="Write to this file instead of stdout (needed for parquet).",
 )
 def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) -> None:
-    """Run QUERY (one SELECT; '-' reads it from stdin) over the views events, daily_counts,
+    """Run one read-only SELECT over the lake's views.
+
+    QUERY is one SELECT ('-' reads it from stdin) over the views events, daily_counts,
     alerts and checkpoints (streams/query/views.sql; columns in the README)."""
     import pyarrow.parquet as pq
 
