@@ -121,6 +121,10 @@ class Settings:
     idle_after_seconds: float = 30.0
     #: How far ahead of its arrival in Kafka an event may be stamped, in seconds.
     max_clock_skew_seconds: float = 900.0
+    #: A message value larger than this is dead-lettered ``oversize`` without being decoded.
+    max_event_bytes: int = 64 * 2**10
+    #: A dead letter's key and value are cut to this many bytes (headers say what was cut).
+    dead_letter_max_bytes: int = 2**20
     #: The checkpoint registry (JSON or YAML); None: the shipped schemas/checkpoints.json.
     checkpoints_file: Path | None = None
     #: Replicas of each topic the project creates; None: min(3, brokers in the cluster).
@@ -134,12 +138,19 @@ class Settings:
         return CoreConfig(
             dedup_horizon_s=self.dedup_horizon_hours * 3600.0,
             max_clock_skew_s=self.max_clock_skew_seconds,
+            max_event_bytes=self.max_event_bytes,
+            dead_letter_max_bytes=self.dead_letter_max_bytes,
         )
 
     @property
     def state_dir(self) -> Path:
         """Local RocksDB state, one folder per partition (a cache of the changelog)."""
         return self.worker_dir / "state"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Partitions the worker holds back, and operators' skip requests (``crossings quarantine``)."""
+        return self.worker_dir / "quarantine"
 
     @property
     def broker_url(self) -> str:
@@ -177,6 +188,8 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
         idle_after_seconds=_float(env, "CROSSINGS_IDLE_AFTER_SECONDS", 30.0, 1.0, 86400.0),
         max_clock_skew_seconds=_float(env, "CROSSINGS_MAX_CLOCK_SKEW_SECONDS", 900.0, 0.0, 86400.0),
+        max_event_bytes=_int(env, "CROSSINGS_MAX_EVENT_BYTES", 64 * 2**10, 1024, 4 * 2**20),
+        dead_letter_max_bytes=_int(env, "CROSSINGS_DEAD_LETTER_MAX_BYTES", 2**20, 1024, 4 * 2**20),
         replication_factor=(
             _int(env, "CROSSINGS_REPLICATION_FACTOR", 1, 1, 32)
             if env.get("CROSSINGS_REPLICATION_FACTOR")

@@ -24,6 +24,7 @@ decided in ``guard.py`` (records carry the group generation they were fetched in
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -41,6 +42,7 @@ from streams.worker.consumer import read_committed
 from streams.worker.guard import Membership, Worker
 from streams.worker.kafka_outputs import KafkaOutputs
 from streams.worker.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
+from streams.worker.quarantine import QuarantineBoard
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,23 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         # drops what it is handed) both go back, so the records from there come again.
         await app.consumer.seek(TP(settings.topics.events, partition), offset)
 
-    worker = Worker(engine, metrics, membership, rejoin=rejoin, seek=seek)
+    def pause(partitions: Iterable[int]) -> None:
+        # Held partitions (commits failing) are not fetched; the guard drops what was.
+        app.consumer.pause_partitions({TP(settings.topics.events, p) for p in partitions})
+
+    def resume(partitions: Iterable[int]) -> None:
+        app.consumer.resume_partitions({TP(settings.topics.events, p) for p in partitions})
+
+    worker = Worker(
+        engine,
+        metrics,
+        membership,
+        rejoin=rejoin,
+        seek=seek,
+        pause=pause,
+        resume=resume,
+        board=QuarantineBoard(settings.quarantine_dir),
+    )
     app.worker_core = worker  # type: ignore[attr-defined]  # for tests
 
     @app.agent(events_topic, concurrency=1)

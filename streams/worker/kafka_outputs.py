@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
 from streams.core.effects import CommitBatch, DeadLetter
+from streams.core.faults import OutputRefused, classify
 from streams.core.ports import Fenced
 from streams.core.records import REKEYED_HEADER
 from streams.core.store import Change
@@ -167,8 +168,13 @@ class KafkaOutputs:
             # once they are acknowledged this process still owned the partition a moment
             # ago, so a zombie that was fenced while it stalled fails here, before it writes
             # any file. (Every commit has changelog records: at least the meta record.)
-            await asyncio.gather(*sent, *futures)
-            write_files()
+            try:
+                await asyncio.gather(*sent, *futures)
+            except Exception as error:
+                raise _refused_record(batch, sent, error) from error
+            # Parquet writes and fsyncs on a thread: the loop that answers health probes
+            # and keeps the consumer's heartbeat company stays responsive on a slow disk.
+            await asyncio.to_thread(write_files)
             offsets = {TopicPartition(self.events_topic, batch.partition): batch.last_offset + 1}
             await producer.send_offsets_to_transaction(offsets, self.group_id)
             await producer.commit_transaction()
@@ -181,6 +187,30 @@ class KafkaOutputs:
                 raise Fenced(f"partition {batch.partition}: producer fenced ({error!r})") from error
             raise
         return max((f.result().offset for f in futures), default=-1) + 1 if futures else None
+
+
+def _refused_record(batch: CommitBatch, sent: list[asyncio.Future], error: Exception) -> Exception:
+    """``error``, or an ``OutputRefused`` naming the record whose output the broker refused
+    for good (too large, say), so its partition's quarantine can say which record to skip.
+    ``sent`` holds the dead letters', then the forwards', then the alerts' deliveries.
+    Every record of a refused produce batch fails alike, so the largest is taken for the
+    cause (the size limit is what refuses for good)."""
+    if classify(error) != "record":
+        return error
+    outputs: list[tuple[int, str, int]] = [
+        (d.offset, "dead letter", len(d.key or b"") + len(d.value or b"")) for d in batch.dead_letters
+    ]
+    outputs += [(f.offset, "forwarded copy", len(f.value)) for f in batch.forwards]
+    refused = []
+    for future, (offset, what, size) in zip(sent, outputs, strict=False):
+        failure = future.exception() if future.done() and not future.cancelled() else None
+        if failure is not None and classify(failure) == "record":
+            refused.append((size, offset, what, failure))
+    if not refused:
+        return error
+    # The broker refuses a whole produce batch for one record in it: the largest is named.
+    size, offset, what, failure = max(refused, key=lambda item: (item[0], -item[1]))
+    return OutputRefused(batch.partition, offset, what, size, failure)
 
 
 def was_fenced(producer: AIOKafkaProducer, error: BaseException) -> bool:
@@ -214,7 +244,14 @@ def dead_letter_headers(letter: DeadLetter, topic: str) -> list[tuple[str, bytes
         ("crossings.dlq.topic", topic.encode()),
         ("crossings.dlq.partition", str(letter.partition).encode()),
         ("crossings.dlq.offset", str(letter.offset).encode()),
-    ]
+    ] + (
+        []
+        if letter.original_size is None
+        else [
+            ("crossings.dlq.original.size", str(letter.original_size).encode()),
+            ("crossings.dlq.original.sha256", (letter.sha256 or "").encode()),
+        ]
+    )
 
 
 def alert_bytes(alert: dict) -> bytes:
