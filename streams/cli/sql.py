@@ -41,6 +41,9 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
     settings = settings_or_usage_error(None)
     registry = registry_or_error(settings)
     root = data_dir or settings.data_dir
+    if not root.is_dir():  # a typo in --data is not a lake with no rows
+        where = "--data" if data_dir is not None else "CROSSINGS_DATA_DIR (default: $CROSSINGS_HOME/data)"
+        raise click.ClickException(f"no lake at {root}: that folder does not exist ({where})")
     try:
         with open_lake(root, registry) as connection:
             table = query(connection, statement)

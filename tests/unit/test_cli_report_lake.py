@@ -62,6 +62,14 @@ def test_a_data_folder_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     assert "(no rows)" not in result.output
 
 
+def test_sql_over_a_data_folder_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["sql", "SELECT count(*) FROM events", "--data", str(tmp_path / "nowhere")]
+    )
+    assert result.exit_code == 1
+    assert "no lake at" in result.output and "nowhere" in result.output
+
+
 def test_the_default_lake_before_any_data_is_an_error_naming_the_setting(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     result = report(env={"CROSSINGS_HOME": str(tmp_path)})
