@@ -163,6 +163,9 @@ def report_main(
                 [day for day in outcome["days"] if day["difference"]] if fmt == "table" else outcome["days"]
             )
             title = f"{title}: {_reconcile_verdict(outcome)}"
+            if fmt == "table" and not rows:  # they agree: the verdict says all
+                sections.append(title)
+                continue
         elif name == "alerts" and fmt == "table":
             rows = [{column: row[column] for column in _ALERT_TABLE_COLUMNS} for row in data[name]]
         else:

@@ -120,3 +120,7 @@ def test_a_published_lake_has_no_staged_note(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "Not shown yet" not in result.output
     assert "(no rows)" not in result.output
+    # Counts and events agree: the verdict alone, not an empty table of differences after it.
+    agreed = report("reconcile", "--data", str(tmp_path / "data"))
+    assert len([line for line in agreed.output.splitlines() if line.strip()]) == 1
+    assert agreed.output.startswith("Daily counts vs raw events: agree (")
