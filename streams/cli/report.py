@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -60,8 +62,10 @@ def report(
         return
     from streams.query import report_main
 
+    # On a terminal, long cells (an alert's summary) wrap to its width.
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     try:
-        click.echo(report_main(root, what, fmt, checkpoint, since, until))
+        click.echo(report_main(root, what, fmt, checkpoint, since, until, width))
     except ValueError as error:  # a malformed --since/--until
         raise click.BadParameter(str(error)) from None
     _say_what_is_staged(root, settings, fmt, checkpoint, since, until)

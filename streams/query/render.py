@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -55,7 +56,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _table(rows: Sequence[Mapping[str, Any]], title: str | None) -> str:
+def _table(rows: Sequence[Mapping[str, Any]], title: str | None, line_width: int | None = None) -> str:
+    """An aligned table. With ``line_width``, a table wider than that shows its last column
+    (an alert's summary, a few hundred characters) under each row instead, wrapped to it."""
     lines = [title] if title else []
     columns = _columns(rows)
     if not rows:
@@ -68,6 +71,17 @@ def _table(rows: Sequence[Mapping[str, Any]], title: str | None) -> str:
     ]
     widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
 
+    below = (
+        line_width is not None
+        and len(columns) > 1
+        and not numeric[-1]
+        and sum(widths) + 2 * (len(widths) - 1) > line_width
+    )
+    if below:
+        assert line_width is not None
+        lines.append(f"({columns[-1]} under each row)")
+        columns, widths, numeric = columns[:-1], widths[:-1], numeric[:-1]
+
     def line(values: Sequence[str]) -> str:
         parts = [
             value.rjust(width) if is_number else value.ljust(width)
@@ -77,7 +91,20 @@ def _table(rows: Sequence[Mapping[str, Any]], title: str | None) -> str:
 
     lines.append(line(columns))
     lines.append("  ".join("-" * width for width in widths))
-    lines.extend(line(values) for values in cells)
+    for values in cells:
+        if not below:
+            lines.append(line(values))
+            continue
+        lines.append(line(values[:-1]))
+        lines.extend(
+            textwrap.wrap(
+                values[-1],
+                line_width,
+                initial_indent="    ",
+                subsequent_indent="    ",
+                break_on_hyphens=False,  # ranges such as 373-596 stay whole
+            )
+        )
     return "\n".join(lines)
 
 
@@ -134,10 +161,12 @@ def report_main(
     checkpoint: str | None,
     since: DayLike,
     until: DayLike,
+    width: int | None = None,
 ) -> str:
     """Text for ``crossings report``: one report (daily|nationality|alerts|reconcile) or
     ``all`` of them. ``all`` gives titled tables, CSV sections each headed by a
-    ``# <title>`` line, or one JSON object keyed by report name."""
+    ``# <title>`` line, or one JSON object keyed by report name. ``width``: tables wrap
+    their last column to fit it (a terminal's width)."""
     if what not in REPORTS:
         raise ValueError(f"report must be one of {', '.join(REPORTS)}, got {what!r}")
     if fmt not in FORMATS:
@@ -171,7 +200,7 @@ def report_main(
         else:
             rows = data[name]
         if fmt == "table":
-            sections.append(_table(rows, title))
+            sections.append(_table(rows, title, width))
         else:
             sections.append((f"# {title}\n" if what == "all" else "") + _csv(rows))
     return "\n\n".join(section.rstrip("\n") for section in sections) + "\n"

@@ -124,3 +124,21 @@ def test_a_published_lake_has_no_staged_note(tmp_path: Path) -> None:
     agreed = report("reconcile", "--data", str(tmp_path / "data"))
     assert len([line for line in agreed.output.splitlines() if line.strip()]) == 1
     assert agreed.output.startswith("Daily counts vs raw events: agree (")
+
+
+def test_alert_summaries_wrap_under_their_row_to_the_width(tmp_path: Path) -> None:
+    """Issue 20, finding 8: the demo's alert table had lines 438 characters wide."""
+    asyncio.run(_write(tmp_path, 0.0))
+    summaries = [row["summary"] for row in query.alerts(tmp_path / "data")]
+    assert summaries and max(map(len, summaries)) > 150
+    text = query.report_main(tmp_path / "data", "alerts", "table", None, None, None, 100)
+    lines = text.splitlines()
+    under = [line for line in lines if line.startswith("    ")]
+    assert under and max(len(line) for line in under) <= 100
+    assert max(len(line) for line in lines) < 140
+    assert " ".join(line.strip() for line in under) == " ".join(" ".join(s.split()) for s in summaries)
+    # Without a width (a pipe, a file): one line per alert, as before.
+    assert (
+        len(query.report_main(tmp_path / "data", "alerts", "table", None, None, None).splitlines())
+        == len(summaries) + 3
+    )
