@@ -36,6 +36,7 @@ from streams.domain.registry import Registry, RegistryError, load_registry
 from streams.domain.registry_watch import RegistryWatch
 from streams.ops.security import client_kwargs
 from streams.ops.topics import changelog_topic
+from streams.ops.web_access import middlewares
 from streams.settings import Settings
 from streams.sinks.parquet.sink import LakeSink
 from streams.worker.consumer import read_committed
@@ -75,6 +76,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         web_graph_enabled=False,
         web_stats_enabled=False,
         web_metrics_enabled=False,
+        # CROSSINGS_WEB_CONFIG_FILE: TLS, and basic auth on all but the probes' paths.
+        web_ssl_context=settings.web.tls.context() if settings.web and settings.web.tls else None,
+        web_application_options={"middlewares": middlewares(settings.web)},
         # SASL/TLS as CROSSINGS_KAFKA_SECURITY_PROTOCOL says (broker_credentials; none for PLAINTEXT).
         **client_kwargs(settings.security, "faust"),
     )
@@ -96,6 +100,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         alerts_topic=settings.topics.alerts,
         transactional_prefix=settings.app_id,
         client=client_kwargs(settings.security, "aiokafka"),
+        transaction_timeout_ms=round(settings.transaction_timeout_seconds * 1000),
     )
     engine = Engine(
         EngineConfig(

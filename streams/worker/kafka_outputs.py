@@ -47,6 +47,7 @@ class KafkaOutputs:
         alerts_topic: str,
         transactional_prefix: str,
         client: Mapping[str, Any] | None = None,
+        transaction_timeout_ms: int = 30_000,
     ) -> None:
         self.bootstrap = bootstrap
         #: aiokafka security keyword arguments (``streams.ops.security.client_kwargs``).
@@ -57,6 +58,16 @@ class KafkaOutputs:
         self.dead_letter_topic = dead_letter_topic
         self.alerts_topic = alerts_topic
         self.transactional_prefix = transactional_prefix
+        #: How long the broker lets a transaction stay open before aborting it. Shorter
+        #: than aiokafka's 60 s on purpose: a worker that dies mid-commit leaves its
+        #: transaction open, and until it is aborted every read_committed reader of the
+        #: partitions it wrote (the forwarded copies' partitions of the events topic, the
+        #: alerts topic that notify reads, the dead letters) is held at that point. Opening
+        #: the partition again aborts it at once; this bounds the wait when nobody does.
+        #: It must exceed the longest commit (sends, then the Parquet files, then the
+        #: offset): a broker outage longer than it aborts the transaction, which the
+        #: producer then sees as a fence, so the partition is let go and rejoined.
+        self.transaction_timeout_ms = transaction_timeout_ms
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._reader: AIOKafkaConsumer | None = None
 
@@ -84,6 +95,7 @@ class KafkaOutputs:
             linger_ms=20,
             max_batch_size=1_048_576,
             max_request_size=8 * 2**20,
+            transaction_timeout_ms=self.transaction_timeout_ms,
             **self.client,
         )
         await producer.start()  # InitProducerId: fences the previous owner, aborts its open transaction

@@ -24,6 +24,7 @@ TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
 NOTIFY_METRICS = {
     "crossings_notify_deliveries_total",
     "crossings_notify_retries_total",
+    "crossings_notify_receiver_failures_total",
 }
 
 
