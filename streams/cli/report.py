@@ -146,4 +146,5 @@ def _chart(
         raise click.BadParameter(str(error)) from None
     png, page = write_chart(data, output or Path(f"{checkpoint}-daily.png"))
     days = len({p.local_day for p in data.points})
-    click.echo(f"{png} and {page}: {days} days, {len(data.episodes)} alert episodes")
+    episodes = len(data.episodes)
+    click.echo(f"{png} and {page}: {days} days, {episodes} alert episode{'' if episodes == 1 else 's'}")

@@ -39,7 +39,7 @@ from streams.core.effects import (
 from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
-from streams.domain.alert import alert_message
+from streams.domain.alert import alert_log_line, alert_message
 from streams.domain.clock import AGREEMENT_WINDOW, agreed_time, boundaries
 from streams.domain.counts import count_event, group_counts, profile_key
 from streams.domain.detect import Band, DetectorConfig, Transition
@@ -338,7 +338,7 @@ class PartitionProcessor:
                 metrics.alerts_raised[(checkpoint.checkpoint_id, speaks_for, transition.episode.kind)] += 1
             metrics.alert_messages[(alert["status"], alert["window"])] += 1
             self.effects.alerts.append(alert)
-            log.warning("ALERT %s %s", alert["status"].upper(), alert["summary"])
+            log.warning("%s", alert_log_line(alert))
 
     def today_counts(self) -> dict[tuple[str, str], int]:
         """(checkpoint, direction) -> crossings so far on its local day at stream time."""

@@ -65,7 +65,7 @@ def test_chart_png_and_html(lake: Path, tmp_path: Path) -> None:
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    assert "1 alert episodes" in result.output
+    assert "1 alert episode" in result.output and "episodes" not in result.output
 
     with Image.open(png) as image:
         assert image.format == "PNG" and image.size == (1100, 680)
