@@ -42,8 +42,9 @@ def _check(result, kills: int) -> None:
 
 
 #: 17 days of two checkpoints: past the detector's 14-day warm-up, a UZB labour surge at
-#: Zhibek Zholy on the last two days and Korday silent on the last one, so the kills land
-#: while episodes open, update and (the surge's first day) are judged.
+#: Zhibek Zholy on the last two days and Korday silent on the last one, so alerts are raised
+#: by workers restarted after kills (their detectors restored from the changelog). The
+#: kills land anywhere in the traffic: one inside an alert's own transaction is not forced.
 LAST_DAY = DEFAULT_START + timedelta(days=16)
 ALERTING = ScenarioSpec(
     days=17,
