@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from itertools import islice
@@ -55,8 +55,9 @@ from typing import Any
 import duckdb
 from kafka import KafkaConsumer
 
-from load_tests.harness import WorkerProcess, broker_for, free_port, wait_committed
+from load_tests.harness import WorkerProcess, broker_for, free_port, scrape, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec, replay
+from streams.core.records import REKEYED_HEADER
 from streams.domain.registry import load_registry
 from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
@@ -86,6 +87,15 @@ class CrashRun:
     join_log: list[dict[str, Any]] = field(default_factory=list)
     #: Workers stopped (SIGSTOP) past their session timeout, then resumed (worker, at which record).
     pause_log: list[dict[str, Any]] = field(default_factory=list)
+    #: Broker outages: at which record, how long, and seconds from the broker's return
+    #: until the workers' first commit.
+    outage_log: list[dict[str, Any]] = field(default_factory=list)
+    #: Alerts on the alerts topic (read_committed), and alert ids found more than once.
+    alerts_found: int = 0
+    alerts_doubled: int = 0
+    #: Forwarded copies on the events topic, and origins (partition/offset) copied twice.
+    forwards_found: int = 0
+    forwards_doubled: int = 0
     #: From the workers' logs: records dropped as not of the current assignment (stale
     #: batches across rebalances), partitions let go because another owner fenced them.
     stale_records_dropped: int = 0
@@ -129,6 +139,8 @@ class CrashRun:
             and self.dead_letter_mismatch == 0
             and self.staged_left == 0
             and not self.alert_mismatches
+            and self.alerts_doubled == 0
+            and self.forwards_doubled == 0
         )
 
     def summary(self) -> dict[str, Any]:
@@ -331,6 +343,8 @@ def run(
     pauses: int = 0,
     miskeyed: float = 0.0,
     extra_env: dict[str, str] | None = None,
+    outages: Sequence[float] = (),
+    broker_control: tuple[Callable[[], object], Callable[[], object]] | None = None,
     spec: ScenarioSpec | None = None,
     check_alerts: bool = False,
     log=None,
@@ -338,8 +352,11 @@ def run(
     """One crash run against ``bootstrap`` with everything under ``home``.
 
     ``workers`` is the group's final size; from 3 on it starts one short and the last one
-    joins at a random point of the traffic. ``check_alerts``: compare the alerts topic and
-    the lake's alerts with an uninterrupted replay of the same topic (each alert once)."""
+    joins at a random point of the traffic. ``outages``: the broker is stopped for each
+    of these many seconds at a random point of the traffic (``broker_control``: stop,
+    start), while the workers and the producer keep running. ``check_alerts``: compare the
+    alerts topic and the lake's alerts with an uninterrupted replay of the same topic
+    (each alert once)."""
     started = time.monotonic()
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
     partitions = partitions or (4 if workers <= 2 else 2 * workers)
@@ -388,7 +405,12 @@ def run(
     result.unique_valid_events = len(expected_ids)
     # Pace the traffic so it lasts through every kill and restart (a restart waits about a
     # session timeout for the group to let go of the killed member).
-    rate = rate or max(300.0, len(records) / ((kills + 2 * pauses) * (session_timeout + 5.0) + 10.0))
+    # Outages too: traffic flows through each and the time the workers take to recover.
+    rate = rate or max(
+        300.0,
+        len(records)
+        / ((kills + 2 * pauses) * (session_timeout + 5.0) + sum(s + 20.0 for s in outages) + 10.0),
+    )
     joining = "" if initial == workers else f" ({initial} at first, then one joins)"
     say(
         f"crash test: {len(records)} records at {rate:.0f}/s, {kills} kills, {workers} worker(s){joining}, "
@@ -425,6 +447,7 @@ def run(
             [(rng.uniform(0.05, 0.95) * len(records), "kill") for _ in range(kills)]
             + [(rng.uniform(0.2, 0.6) * len(records), "join") for _ in range(workers - initial)]
             + [(rng.uniform(0.1, 0.9) * len(records), "pause") for _ in range(pauses)]
+            + [(rng.uniform(0.15, 0.85) * len(records), f"outage:{seconds}") for seconds in outages]
         )
         n = 0
         for threshold, event in plan:
@@ -436,6 +459,24 @@ def run(
                 result.join_log.append({"worker": running, "at_record": at})
                 say(f"  worker {running} joins at record {at} of {len(records)}")
                 running += 1
+                continue
+            if event.startswith("outage:"):
+                if broker_control is None:
+                    raise ValueError("outages need broker_control (stop, start)")
+                seconds = float(event.split(":", 1)[1])
+                at = produced[0]
+                before = sum(_commits(w) for w in pool[:running])
+                broker_control[0]()
+                say(f"  outage: broker stopped at record {at} of {len(records)} for {seconds:.0f}s")
+                time.sleep(seconds)
+                broker_control[1]()
+                back = time.monotonic()
+                # Resumed: a commit made after the broker's return (none can be made without it).
+                while sum(_commits(w) for w in pool[:running]) <= before and time.monotonic() - back < 600:
+                    time.sleep(0.2)
+                resumed = round(time.monotonic() - back, 1)
+                result.outage_log.append({"at_record": at, "seconds": seconds, "resumed_after_s": resumed})
+                say(f"  outage over: first commit {resumed}s after the broker came back")
                 continue
             if event == "pause":
                 index = rng.randrange(running)
@@ -516,6 +557,19 @@ def run(
         for key in sorted(set(counts) | set(expected_counts))
         if counts.get(key, 0) != expected_counts.get(key, 0)
     }
+    alert_ids = Counter(
+        json.loads(m.value)["alert_id"] for m in read_topic(bootstrap, settings.topics.alerts)
+    )
+    result.alerts_found = sum(alert_ids.values())
+    result.alerts_doubled = sum(1 for n in alert_ids.values() if n > 1)
+    origins = Counter(
+        value
+        for m in read_topic(bootstrap, settings.topics.events)
+        for name, value in (m.headers or ())
+        if name == REKEYED_HEADER
+    )
+    result.forwards_found = sum(origins.values())
+    result.forwards_doubled = sum(1 for n in origins.values() if n > 1)
     dead = Counter(m.value for m in read_topic(bootstrap, settings.topics.dead_letter))
     invalid = Counter(r.value for r in records if r.kind == "invalid")
     result.dead_letters_expected = sum(invalid.values())
@@ -606,6 +660,14 @@ def _rebalance_traces(pool: Sequence[WorkerProcess]) -> tuple[int, int]:
         dropped += sum(int(m[1]) for m in DROPPED.finditer(text))
         fenced += sum(len(m[1].split(",")) for m in FENCED.finditer(text))
     return dropped, fenced
+
+
+def _commits(worker: WorkerProcess) -> int:
+    """Commits the worker has made (its commit histogram's count)."""
+    try:
+        return int(scrape(worker.metrics_url).get("crossings_commit_seconds_count", 0))
+    except OSError:  # between a stop and a start, or busy
+        return 0
 
 
 def _wait_working(worker: WorkerProcess, timeout: float) -> None:

@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 
 from streams.core.partitioning import partition_for
+from streams.core.processor import FORWARD_HEADER_BYTES, CoreConfig
 from streams.domain.registry import load_registry
 
 #: The kinds of bad input, in the order the summary lists them.
@@ -60,6 +61,8 @@ KINDS = (
     "schema_violation",
     "duplicate_conflict",
     "resent_duplicate",
+    "near_event_limit",
+    "compressed_bomb",
 )
 #: Kinds judged on the value alone (their expected reason is the decoder's).
 DECODE_KINDS = (
@@ -76,6 +79,14 @@ DECODE_KINDS = (
 #: Valid traffic kinds of the scenario (its own invalid messages are left out).
 VALID_KINDS = ("valid", "late", "duplicate")
 
+#: The worker's ``CROSSINGS_MAX_EVENT_BYTES`` (its default): a larger value is dead-lettered
+#: ``oversize`` undecoded, and a forwarded copy (value, key, header) may not exceed it.
+MAX_EVENT_BYTES = CoreConfig().max_event_bytes
+#: What a forwarded copy adds besides its key (``streams.core.processor``).
+FORWARD_OVERHEAD = FORWARD_HEADER_BYTES
+#: Compressed bombs as large as the found case (9 MiB decompressed) at most this many times
+#: a run; the others decompress to 70 KiB..1 MiB (each is built in memory).
+FULL_BOMBS = 8
 #: The events topic's default ``max.message.bytes`` (a record batch): the largest message
 #: a producer can put on a topic created with the broker's defaults.
 TOPIC_MAX_MESSAGE_BYTES = 1_048_588
@@ -409,6 +420,46 @@ def schema_violation(
     return _dumps({**base, "occurred_at": bad}), "bad_timestamp", f"occurred_at {bad!r}"
 
 
+def near_event_limit(
+    rng: random.Random, event: dict, key: bytes, fresh_id: str, partitions: int, registry_ids: Sequence[str]
+) -> Outgoing:
+    """A valid event padded (JSON whitespace) to a size around the event bound, keyed right,
+    wrong or not at all: counted where it belongs, forwarded there if its copy fits the
+    bound, dead-lettered ``oversize`` if it or its copy would not."""
+    home = partition_for(key, partitions)
+    how = rng.choice(("right key", "wrong key", "null key"))
+    if how == "right key":
+        out_key: bytes | None = key
+        partition = home
+    elif how == "wrong key":
+        out_key = rng.choice([c for c in registry_ids if c != event["checkpoint_id"]]).encode()
+        partition = partition_for(out_key, partitions)
+    else:
+        out_key, partition = None, rng.randrange(partitions)
+    forwarded = partition != home
+    copy = len(key) + FORWARD_OVERHEAD if forwarded else 0
+    size = rng.choice(
+        (
+            MAX_EVENT_BYTES - copy,  # the largest that is counted (forwarded: its copy just fits)
+            MAX_EVENT_BYTES - copy + 1,
+            MAX_EVENT_BYTES,
+            MAX_EVENT_BYTES + 1,
+            MAX_EVENT_BYTES - rng.randrange(1, 200),
+        )
+    )
+    body = _dumps(_fresh(event, fresh_id))
+    value = body[:-1] + b" " * max(size - len(body), 0) + b"}"
+    too_big = len(value) > MAX_EVENT_BYTES or (forwarded and len(value) + copy > MAX_EVENT_BYTES)
+    return Outgoing(
+        out_key,
+        value,
+        partition,
+        "near_event_limit",
+        "oversize" if too_big else None,
+        variant=f"{how}, {len(value):,} B",
+    )
+
+
 def recipes() -> dict[str, Recipe]:
     """The recipes of the kinds judged on the value alone (a fresh set: huge strings count)."""
     return {
@@ -463,6 +514,7 @@ def mix(
     strays: dict[int, list[bool]] = {p: [] for p in range(partitions)}  # which of latest
     recent: dict[int, deque[Counted]] = {p: deque(maxlen=RECENT) for p in range(partitions)}
     serial = 0
+    bombs = 0
     traffic_iter = (r for r in traffic if r.kind in VALID_KINDS)
     remaining_valid, remaining_bad = valid, bad
 
@@ -520,7 +572,18 @@ def mix(
             value, reason, variant = make[kind](rng, event, key, fresh_id())
             if kind == "unknown_checkpoint":
                 key = json.loads(value)["checkpoint_id"].encode()  # keyed like a real producer
+            if value is not None and len(value) > MAX_EVENT_BYTES:
+                reason = "oversize"  # never decoded
             return Outgoing(key, value, partition_for(key, partitions), kind, reason, variant=variant)
+        if kind == "near_event_limit":
+            return near_event_limit(rng, event, key, fresh_id(), partitions, registry_ids)
+        if kind == "compressed_bomb":
+            nonlocal bombs
+            bombs += 1
+            size = 9 * 2**20 if bombs <= FULL_BOMBS else _log_uniform(rng, 70 * 2**10, 2**20)
+            filler = rng.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+            value = bytes([filler]) * size  # ~size/1000 bytes on the wire, gzip-compressed
+            return Outgoing(key, value, home, kind, "oversize", variant=f"{size:,} bytes decompressed")
         if kind == "null_key":
             value = _dumps(_fresh(event, fresh_id()))
             # Counted once, at its checkpoint's partition (forwarded there if the producer
@@ -650,7 +713,7 @@ def expected_duplicates(messages: Sequence[Outgoing]) -> int:
 #: Valid events sent under a null or another checkpoint's key: counted once, not dead-lettered.
 MISKEYED_KINDS = ("null_key", "wrong_key")
 #: Hostile kinds that are valid events, counted once where they belong.
-COUNTED_KINDS = (*MISKEYED_KINDS, "stamped_now")
+COUNTED_KINDS = (*MISKEYED_KINDS, "stamped_now", "near_event_limit")
 
 
 def expected_rekeyed(messages: Sequence[Outgoing], partitions: int) -> int:
@@ -658,6 +721,6 @@ def expected_rekeyed(messages: Sequence[Outgoing], partitions: int) -> int:
     return sum(
         1
         for m in messages
-        if m.kind in MISKEYED_KINDS
+        if (m.kind in MISKEYED_KINDS or (m.kind == "near_event_limit" and m.reason is None))
         and m.partition != partition_for(json.loads(m.value)["checkpoint_id"].encode(), partitions)  # type: ignore[arg-type]
     )

@@ -3,7 +3,8 @@
 ``main`` is the one entry for both ``crossings`` (the console script) and
 ``python -m streams.cli``: it configures logging, then runs the command, so both log the
 same. The subcommands live beside this file: ``kafka`` (kafka up/down/status, topics),
-``worker``, ``notify``, ``replay``, ``report``, ``sql``, ``checkpoints`` (validate, list) and ``backtest``.
+``worker``, ``notify``, ``replay``, ``report``, ``sql``, ``checkpoints`` (validate, list), ``backtest``
+and ``quarantine`` (list, skip).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from streams.cli.checkpoints import checkpoints
 from streams.cli.kafka import kafka, topics
 from streams.cli.logs import configure as configure_logging
 from streams.cli.notify import notify
+from streams.cli.quarantine import quarantine
 from streams.cli.replay import replay
 from streams.cli.report import report
 from streams.cli.sql import sql
@@ -29,7 +31,7 @@ def cli() -> None:
     """crossings: streaming border-crossing counts, spike alerts and history."""
 
 
-for _command in (kafka, topics, worker, notify, replay, report, sql, checkpoints, backtest):
+for _command in (kafka, topics, worker, notify, replay, report, sql, checkpoints, backtest, quarantine):
     cli.add_command(_command)
 
 

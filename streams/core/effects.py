@@ -7,6 +7,7 @@ letters to the outputs transaction, metric deltas to whoever serves metrics).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -71,7 +72,9 @@ def event_columns(rows: CountedRows) -> EventColumns:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """An invalid message: the original bytes go to the dead-letter topic, the reason in headers."""
+    """An invalid message: the original bytes go to the dead-letter topic, the reason in
+    headers. Bytes beyond the dead-letter bound are cut (:func:`dead_letter`): then
+    ``original_size`` and ``sha256`` say what the whole message was."""
 
     partition: int
     offset: int
@@ -79,6 +82,25 @@ class DeadLetter:
     value: bytes | None
     reason: str
     detail: str
+    #: Key plus value bytes of the original message, when they were cut (else None).
+    original_size: int | None = None
+    #: SHA-256 (hex) of the original value, when it was cut.
+    sha256: str | None = None
+
+
+def dead_letter(
+    partition: int, offset: int, key: bytes | None, value: bytes | None, reason: str, detail: str, limit: int
+) -> DeadLetter:
+    """A dead letter whose key and value together take at most ``limit`` bytes: a message
+    larger than that keeps its first bytes (key first), its size and its digest, so the
+    dead-letter topic always takes it and a commit never fails on it."""
+    size = len(key or b"") + len(value or b"")
+    if size <= limit:
+        return DeadLetter(partition, offset, key, value, reason, detail)
+    digest = hashlib.sha256(value or b"").hexdigest()
+    kept_key = None if key is None else key[: limit // 2]
+    kept_value = None if value is None else value[: limit - len(kept_key or b"")]
+    return DeadLetter(partition, offset, kept_key, kept_value, reason, detail, size, digest)
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,35 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from streams.core.faults import classify
 from streams.core.partitioning import checkpoints_by_partition
 from streams.core.ports import Outputs, Sink
 from streams.core.processor import CoreConfig
 from streams.core.records import SourceRecord
-from streams.core.task import CommitReport, PartitionFenced, PartitionTask, RestoreProgress
+from streams.core.task import CommitFailed, CommitReport, PartitionFenced, PartitionTask, RestoreProgress
 from streams.domain.clock import partition_clocks
 from streams.domain.event import EventDecoder
 from streams.domain.registry import Registry
 
 log = logging.getLogger(__name__)
+
+
+class PartitionsFailed(CommitFailed):
+    """Some partitions failed (a commit, or opening one) while the others went on:
+    ``failures`` by partition, and the ``reports`` of the commits that were made."""
+
+    def __init__(self, failures: dict[int, CommitFailed], reports: list[CommitReport] | None = None) -> None:
+        first = failures[min(failures)]
+        super().__init__(
+            "; ".join(str(failures[p]) for p in sorted(failures)),
+            partition=first.partition,
+            kind=first.kind,
+            offset=first.offset,
+            first_offset=first.first_offset,
+            last_offset=first.last_offset,
+        )
+        self.failures = failures
+        self.reports = reports or []
 
 
 @dataclass(frozen=True)
@@ -126,19 +145,42 @@ class Engine:
             await self.tasks[partition].settle()
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
-        """Apply records of any partitions (each partition's in offset order)."""
+        """Apply records of any partitions (each partition's in offset order). A partition
+        that cannot be opened (its changelog or store unreachable) does not stop the
+        others: ``PartitionsFailed`` names it once the others are applied."""
         by_partition: dict[int, list[SourceRecord]] = {}
         for record in records:
             by_partition.setdefault(record.partition, []).append(record)
         now = self._wall_clock()
         monotonic = self._monotonic()
+        failures: dict[int, CommitFailed] = {}
         for partition, batch in by_partition.items():
-            task = self.tasks.get(partition) or await self.open(partition)
+            task = self.tasks.get(partition)
+            if task is None:
+                try:
+                    task = await self.open(partition)
+                except Exception as error:
+                    failures[partition] = self.open_failed(partition, error, batch[0].offset)
+                    continue
             task.process(batch, now, monotonic)
+        if failures:
+            raise PartitionsFailed(failures)
 
-    def tick(self) -> None:
-        """Judge idle partitions on the clock of the active ones (see ``domain.clock``)."""
-        tasks = {p: t for p, t in self.tasks.items() if t.processor is not None}
+    def open_failed(self, partition: int, error: BaseException, first_offset: int | None) -> CommitFailed:
+        """What opening ``partition`` failing is reported as (its outputs are let go)."""
+        log.error("partition %d: could not be opened: %s", partition, error)
+        return CommitFailed(
+            f"partition {partition}: could not be opened: {error}",
+            partition=partition,
+            kind=classify(error),
+            first_offset=first_offset,
+        )
+
+    def tick(self, held: Iterable[int] = ()) -> None:
+        """Judge idle partitions on the clock of the active ones (see ``domain.clock``);
+        ``held`` partitions (commits failing) are left as they are until they commit."""
+        skip = set(held)
+        tasks = {p: t for p, t in self.tasks.items() if t.processor is not None and p not in skip}
         clocks = partition_clocks(
             {p: t.state.stream_ts for p, t in tasks.items()},
             {p: t.last_record_at for p, t in tasks.items()},
@@ -157,10 +199,11 @@ class Engine:
     async def commit(
         self, partitions: Iterable[int] | None = None, *, behind: bool = False, publish: bool = False
     ) -> list[CommitReport]:
-        """Commit every partition with pending work; the first failure raises (CommitFailed)
-        after the partitions before it committed. A partition whose commit was refused
-        because another owner fenced it is dropped (its task closed itself), noted in
-        ``fenced``, and the others are committed.
+        """Commit every partition with pending work. Each is tried whatever the others do:
+        failures raise ``PartitionsFailed`` (a ``CommitFailed``) once all were tried, with
+        the reports of those committed. A partition whose commit was refused because
+        another owner fenced it is dropped (its task closed itself), noted in ``fenced``,
+        and the others are committed.
 
         ``behind`` (a replay's commits, with no Kafka step): each is made durable on a
         thread while the caller goes on (``PartitionTask.commit_behind``); :meth:`settle`
@@ -168,6 +211,7 @@ class Engine:
         policy says (partitions being let go, a process stopping)."""
         self._last_commit = self._monotonic()
         reports = []
+        failures: dict[int, CommitFailed] = {}
         for partition in sorted(self.tasks if partitions is None else partitions):
             task = self.tasks.get(partition)
             if task is None:
@@ -183,8 +227,13 @@ class Engine:
                 del self.tasks[partition]
                 self.fenced.add(partition)
                 continue
+            except CommitFailed as error:
+                failures[partition] = error
+                continue
             if report is not None:
                 reports.append(report)
+        if failures:
+            raise PartitionsFailed(failures, reports)
         return reports
 
     def take_fenced(self) -> set[int]:

@@ -34,7 +34,8 @@ class Outputs(Protocol):
     async def publish(self, batch: CommitBatch, write_files: Callable[[], object]) -> int | None:
         """Atomically publish the batch's dead letters, alerts and changelog records and
         commit its source offset; returns the next changelog offset (None: no changelog).
-        ``write_files`` (the sink's flush) is called before the commit point, once this
+        ``write_files`` (the sink's flush; it may run on a worker thread, nothing else
+        touches the partition meanwhile) is called before the commit point, once this
         process is known to own the partition still (a transactional producer: its records
         were accepted); if it raises, nothing is committed.
         Raises if anything failed, in which case none of it is visible to readers;

@@ -30,9 +30,9 @@ from streams.core.effects import (
     CommitBatch,
     CountedRows,
     DailySnapshot,
-    DeadLetter,
     Effects,
     Forward,
+    dead_letter,
     event_columns,
 )
 from streams.core.records import SourceRecord
@@ -69,6 +69,13 @@ class CoreConfig:
     #: How far ahead of its arrival in Kafka an event may be stamped (a device clock running
     #: fast); further is dead-lettered as future_timestamp instead of moving stream time.
     max_clock_skew_s: float = 900.0
+    #: A message whose value is larger is not decoded (no crossing event is near it): it is
+    #: dead-lettered ``oversize``. A forwarded copy (value, key and header) never exceeds it
+    #: either, so the events topic must take messages of this size.
+    max_event_bytes: int = 64 * 2**10
+    #: A dead letter's key and value together are cut to this many bytes (its headers say
+    #: the original size and digest), so the dead-letter topic always takes it.
+    dead_letter_max_bytes: int = 2**20
     detector: DetectorConfig = DetectorConfig()
 
 
@@ -104,6 +111,9 @@ class PartitionProcessor:
         self._slots: dict[tuple[str, int], Slot] = {}
         #: Counted records not yet in the day profiles, by what they add to.
         self._tally: Counter[tuple[str, str, date, int, str, str]] = Counter()
+        #: Offsets an operator moved aside (``crossings quarantine skip``): dead-lettered
+        #: ``skipped`` instead of being read.
+        self.skips: frozenset[int] = frozenset()
 
     # -- records ---------------------------------------------------------------------------
 
@@ -123,10 +133,22 @@ class PartitionProcessor:
         if not fresh:
             return
         wall = now.timestamp()
-        items = self.decoder.decode_all(
-            [record.value for record in fresh],
-            [record.timestamp_ms / 1000 if record.timestamp_ms > 0 else wall for record in fresh],
+        values = [record.value for record in fresh]
+        limit = self.config.max_event_bytes
+        refused = {
+            i: _oversize(len(value), limit)
+            for i, value in enumerate(values)
+            if value is not None and len(value) > limit
+        }
+        if self.skips:
+            refused.update({i: _skipped() for i, record in enumerate(fresh) if record.offset in self.skips})
+        for i in refused:
+            values[i] = None  # never decoded
+        items: list[CrossingEvent | InvalidEvent] = self.decoder.decode_all(
+            values, [record.timestamp_ms / 1000 if record.timestamp_ms > 0 else wall for record in fresh]
         )
+        for i, error in refused.items():
+            items[i] = error
         new_ids = state.new_ids
         candidates = [
             item.event_id
@@ -244,6 +266,19 @@ class PartitionProcessor:
     def _forward(self, record: SourceRecord, event: CrossingEvent) -> None:
         checkpoint_id = event.checkpoint_id
         assert record.value is not None
+        size = len(record.value) + len(checkpoint_id.encode()) + FORWARD_HEADER_BYTES
+        if size > self.config.max_event_bytes:
+            self._dead_letter(
+                record,
+                InvalidEvent(
+                    OVERSIZE,
+                    f"its copy for checkpoint {checkpoint_id}'s partition would take {size:,} bytes "
+                    f"with its key and header, over the {self.config.max_event_bytes:,} bytes an "
+                    "event may take (CROSSINGS_MAX_EVENT_BYTES): not forwarded, send it keyed by "
+                    "its checkpoint_id",
+                ),
+            )
+            return
         self.effects.forwards.append(
             Forward(
                 record.partition,
@@ -257,8 +292,13 @@ class PartitionProcessor:
         self.effects.metrics.rekeyed[checkpoint_id] += 1
 
     def _dead_letter(self, record: SourceRecord, error: InvalidEvent) -> None:
+        limit = self.config.dead_letter_max_bytes
+        if error.reason == SKIPPED:  # whatever blocked its partition, its letter is small
+            limit = min(limit, SKIPPED_KEEP_BYTES)
         self.effects.dead_letters.append(
-            DeadLetter(record.partition, record.offset, record.key, record.value, error.reason, error.detail)
+            dead_letter(
+                record.partition, record.offset, record.key, record.value, error.reason, error.detail, limit
+            )
         )
         self.effects.metrics.invalid[error.reason] += 1
         if error.checkpoint_id is not None:
@@ -422,6 +462,31 @@ class PartitionProcessor:
         )
         self.effects = Effects()
         self._slots.clear()
+
+
+#: Reason of a message too large to be an event, or whose forwarded copy would be.
+OVERSIZE = "oversize"
+#: Reason of a record an operator moved aside (``crossings quarantine skip``).
+SKIPPED = "skipped"
+#: A skipped record's dead letter keeps this much of it (the original stays in the events
+#: topic at its offset until the topic's retention).
+SKIPPED_KEEP_BYTES = 1024
+#: What a forwarded copy adds besides its key: the header's name and ``<partition>/<offset>``.
+FORWARD_HEADER_BYTES = 64
+
+
+def _oversize(size: int, limit: int) -> InvalidEvent:
+    return InvalidEvent(
+        OVERSIZE,
+        f"message value of {size:,} bytes, over the {limit:,} bytes an event may take "
+        "(CROSSINGS_MAX_EVENT_BYTES): not decoded",
+    )
+
+
+def _skipped() -> InvalidEvent:
+    return InvalidEvent(
+        SKIPPED, "moved aside by an operator (crossings quarantine skip) while its partition was quarantined"
+    )
 
 
 def _conflict(event_id: str, earlier: str, digest: str) -> InvalidEvent:

@@ -45,6 +45,7 @@ from datetime import datetime
 from pathlib import Path
 
 from streams.core.effects import CommitBatch
+from streams.core.faults import FaultKind, classify, refused_offset
 from streams.core.ports import Fenced, Outputs, Sink
 from streams.core.processor import CoreConfig, PartitionProcessor
 from streams.core.records import SourceRecord
@@ -57,7 +58,29 @@ log = logging.getLogger(__name__)
 
 
 class CommitFailed(RuntimeError):
-    """A commit did not complete; nothing of it is visible and the state is as before it."""
+    """A commit did not complete; nothing of it is visible and the state is as before it
+    (or, when only its last step failed, it is visible and only that step is retried).
+
+    ``kind`` says what caused it (``core.faults``); ``offset`` is the record whose output
+    the broker refused, when that was the cause; ``first_offset``/``last_offset`` bound
+    the records the commit held."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partition: int | None = None,
+        kind: FaultKind = "unknown",
+        offset: int | None = None,
+        first_offset: int | None = None,
+        last_offset: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.partition = partition
+        self.kind = kind
+        self.offset = offset
+        self.first_offset = first_offset
+        self.last_offset = last_offset
 
 
 class PartitionFenced(CommitFailed):
@@ -113,6 +136,17 @@ class PartitionTask:
         #: (commit sequence, publish?) of a commit attempted and not yet made: its retries
         #: decide as it did, so they write the same files.
         self._plan: tuple[int, bool] | None = None
+        #: A commit whose Kafka transaction committed but whose local store write failed:
+        #: its retry only writes the store (its alerts, dead letters and forwards are out).
+        self._published: tuple[CommitBatch, int | None] | None = None
+        #: A recovery could not read the changelog's tail: whether the last attempt's
+        #: transaction committed is unknown, so nothing is published before it is read.
+        self._unsure = False
+        #: The outputs must be opened again (a failed transaction may leave the producer
+        #: unusable) before the next attempt; set until an opening succeeds.
+        self._reopen = False
+        #: Offsets an operator moved aside (``skip``), dead-lettered instead of read.
+        self.skips: frozenset[int] = frozenset()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -145,6 +179,9 @@ class PartitionTask:
             self._behind = None
         self._inputs.clear()
         self._plan = None
+        self._published = None
+        self._unsure = False
+        self._reopen = False
         self.processor = None
         if self.store is not None:
             self.store.close()
@@ -192,6 +229,7 @@ class PartitionTask:
             self.config,
             self.home,
         )
+        self.processor.skips = self.skips
 
     def reconfigure(
         self,
@@ -253,6 +291,12 @@ class PartitionTask:
         processor = self.processor
         if processor is None:
             return None
+        if self._published is not None:
+            return self._finish_published(processor)
+        if self._unsure:
+            await self._resolve_unsure()
+            processor = self.processor
+            assert processor is not None
         publishes = self._publishes(processor, publish)
         if publishes is None:
             return None
@@ -274,7 +318,6 @@ class PartitionTask:
 
         try:
             next_changelog_offset = await self.outputs.publish(batch, write_files)
-            self.store.apply(batch.changes, next_changelog_offset)
         except Fenced as error:
             log.warning(
                 "partition %d: commit %d refused, another owner fenced this one (%s): letting go",
@@ -289,14 +332,68 @@ class PartitionTask:
         except Exception as error:
             log.error("partition %d: commit %d failed: %s", self.partition, batch.commit_seq, error)
             await self._recover(reopen=not files_failed)
-            raise CommitFailed(
-                f"partition {self.partition}: commit {batch.commit_seq} failed: {error}"
-            ) from error
+            raise self._failed(batch, error) from error
+        # The transaction committed: its outputs are out. A failure from here on is retried
+        # by writing the store only, never by sending them again.
+        self._published = (batch, next_changelog_offset)
+        report = self._finish_published(processor)
+        return CommitReport(report.batch, flushed, time.perf_counter() - started)
+
+    def _finish_published(self, processor: PartitionProcessor) -> CommitReport:
+        """Step 3 of a commit whose transaction committed (see ``_published``)."""
+        assert self._published is not None and self.store is not None
+        batch, next_changelog_offset = self._published
+        started = time.perf_counter()
+        try:
+            self.store.apply(batch.changes, next_changelog_offset)
+        except Exception as error:
+            log.error(
+                "partition %d: commit %d is in Kafka but its local state write failed (%s): "
+                "retrying the write only",
+                self.partition,
+                batch.commit_seq,
+                error,
+            )
+            raise self._failed(batch, error) from error
+        self._published = None
         processor.committed(batch)
         self.sink.committed(self.partition, batch.commit_seq)
         self._plan = None
         self._inputs.clear()
-        return CommitReport(batch, flushed, time.perf_counter() - started)
+        return CommitReport(batch, None, time.perf_counter() - started)
+
+    def _failed(self, batch: CommitBatch, error: BaseException) -> CommitFailed:
+        return CommitFailed(
+            f"partition {self.partition}: commit {batch.commit_seq} failed: {error}",
+            partition=self.partition,
+            kind=classify(error),
+            offset=refused_offset(error),
+            first_offset=batch.first_offset,
+            last_offset=batch.last_offset,
+        )
+
+    async def _resolve_unsure(self) -> None:
+        """Read the changelog's tail before publishing again (see ``_unsure``): if the last
+        attempt committed after all, its records are skipped when re-applied."""
+        try:
+            await self._reopen_and_catch_up()
+        except Exception as error:
+            log.error("partition %d: changelog still unreadable: %s", self.partition, error)
+            raise CommitFailed(
+                f"partition {self.partition}: cannot tell whether the last commit was made: {error}",
+                partition=self.partition,
+                kind=classify(error),
+            ) from error
+        self._unsure = False
+        self._rebuild()
+
+    def skip(self, offsets: frozenset[int]) -> None:
+        """Dead-letter the records at ``offsets`` (``skipped``) instead of reading them: the
+        state is rebuilt from the store and the inputs since the last commit re-applied,
+        so the next commit carries the dead letters in its transaction."""
+        self.skips = frozenset(offsets)
+        if self.processor is not None and self._published is None:
+            self._rebuild()
 
     async def commit_behind(self, pool: Executor, *, publish: bool = False) -> CommitReport | None:
         """A commit for drivers without a Kafka step (the replay): frozen now, made durable
@@ -361,12 +458,22 @@ class PartitionTask:
         partition right now (this one was fenced), and only opening a partition, which
         fences everyone else first, may decide which files are uncommitted."""
         assert self.store is not None
+        self._reopen = self._reopen or reopen
         try:
-            if reopen:
-                await self.outputs.open_partition(self.partition)
-            await self._catch_up()  # the failed transaction may have committed after all
+            await self._reopen_and_catch_up()  # the failed transaction may have committed after all
         except Exception as error:  # the broker may be what failed; the store is still consistent
-            log.warning("partition %d: could not reopen outputs while recovering: %s", self.partition, error)
+            log.warning("partition %d: changelog unreadable while recovering: %s", self.partition, error)
+            self._unsure = True
+        self._rebuild()
+
+    async def _reopen_and_catch_up(self) -> None:
+        if self._reopen:
+            await self.outputs.open_partition(self.partition)
+            self._reopen = False
+        await self._catch_up()
+
+    def _rebuild(self) -> None:
+        """The state from the store, then the inputs since the last commit re-applied."""
         self._load()
         assert self.processor is not None
         # The transaction may have committed before the failure (a local store error after it).

@@ -39,6 +39,11 @@ def summary_line(checkpoint: Checkpoint, direction: str, transition: Transition)
     resolved = "resolved: " if transition.status == "resolved" else ""
     if a.cause == "reopened":
         line = f"{resolved}{where} reopened: {a.observed:,} crossings {what} ({a.local_day})"
+    elif a.cause == "new_traffic":
+        line = (
+            f"{resolved}{where} carries traffic where there was none: {a.observed:,} crossings "
+            f"{what} ({a.local_day})"
+        )
     elif a.cause == "closed":
         line = f"{resolved}{where} closed: {a.observed:,} crossings for the day vs {a.expected:,.0f} usual"
     elif a.cause == "no_data" and transition.status == "firing":

@@ -53,6 +53,8 @@ REASONS: Final = (
     "schema_violation",
     "too_late",
     "duplicate_conflict",
+    "oversize",
+    "skipped",
 )
 
 #: Nothing this system counts happened before the Unix epoch; older stamps are broken clocks.

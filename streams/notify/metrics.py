@@ -63,3 +63,17 @@ class NotifyMetrics:
             ["sink", "target"],
             registry=r,
         )
+        self.receiver_up = Gauge(
+            "crossings_notify_receiver_up",
+            "1 while this receiver's delivery loop runs; 0 while it waits to be restarted after an "
+            "unexpected error (the other receivers go on delivering).",
+            ["sink", "target"],
+            registry=r,
+        )
+        self.receiver_failures = Counter(
+            "crossings_notify_receiver_failures",
+            "Times this receiver's delivery loop stopped on an unexpected error (error: the "
+            "exception's class) and was restarted after a backoff.",
+            ["sink", "target", "error"],
+            registry=r,
+        )

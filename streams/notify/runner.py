@@ -14,6 +14,10 @@ A receiver without a committed offset starts at ``CROSSINGS_NOTIFY_START`` (late
 default) and commits that position at once, so a restart never skips what arrived since.
 An Alertmanager's firing set is rebuilt from the topic up to its committed offset when
 its partition is assigned, and re-posted every ``CROSSINGS_NOTIFY_RESEND_SECONDS``.
+
+Each receiver's loop runs under :func:`supervise`: an error no path here handles stops
+that loop only, which starts again from its committed offset after a backoff while the
+other receivers go on (``health.py`` keeps which loops are down, for ``/readyz``).
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, Pr
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from streams.notify.health import NotifyHealth
 from streams.notify.message import AlertRecord, MalformedAlert
 from streams.notify.metrics import NotifyMetrics
 from streams.notify.receivers import AlertmanagerSink, Sink, WebhookSink, post
 from streams.notify.retry import RetryPolicy, Verdict
 from streams.ops.security import client_kwargs
-from streams.settings import Receiver, Settings
+from streams.ops.web_access import middlewares
+from streams.settings import Receiver, Settings, WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -368,26 +374,94 @@ async def read_alerts(
         await reader.stop()
 
 
-async def serve_metrics(metrics: NotifyMetrics, host: str, port: int) -> web.AppRunner:
+#: A receiver loop stopped by an unexpected error is started again after this many
+#: seconds, doubled at each failure in a row up to ``RESTART_MAX_SECONDS``; a loop that
+#: ran that long before failing starts again from the first delay.
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 60.0
+
+
+async def supervise(
+    settings: Settings,
+    receiver: Receiver,
+    session: aiohttp.ClientSession,
+    metrics: NotifyMetrics,
+    health: NotifyHealth,
+) -> None:
+    """Run ``receiver``'s loop, and start it again after a backoff whenever it stops on an
+    error: a bug or an input nobody foresaw costs that receiver alone, and only while it
+    lasts. The new loop resumes from the group's committed offset, so the message in
+    flight is delivered again with the same ``Idempotency-Key`` (at least once, as after a
+    crash); a message that fails the same way every time holds back this receiver only,
+    and ``crossings_notify_receiver_up`` and ``/readyz`` say so."""
+    kind, target = receiver.kind, receiver.target
+    delay = RESTART_FIRST_SECONDS
+    while True:
+        started = time.monotonic()
+        health.running(receiver)
+        metrics.receiver_up.labels(kind, target).set(1)
+        try:
+            await ReceiverLoop(settings, make_sink(settings, receiver), session, metrics).run()
+            raise RuntimeError("the receiver loop returned")  # it runs until cancelled
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if time.monotonic() - started >= RESTART_MAX_SECONDS:
+                delay = RESTART_FIRST_SECONDS
+            metrics.receiver_up.labels(kind, target).set(0)
+            metrics.receiver_failures.labels(kind, target, type(error).__name__).inc()
+            health.failed(receiver, error, delay)
+            # The traceback is logged for whoever fixes it; the other receivers go on.
+            log.exception(
+                "%s %s: delivery stopped by %s; restarting in %.0fs from the last committed "
+                "offset (the other receivers are not affected)",
+                kind,
+                target,
+                type(error).__name__,
+                delay,
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RESTART_MAX_SECONDS)
+
+
+async def serve_metrics(
+    metrics: NotifyMetrics, health: NotifyHealth, host: str, port: int, config: WebConfig | None = None
+) -> web.AppRunner:
+    """/metrics, /healthz and /readyz; with ``config`` (CROSSINGS_WEB_CONFIG_FILE) over TLS
+    and behind basic auth (but for the probes' paths), as the worker's."""
+
     async def handler(request: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
-    app = web.Application()
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"alive": True})
+
+    async def readyz(request: web.Request) -> web.Response:
+        return web.json_response(health.as_json(), status=200 if health.ready else 503)
+
+    app = web.Application(middlewares=middlewares(config))
     app.router.add_get("/metrics", handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    tls = config.tls.context() if config is not None and config.tls is not None else None
+    await web.TCPSite(runner, host, port, ssl_context=tls).start()
     return runner
 
 
 async def run_notify(settings: Settings) -> None:
-    """Run every receiver's loop until SIGTERM or SIGINT; then stop without committing
-    whatever was in flight (it is delivered again on the next start)."""
-    metrics = NotifyMetrics()
-    web_runner = await serve_metrics(metrics, settings.web_host, settings.notify.web_port)
-    log.info("notify /metrics on http://%s:%d/metrics", settings.web_host, settings.notify.web_port)
+    """Run every receiver's loop (each restarted on its own when it fails) until SIGTERM or
+    SIGINT; then stop without committing whatever was in flight (it is delivered again on
+    the next start)."""
+    metrics, health = NotifyMetrics(), NotifyHealth()
+    web_runner = await serve_metrics(
+        metrics, health, settings.web_host, settings.notify.web_port, settings.web
+    )
+    scheme = settings.web.scheme if settings.web else "http"
+    log.info("notify /metrics on %s://%s:%d/metrics", scheme, settings.web_host, settings.notify.web_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -395,19 +469,14 @@ async def run_notify(settings: Settings) -> None:
     try:
         async with aiohttp.ClientSession() as session:
             tasks = [
-                asyncio.create_task(ReceiverLoop(settings, make_sink(settings, r), session, metrics).run())
+                asyncio.create_task(supervise(settings, r, session, metrics, health))
                 for r in settings.notify.receivers
             ]
-            stopping = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+            await stop.wait()
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            stopping.cancel()
-            for task in done:
-                if task is not stopping and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
     finally:
         await web_runner.cleanup()

@@ -14,6 +14,17 @@ checked, not altered: a partition count that differs, a changelog that is not
 compacted (the state would be deleted with old segments), or a dead-letter topic that
 cannot take the largest message of the events topic plus its headers (the partition of
 such a message would stop), stops the command; fewer replicas than asked for is logged.
+
+Every topic is created with ``message.timestamp.after.max.ms`` from
+``CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS`` (one hour by default, Kafka 4's own default;
+Kafka 3 allows any future time): the broker refuses a record stamped further ahead of its
+clock, so a producer whose clock runs far ahead cannot stamp events into the future (the
+worker bounds an event's time by its record's timestamp plus
+``CROSSINGS_MAX_CLOCK_SKEW_SECONDS``). An events topic that allows more is logged with the
+fix. ``message.timestamp.before.max.ms`` is left as the broker has it (any past time):
+the worker forwards a mis-keyed event with its original timestamp, and a worker catching
+up a backlog older than the bound would have those forwards refused and its partition
+stopped; replays of history and the fuzz run send old timestamps on purpose.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import time
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import InvalidConfigurationError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from streams.ops.security import check_access, client_kwargs, explain
 from streams.settings import ConfigError, Settings
@@ -42,6 +53,7 @@ DEAD_LETTER_HEADROOM = 64 * 2**10
 #: Room for an events message of up to 8 MiB - 64 KiB (the workers' producers send at
 #: most 8 MiB per request); the broker default for a topic is 1 MiB.
 _DEAD_LETTER_CONFIG = {"max.message.bytes": str(8 * 2**20)}
+TIMESTAMP_AFTER_MAX = "message.timestamp.after.max.ms"
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -79,24 +91,26 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
         existing = set(admin.list_topics())
         changelog = changelog_topic(settings)
         replicas = _replication_factor(admin, settings)
-        durability = {"min.insync.replicas": str(max(1, replicas - 1))}
+        common = {
+            "min.insync.replicas": str(max(1, replicas - 1)),
+            TIMESTAMP_AFTER_MAX: str(settings.timestamp_after_max_seconds * 1000),
+        }
         missing = [
             NewTopic(
                 name,
                 num_partitions=parts,
                 replication_factor=replicas,
-                topic_configs={**durability, **_EXTRA_CONFIG.get(_role(settings, name), {})},
+                topic_configs={**common, **_EXTRA_CONFIG.get(_role(settings, name), {})},
             )
             for name, parts in specs.items()
             if name not in existing
         ]
         if missing:
-            # Another process may win the race; the partition check below still applies.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
+            _create(admin, missing)
         found = _wait_for_metadata(admin, specs)
         _check_existing(admin, specs, changelog, replicas)
         _check_dead_letter_room(admin, settings)
+        _check_timestamp_bound(admin, settings)
     finally:
         admin.close()
     events = settings.topics.events
@@ -125,6 +139,24 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
 
 
 _EXTRA_CONFIG = {"changelog": _CHANGELOG_CONFIG, "dead_letter": _DEAD_LETTER_CONFIG}
+
+
+def _create(admin: KafkaAdminClient, missing: list[NewTopic]) -> None:
+    # Another process may win the race; the partition check after it still applies.
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics(missing)
+    except InvalidConfigurationError:
+        # A broker older than Kafka 3.6 knows no message.timestamp.after.max.ms.
+        log.warning(
+            "the broker refused %s (Kafka before 3.6): topics created without it; a producer "
+            "may stamp records any time ahead. Upgrade the brokers to bound it",
+            TIMESTAMP_AFTER_MAX,
+        )
+        for topic in missing:
+            topic.topic_configs.pop(TIMESTAMP_AFTER_MAX, None)
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics(missing)
 
 
 def _role(settings: Settings, name: str) -> str:
@@ -217,4 +249,37 @@ def _check_dead_letter_room(admin: KafkaAdminClient, settings: Settings) -> None
             f"{largest}: an invalid message near that size could not be dead-lettered and its "
             "partition would stop. Set max.message.bytes on it to at least "
             f"{largest + DEAD_LETTER_HEADROOM} (kafka-configs --alter)"
+        )
+
+
+def _check_timestamp_bound(admin: KafkaAdminClient, settings: Settings) -> None:
+    """Warn when the events topic lets producers stamp records further ahead than the setting."""
+    events = settings.topics.events
+    resource = ConfigResource(ConfigResourceType.TOPIC, events)
+    described = admin.describe_configs([resource], config_filter="all").get("topic", {}).get(events, {})
+    if (described.get("message.timestamp.type") or {}).get("value") == "LogAppendTime":
+        return  # the broker stamps each record with its own clock
+    wanted = settings.timestamp_after_max_seconds * 1000
+    fix = (
+        f"kafka-configs --alter --entity-type topics --entity-name {events} "
+        f"--add-config {TIMESTAMP_AFTER_MAX}={wanted}"
+    )
+    value = (described.get(TIMESTAMP_AFTER_MAX) or {}).get("value")
+    if value is None:
+        log.warning(
+            "topic %s: the broker has no %s (Kafka before 3.6), so a producer whose clock runs "
+            "ahead may stamp records any time in the future; upgrade the brokers, then: %s",
+            events,
+            TIMESTAMP_AFTER_MAX,
+            fix,
+        )
+    elif int(value) > wanted:
+        log.warning(
+            "topic %s takes records stamped up to %s ms ahead of the broker's clock, more than "
+            "CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS=%d: a producer whose clock runs ahead can stamp "
+            "events into the future. Bound it: %s",
+            events,
+            value,
+            settings.timestamp_after_max_seconds,
+            fix,
         )

@@ -39,6 +39,7 @@ from streams.settings.values import (
     is_loopback,
     parse_bootstrap,
 )
+from streams.settings.web import WebConfig, load_web_config
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -57,6 +58,7 @@ __all__ = [
     "Secret",
     "Settings",
     "Topics",
+    "WebConfig",
     "default_home",
     "is_checkout",
     "is_loopback",
@@ -104,6 +106,8 @@ class Settings:
     worker_dir: Path = DEFAULT_LOCAL_DIR / "worker"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    #: TLS and basic auth of the web server (CROSSINGS_WEB_CONFIG_FILE); None: plain HTTP, open.
+    web: WebConfig | None = None
     #: Seconds between commits (Parquet, then one Kafka transaction per partition).
     commit_interval: float = 10.0
     #: Appended lake rows (events, alerts) are staged, hidden, and published as one file per
@@ -118,10 +122,19 @@ class Settings:
     idle_after_seconds: float = 30.0
     #: How far ahead of its arrival in Kafka an event may be stamped, in seconds.
     max_clock_skew_seconds: float = 900.0
+    #: A message value larger than this is dead-lettered ``oversize`` without being decoded.
+    max_event_bytes: int = 64 * 2**10
+    #: A dead letter's key and value are cut to this many bytes (headers say what was cut).
+    dead_letter_max_bytes: int = 2**20
+    #: How long the broker lets a commit's transaction stay open (``KafkaOutputs``).
+    transaction_timeout_seconds: float = 30.0
     #: The checkpoint registry (JSON or YAML); None: the shipped schemas/checkpoints.json.
     checkpoints_file: Path | None = None
     #: Replicas of each topic the project creates; None: min(3, brokers in the cluster).
     replication_factor: int | None = None
+    #: How far ahead of the broker's clock a record's timestamp may be: the topics the
+    #: project creates get it as ``message.timestamp.after.max.ms``.
+    timestamp_after_max_seconds: int = 3600
     topics: Topics = field(default_factory=Topics)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     notify: NotifySettings = field(default_factory=NotifySettings)
@@ -131,12 +144,19 @@ class Settings:
         return CoreConfig(
             dedup_horizon_s=self.dedup_horizon_hours * 3600.0,
             max_clock_skew_s=self.max_clock_skew_seconds,
+            max_event_bytes=self.max_event_bytes,
+            dead_letter_max_bytes=self.dead_letter_max_bytes,
         )
 
     @property
     def state_dir(self) -> Path:
         """Local RocksDB state, one folder per partition (a cache of the changelog)."""
         return self.worker_dir / "state"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Partitions the worker holds back, and operators' skip requests (``crossings quarantine``)."""
+        return self.worker_dir / "quarantine"
 
     @property
     def broker_url(self) -> str:
@@ -166,17 +186,22 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         worker_dir=local_dir / "worker",
         web_host=_web_host(env.get("CROSSINGS_WEB_HOST") or "127.0.0.1"),
         web_port=_int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535),
+        web=load_web_config(env),
         commit_interval=_float(env, "CROSSINGS_COMMIT_INTERVAL", 10.0, 0.1, 600.0),
         lake_roll_seconds=_float(env, "CROSSINGS_LAKE_ROLL_SECONDS", 3600.0, 0.0, 7 * 86400.0),
         lake_roll_rows=_int(env, "CROSSINGS_LAKE_ROLL_ROWS", 1_000_000, 1, 100_000_000),
         dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
         idle_after_seconds=_float(env, "CROSSINGS_IDLE_AFTER_SECONDS", 30.0, 1.0, 86400.0),
         max_clock_skew_seconds=_float(env, "CROSSINGS_MAX_CLOCK_SKEW_SECONDS", 900.0, 0.0, 86400.0),
+        max_event_bytes=_int(env, "CROSSINGS_MAX_EVENT_BYTES", 64 * 2**10, 1024, 4 * 2**20),
+        dead_letter_max_bytes=_int(env, "CROSSINGS_DEAD_LETTER_MAX_BYTES", 2**20, 1024, 4 * 2**20),
+        transaction_timeout_seconds=_float(env, "CROSSINGS_TRANSACTION_TIMEOUT_SECONDS", 30.0, 5.0, 900.0),
         replication_factor=(
             _int(env, "CROSSINGS_REPLICATION_FACTOR", 1, 1, 32)
             if env.get("CROSSINGS_REPLICATION_FACTOR")
             else None
         ),
+        timestamp_after_max_seconds=_int(env, "CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS", 3600, 1, 30 * 86400),
         checkpoints_file=Path(env["CROSSINGS_CHECKPOINTS"]) if env.get("CROSSINGS_CHECKPOINTS") else None,
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
         security=load_security(env),

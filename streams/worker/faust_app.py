@@ -24,6 +24,7 @@ decided in ``guard.py`` (records carry the group generation they were fetched in
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -36,12 +37,14 @@ from streams.domain.registry import Registry, RegistryError, load_registry
 from streams.domain.registry_watch import RegistryWatch
 from streams.ops.security import client_kwargs
 from streams.ops.topics import changelog_topic
+from streams.ops.web_access import middlewares
 from streams.settings import Settings
 from streams.sinks.parquet.sink import LakeSink
 from streams.worker.consumer import read_committed
 from streams.worker.guard import Membership, Worker
 from streams.worker.kafka_outputs import KafkaOutputs
 from streams.worker.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
+from streams.worker.quarantine import QuarantineBoard
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         web_graph_enabled=False,
         web_stats_enabled=False,
         web_metrics_enabled=False,
+        # CROSSINGS_WEB_CONFIG_FILE: TLS, and basic auth on all but the probes' paths.
+        web_ssl_context=settings.web.tls.context() if settings.web and settings.web.tls else None,
+        web_application_options={"middlewares": middlewares(settings.web)},
         # SASL/TLS as CROSSINGS_KAFKA_SECURITY_PROTOCOL says (broker_credentials; none for PLAINTEXT).
         **client_kwargs(settings.security, "faust"),
     )
@@ -115,6 +121,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         alerts_topic=settings.topics.alerts,
         transactional_prefix=settings.app_id,
         client=client_kwargs(settings.security, "aiokafka"),
+        transaction_timeout_ms=round(settings.transaction_timeout_seconds * 1000),
     )
     engine = build_engine(
         settings, registry if registry is not None else load_registry(settings.checkpoints_file), outputs
@@ -147,7 +154,23 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         # drops what it is handed) both go back, so the records from there come again.
         await app.consumer.seek(TP(settings.topics.events, partition), offset)
 
-    worker = Worker(engine, metrics, membership, rejoin=rejoin, seek=seek)
+    def pause(partitions: Iterable[int]) -> None:
+        # Held partitions (commits failing) are not fetched; the guard drops what was.
+        app.consumer.pause_partitions({TP(settings.topics.events, p) for p in partitions})
+
+    def resume(partitions: Iterable[int]) -> None:
+        app.consumer.resume_partitions({TP(settings.topics.events, p) for p in partitions})
+
+    worker = Worker(
+        engine,
+        metrics,
+        membership,
+        rejoin=rejoin,
+        seek=seek,
+        pause=pause,
+        resume=resume,
+        board=QuarantineBoard(settings.quarantine_dir),
+    )
     app.worker_core = worker  # type: ignore[attr-defined]  # for tests
 
     @app.agent(events_topic, concurrency=1)

@@ -31,28 +31,77 @@ The rules:
   dropped until one at or below that first record arrives (re-read ones; a gap that was
   only transaction markers costs one re-read). Records already applied are skipped by the
   core, so going back is always safe.
-- **Failed commits are retried with exponential backoff**, by the next batch or the timer,
-  whichever comes first after the delay; while commits fail no new records are applied,
-  so memory stays bounded and the consumer is held back.
+- **A partition whose commit fails is held back alone**; the others go on counting and
+  committing. Its fetching is paused and any record of it handed over meanwhile is
+  dropped (memory stays bounded); the failed commit is retried with exponential backoff
+  (1 s to 30 s) by the next batch or the timer, and once it is made the consumer is sent
+  back to the first record dropped. What the failure was (``core.faults``) decides what
+  the operator is told: a broker away is retried quietly; a full or read-only volume, a
+  record whose output the broker refuses, or a failure seen three times running marks
+  the partition quarantined (``crossings_partition_quarantined``, ``/readyz``, a log line
+  that says what to do, ``crossings quarantine list``), still retried, so it goes on by
+  itself when space or permission returns. An operator can move the record that blocks
+  it to the dead-letter topic (``crossings quarantine skip``), in the next commit's
+  transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from streams.core.engine import Engine
+from streams.core.engine import Engine, PartitionsFailed
+from streams.core.faults import FaultKind
 from streams.core.records import SourceRecord
 from streams.core.task import CommitFailed
 from streams.domain.registry import Registry
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.quarantine import QuarantineBoard, Quarantined
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY_S = 30.0
+#: Failures in a row after which a partition failing for an unknown reason is quarantined.
+QUARANTINE_AFTER = 3
+
+
+@dataclass
+class Hold:
+    """A partition held back because its last commit (or its opening) failed."""
+
+    kind: FaultKind
+    error: str
+    #: Wall-clock time of the first failure in a row (for the operator).
+    since: float
+    attempts: int
+    #: Monotonic time at which it is tried again, and the delay after the next failure.
+    retry_at: float
+    delay: float
+    #: Offsets the failing commit holds, and the record whose output was refused.
+    first_offset: int | None = None
+    last_offset: int | None = None
+    offset: int | None = None
+    #: Lowest offset of a record dropped while held: read again once it commits.
+    dropped_from: int | None = None
+    quarantined: bool = False
+
+    def describe(self, partition: int) -> str:
+        what = {
+            "broker": "the broker cannot be reached or refused for now: retrying by itself",
+            "storage": "the lake or state volume refused a write (full, read-only or no "
+            "permission): free space or fix the permission, it goes on by itself",
+            "record": "the broker refused an output of one record: if it stays, move it aside with "
+            f"`crossings quarantine skip --partition {partition} --offset "
+            f"{self.offset if self.offset is not None else 'O'}`",
+            "unknown": "an unexpected error, retried: if it stays, `crossings quarantine list` "
+            f"shows the offsets; `crossings quarantine skip --partition {partition} --offset O` "
+            "moves a record aside",
+        }[self.kind]
+        return what
 
 
 @dataclass(frozen=True)
@@ -83,6 +132,8 @@ class Readiness:
     open: tuple[int, ...] = ()
     opening: tuple[int, ...] = ()
     commits_failing: bool = False
+    #: Partitions held back (commits failing), each with its cause and what to do.
+    held: tuple[dict[str, object], ...] = ()
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -93,6 +144,7 @@ class Readiness:
             "open": list(self.open),
             "opening": list(self.opening),
             "commits_failing": self.commits_failing,
+            "held": list(self.held),
         }
 
 
@@ -106,8 +158,12 @@ class Worker:
         membership: Callable[[], Membership],
         *,
         rejoin: Callable[[], None] = lambda: None,
-        seek: Callable[[int, int], Awaitable[None]] | None = None,
+        seek: Callable[[int, int], Awaitable[None]],
+        pause: Callable[[Iterable[int]], None] = lambda partitions: None,
+        resume: Callable[[Iterable[int]], None] = lambda partitions: None,
+        board: QuarantineBoard | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.engine = engine
@@ -116,13 +172,15 @@ class Worker:
         self.membership = membership
         self.rejoin = rejoin
         self.seek = seek
+        self.pause = pause
+        self.resume = resume
+        self.board = board
         self.clock = clock
+        self.wall_clock = wall_clock
         self.sleep = sleep
         self.lock = asyncio.Lock()
-        self.failing = False
-        self.retry_delay = 1.0
-        #: When a failed commit may be retried (monotonic clock).
-        self.retry_at = float("-inf")
+        #: Partitions held back because their commits (or opening) fail: see the docstring.
+        self.held: dict[int, Hold] = {}
         #: partition -> generation in which another owner fenced it: not reopened before
         #: the group moves on to another generation.
         self.lost: dict[int, int] = {}
@@ -142,17 +200,45 @@ class Worker:
 
     # -- records ---------------------------------------------------------------------------
 
+    @property
+    def failing(self) -> bool:
+        """Some partition's commits fail (it is held back; the others go on)."""
+        return bool(self.held)
+
     async def handle(self, delivered: Sequence[Delivered]) -> None:
-        """Apply a batch; while commits fail, retry them first (after the backoff)."""
-        while True:
-            async with self.lock:
-                await self.close_unassigned(self.membership().partitions)
-                if not self.failing or (self.clock() >= self.retry_at and await self.commit()):
-                    await self.engine.process(await self.without_gaps(self.current(delivered)))
-                    if self.engine.commit_due():
-                        await self.commit()
-                    return
-            await self.sleep(max(0.05, self.retry_at - self.clock()))
+        """Apply a batch: held partitions whose backoff has passed are retried first, the
+        records of partitions still held are dropped (read again once they commit)."""
+        async with self.lock:
+            await self.close_unassigned(self.membership().partitions)
+            await self._retry_due()
+            records = await self.without_gaps(self._hold_back(self.current(delivered)))
+            try:
+                await self.engine.process(records)
+            except PartitionsFailed as error:  # a partition could not be opened
+                for partition, failure in error.failures.items():
+                    self._hold(partition, failure)
+                    self._dropped(partition, [r for r in records if r.partition == partition])
+            if self.engine.commit_due():
+                await self.commit()
+
+    def _hold_back(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        if not self.held:
+            return records
+        kept = []
+        for record in records:
+            if record.partition in self.held:
+                self._dropped(record.partition, [record])
+            else:
+                kept.append(record)
+        return kept
+
+    def _dropped(self, partition: int, records: Sequence[SourceRecord]) -> None:
+        hold = self.held.get(partition)
+        if hold is None or not records:
+            return
+        first = min(record.offset for record in records)
+        hold.dropped_from = first if hold.dropped_from is None else min(hold.dropped_from, first)
+        self.dropped += len(records)
 
     def current(self, delivered: Sequence[Delivered]) -> list[SourceRecord]:
         """The records of ``delivered`` that belong to the current assignment (see above)."""
@@ -170,12 +256,11 @@ class Worker:
             ]
         if len(kept) < len(delivered):
             self.dropped += len(delivered) - len(kept)
-            if self.seek is not None:
-                kept_ids = {id(record) for record in kept}
-                for _, record in delivered:
-                    if id(record) not in kept_ids:
-                        first = self.missed.get(record.partition, record.offset)
-                        self.missed[record.partition] = min(first, record.offset)
+            kept_ids = {id(record) for record in kept}
+            for _, record in delivered:
+                if id(record) not in kept_ids:
+                    first = self.missed.get(record.partition, record.offset)
+                    self.missed[record.partition] = min(first, record.offset)
             log.info(
                 "dropped %d of %d records not of the current assignment (generation %d, partitions %s%s)",
                 len(delivered) - len(kept),
@@ -189,8 +274,6 @@ class Worker:
     async def without_gaps(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """``records`` less those that would leave a gap after a partition's applied
         offset (see the module docstring); sends the consumer back when one would."""
-        if self.seek is None:
-            return records
         now = self.membership()
         await self._reread_missed(now)
         by_partition: dict[int, list[SourceRecord]] = {}
@@ -208,8 +291,15 @@ class Worker:
                 batch = batch[start:]
                 self.checked[partition] = now.generation  # read again from where it was sent
             elif self.checked.get(partition) != now.generation:
+                task = self.engine.tasks.get(partition)
+                if task is None:
+                    try:
+                        task = await self.engine.open(partition)
+                    except Exception as error:
+                        self._hold(partition, self.engine.open_failed(partition, error, batch[0].offset))
+                        self._dropped(partition, batch)
+                        continue
                 self.checked[partition] = now.generation
-                task = self.engine.tasks.get(partition) or await self.engine.open(partition)
                 expected = task.state.applied_offset + 1
                 if batch[0].offset > expected:
                     log.info(
@@ -243,7 +333,7 @@ class Worker:
     async def _read_again(self, partition: int, offset: int, limit: int) -> None:
         """Seek back to ``offset``; drop the partition's records past ``limit`` (a record
         seen, so it comes again) until one at or below it arrives."""
-        assert self.seek is not None and offset <= limit
+        assert offset <= limit
         if partition in self.rewinding:
             offset = min(offset, self.rewinding[partition])
             limit = min(limit, self.rewinding[partition])
@@ -254,37 +344,163 @@ class Worker:
     # -- commits ---------------------------------------------------------------------------
 
     async def commit(self, partitions: Iterable[int] | None = None, *, publish: bool = False) -> bool:
-        """Commit (the lock held); False after a failure, which is logged and counted.
-        ``publish``: the lake's staged rows too (partitions being let go)."""
+        """Commit (the lock held): by default every partition with work, but held ones only
+        once their backoff has passed. False when some partition failed; it is held back
+        (logged, counted), the others committed. ``publish``: the lake's staged rows too
+        (partitions being let go)."""
+        if partitions is None:
+            now = self.clock()
+            targets = {p for p in self.engine.tasks if p not in self.held or self.held[p].retry_at <= now}
+        else:
+            targets = set(partitions)
         try:
-            reports = await self.engine.commit(partitions, publish=publish)
-        except CommitFailed as error:
-            self._let_go_of_fenced()
-            self.failing = True
-            self.retry_at = self.clock() + self.retry_delay
-            self.metrics.commit_failures.inc()
-            log.error(
-                "%s; retrying in %.0fs (nothing is lost: the records are applied again)",
-                error,
-                self.retry_delay,
-            )
-            self.retry_delay = min(self.retry_delay * 2, MAX_RETRY_DELAY_S)
-            return False
+            reports = await self.engine.commit(targets, publish=publish)
+            failures: dict[int, CommitFailed] = {}
+        except PartitionsFailed as error:
+            reports, failures = error.reports, error.failures
+        except CommitFailed as error:  # a single failure not reported per partition
+            reports, failures = [], {error.partition if error.partition is not None else -1: error}
         self._let_go_of_fenced()
-        self.failing = False
-        self.retry_delay = 1.0
-        self.retry_at = float("-inf")
-        now = time.time()
+        for partition, failure in failures.items():
+            self._hold(partition, failure)
+        for partition in targets - set(failures):
+            if partition in self.held and partition in self.engine.tasks:
+                await self._release(partition)
+        now_s = time.time()
         for report in reports:
             task = self.engine.tasks.get(report.batch.partition)
             open_episodes = task.processor.open_episodes() if task and task.processor else {}
-            self.metrics.apply(report, now, open_episodes)
+            self.metrics.apply(report, now_s, open_episodes)
             if task is not None and task.processor is not None and task.state.stream_ts is not None:
                 self.metrics.stream_time.labels(str(task.partition)).set(task.state.stream_ts)
                 for (checkpoint_id, direction), total in task.processor.today_counts().items():
                     self.metrics.today_crossings.labels(checkpoint_id, direction).set(total)
                 self.metrics.set_bands(task.processor.bands())
-        return True
+            if task is not None and self.board is not None:
+                self.board.done_skips(report.batch.partition, report.batch.last_offset)
+        return not failures
+
+    def _hold(self, partition: int, failure: CommitFailed) -> None:
+        """Hold ``partition`` back after ``failure`` (see the module docstring)."""
+        self.metrics.commit_failures.inc()
+        hold = self.held.get(partition)
+        if hold is None:
+            hold = self.held[partition] = Hold(
+                failure.kind, str(failure), self.wall_clock(), 0, 0.0, 1.0, dropped_from=None
+            )
+            self.pause([partition])
+        else:
+            hold.delay = min(hold.delay * 2, MAX_RETRY_DELAY_S)
+        hold.kind, hold.error = failure.kind, str(failure)
+        hold.attempts += 1
+        hold.retry_at = self.clock() + hold.delay
+        hold.first_offset = failure.first_offset if failure.first_offset is not None else hold.first_offset
+        hold.last_offset = failure.last_offset if failure.last_offset is not None else hold.last_offset
+        hold.offset = failure.offset if failure.offset is not None else hold.offset
+        quarantined = failure.kind in ("record", "storage") or (
+            failure.kind == "unknown" and hold.attempts >= QUARANTINE_AFTER
+        )
+        newly = quarantined and not hold.quarantined
+        hold.quarantined = quarantined
+        self.metrics.set_held(partition, hold.kind, quarantined=quarantined)
+        if newly:
+            log.error(
+                "partition %d QUARANTINED (%s; the other partitions go on): %s. %s",
+                partition,
+                hold.kind,
+                hold.error,
+                hold.describe(partition),
+            )
+        else:
+            log.error(
+                "partition %d held back (%s, attempt %d; the other partitions go on): %s; retrying in %.0fs",
+                partition,
+                hold.kind,
+                hold.attempts,
+                hold.error,
+                hold.delay,
+            )
+        if quarantined and self.board is not None:
+            try:
+                self.board.hold(
+                    Quarantined(
+                        partition,
+                        hold.kind,
+                        hold.error,
+                        hold.since,
+                        hold.attempts,
+                        hold.first_offset,
+                        hold.last_offset,
+                        hold.offset,
+                        hold.describe(partition),
+                    )
+                )
+            except OSError as error:  # the state volume may be what is full
+                log.warning("partition %d: could not write its quarantine note: %s", partition, error)
+
+    async def _release(self, partition: int) -> None:
+        """``partition`` committed again: resume it and read again what was dropped."""
+        hold = self.held.pop(partition)
+        self.metrics.set_held(partition, None, quarantined=False)
+        if self.board is not None:
+            with contextlib.suppress(OSError):
+                self.board.release(partition)
+        self.resume([partition])
+        task = self.engine.tasks.get(partition)
+        log.info(
+            "partition %d committed again after %d failed attempt(s) over %.0fs: going on",
+            partition,
+            hold.attempts,
+            self.wall_clock() - hold.since,
+        )
+        if hold.dropped_from is not None and task is not None and task.processor is not None:
+            nxt = task.state.applied_offset + 1
+            await self._read_again(partition, min(nxt, hold.dropped_from), hold.dropped_from)
+
+    async def _retry_due(self) -> None:
+        """Held partitions whose backoff has passed: open the ones not open, commit the rest."""
+        now = self.clock()
+        due = {p for p, hold in self.held.items() if hold.retry_at <= now}
+        if not due:
+            return
+        for partition in sorted(due - set(self.engine.tasks)):
+            try:
+                await self.engine.open(partition)
+            except Exception as error:
+                self._hold(partition, self.engine.open_failed(partition, error, None))
+                due.discard(partition)
+                continue
+            if self.held[partition].dropped_from is None:  # nothing dropped: nothing to commit
+                await self._release(partition)
+                due.discard(partition)
+        if due:
+            await self.commit(due & set(self.engine.tasks))
+            for partition in due - set(self.engine.tasks):  # opened, then committed nothing
+                if partition in self.held and self.held[partition].retry_at <= now:
+                    await self._release(partition)
+
+    def apply_skips(self) -> None:
+        """Carry out operators' skip requests for held partitions (``crossings quarantine
+        skip``): the records are dead-lettered in the next commit, tried at once."""
+        if self.board is None:
+            return
+        try:
+            requests = self.board.skip_requests()
+        except OSError:
+            return
+        for partition, offsets in requests.items():
+            task = self.engine.tasks.get(partition)
+            if task is None or task.skips == offsets:
+                continue
+            log.warning(
+                "partition %d: moving the records at offsets %s to the dead-letter topic (skipped), "
+                "as an operator asked",
+                partition,
+                sorted(offsets),
+            )
+            task.skip(offsets)
+            if partition in self.held:
+                self.held[partition].retry_at = self.clock()
 
     def report_lag(self, highwater: Callable[[int], int | None]) -> None:
         """Set each open partition's consumer lag: ``highwater(partition)`` (the offset the
@@ -329,27 +545,29 @@ class Worker:
     def _forget(self, partition: int) -> None:
         self.checked.pop(partition, None)
         self.rewinding.pop(partition, None)
+        if self.held.pop(partition, None) is not None and self.board is not None:
+            with contextlib.suppress(OSError):
+                self.board.release(partition)
         self.metrics.forget_partition(partition)
         for checkpoint_id in self.engine.owned.get(partition, ()):
             self.metrics.forget_checkpoint(checkpoint_id)
 
     async def tick(self) -> None:
-        """The 1 s timer: let go of moved partitions, judge idle ones, commit when due
-        (a failed commit only once its backoff has passed)."""
+        """The 1 s timer: let go of moved partitions, carry out skip requests, judge idle
+        ones, retry held partitions whose backoff has passed, commit when due."""
         async with self.lock:
             await self.close_unassigned(self.membership().partitions)
-            self.engine.tick()
-            if self.failing:
-                if self.clock() >= self.retry_at:
-                    await self.commit()
-            elif self.engine.commit_due():
+            self.apply_skips()
+            self.engine.tick(self.held)
+            await self._retry_due()
+            if self.engine.commit_due():
                 await self.commit()
 
     async def use_registry(self, registry: Registry) -> bool:
         """Switch registries at a commit point: commit everything, then reconfigure the
         engine. False (nothing changed) while commits fail; the caller tries again."""
         async with self.lock:
-            if self.failing or not await self.commit():
+            if self.held or not await self.commit():
                 return False
             # Gauges of checkpoints that move away or are dropped are cleared, as on a rebalance.
             before = {cid for p in self.engine.tasks for cid in self.engine.owned.get(p, ())}
@@ -369,8 +587,11 @@ class Worker:
     async def on_assigned(self, assigned: Iterable[int]) -> None:
         async with self.lock:
             await self.close_unassigned(assigned)
-            if self.seek is not None:
-                await self._reread_missed(self.membership())
+            await self._reread_missed(self.membership())
+            # A rebalance resumes every partition it assigns: held ones stay paused.
+            still_held = set(self.held) & set(assigned)
+            if still_held:
+                self.pause(still_held)
         self.assignment_received = True
 
     # -- readiness -------------------------------------------------------------------------
@@ -382,8 +603,9 @@ class Worker:
         lazily, on their first batch (fence the earlier owner, catch the store up with the
         changelog, clean the lake), so readiness drops while one opens and comes back when
         its state is recovered; an assigned partition that has had no records yet has
-        nothing to recover. Failing commits are reported but keep it ready: the worker
-        still owns its partitions and retries (``crossings_commit_failures_total`` alerts)."""
+        nothing to recover. Partitions held back (commits failing) are listed with their
+        cause and what to do, but keep it ready: the others are served, and the worker
+        still owns them and retries (``crossings_partition_quarantined`` alerts)."""
         now = self.membership()
         opening = tuple(sorted(self.engine.opening))
         ready = False
@@ -405,6 +627,20 @@ class Worker:
             open=tuple(sorted(self.engine.tasks)),
             opening=opening,
             commits_failing=self.failing,
+            held=tuple(
+                {
+                    "partition": partition,
+                    "cause": hold.kind,
+                    "quarantined": hold.quarantined,
+                    "attempts": hold.attempts,
+                    "error": hold.error[:500],
+                    "first_offset": hold.first_offset,
+                    "last_offset": hold.last_offset,
+                    "offset": hold.offset,
+                    "what_to_do": hold.describe(partition),
+                }
+                for partition, hold in sorted(self.held.items())
+            ),
         )
 
     async def shutdown(self) -> None:

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
 from streams.core.effects import CommitBatch, DeadLetter
+from streams.core.faults import OutputRefused, classify
 from streams.core.ports import Fenced
 from streams.core.records import REKEYED_HEADER
 from streams.core.store import Change
@@ -46,6 +47,7 @@ class KafkaOutputs:
         alerts_topic: str,
         transactional_prefix: str,
         client: Mapping[str, Any] | None = None,
+        transaction_timeout_ms: int = 30_000,
     ) -> None:
         self.bootstrap = bootstrap
         #: aiokafka security keyword arguments (``streams.ops.security.client_kwargs``).
@@ -56,6 +58,16 @@ class KafkaOutputs:
         self.dead_letter_topic = dead_letter_topic
         self.alerts_topic = alerts_topic
         self.transactional_prefix = transactional_prefix
+        #: How long the broker lets a transaction stay open before aborting it. Shorter
+        #: than aiokafka's 60 s on purpose: a worker that dies mid-commit leaves its
+        #: transaction open, and until it is aborted every read_committed reader of the
+        #: partitions it wrote (the forwarded copies' partitions of the events topic, the
+        #: alerts topic that notify reads, the dead letters) is held at that point. Opening
+        #: the partition again aborts it at once; this bounds the wait when nobody does.
+        #: It must exceed the longest commit (sends, then the Parquet files, then the
+        #: offset): a broker outage longer than it aborts the transaction, which the
+        #: producer then sees as a fence, so the partition is let go and rejoined.
+        self.transaction_timeout_ms = transaction_timeout_ms
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._reader: AIOKafkaConsumer | None = None
 
@@ -83,6 +95,7 @@ class KafkaOutputs:
             linger_ms=20,
             max_batch_size=1_048_576,
             max_request_size=8 * 2**20,
+            transaction_timeout_ms=self.transaction_timeout_ms,
             **self.client,
         )
         await producer.start()  # InitProducerId: fences the previous owner, aborts its open transaction
@@ -167,8 +180,13 @@ class KafkaOutputs:
             # once they are acknowledged this process still owned the partition a moment
             # ago, so a zombie that was fenced while it stalled fails here, before it writes
             # any file. (Every commit has changelog records: at least the meta record.)
-            await asyncio.gather(*sent, *futures)
-            write_files()
+            try:
+                await asyncio.gather(*sent, *futures)
+            except Exception as error:
+                raise _refused_record(batch, sent, error) from error
+            # Parquet writes and fsyncs on a thread: the loop that answers health probes
+            # and keeps the consumer's heartbeat company stays responsive on a slow disk.
+            await asyncio.to_thread(write_files)
             offsets = {TopicPartition(self.events_topic, batch.partition): batch.last_offset + 1}
             await producer.send_offsets_to_transaction(offsets, self.group_id)
             await producer.commit_transaction()
@@ -181,6 +199,30 @@ class KafkaOutputs:
                 raise Fenced(f"partition {batch.partition}: producer fenced ({error!r})") from error
             raise
         return max((f.result().offset for f in futures), default=-1) + 1 if futures else None
+
+
+def _refused_record(batch: CommitBatch, sent: list[asyncio.Future], error: Exception) -> Exception:
+    """``error``, or an ``OutputRefused`` naming the record whose output the broker refused
+    for good (too large, say), so its partition's quarantine can say which record to skip.
+    ``sent`` holds the dead letters', then the forwards', then the alerts' deliveries.
+    Every record of a refused produce batch fails alike, so the largest is taken for the
+    cause (the size limit is what refuses for good)."""
+    if classify(error) != "record":
+        return error
+    outputs: list[tuple[int, str, int]] = [
+        (d.offset, "dead letter", len(d.key or b"") + len(d.value or b"")) for d in batch.dead_letters
+    ]
+    outputs += [(f.offset, "forwarded copy", len(f.value)) for f in batch.forwards]
+    refused = []
+    for future, (offset, what, size) in zip(sent, outputs, strict=False):
+        failure = future.exception() if future.done() and not future.cancelled() else None
+        if failure is not None and classify(failure) == "record":
+            refused.append((size, offset, what, failure))
+    if not refused:
+        return error
+    # The broker refuses a whole produce batch for one record in it: the largest is named.
+    size, offset, what, failure = max(refused, key=lambda item: (item[0], -item[1]))
+    return OutputRefused(batch.partition, offset, what, size, failure)
 
 
 def was_fenced(producer: AIOKafkaProducer, error: BaseException) -> bool:
@@ -214,7 +256,14 @@ def dead_letter_headers(letter: DeadLetter, topic: str) -> list[tuple[str, bytes
         ("crossings.dlq.topic", topic.encode()),
         ("crossings.dlq.partition", str(letter.partition).encode()),
         ("crossings.dlq.offset", str(letter.offset).encode()),
-    ]
+    ] + (
+        []
+        if letter.original_size is None
+        else [
+            ("crossings.dlq.original.size", str(letter.original_size).encode()),
+            ("crossings.dlq.original.sha256", (letter.sha256 or "").encode()),
+        ]
+    )
 
 
 def alert_bytes(alert: dict) -> bytes:

@@ -184,6 +184,21 @@ class WorkerMetrics:
             "Commits that failed and were retried (disk or broker errors).",
             registry=r,
         )
+        self.partition_quarantined = Gauge(
+            "crossings_partition_quarantined",
+            "1 while the partition is held back because its commits fail for a reason retrying "
+            "alone will not cure (cause: record, storage, unknown); the other partitions go on. "
+            "The log and /readyz say what to do (crossings quarantine list).",
+            ["partition", "cause"],
+            registry=r,
+        )
+        self.partition_held = Gauge(
+            "crossings_partition_commit_failing",
+            "1 while the partition's commits fail and it is held back, retried with backoff "
+            "(cause: broker, storage, record, unknown); the other partitions go on.",
+            ["partition", "cause"],
+            registry=r,
+        )
         self.events_redelivered = Counter(
             "crossings_events_redelivered",
             "Records delivered again at or below the committed offset, recognised and skipped.",
@@ -290,9 +305,25 @@ class WorkerMetrics:
         for gauge in (self.stream_time, self.consumer_lag, self.restore_remaining):
             with contextlib.suppress(KeyError):
                 gauge.remove(str(partition))
+        self.set_held(partition, None, quarantined=False)
+
+    def set_held(self, partition: int, cause: str | None, *, quarantined: bool) -> None:
+        """The partition's hold gauges: ``cause`` None clears them (commits succeed again)."""
+        for gauge in (self.partition_held, self.partition_quarantined):
+            for labels in [labels for labels in _label_sets(gauge) if labels[0] == str(partition)]:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*labels)
+        if cause is not None:
+            self.partition_held.labels(str(partition), cause).set(1)
+            if quarantined:
+                self.partition_quarantined.labels(str(partition), cause).set(1)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _label_sets(gauge: Gauge) -> list[tuple[str, ...]]:
+    return list(gauge._metrics)  # type: ignore[attr-defined]  # prometheus_client keeps children by labels
 
 
 def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:

@@ -28,6 +28,7 @@ import hmac
 import json
 import random
 import re
+import signal
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from load_tests.harness import free_port
 from load_tests.notify_harness import (
@@ -52,8 +54,10 @@ from load_tests.notify_harness import (
     topic_messages,
     wait_for,
 )
+from streams.notify import runner
 from streams.notify.message import AlertRecord
 from streams.notify.metrics import NotifyMetrics
+from streams.notify.receivers import WebhookSink
 from streams.notify.runner import ReceiverLoop, group_id, make_sink
 from streams.ops.topics import ensure_topics
 from streams.schemas import schemas_dir
@@ -595,3 +599,124 @@ def test_notify_start_latest_skips_the_backlog_and_a_425_is_retried(kafka_bootst
     assert counted == {"delivered": 1, "rejected": 0, "gave_up": 0}
     assert retries == 1
     assert topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered) == []
+
+
+class _Injected(LookupError):
+    """An error type no code path in notify expects."""
+
+
+def test_a_receiver_whose_delivery_raises_fails_alone_and_is_restarted(
+    kafka_bootstrap, tmp_path, monkeypatch
+):
+    # One receiver's delivery raises an exception nobody foresaw (here: while building its
+    # headers). The other receiver still gets every alert exactly once while it does;
+    # the failing one is restarted with backoff, reported by /readyz and the metrics, and
+    # once the fault is gone it gets every alert too (nothing was posted before the
+    # failure, so exactly once as well).
+    steady, flaky = Recorder().start(), Recorder().start()
+    web_port = free_port()
+    env = environment(
+        kafka_bootstrap,
+        tmp_path,
+        CROSSINGS_WEBHOOK_URLS=f"{steady.url}/hook,{flaky.url}/hook",
+        CROSSINGS_NOTIFY_WEB_PORT=str(web_port),
+    )
+    settings = load_settings(env)
+    flaky_target = f"http://127.0.0.1:{flaky.port}"
+    broken = {"on": True}
+
+    class BrokenSink(WebhookSink):
+        def headers(self, record, body):
+            if broken["on"]:
+                raise _Injected(f"injected for {record.idempotency_key}")
+            return super().headers(record, body)
+
+    real_make_sink = runner.make_sink
+
+    def make_sink(settings, receiver):
+        sink = real_make_sink(settings, receiver)
+        return BrokenSink(receiver, sink.secret) if receiver.target == flaky_target else sink
+
+    monkeypatch.setattr(runner, "make_sink", make_sink)
+    monkeypatch.setattr(runner, "RESTART_FIRST_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(runner, "RESTART_MAX_SECONDS", 1.0, raising=False)
+    publish(kafka_bootstrap, settings.topics.alerts, STORY)
+
+    async def get(session: aiohttp.ClientSession, path: str) -> tuple[int, str]:
+        async with session.get(f"http://127.0.0.1:{web_port}{path}") as response:
+            return response.status, await response.text()
+
+    async def until(what: str, check, notify_task: asyncio.Task, timeout: float = 60):
+        deadline = time.monotonic() + timeout
+        while True:
+            if notify_task.done():  # notify stopped: every receiver stopped with it
+                raise AssertionError(f"notify stopped before {what}: {notify_task.exception()!r}")
+            value = await check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not within {timeout}s")
+            await asyncio.sleep(0.2)
+
+    def metric(text: str, name: str, **labels: str) -> float:
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+    async def scenario() -> dict:
+        notify_task = asyncio.create_task(runner.run_notify(settings))
+        seen: dict = {}
+        async with aiohttp.ClientSession() as session:
+
+            async def steady_has_all():
+                return len(keys(steady.snapshot())) >= len(STORY)
+
+            async def flaky_restarted_and_not_ready():
+                status, body = await get(session, "/readyz")
+                states = {r["target"]: r for r in json.loads(body)["receivers"]}
+                return status == 503 and states[flaky_target]["restarts"] >= 2 and (status, states)
+
+            try:
+                await until("every alert delivered to the steady receiver", steady_has_all, notify_task)
+                seen["readyz"] = await until(
+                    "the flaky one restarted, /readyz 503", flaky_restarted_and_not_ready, notify_task
+                )
+                seen["flaky_calls_while_broken"] = len(flaky.snapshot())
+                _, seen["metrics_broken"] = await get(session, "/metrics")
+                broken["on"] = False
+
+                async def flaky_has_all_and_ready():
+                    status, _ = await get(session, "/readyz")
+                    return status == 200 and len(keys(flaky.snapshot())) >= len(STORY)
+
+                await until("the flaky receiver recovered", flaky_has_all_and_ready, notify_task)
+                await asyncio.sleep(1)  # a late repeat would arrive now
+                _, seen["metrics_after"] = await get(session, "/metrics")
+            finally:
+                signal.raise_signal(signal.SIGTERM)  # run_notify's own stop
+                await asyncio.wait_for(notify_task, 30)
+        return seen
+
+    try:
+        seen = asyncio.run(scenario())
+    finally:
+        steady.stop()
+        flaky.stop()
+    everything = [key(m) for m in topic_messages(kafka_bootstrap, settings.topics.alerts)]
+    assert len(everything) == len(STORY)
+    assert keys(steady.snapshot()) == everything, "the steady receiver: every alert once, in order"
+    assert keys(flaky.snapshot()) == everything, "the restarted receiver: every alert once, in order"
+    assert seen["flaky_calls_while_broken"] == 0
+    states = seen["readyz"][1]
+    steady_target = f"http://127.0.0.1:{steady.port}"
+    assert states[flaky_target]["running"] is False and states[flaky_target]["error"] == "_Injected"
+    assert states[steady_target]["running"] is True and states[steady_target]["restarts"] == 0
+    broken_metrics = seen["metrics_broken"]
+    failures = "crossings_notify_receiver_failures_total"
+    assert metric(broken_metrics, failures, target=flaky_target, error="_Injected") >= 2
+    assert metric(broken_metrics, failures, target=steady_target) == 0
+    assert metric(seen["metrics_after"], "crossings_notify_receiver_up", target=flaky_target) == 1
+    assert metric(seen["metrics_after"], "crossings_notify_receiver_up", target=steady_target) == 1

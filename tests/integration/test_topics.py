@@ -153,3 +153,75 @@ def test_min_insync_replicas_above_the_replicas_stops_the_start(kafka_bootstrap,
         admin.close()
     with pytest.raises(ConfigError, match=rf"{settings.topics.events} has min\.insync\.replicas=2 but 1"):
         ensure_topics(settings)
+
+
+def test_topics_refuse_records_stamped_further_ahead_than_the_setting(kafka_bootstrap, namespace):
+    """A producer whose clock runs ahead cannot stamp events into the future: the broker
+    refuses a record stamped more than CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS ahead of its
+    clock. (600 s here, not Kafka 4's one-hour default, so the topic's own setting shows.)"""
+    import time
+
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidTimestampError
+
+    settings = _settings(kafka_bootstrap, namespace, CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS="600")
+    ensure_topics(settings)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        names = list(topic_specs(settings))
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names], config_filter="all"
+        )["topic"]
+        assert {name: described[name]["message.timestamp.after.max.ms"]["value"] for name in names} == {
+            name: "600000" for name in names
+        }
+        # Left as the broker has it: forwards keep their original (possibly old) timestamps.
+        assert described[settings.topics.events]["message.timestamp.before.max.ms"]["value"] == str(2**63 - 1)
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", retries=0)
+    try:
+        now_ms = int(time.time() * 1000)
+        events = settings.topics.events
+        producer.send(events, b"five minutes ahead", timestamp_ms=now_ms + 300_000).get(30)
+        with pytest.raises(InvalidTimestampError):  # accepted under Kafka 4's one-hour default
+            producer.send(events, b"half an hour ahead", timestamp_ms=now_ms + 1_800_000).get(30)
+    finally:
+        producer.close()
+
+
+def test_an_events_topic_without_a_future_bound_is_reported_with_the_fix(kafka_bootstrap, namespace, caplog):
+    """Made by hand (or on Kafka 3, whose default is any future time): the start goes on and
+    says how to bound it; one with a bound at or below the setting says nothing."""
+    from kafka.admin import NewTopic
+
+    unbounded = _settings(kafka_bootstrap, namespace)
+    bounded = _settings(kafka_bootstrap, f"{namespace}-b")
+    bound = "message.timestamp.after.max.ms"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(unbounded.topics.events, 4, 1, topic_configs={bound: str(2**63 - 1)}),
+                NewTopic(bounded.topics.events, 4, 1, topic_configs={bound: "60000"}),
+            ]
+        )
+    finally:
+        admin.close()
+    with caplog.at_level("WARNING", logger="streams.ops.topics"):
+        ensure_topics(unbounded)
+    [warning] = [r.getMessage() for r in caplog.records if "timestamp" in r.getMessage()]
+    assert unbounded.topics.events in warning and "CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS=3600" in warning
+    assert (
+        f"kafka-configs --alter --entity-type topics --entity-name {unbounded.topics.events} "
+        "--add-config message.timestamp.after.max.ms=3600000" in warning
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="streams.ops.topics"):
+        ensure_topics(bounded)
+    assert not [r for r in caplog.records if "timestamp" in r.getMessage()]
+
+
+def test_a_malformed_timestamp_bound_names_the_setting():
+    with pytest.raises(ConfigError, match="CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS"):
+        load_settings({"CROSSINGS_TIMESTAMP_AFTER_MAX_SECONDS": "an hour"})

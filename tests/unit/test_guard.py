@@ -81,10 +81,15 @@ class FlakySink(LakeSink):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.failures = 0
+        #: Failures to inject into one partition's flushes only.
+        self.failures_of: Counter[int] = Counter()
         self.flushes: list[int] = []
 
     def flush(self, batch):
         self.flushes.append(batch.partition)
+        if self.failures_of[batch.partition] > 0:
+            self.failures_of[batch.partition] -= 1
+            raise OSError(28, "No space left on device (injected)")
         if self.failures:
             self.failures -= 1
             super().flush(batch)  # the files land, the commit fails
@@ -330,10 +335,12 @@ def test_moved_partitions_are_closed_before_a_failed_commit_is_retried(tmp_path)
         await a.deliver()
         a.sink.failures = 1
         await a.commit()
-        assert a.worker.failing and set(a.engine.tasks) == {0, 1}
+        # Partition 0 failed alone: partition 1 was committed all the same.
+        assert a.worker.failing and set(a.worker.held) == {0} and set(a.engine.tasks) == {0, 1}
+        assert a.sink.flushes == [0, 1] and kafka.committed[1] == len(by_partition[1][:20])
         a.sink.flushes.clear()
-        # Partition 0 moves away (its revoke commit failed as well, say); the next batch
-        # retries the failed commit only for what is still assigned.
+        # Partition 0 moves away (its revoke commit failed as well, say): the next batch
+        # never retries its failed commit, and commits what is still assigned.
         a.view = Membership(2, frozenset({1}))
         a.positions = {1: kafka.committed[1]}
         a.fetch(by_partition, 5)
@@ -342,44 +349,62 @@ def test_moved_partitions_are_closed_before_a_failed_commit_is_retried(tmp_path)
         return kafka, a
 
     kafka, a = asyncio.run(go())
-    assert a.sink.flushes == [1]
+    assert a.sink.flushes == []  # partition 1 had nothing new; partition 0 is no longer ours
     assert set(a.engine.tasks) == {1} and not a.worker.failing
     assert kafka.committed[0] == 0
 
 
-def test_failed_commits_are_retried_after_the_backoff_by_timer_and_batches(tmp_path):
+def test_a_failing_partition_is_held_back_alone_and_retried_with_backoff(tmp_path):
+    """Partition 0's lake writes fail three times: partition 1 goes on committing, partition
+    0 is retried after 1, 2 and 4 s (timer or batch, never by sleeping), its records handed
+    over meanwhile are dropped and read again once it commits, and nothing is lost."""
     records = sample_records()
     by_partition = split(records)
 
-    async def go() -> tuple[Process, Clock, list]:
+    async def go() -> tuple[FakeKafka, Process, Clock, list[int]]:
         kafka, clock = FakeKafka(), Clock()
         a = Process("a", tmp_path, kafka, clock)
         a.view = Membership(1, frozenset({0, 1}))
         a.positions = {0: 0, 1: 0}
         a.fetch(by_partition, 20)
         await a.deliver()
-        a.sink.failures = 3
-        attempts = []
-        await a.commit()  # attempt 1 fails: retry after 1 s
-        attempts.append(len(a.sink.flushes))
-        for _ in range(5):  # the timer, every 0.25 s: only one retry once 1 s has passed
+        a.sink.failures_of[0] = 3
+        flushes = []
+        await a.commit()  # partition 0 fails (retry after 1 s); partition 1 commits
+        flushes.append(len(a.sink.flushes))
+        assert set(a.worker.held) == {0} and kafka.committed == {0: 0, 1: 20}
+        for _ in range(5):  # the timer, every 0.25 s: one retry once 1 s has passed
             clock.now += 0.25
             await a.worker.tick()
-        attempts.append(len(a.sink.flushes))
-        clock.now += 1.0  # attempt 2 failed at +1 s: the next is due 2 s later, not yet
-        await a.worker.tick()
-        attempts.append(len(a.sink.flushes))
-        # A batch waits out the backoff (sleeping, not spinning), then retries: attempt 3
-        # fails (4 s more), attempt 4 succeeds, then the batch is applied.
-        a.fetch(by_partition, 5)
+        flushes.append(len(a.sink.flushes))
+        # A batch while partition 0 is held: partition 1's records are applied and
+        # committed, partition 0's dropped (its retry is not due before +3 s).
+        a.fetch(by_partition, 10)
         await a.deliver()
-        attempts.append(len(a.sink.flushes))
-        return a, clock, attempts
+        await a.commit()
+        flushes.append(len(a.sink.flushes))
+        assert kafka.committed == {0: 0, 1: 30} and a.worker.held[0].dropped_from == 20
+        clock.now += 2.0
+        await a.worker.tick()  # attempt 3 fails: next in 4 s
+        flushes.append(len(a.sink.flushes))
+        clock.now += 4.0
+        await a.worker.tick()  # attempt 4 commits; partition 0 is sent back to offset 20
+        flushes.append(len(a.sink.flushes))
+        assert not a.worker.failing and kafka.committed[0] == 20
+        for _ in range(3):
+            a.fetch(by_partition, 100)
+            await a.deliver()
+        await a.commit()
+        return kafka, a, clock, flushes
 
-    a, clock, attempts = asyncio.run(go())
-    assert attempts == [1, 2, 2, 4 + 1]  # partition 0 fails each time; the last one commits 0 and 1
-    assert clock.slept == [0.75, 4.0]
-    assert not a.worker.failing and a.worker.retry_delay == 1.0
+    kafka, a, clock, flushes = asyncio.run(go())
+    assert flushes == [2, 3, 4, 5, 6]
+    assert clock.slept == []
+    assert a.worker.dropped == 10
+    assert kafka.committed == {p: len(rs) for p, rs in by_partition.items()}
+    event_ids, counts, _ = read_lake(tmp_path / "data")
+    assert len(event_ids) == len(set(event_ids)) == sum(oracle(records).values())
+    assert +counts == oracle(records)
 
 
 def test_a_fenced_partition_is_let_go_not_reopened(tmp_path):

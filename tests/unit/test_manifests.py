@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from streams.domain.registry import load_registry
-from streams.settings import load_settings
+from streams.settings import load_settings, parse_bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose" / "docker-compose.yml"
@@ -75,7 +75,36 @@ def test_kubernetes_manifest_is_valid(path: Path) -> None:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
-def test_kubernetes_manifests_fit_together() -> None:
+def worker_environment(found: dict[str, dict], tmp_path: Path) -> dict[str, str]:
+    """The worker container's environment as the pod sees it, with the files its settings
+    name under a mounted Secret made in ``tmp_path`` (the settings check they exist)."""
+    pod = found["StatefulSet/crossings-worker"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    secret_mounts = {
+        m["mountPath"]: volumes[m["name"]]["secret"]
+        for m in container["volumeMounts"]
+        if "secret" in volumes.get(m["name"], {})
+    }
+    env = dict(found["ConfigMap/crossings-settings"]["data"])
+    for item in container["env"]:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = f"<{ref['name']}/{ref['key']}>"
+    for name, value in list(env.items()):
+        for mount, secret in secret_mounts.items():
+            if value.startswith(f"{mount}/"):
+                assert value.removeprefix(f"{mount}/") in {i["path"] for i in secret["items"]}, name
+                path = tmp_path / secret["secretName"] / value.removeprefix(f"{mount}/")
+                path.parent.mkdir(exist_ok=True)
+                path.write_text("from the Secret\n")
+                env[name] = str(path)
+    return env
+
+
+def test_kubernetes_manifests_fit_together(tmp_path: Path) -> None:
     found = manifests()
     workers = found["StatefulSet/crossings-worker"]
     service = found[f"Service/{workers['spec']['serviceName']}"]
@@ -98,9 +127,7 @@ def test_kubernetes_manifests_fit_together() -> None:
         name.split("/", 1)[1] for name in found if name.startswith("PersistentVolumeClaim/")
     }
 
-    env = dict(found["ConfigMap/crossings-settings"]["data"])
-    env.update({item["name"]: item["value"] for item in container["env"]})
-    settings = load_settings(env)
+    settings = load_settings(worker_environment(found, tmp_path))
     assert settings.data_dir == Path(mounts["lake"])
     assert settings.worker_dir.parent == Path(mounts["state"])
     registry_file = settings.checkpoints_file
@@ -154,7 +181,7 @@ def test_compose_prometheus_scrapes_the_stack_and_alerts_its_alertmanager() -> N
     assert jobs["crossings-notify"] == {f"notify:{notify.web_port}"}
     alerting = config["alerting"]["alertmanagers"]
     targets = [target for am in alerting for static in am["static_configs"] for target in static["targets"]]
-    assert targets == ["alertmanager:9093"] and "9093:9093" in services["alertmanager"]["ports"]
+    assert targets == ["alertmanager:9093"] and "127.0.0.1:9093:9093" in services["alertmanager"]["ports"]
     # The files it names are mounted where it looks for them.
     mounts = _mounts(services["prometheus"])
     assert mounts["/etc/prometheus/prometheus.yml"] == "./prometheus.yml"
@@ -169,7 +196,8 @@ def test_compose_grafana_reads_the_stack_prometheus_and_finds_the_dashboards() -
     mounts = _mounts(services["grafana"])
     source = mounts["/etc/grafana/provisioning/datasources/prometheus.yml"]
     datasource = yaml.safe_load((COMPOSE.parent / source).read_text())["datasources"][0]
-    assert datasource["url"] == "http://prometheus:9090" and "9090:9090" in services["prometheus"]["ports"]
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "127.0.0.1:9090:9090" in services["prometheus"]["ports"]
     assert "prometheus" in services["grafana"]["depends_on"]
     provisioning = COMPOSE.parent / mounts["/etc/grafana/provisioning"]
     provider = yaml.safe_load((provisioning / "dashboards" / "crossings.yml").read_text())["providers"][0]
@@ -177,3 +205,80 @@ def test_compose_grafana_reads_the_stack_prometheus_and_finds_the_dashboards() -
     assert (dashboards / "crossings.json").is_file()
     # The dashboard's datasource is the provisioned one.
     assert datasource["uid"] in (dashboards / "crossings.json").read_text() or datasource["isDefault"]
+
+
+def _published(port: object) -> tuple[str | None, str]:
+    """(host address or None, the rest) of a compose ``ports`` entry, short or long form."""
+    if isinstance(port, dict):
+        return port.get("host_ip"), str(port.get("published"))
+    parts = str(port).split(":")
+    return (parts[0] if len(parts) == 3 else None), ":".join(parts[-2:])
+
+
+def test_compose_publishes_every_port_on_the_loopback_only() -> None:
+    published = {
+        name: [_published(port) for port in service.get("ports", [])]
+        for name, service in compose()["services"].items()
+    }
+    assert {name for name, ports in published.items() if ports} == {
+        "worker-1",
+        "worker-2",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    }
+    assert all(host == "127.0.0.1" for ports in published.values() for host, _ in ports), published
+    assert "expose" not in compose()["services"]["kafka"] and "ports" not in compose()["services"]["kafka"]
+
+
+def test_compose_grafana_asks_for_a_login_with_the_password_from_a_secret_file() -> None:
+    document = compose()
+    grafana = document["services"]["grafana"]
+    env = {k: str(v) for k, v in grafana["environment"].items()}
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env  # no password in the file or the environment
+    secret_path = env["GF_SECURITY_ADMIN_PASSWORD__FILE"]
+    assert secret_path.startswith("/run/secrets/")
+    name = secret_path.removeprefix("/run/secrets/")
+    assert name in grafana["secrets"]
+    source = document["secrets"][name]["file"]
+    # Made on each host, ignored by git (and so never committed with a value).
+    folder = (COMPOSE.parent / source).parent.relative_to(ROOT).as_posix()
+    assert f"{folder}/" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_kubernetes_network_policy_lets_in_prometheus_only_and_out_kafka_and_dns() -> None:
+    found = manifests()
+    workers = found["StatefulSet/crossings-worker"]
+    pod_labels = workers["spec"]["template"]["metadata"]["labels"]
+    (container,) = workers["spec"]["template"]["spec"]["containers"]
+    (policy,) = [doc for name, doc in found.items() if name.startswith("NetworkPolicy/")]
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]  # both default to deny
+    (ingress,) = spec["ingress"]
+    assert [p["port"] for p in ingress["ports"]] == ["metrics"]
+    assert "metrics" in {p["name"] for p in container["ports"]}
+    assert all(peer and peer.get("podSelector", {}).get("matchLabels") for peer in ingress["from"])
+    allowed = {(p["port"], p.get("protocol", "TCP")) for rule in spec["egress"] for p in rule["ports"]}
+    assert all(rule.get("to") for rule in spec["egress"])  # no rule open to every address
+    bootstrap = parse_bootstrap(
+        found["ConfigMap/crossings-settings"]["data"]["KAFKA_BOOTSTRAP"], "KAFKA_BOOTSTRAP"
+    )
+    kafka_ports = {int(host.rsplit(":", 1)[1]) for host in bootstrap.split(",")}
+    assert {(port, "TCP") for port in kafka_ports} | {(53, "UDP"), (53, "TCP")} == allowed
+
+
+def test_kubernetes_workers_reach_kafka_over_sasl_ssl_with_credentials_from_a_secret(tmp_path: Path) -> None:
+    found = manifests()
+    config = found["ConfigMap/crossings-settings"]["data"]
+    assert not [key for key in config if "PASSWORD" in key and not key.endswith("_FILE")]
+    assert not [key for key in config if key.endswith("USERNAME")]
+    settings = load_settings(worker_environment(found, tmp_path))
+    security = settings.security
+    assert security.protocol == "SASL_SSL" and (security.sasl_mechanism or "").startswith("SCRAM-")
+    assert security.sasl_username == "<crossings-kafka/username>"  # from secretKeyRef
+    assert security.sasl_password is not None and security.sasl_password.reveal() == "from the Secret"
+    assert security.ssl_cafile is not None and security.ssl_cafile.read_text() == "from the Secret\n"
+    pod = found["StatefulSet/crossings-worker"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False

@@ -18,13 +18,22 @@ than expected (not asked of a silence: nothing at all only needs the tail probab
 and a warm-up of history. The cheap conditions are checked first; the tail probability
 is worked out only where it decides, or when an alert reads it (``Assessment.score``).
 One nationality is judged against the other nationalities of the same day (a binomial
-tail with the mix's learned wobble), so the day's level and shape cancel.
+tail with the mix's learned wobble), so the day's level and shape cancel; its alarm also
+needs a change that matters (``group_min_excess`` crossings and ``group_min_share_change``
+of the day's share), not only an unlikely one.
 
 A post has states: *open* (judged against its weekly and yearly rhythm), *closed* (near
 zero for ``closed_after_days`` completed days: its expectation is zero and the closure
 stays one drop episode, with no daily updates) and back to open through a *reopened*
-surge at the first hour it has traffic again. An alert says why (``cause``): ``no_data``
-(no events at all: closed or not reporting), ``closed``, ``reopened``, ``group`` (one
+surge at the first hour it has traffic again, unless the closure lasted at most
+``short_closure_days`` (a storm): then traffic again only ends its one episode, and a surge
+no larger than the crossings it held back, in the days after it, is its rebound, not an
+alarm. A series with no usable baseline (at zero for at least ``closed_after_days`` days
+and nothing its baseline could learn a level from: never any traffic, or silent for longer
+than the baseline reaches back) that carries traffic opens the same kind of surge at the
+first hour that sees it. An alert says why
+(``cause``): ``no_data`` (no events at all: closed or not reporting), ``closed``,
+``reopened``, ``new_traffic`` (traffic on a series never seen carrying any), ``group`` (one
 nationality collapsed or surged while the post as a whole did not) or ``level``.
 """
 
@@ -46,12 +55,12 @@ from streams.domain.detect.baseline import (
     build_baseline,
 )
 from streams.domain.detect.countmodel import band, share_tail_score, tail_score
-from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
+from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
 from streams.domain.registry import Checkpoint
 
 Kind = Literal["surge", "drop"]
 Window = Literal["running_day", "last_hour", "full_day"]
-Cause = Literal["level", "no_data", "closed", "reopened", "group"]
+Cause = Literal["level", "no_data", "closed", "reopened", "new_traffic", "group"]
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,20 @@ class DetectorConfig:
     closed_after_days: int = 3
     #: A day at or below this share of the level before it is "near zero".
     closed_share: float = 0.02
+    #: A closure of at most this many days (a storm) is one episode: its reopening resolves
+    #: it without a "reopened" surge, and the crossings it held back, coming through in the
+    #: ``rebound_days`` after it, are not a surge (only an excess beyond them is).
+    short_closure_days: int = 3
+    rebound_days: int = 3
+    #: A day at or below this share of the recent level is a day of a short closure.
+    closure_day_share: float = 0.1
     #: Crossings in a day (so far) that say a closed post has reopened.
     reopen_min: int = 10
+    #: A completed day with at most this many crossings carried no traffic (a stray record or
+    #: a test event is not traffic): a series with at least ``closed_after_days`` such days
+    #: in a row and no usable baseline that reaches ``reopen_min`` is traffic where there
+    #: was none (``reopened``, or ``new_traffic`` for a series never seen carrying any).
+    silent_max: int = 2
     #: One nationality against its usual share of the day so far.
     group_drop_ratio: float = 0.5
     group_surge_ratio: float = 2.0
@@ -96,6 +117,29 @@ class DetectorConfig:
     group_min_dispersion: float = 0.2
     #: A nationality that is nearly the whole post is the post: left to the post's own views.
     group_max_share: float = 0.9
+    #: A group alarm must matter, not only be unlikely: the nationality at least this many
+    #: crossings off what the rest of the day implies, and its share of the day (so far) at
+    #: least this far (in share points) from its usual share. A nationality of 2% doubling at
+    #: a post of 10,000 a day is certain but moves 2 points: the post's views speak for it.
+    group_min_excess: float = 50.0
+    group_min_share_change: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.silent_max < self.reopen_min:
+            raise ValueError(
+                f"DetectorConfig: silent_max ({self.silent_max}) must be at least 0 and below "
+                f"reopen_min ({self.reopen_min}): a day cannot both carry no traffic and reopen a post"
+            )
+        if not 0.0 <= self.closure_day_share < self.clear_drop_ratio:
+            raise ValueError(
+                f"DetectorConfig: closure_day_share ({self.closure_day_share}) must be at least 0 and "
+                f"below clear_drop_ratio ({self.clear_drop_ratio})"
+            )
+        if not 0.0 <= self.group_min_share_change < 1.0:
+            raise ValueError(
+                f"DetectorConfig: group_min_share_change ({self.group_min_share_change}) is a share "
+                "of the day: at least 0 and below 1"
+            )
 
 
 @dataclass(frozen=True)
@@ -432,8 +476,13 @@ def assess_groups(
         ratio = observed / expected
         kind: Kind | None = None
         score: float | None = None
-        surge = ratio >= config.group_surge_ratio and observed - expected >= config.min_excess
-        drop = ratio <= config.group_drop_ratio and expected - observed >= config.min_excess
+        # Large in crossings and in share of the day, not only unlikely.
+        matters = (
+            abs(observed - expected) >= config.group_min_excess
+            and abs(observed / total - share) >= config.group_min_share_change
+        )
+        surge = matters and ratio >= config.group_surge_ratio and observed - expected >= config.min_excess
+        drop = matters and ratio <= config.group_drop_ratio and expected - observed >= config.min_excess
         # The group itself must have moved, not only the rest: against its usual share of
         # the post's expected count it is at least halfway (in log terms) to the threshold.
         # (Pedestrians falling to nothing must not read as a surge of vehicle passengers.)
@@ -746,6 +795,7 @@ class CheckpointDetector:
                 transitions += self._close_hour(self.last_day, self.last_hour, as_of)
             if day != self.last_day:
                 transitions += self._close_day(self.last_day, as_of)
+                transitions += self._traffic_gone(self.last_day, as_of)
         self.last_day, self.last_hour = day, hour
         profile = self.lookup(day)
         self._band, self._band_inputs = None, None
@@ -757,6 +807,7 @@ class CheckpointDetector:
                 transitions += self._reopened(self.lookup(completed), completed, as_of, "full_day")
             self.alarm_today = self.alarm_today or self.episode is not None
             return transitions
+        transitions += self._traffic_where_none(day, profile, completed, as_of)
         baseline = self.baseline(day)
         if baseline is not None:
             self._band_inputs = (baseline, local, profile["total"] if profile else 0)
@@ -1054,6 +1105,38 @@ class CheckpointDetector:
         self.zero_run = 0
         self._baselines.clear()
         days_closed = (day - closed_since).days
+        note = f"closed since {closed_since.isoformat()} ({days_closed} days)"
+        if days_closed <= self.config.short_closure_days:
+            # A short closure: one episode, which the reopening ends (its rebound is judged
+            # against what the closure held back, ``_rebound_backlog``).
+            if self.episode is None:
+                return []
+            assessment = Assessment(
+                window,
+                day,
+                observed,
+                0.0,
+                float(observed),
+                None,
+                (),
+                "reopened",
+                (0.0, float(self.config.reopen_min)),
+                None,
+                (note,),
+                0.5,
+                0.0,
+            )
+            resolved = Transition("resolved", self.episode, assessment, as_of, opened=False)
+            self.episode = None
+            return [resolved]
+        return self._traffic_back(observed, day, as_of, window, "reopened", note)
+
+    def _traffic_back(
+        self, observed: int, day: date, as_of: datetime, window: Window, cause: Cause, note: str
+    ) -> list[Transition]:
+        """Traffic again (or for the first time) where the detector had no level to judge it
+        by: an open episode resolves, and one surge episode (``cause``) opens; it resolves
+        once a baseline of the new days has learned the level (``_step``)."""
         assessment = Assessment(
             window,
             day,
@@ -1062,10 +1145,10 @@ class CheckpointDetector:
             float(observed),
             "surge",
             (),
-            "reopened",
+            cause,
             (0.0, float(self.config.reopen_min)),
             None,
-            (f"closed since {closed_since.isoformat()} ({days_closed} days)",),
+            (note,),
             0.5,
             tail_score(observed, 1.0, 0.5),
         )
@@ -1079,10 +1162,96 @@ class CheckpointDetector:
             opened_by="running_day",
             opened_as_of=as_of.isoformat(),
             peak_observed=observed,
-            cause="reopened",
+            cause=cause,
         )
         transitions.append(Transition("firing", self.episode, assessment, as_of, opened=True))
         return transitions
+
+    def _traffic_where_none(
+        self, day: date, profile: DayProfile | None, completed: date | None, as_of: datetime
+    ) -> list[Transition]:
+        """A series with no usable baseline (never any traffic, or none for longer than its
+        baseline reaches back) that carries traffic: an episode at the first evaluation that
+        sees it (the running day, or in a daily file the day just completed), not two weeks
+        later when a baseline of the new days would call a further rise a surge. The silent
+        days before it become a closure (``CLOSED``), so no baseline learns their zeros."""
+        if self.episode is not None and self.episode.kind == "surge":
+            return []
+        candidates: list[tuple[date, DayProfile | None, Window]] = []
+        if completed is not None:  # its last hour (a daily file: all of it) was never judged
+            candidates.append((completed, self.lookup(completed), "full_day"))
+        candidates.append((day, profile, "running_day"))
+        for when, counted, window in candidates:
+            observed = _total(counted)
+            if observed < self.config.reopen_min or not self._without_traffic_before(when):
+                continue
+            first, days = self._mark_silence(when)
+            if window == "full_day":  # recorded (as ordinary) before it was judged
+                self.history.record(when, observed, ALARM)
+            # Days with traffic, or a closure, before the silence: the post carried traffic once.
+            carried = any(
+                got is not None and (got[0] >= self.config.reopen_min or got[1] == CLOSED)
+                for got in (self.history.get(first - timedelta(days=k)) for k in range(1, KEEP_DAYS + 1))
+            )
+            self._baselines.clear()
+            if carried:
+                note = f"no traffic since {first.isoformat()} ({days} days)"
+                return self._traffic_back(observed, when, as_of, window, "reopened", note)
+            note = f"no traffic before: {days} days without any since {first.isoformat()}"
+            return self._traffic_back(observed, when, as_of, window, "new_traffic", note)
+        return []
+
+    def _traffic_gone(self, day: date, as_of: datetime) -> list[Transition]:
+        """Traffic that came back where there was none, and went again before any baseline
+        learned it (a stray burst, a trial opening): ``closed_after_days`` completed days
+        without traffic end its episode, which nothing else could (no baseline, no verdict)."""
+        episode = self.episode
+        if episode is None or episode.kind != "surge" or episode.cause not in ("reopened", "new_traffic"):
+            return []
+        for k in range(self.config.closed_after_days):
+            got = self.history.get(day - timedelta(days=k))
+            if got is None or got[0] > self.config.silent_max:
+                return []
+        assessment = Assessment(
+            "full_day",
+            day,
+            _total(self.lookup(day)),
+            float(episode.peak_observed),
+            0.0,
+            None,
+            (),
+            "closed",
+            (0.0, 0.0),
+            None,
+            (f"no traffic again for {self.config.closed_after_days} days",),
+            0.5,
+            0.0,
+        )
+        self.episode = None
+        return [Transition("resolved", episode, assessment, as_of, opened=False)]
+
+    def _without_traffic_before(self, day: date) -> bool:
+        """The ``closed_after_days`` recorded days before ``day`` carried no traffic (and are
+        not a closure already accounted for), and no baseline can judge ``day``: nothing in
+        the days it reads, or none of them recorded."""
+        for k in range(1, self.config.closed_after_days + 1):
+            got = self.history.get(day - timedelta(days=k))
+            if got is None or got[0] > self.config.silent_max or got[1] == CLOSED:
+                return False
+        baseline = self.baseline(day)
+        return baseline is None or baseline.expected_day < self.config.min_expected
+
+    def _mark_silence(self, day: date) -> tuple[date, int]:
+        """Mark the run of silent days before ``day`` as a closure; its first day and length."""
+        first, days = day, 0
+        while True:
+            earlier = first - timedelta(days=1)
+            got = self.history.get(earlier)
+            if got is None or got[0] > self.config.silent_max or got[1] == CLOSED:
+                break
+            self.history.record(earlier, got[0], CLOSED)
+            first, days = earlier, days + 1
+        return first, days
 
     def _group_step(
         self,
@@ -1133,6 +1302,8 @@ class CheckpointDetector:
                 return []
             if assessment.kind == "drop" and self._post_covers(assessment.local_day):
                 return []
+            if assessment.kind == "surge" and self._rebound(assessment):
+                return []
             local = as_of.astimezone(self.checkpoint.tz)
             episode = Episode(
                 episode_id=(
@@ -1157,6 +1328,42 @@ class CheckpointDetector:
             self._track_peak(assessment)
             return [Transition("firing", episode, assessment, as_of, opened=False)]
         return []
+
+    def _rebound(self, assessment: Assessment) -> bool:
+        """A surge no larger than the crossings a short closure just held back: the rebound
+        of that closure (travellers who waited), not a surge of its own."""
+        excess = assessment.observed - assessment.expected
+        return excess <= self._rebound_backlog(assessment.local_day)
+
+    def _rebound_backlog(self, day: date) -> float:
+        """Crossings a closure of at most ``short_closure_days`` days ending within
+        ``rebound_days`` before ``day`` held back (its days' shortfall against the recent
+        level), less what came through above that level on the days since. Read from the
+        saved history only, so a restarted worker answers the same. 0 if there was none."""
+        config = self.config
+        surplus = 0.0
+        end = day - timedelta(days=1)
+        for _ in range(config.rebound_days):  # the closure's last day, at most rebound_days back
+            got, level = self.history.get(end), self._recent_level(end)
+            if got is None or not level:
+                return 0.0
+            if got[0] <= config.closure_day_share * level:
+                break
+            surplus += max(got[0] - level, 0.0)
+            end -= timedelta(days=1)
+        else:
+            return 0.0
+        held, length = 0.0, 0
+        while True:
+            got, level = self.history.get(end), self._recent_level(end)
+            if got is None or not level or got[0] > config.closure_day_share * level:
+                break
+            held += level - got[0]
+            length += 1
+            if length > config.short_closure_days:
+                return 0.0  # a long closure: its reopening opened an episode of its own
+            end -= timedelta(days=1)
+        return max(held - surplus, 0.0)
 
     def _track_peak(self, assessment: Assessment) -> None:
         """Remember the completed day that departed most; until one exists, the opening figures."""

@@ -132,6 +132,10 @@ DEAD_LETTERS_SCHEMA = pa.schema(
         pa.field("detail", pa.string(), nullable=False),
         pa.field("key", pa.binary()),
         pa.field("value", pa.binary()),
+        # Set when key and value were cut to CROSSINGS_DEAD_LETTER_MAX_BYTES: the whole
+        # message's size and its value's SHA-256 (hex).
+        pa.field("original_size", pa.int64()),
+        pa.field("original_sha256", pa.string()),
     ]
 )
 

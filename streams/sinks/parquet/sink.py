@@ -211,6 +211,8 @@ def _dead_letters_table(letters: list[DeadLetter]) -> pa.Table:
             "detail": [letter.detail for letter in letters],
             "key": [letter.key for letter in letters],
             "value": [letter.value for letter in letters],
+            "original_size": [letter.original_size for letter in letters],
+            "original_sha256": [letter.sha256 for letter in letters],
         },
         schema=DEAD_LETTERS_SCHEMA,
     )
