@@ -35,16 +35,19 @@ def test_each_failed_commit_attempt_is_counted(tmp_path):
         a, clock = owner_of_both(tmp_path)
         a.fetch(by_partition, 20)
         await a.deliver()
-        a.sink.failures = 2
-        for _ in range(3):  # fails, fails (after the backoff), then commits
+        a.sink.failures = 2  # two flushes fail (files written, commit refused), then all succeed
+        for _ in range(5):  # commits, each after the held partitions' backoff
             await a.commit()
-            seen.append((sample(a, "crossings_commit_failures_total"), a.worker.failing))
-            clock.now += a.worker.retry_delay
+            seen.append((sample(a, "crossings_commit_failures_total"), 2 - a.sink.failures))
+            if not a.worker.held:
+                break
+            clock.now = max(hold.retry_at for hold in a.worker.held.values())
         return a
 
     a = asyncio.run(go())
-    assert seen == [(1.0, True), (2.0, True), (2.0, False)]
-    assert sample(a, "crossings_events_processed_total") > 0  # the third attempt made it durable
+    assert seen and all(counted == failed for counted, failed in seen), seen
+    assert seen[-1] == (2.0, 2) and not a.worker.held
+    assert sample(a, "crossings_events_processed_total") > 0  # the last attempt made it durable
 
 
 def test_records_delivered_again_below_the_committed_offset_are_counted_and_skipped(tmp_path):
