@@ -25,14 +25,18 @@ $(KAFKA_JARS): streams/ops/broker/resources/pom.xml $(STAMP)
 demo: setup
 	@$(PY) -m load_tests.demo
 
+# Tests run in random order (pytest-randomly prints its seed in the header); CROSSINGS_TEST_SEED=N
+# repeats the order of the run that printed N, e.g. `CROSSINGS_TEST_SEED=1234 make test`.
+ORDER := $(if $(CROSSINGS_TEST_SEED),-p randomly --randomly-seed=$(CROSSINGS_TEST_SEED))
+
 test: setup
-	@$(PY) -m pytest
+	@$(PY) -m pytest $(ORDER)
 
 unit: setup
-	@$(PY) -m pytest tests/unit
+	@$(PY) -m pytest $(ORDER) tests/unit
 
 integration: setup
-	@$(PY) -m pytest tests/integration
+	@$(PY) -m pytest $(ORDER) tests/integration
 
 lint: setup
 	@$(VENV)/bin/ruff check .

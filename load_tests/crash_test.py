@@ -114,6 +114,10 @@ class CrashRun:
     staged_left: int = 0
     #: Files published in events/ (the kills and restarts each publish early).
     event_files: int = 0
+    #: Alerts (when asked for): an uninterrupted ``crossings replay`` of the same topic is
+    #: the reference; alert_id -> [times on the alerts topic, times in the lake, reference].
+    alerts_reference: int = 0
+    alert_mismatches: dict[str, list[int]] = field(default_factory=dict)
     #: Why the consumer group did not commit every offset in time ("" when it did).
     not_drained: str = ""
     worker_exit_codes: list[int] = field(default_factory=list)
@@ -134,6 +138,7 @@ class CrashRun:
             and not self.count_mismatches
             and self.dead_letter_mismatch == 0
             and self.staged_left == 0
+            and not self.alert_mismatches
             and self.alerts_doubled == 0
             and self.forwards_doubled == 0
         )
@@ -159,19 +164,26 @@ class CrashRun:
 
 
 def make_records(
-    events: int | None, seed: int = 1, resend: float = 0.02, days: int | None = None, miskeyed: float = 0.0
+    events: int | None,
+    seed: int = 1,
+    resend: float = 0.02,
+    days: int | None = None,
+    miskeyed: float = 0.0,
+    spec: ScenarioSpec | None = None,
 ) -> tuple[list, int]:
     """``events`` scenario records (about ``events / RECORDS_PER_DAY`` days; or all the
     records of ``days`` days when ``events`` is None), with a share
     ``resend`` of extra copies of recently sent valid events mixed in (kind ``duplicate``:
     an upstream retry that the worker must recognise), and a share ``miskeyed`` of valid
     records and copies sent with a null key (the producer spreads them over partitions: the
-    worker forwards those on the wrong one). Returns the records and the number of extra
-    copies."""
-    if events is None and days is None:
-        raise ValueError("give events or days")
-    days = days or max(2, math.ceil((events or 0) / RECORDS_PER_DAY) + 1)
-    scenario_records = list(islice(Scenario(ScenarioSpec(days=days)).records(), events))
+    worker forwards those on the wrong one). ``spec``: the scenario itself, instead of
+    ``days`` of the default one. Returns the records and the number of extra copies."""
+    if events is None and days is None and spec is None:
+        raise ValueError("give events, days or spec")
+    if spec is None:
+        days = days or max(2, math.ceil((events or 0) / RECORDS_PER_DAY) + 1)
+        spec = ScenarioSpec(days=days)
+    scenario_records = list(islice(Scenario(spec).records(), events))
     rng = random.Random(seed)
     out: list = []
     recent: list = []
@@ -253,6 +265,32 @@ def files_holding(data_dir: Path, event_ids: Sequence[str]) -> dict[str, list[li
     return found
 
 
+def lake_alert_ids(data_dir: Path) -> Counter:
+    if not list(data_dir.glob("alerts/*/*/*.parquet")):
+        return Counter()
+    rows = duckdb.sql(f"SELECT alert_id FROM {_scan(data_dir, 'alerts')}").fetchall()
+    return Counter(alert_id for (alert_id,) in rows)
+
+
+def reference_alert_ids(bootstrap: str, topic: str, partitions: int, home: Path) -> Counter:
+    """The alerts of one uninterrupted run of the worker's core (``crossings replay``) over
+    the topic the killed workers read, by id (ids are derived from what an alert says)."""
+    import asyncio
+
+    from streams.replay.run import replay as core_replay
+    from streams.replay.sources import kafka_records
+
+    asyncio.run(
+        core_replay(
+            kafka_records(bootstrap, topic),
+            partitions=partitions,
+            data_dir=home / "data",
+            state_dir=home / "state",
+        )
+    )
+    return lake_alert_ids(home / "data")
+
+
 def read_topic(bootstrap: str, topic: str, *, committed_only: bool = True) -> list:
     consumer = KafkaConsumer(
         topic,
@@ -307,6 +345,8 @@ def run(
     extra_env: dict[str, str] | None = None,
     outages: Sequence[float] = (),
     broker_control: tuple[Callable[[], object], Callable[[], object]] | None = None,
+    spec: ScenarioSpec | None = None,
+    check_alerts: bool = False,
     log=None,
 ) -> CrashRun:
     """One crash run against ``bootstrap`` with everything under ``home``.
@@ -314,7 +354,9 @@ def run(
     ``workers`` is the group's final size; from 3 on it starts one short and the last one
     joins at a random point of the traffic. ``outages``: the broker is stopped for each
     of these many seconds at a random point of the traffic (``broker_control``: stop,
-    start), while the workers and the producer keep running."""
+    start), while the workers and the producer keep running. ``check_alerts``: compare the
+    alerts topic and the lake's alerts with an uninterrupted replay of the same topic
+    (each alert once)."""
     started = time.monotonic()
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
     partitions = partitions or (4 if workers <= 2 else 2 * workers)
@@ -355,7 +397,7 @@ def run(
     ]
 
     records, result.extra_resends = make_records(
-        events, seed=seed, resend=resend, days=days, miskeyed=miskeyed
+        events, seed=seed, resend=resend, days=days, miskeyed=miskeyed, spec=spec
     )
     result.records_sent = len(records)
     result.sent_by_kind = dict(Counter(r.kind for r in records))
@@ -533,6 +575,18 @@ def run(
     result.dead_letters_expected = sum(invalid.values())
     result.dead_letters_found = sum(dead.values())
     result.dead_letter_mismatch = sum(((dead - invalid) + (invalid - dead)).values())
+    if check_alerts:
+        reference = reference_alert_ids(bootstrap, settings.topics.events, partitions, home / "reference")
+        result.alerts_reference = sum(reference.values())
+        on_topic = Counter(
+            json.loads(m.value)["alert_id"] for m in read_topic(bootstrap, settings.topics.alerts)
+        )
+        in_lake = lake_alert_ids(data_dir)
+        result.alert_mismatches = {
+            alert_id: [on_topic[alert_id], in_lake[alert_id], reference[alert_id]]
+            for alert_id in sorted(set(on_topic) | set(in_lake) | set(reference))
+            if not on_topic[alert_id] == in_lake[alert_id] == reference[alert_id] == 1
+        }
 
     if not result.exact:
         suspects = [*result.missing_event_ids[:20], *list(result.doubled_event_ids)[:20]]

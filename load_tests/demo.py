@@ -114,7 +114,9 @@ def main() -> int:
         )
         print(query.report_main(root, "nationality", "table", "zhibek-zholy", None, None))
         alerts = query.alerts(root)
-        print(query.report_main(root, "alerts", "table", None, None, None))
+        # Summaries wrap to the terminal (or 120 columns in a log).
+        width = shutil.get_terminal_size((120, 24)).columns
+        print(query.report_main(root, "alerts", "table", None, None, None, width))
 
         step("Checks")
         reconciled = query.reconcile(root)

@@ -129,6 +129,10 @@ class Recorder:
             self.server = None
 
 
+#: Labels the alerts a test posts to Alertmanager itself (see ``Alertmanager.flushed``).
+BARRIER_LABEL = "crossings_test_barrier"
+
+
 class Alertmanager:
     """A real Alertmanager. With ``webhook``, its route sends every alert (grouped by the
     episode label, so one group per episode) to that URL, resolved ones too."""
@@ -178,8 +182,37 @@ class Alertmanager:
             return False
 
     def active(self) -> dict[str, dict]:
-        """Active alerts by their episode label."""
-        return {a["labels"]["episode"]: a for a in get_json(f"{self.url}/api/v2/alerts")}
+        """Active alerts by their episode label (not the tests' own barriers)."""
+        return {
+            a["labels"]["episode"]: a
+            for a in get_json(f"{self.url}/api/v2/alerts")
+            if BARRIER_LABEL not in a["labels"]
+        }
+
+    def flushed(self, notified: Recorder, timeout: float = 30) -> None:
+        """Return once Alertmanager has told ``notified`` (its webhook) of a new alert
+        posted now: the point after which a notification it owed for what it already held
+        (a doubled firing or resolve) would have to have arrived. Such a change sits in an
+        older group, flushed at its next ``group_interval`` tick; this new group's first
+        flush waits ``group_wait`` (as long) from now, so it comes after."""
+        name = f"barrier-{time.monotonic_ns()}"
+        alert = {"labels": {"alertname": "TestBarrier", "episode": name, BARRIER_LABEL: "1"}}
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts",
+            data=json.dumps([alert]).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200, response.status
+
+        def told() -> bool:
+            return any(
+                a["labels"].get("episode") == name
+                for call in notified.snapshot()
+                for a in call.json()["alerts"]
+            )
+
+        wait_for("Alertmanager notifying the barrier alert", told, timeout, every=0.1)
 
     def all_alerts(self) -> list[dict]:
         """Every alert Alertmanager holds (one per label set), active or not."""
@@ -193,8 +226,14 @@ class Alertmanager:
 
 def notifications(recorder: Recorder) -> list[dict]:
     """What an Alertmanager told its webhook, in order: each alert of each notification
-    (``status`` firing or resolved, ``labels``, ``startsAt``, ``endsAt``...)."""
-    return [alert for call in recorder.snapshot() for alert in call.json()["alerts"]]
+    (``status`` firing or resolved, ``labels``, ``startsAt``, ``endsAt``...), but the
+    tests' own barriers (:meth:`Alertmanager.flushed`)."""
+    return [
+        alert
+        for call in recorder.snapshot()
+        for alert in call.json()["alerts"]
+        if BARRIER_LABEL not in alert["labels"]
+    ]
 
 
 class NotifyProcess:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from load_tests.harness import WorkerProcess, free_port, wait_committed
+from load_tests.harness import WorkerProcess, free_port, scrape_text, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec, replay
 from streams.ops import broker
 from streams.ops.topics import ensure_topics
@@ -91,9 +91,14 @@ def main() -> int:
         began = time.monotonic()
         wait_committed(settings.bootstrap, settings.app_id, settings.topics.events, timeout=1800)
         worker_seconds = time.monotonic() - began
+        commits = commit_latency(scrape_text(worker.metrics_url))
         worker.stop()
         worker_rate = sent / worker_seconds
         print(f"crossings worker: {worker_rate:,.0f} events/s (start to last commit, {worker_seconds:.1f}s)")
+        print(
+            f"  its commits: {commits['count']}, p50 {commits['p50_s'] * 1000:.0f} ms, "
+            f"p99 {commits['p99_s'] * 1000:.0f} ms (one partition's commit, from its histogram)"
+        )
 
         # The replay as a user runs it: its own process, like the other two consumers; once
         # with one job (the core alone) and once with the default jobs (partitions split
@@ -107,6 +112,7 @@ def main() -> int:
             "bare_faust_agent_per_s": round(bare_rate),
             "worker_per_s": round(worker_rate),
             "worker_vs_bare_agent": round(worker_rate / bare_rate, 2),
+            "worker_commits": commits,
             "replay_per_s": round(replay_rate),
             "replay_jobs": jobs,
             "replay_one_job_per_s": round(one_job_rate),
@@ -119,6 +125,34 @@ def main() -> int:
         return 0
     finally:
         print(broker.down(settings.kafka_dir).detail)
+
+
+def commit_latency(exposition: str) -> dict[str, float]:
+    """Count, p50 and p99 of ``crossings_commit_seconds`` from a worker's /metrics text
+    (linear within the histogram's bucket, as Prometheus' histogram_quantile)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(exposition):
+        if family.name == "crossings_commit_seconds":
+            buckets = sorted(
+                (float(sample.labels["le"]), sample.value)
+                for sample in family.samples
+                if sample.name.endswith("_bucket")
+            )
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(q: float) -> float:
+        rank, lower, below = q * total, 0.0, 0.0
+        for upper, cumulative in buckets:
+            if cumulative >= rank and cumulative > below:
+                if upper == float("inf"):
+                    return lower
+                return lower + (upper - lower) * (rank - below) / (cumulative - below)
+            lower, below = upper, cumulative
+        return lower
+
+    return {"count": int(total), "p50_s": round(quantile(0.5), 4), "p99_s": round(quantile(0.99), 4)}
 
 
 def _replay_rate(env: dict[str, str], topic: str, name: str, args: list[str]) -> float:

@@ -68,33 +68,93 @@ def _print_summary(manifest: Manifest, out: Any = sys.stdout) -> None:
         )
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, but for flags and options with none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _replay_plan(spec: ScenarioSpec, records: int, broker: str, topic: str, rate: float | None) -> str:
+    """What a replay is about to send and for how long, and which anomalies are in it."""
+    last = spec.start.toordinal() + spec.days - 1
+    window = f"{spec.start} .. {date.fromordinal(last)}, {spec.days} days"
+    if rate:
+        minutes, seconds = divmod(round(records / rate), 60)
+        pace = f"at {rate:,.0f}/s: about {minutes} min {seconds:02d} s (Ctrl-C stops it)"
+    else:
+        pace = "as fast as the broker takes them (a minute or two here; --rate N paces it)"
+    lines = [f"sending {records:,} records ({window}) to {topic} at {broker} {pace}"]
+    anomalies = spec.anomalies or ()
+    if anomalies:
+        lines.append("anomalies: " + "; ".join(f"{a.name} from {a.starts}" for a in anomalies))
+    else:
+        lines.append(
+            "anomalies: none in this window (they start on days 29, 33 and 37 of the default "
+            f"{DEFAULT_DAYS}-day one): expect no alerts; --days {DEFAULT_DAYS} for all three"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m load_tests.scenario {generate,replay,summary}``."""
-    parser = argparse.ArgumentParser(prog="python -m load_tests.scenario", description=package.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.scenario",
+        description=package.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--start", default=DEFAULT_START.isoformat(), help="first local day")
-    common.add_argument("--days", type=int, default=DEFAULT_DAYS)
-    common.add_argument("--seed", type=int, default=7)
+    common.add_argument(
+        "--start",
+        default=DEFAULT_START.isoformat(),
+        help="first local day (the anomalies move with it: they start on days 29, 33 and 37)",
+    )
+    common.add_argument(
+        "--days",
+        type=int,
+        default=DEFAULT_DAYS,
+        help="days of traffic (~6,000 records a day; fewer than 29 have no anomaly)",
+    )
+    common.add_argument("--seed", type=int, default=7, help="the same seed gives the same bytes")
     common.add_argument(
         "--other-scale",
         type=float,
         default=1.0,
         help="volume multiplier for every checkpoint but zhibek-zholy",
     )
-    common.add_argument("--duplicate-rate", type=float, default=0.01)
-    common.add_argument("--late-rate", type=float, default=0.01)
-    common.add_argument("--invalid-rate", type=float, default=0.002)
-    common.add_argument("--labels", type=Path, help="also write anomalies + ground truth JSON")
+    common.add_argument("--duplicate-rate", type=float, default=0.01, help="share of events sent twice")
+    common.add_argument(
+        "--late-rate", type=float, default=0.01, help="share of events uploaded hours after they happened"
+    )
+    common.add_argument(
+        "--invalid-rate", type=float, default=0.002, help="share of broken messages (dead letters)"
+    )
+    common.add_argument("--labels", type=Path, help="also write anomalies + ground truth JSON here")
+    defaults = _ShowDefaults
 
-    gen = commands.add_parser("generate", parents=[common], help="write records as JSON lines")
-    gen.add_argument("--out", type=Path, required=True)
-    rep = commands.add_parser("replay", parents=[common], help="produce the scenario to Kafka")
-    rep.add_argument("--broker", default=DEFAULT_BROKER)
-    rep.add_argument("--topic", default=DEFAULT_TOPIC)
+    gen = commands.add_parser(
+        "generate", parents=[common], help="write records as JSON lines", formatter_class=defaults
+    )
+    gen.add_argument("--out", type=Path, required=True, help="the JSON-lines file to write")
+    rep = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="produce the scenario to Kafka",
+        description="Produce the scenario to Kafka: 253,267 records with the defaults, in about a "
+        "minute as fast as the broker takes them, or records / --rate seconds (8.5 minutes at "
+        "500/s). It says how long before it starts.",
+        formatter_class=defaults,
+    )
+    rep.add_argument("--broker", default=DEFAULT_BROKER, help="Kafka bootstrap host:port")
+    rep.add_argument("--topic", default=DEFAULT_TOPIC, help="the worker's events topic")
     rep.add_argument("--rate", type=float, help="records/s (default: as fast as possible)")
-    rep.add_argument("--no-progress", action="store_true")
-    summ = commands.add_parser("summary", parents=[common], help="print the manifest totals")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    summ = commands.add_parser(
+        "summary", parents=[common], help="print the manifest totals", formatter_class=defaults
+    )
     summ.add_argument("--json", action="store_true", help="print the full labels JSON")
 
     args = parser.parse_args(argv)
@@ -121,12 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out.write(json.dumps(line, separators=(",", ":")) + "\n")
         _print_summary(scenario.manifest, sys.stderr)
     elif args.command == "replay":
+        records = list(scenario.records())
+        print(_replay_plan(spec, len(records), args.broker, args.topic, args.rate), file=sys.stderr)
         stats = replay(
-            scenario.records(),
+            records,
             args.broker,
             args.topic,
             rate=args.rate,
             progress=not args.no_progress,
+            total=len(records),
         )
         print(
             f"sent {stats.sent:,} records in {stats.seconds:.1f}s "

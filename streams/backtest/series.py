@@ -161,7 +161,7 @@ def read_rows(path: Path, columns: Columns) -> tuple[list[dict[str, Any]], str]:
     if missing:
         raise SeriesError(
             f"{path}: no column {', '.join(repr(m) for m in missing)} (columns: {', '.join(names)}); "
-            "rename with --time/--count"
+            "name them with --time-column/--count-column"
         )
     rows = [dict(zip(names, r, strict=True)) for r in relation.fetchall()]
     return rows, time_column

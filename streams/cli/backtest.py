@@ -9,11 +9,23 @@ import click
 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--time", "time_col", default=None, help="Time column [default: time, else date].")
-@click.option("--checkpoint", "checkpoint_col", default="checkpoint", show_default=True)
-@click.option("--direction", "direction_col", default="direction", show_default=True)
-@click.option("--count", "count_col", default="count", show_default=True)
-@click.option("--group", "group_col", default="group", show_default=True, help="Optional group column.")
+@click.option("--time-column", "time_col", default=None, help="Time column [default: time, else date].")
+@click.option(
+    "--checkpoint-column", "checkpoint_col", default=None, help="Checkpoint column [default: checkpoint]."
+)
+@click.option(
+    "--direction-column", "direction_col", default=None, help="Direction column [default: direction]."
+)
+@click.option("--count-column", "count_col", default=None, help="Count column [default: count].")
+@click.option("--group-column", "group_col", default=None, help="Optional group column [default: group].")
+# The names before issue 20 (--checkpoint named a column here and filters by id in report):
+# still accepted, not shown.
+@click.option("--time", "old_time_col", default=None, hidden=True)
+@click.option("--checkpoint", "old_checkpoint_col", default=None, hidden=True)
+@click.option("--direction", "old_direction_col", default=None, hidden=True)
+@click.option("--count", "old_count_col", default=None, hidden=True)
+@click.option("--group", "old_group_col", default=None, hidden=True)
+@click.option("--checkpoints", "old_registry_path", type=click.Path(exists=True, path_type=Path), hidden=True)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
@@ -33,7 +45,7 @@ import click
     help="Holiday country (ISO code) of series not in the registry; up to two.",
 )
 @click.option(
-    "--checkpoints",
+    "--registry",
     "registry_path",
     type=click.Path(exists=True, path_type=Path),
     default=None,
@@ -47,6 +59,12 @@ def backtest(
     direction_col: str,
     count_col: str,
     group_col: str,
+    old_time_col: str | None,
+    old_checkpoint_col: str | None,
+    old_direction_col: str | None,
+    old_count_col: str | None,
+    old_group_col: str | None,
+    old_registry_path: Path | None,
     fmt: str,
     labels_path: Path | None,
     tz: str,
@@ -54,9 +72,11 @@ def backtest(
     registry_path: Path | None,
     progress: bool | None,
 ) -> None:
-    """Alert episodes the worker's detector raises on SOURCE: a CSV or Parquet count series
-    in long form (date or time, checkpoint, direction, count[, group]; daily or hourly) or
-    a lake folder (its daily_counts). One episode per line."""
+    """Run the worker's detector over a count series and print its alert episodes.
+
+    SOURCE is a CSV or Parquet count series in long form (date or time, checkpoint,
+    direction, count[, group]; daily or hourly) or a lake folder (its daily_counts). One
+    episode per line."""
     import os
 
     from tqdm import tqdm
@@ -74,6 +94,12 @@ def backtest(
     from streams.backtest import backtest as run
     from streams.domain.registry import RegistryError, load_registry
 
+    time_col = time_col or old_time_col
+    checkpoint_col = checkpoint_col or old_checkpoint_col or "checkpoint"
+    direction_col = direction_col or old_direction_col or "direction"
+    count_col = count_col or old_count_col or "count"
+    group_col = group_col or old_group_col or "group"
+    registry_path = registry_path or old_registry_path
     try:
         registry_file = registry_path or (
             Path(os.environ["CROSSINGS_CHECKPOINTS"]) if os.environ.get("CROSSINGS_CHECKPOINTS") else None

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import click
 
-from streams.cli.common import registry_or_error, settings_or_usage_error
+from streams.cli.common import Group, registry_or_error, settings_or_usage_error
 from streams.domain.registry import RegistryError, default_registry_path, load_registry
 
 
-@click.group()
+@click.group(cls=Group)
 def checkpoints() -> None:
-    """The border crossing points the pipeline counts: a JSON or YAML file of yours
-    (CROSSINGS_CHECKPOINTS), checked against schemas/checkpoints.schema.json."""
+    """Check or list the border crossing points the pipeline counts.
+
+    The registry is a JSON or YAML file of yours (CROSSINGS_CHECKPOINTS), checked against
+    schemas/checkpoints.schema.json; without it, the shipped one."""
 
 
 @checkpoints.command()
@@ -30,12 +32,19 @@ def validate(file: Path | None) -> None:
 
 @checkpoints.command(name="list")
 def list_checkpoints() -> None:
-    """The configured checkpoints: id, kind, countries, time zone, name."""
+    """The configured checkpoints: id, kind, countries, time zone, name (a header first)."""
     registry = registry_or_error(settings_or_usage_error(None))
     rows = [
-        (c.checkpoint_id, c.kind, f"{c.country_a}-{c.country_b or '...'}", str(c.tz), c.name)
+        (
+            c.checkpoint_id,
+            c.kind,
+            f"{c.country_a}-{c.country_b}" if c.country_b else c.country_a,
+            str(c.tz),
+            c.name,
+        )
         for c in sorted(registry.values(), key=lambda c: c.checkpoint_id)
     ]
+    rows.insert(0, ("id", "kind", "countries", "time zone", "name"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo(

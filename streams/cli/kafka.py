@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from streams.cli.common import broker_option, settings_or_usage_error
+from streams.cli.common import Group, broker_option, settings_or_usage_error
 from streams.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
     from streams.ops.broker import ScramListener
 
 
-@click.group()
+@click.group(cls=Group)
 def kafka() -> None:
     """Start, stop or inspect the embedded single-node Kafka (KRaft) broker."""
 
@@ -119,7 +119,9 @@ def kafka_status(broker: str | None) -> None:
 @click.command()
 @broker_option
 def topics(broker: str | None) -> None:
-    """Create the events, dead-letter and alerts topics if they are missing."""
+    """Create the five topics if they are missing, and check those that exist.
+
+    Events, dead letters, alerts, undelivered alerts and the worker's state changelog."""
     from streams.ops.topics import ensure_topics
 
     settings = settings_or_usage_error(broker)

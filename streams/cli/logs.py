@@ -6,6 +6,13 @@ happens), and ``crossings worker`` hands the same dictionary to Faust's worker, 
 otherwise replaces the root handlers with its own coloured stdout format when it starts.
 
 ``CROSSINGS_LOG_FORMAT=text|json`` picks the format, ``CROSSINGS_LOG_LEVEL`` the level.
+Below DEBUG, the libraries (Faust, mode, aiokafka, kafka-python) say only what needs
+action: their INFO lines (a score of connection notes per command, every service starting
+and stopping) are off, and so are two notes that look alarming and are not: aiokafka's
+ERROR ``GroupCoordinatorNotAvailableError`` while a new broker elects the group's
+coordinator (retried until it has), and mode's "Timer ... is overlapping" when a 1 s timer
+ran longer than a second (lag shows on ``/metrics``). What the worker does and where is
+logged by ``streams.*`` at INFO.
 Logs go to stderr, so a command's output on stdout (a report, CSV, JSON) stays clean for a
 pipe. JSON lines come from python-json-logger: one object per record with ``time``,
 ``level``, ``logger`` and ``message``, plus ``exc_info`` for a traceback and any ``extra``.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +35,32 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Fields of each JSON line, renamed to what log shippers (Loki, Elastic, Vector) expect.
 JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
 JSON_RENAME = {"levelname": "level", "name": "logger"}
+#: Libraries whose INFO lines are off unless CROSSINGS_LOG_LEVEL=DEBUG ...
+LIBRARIES = ("kafka", "aiokafka", "faust", "mode")
+#: ... but for the worker's "Ready" and "Stopping..." (``faust.worker`` stays at INFO).
+WORKER_NOTES = ("]: Ready", "]: Stopping...")
+#: (logger, words of the message) of notes that are harmless and look like trouble.
+HARMLESS = (
+    ("aiokafka.consumer.group_coordinator", "GroupCoordinatorNotAvailableError"),
+    ("mode.timers", " is overlapping "),
+)
+#: A mode service starting or stopping ("[^--ReadCommittedConsumer]: Starting..."), a
+#: dozen per start and stop, whichever module it is in.
+SERVICE_NOTE = re.compile(r"^\[\^-*[^\]]*\]: (Starting|Stopping|Cleanup|Gathering|Closing)")
+
+
+class HarmlessNotes(logging.Filter):
+    """Drops the notes of ``HARMLESS``, services starting and stopping, and all of the
+    Faust worker's INFO lines but ``WORKER_NOTES`` (the handler has this filter unless the
+    level is DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(record.name == name and words in message for name, words in HARMLESS):
+            return False
+        if record.levelno == logging.INFO and record.name == "faust.worker":
+            return any(note in message for note in WORKER_NOTES)
+        return not (record.levelno == logging.INFO and SERVICE_NOTE.match(message))
 
 
 def log_options(env: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -42,7 +76,8 @@ def log_options(env: Mapping[str, str] | None = None) -> tuple[str, str]:
 
 
 def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
-    """A ``dictConfig`` dictionary: one stderr handler on the root logger."""
+    """A ``dictConfig`` dictionary: one stderr handler on the root logger; below DEBUG,
+    the libraries at WARNING (or the level, if higher) and their harmless notes dropped."""
     if fmt == "json":
         formatter: dict[str, Any] = {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -53,16 +88,24 @@ def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
         }
     else:
         formatter = {"format": TEXT_FORMAT}
+    quiet = level != "DEBUG"
+    library_level = level if LOG_LEVELS.index(level) > LOG_LEVELS.index("WARNING") else "WARNING"
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"crossings": formatter},
+        "filters": {"harmless": {"()": f"{__name__}.HarmlessNotes"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "crossings",
+                "filters": ["harmless"] if quiet else [],
             }
+        },
+        "loggers": {
+            **{name: {"level": library_level if quiet else level} for name in LIBRARIES},
+            "faust.worker": {"level": level},
         },
         "root": {"level": level, "handlers": ["stderr"]},
     }

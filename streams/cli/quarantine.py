@@ -11,11 +11,11 @@ import time
 
 import click
 
-from streams.cli.common import settings_or_usage_error
+from streams.cli.common import Group, settings_or_usage_error
 from streams.worker.quarantine import QuarantineBoard
 
 
-@click.group()
+@click.group(cls=Group)
 def quarantine() -> None:
     """Partitions the worker holds back because their commits fail, and moving the record
     that blocks one to the dead-letter topic."""
@@ -54,9 +54,10 @@ def list_quarantined() -> None:
 @click.option("--partition", type=int, required=True, help="The quarantined partition.")
 @click.option("--offset", type=int, required=True, help="The offset of the record to move aside.")
 def skip(partition: int, offset: int) -> None:
-    """Move the record at OFFSET of a quarantined PARTITION to the dead-letter topic
-    (reason skipped; its first KiB, size and SHA-256 kept; the original stays in the
-    events topic at that offset until its retention), in the next commit's transaction,
+    """Move the record at OFFSET of a quarantined PARTITION to the dead-letter topic.
+
+    Reason skipped; its first KiB, size and SHA-256 kept; the original stays in the events
+    topic at that offset until its retention. Done in the next commit's transaction,
     exactly once; the partition then goes on."""
     board = _board()
     held = {entry.partition: entry for entry in board.held()}

@@ -4,10 +4,14 @@ or a lake's Parquet events."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from streams.cli.common import broker_option, registry_or_error, settings_or_usage_error
+
+if TYPE_CHECKING:
+    from streams.replay.run import ReplayStats
 
 
 @click.command()
@@ -35,7 +39,8 @@ from streams.cli.common import broker_option, registry_or_error, settings_or_usa
     "state_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="State folder of the replay (default: <home>/replay-state).",
+    help="State folder of the replay: what it has applied, so a rerun goes on from its last "
+    "commit (default: <data>/_replay_state, kept with the lake; a state of another lake is refused).",
 )
 @click.option(
     "--jobs",
@@ -55,9 +60,13 @@ def replay(
     state_dir: Path | None,
     jobs: int | None,
 ) -> None:
-    """Run the worker's core without Faust over a topic's offsets, NDJSON files or Parquet
-    events, writing the same lake (backfills, catch-up, what-if runs into another folder)."""
+    """Write a lake from a topic, NDJSON files or Parquet events, without a worker.
+
+    The worker's core, without Faust, over a topic's offsets, NDJSON files or Parquet
+    events, writing the lake the worker would (backfills, catch-up, what-if runs into
+    another folder)."""
     from streams.replay.jobs import ReplayJobsFailed, Source, deal, default_jobs, replay_in_jobs
+    from streams.replay.state import StateOfAnotherLake, claim, default_state_dir
 
     settings = settings_or_usage_error(broker)
     registry = registry_or_error(settings)
@@ -84,24 +93,61 @@ def replay(
         source.check()
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    data_dir = data_dir or settings.data_dir
+    state_dir = state_dir or default_state_dir(data_dir)
+    try:
+        claim(state_dir, data_dir)
+    except StateOfAnotherLake as error:
+        raise click.UsageError(str(error)) from None
     shares = deal(partitions, jobs or default_jobs(len(partitions)), source.partition_sizes(partitions))
     try:
         stats = replay_in_jobs(
             source,
             shares,
-            data_dir=data_dir or settings.data_dir,
-            state_dir=state_dir or settings.worker_dir.parent / "replay-state",
+            data_dir=data_dir,
+            state_dir=state_dir,
             core=settings.core_config(),
             registry=registry,
         )
     except ReplayJobsFailed as error:
         raise click.ClickException(str(error)) from None
-    click.echo(
-        f"replayed {stats.records:,} records in {stats.seconds:.1f}s ({stats.per_second:,.0f}/s): "
-        f"{stats.counted:,} counted, {stats.duplicates:,} duplicates, {stats.dead_letters:,} dead letters, "
-        f"{stats.alerts:,} alert messages"
-    )
-    if stats.dead_letters:
-        click.echo(
-            f"dead letters (original bytes and why): {(data_dir or settings.data_dir) / 'dead_letters'}/"
+    _outcome(stats, data_dir, state_dir)
+
+
+def _outcome(stats: ReplayStats, data_dir: Path, state_dir: Path) -> None:
+    """Say what the replay wrote; a replay that wrote no events is never reported as a
+    success (exit 1), unless its state had written them all to this lake before."""
+    from streams.query.scan import partition_files
+    from streams.sinks.parquet.layout import EVENTS
+
+    if stats.records == 0:
+        raise click.ClickException("nothing to replay: the source holds no records (nothing written)")
+    if stats.already_applied == stats.records:
+        if partition_files(data_dir, EVENTS, None, None, None):
+            click.echo(
+                f"nothing new: all {stats.records:,} records were applied to {data_dir} by an "
+                f"earlier replay (its state: {state_dir}); to rebuild the lake, replay into a new "
+                "--data folder"
+            )
+            return
+        raise click.ClickException(
+            f"nothing written: the state {state_dir} had applied all {stats.records:,} records "
+            f"before, yet {data_dir} holds no events (were its files removed?); remove "
+            f"{state_dir} and run again"
         )
+    resumed = f", {stats.already_applied:,} applied before (resumed)" if stats.already_applied else ""
+    line = (
+        f"{stats.records:,} records in {stats.seconds:.1f}s ({stats.per_second:,.0f}/s): "
+        f"{stats.counted:,} counted, {stats.duplicates:,} duplicates, {stats.dead_letters:,} dead "
+        f"letters, {stats.alerts:,} alert messages{resumed}"
+    )
+    where = f"dead letters (original bytes and why): {data_dir / 'dead_letters'}/"
+    if stats.counted == 0 and stats.already_applied == 0:
+        raise click.ClickException(
+            f"no events counted, so nothing was written to {data_dir}/events: {line}"
+            + (f"; {where}" if stats.dead_letters else "")
+        )
+    click.echo(f"replayed {line}")
+    click.echo(f"lake: {data_dir} (replay state: {state_dir})")
+    if stats.dead_letters:
+        click.echo(where)

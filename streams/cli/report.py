@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -12,9 +14,18 @@ from streams.settings import Settings
 
 @click.command()
 @click.argument(
-    "what", type=click.Choice(["all", "daily", "nationality", "alerts", "reconcile", "chart"]), default="all"
+    "what",
+    type=click.Choice(["all", "daily", "nationality", "alerts", "reconcile", "chart"]),
+    default="all",
+    metavar="[WHAT]",
 )
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="Parquet root.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The lake [default: CROSSINGS_DATA_DIR, else $CROSSINGS_HOME/data].",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
@@ -36,19 +47,82 @@ def report(
     until: str | None,
     output: Path | None,
 ) -> None:
-    """Daily totals, nationality mix and alerts from the Parquet history (DuckDB); ``chart``
-    draws one checkpoint's daily series, expected band and alert episodes (PNG + HTML)."""
+    """Daily totals, nationality mix, alerts and checks of the lake (DuckDB).
+
+    WHAT picks one report: all (the default), daily, nationality, alerts, reconcile (the
+    daily counts against the raw events), or chart (one checkpoint's daily series, expected
+    band and alert episodes, PNG + HTML)."""
     settings = settings_or_usage_error(None)
     root = data_dir or settings.data_dir
+    _lake_or_error(root, data_dir is not None)
+    if checkpoint is not None:
+        _known_checkpoint_or_error(root, settings, checkpoint)
     if what == "chart":
         _chart(root, settings, checkpoint, since, until, output)
         return
     from streams.query import report_main
 
+    # On a terminal, long cells (an alert's summary) wrap to its width.
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     try:
-        click.echo(report_main(root, what, fmt, checkpoint, since, until))
+        click.echo(report_main(root, what, fmt, checkpoint, since, until, width))
     except ValueError as error:  # a malformed --since/--until
         raise click.BadParameter(str(error)) from None
+    _say_what_is_staged(root, settings, fmt, checkpoint, since, until)
+
+
+def _lake_or_error(root: Path, given: bool) -> None:
+    """A folder that is not there, or holds nothing yet, is not an empty answer."""
+    from streams.query.contents import holds_data
+
+    where = "--data" if given else "CROSSINGS_DATA_DIR (default: $CROSSINGS_HOME/data)"
+    if not root.is_dir():
+        raise click.ClickException(
+            f"no lake at {root}: that folder does not exist ({where}). The worker "
+            "(crossings worker) writes the lake there, or crossings replay --data FOLDER"
+        )
+    if not holds_data(root):
+        raise click.ClickException(
+            f"the lake at {root} holds no data yet ({where}): with a worker running, its first "
+            "rows appear within CROSSINGS_COMMIT_INTERVAL seconds of the first events it reads"
+        )
+
+
+def _known_checkpoint_or_error(root: Path, settings: Settings, checkpoint: str) -> None:
+    """An id that is neither in the registry in use nor in the lake is a typo: say which
+    ids are nearest, rather than print empty tables."""
+    import difflib
+
+    from streams.query.contents import lake_checkpoints
+
+    known = set(registry_or_error(settings)) | lake_checkpoints(root)
+    if checkpoint in known:
+        return
+    nearest = difflib.get_close_matches(checkpoint, sorted(known), n=3, cutoff=0.5)
+    hint = f"; nearest: {', '.join(nearest)}" if nearest else ""
+    raise click.BadParameter(
+        f"{checkpoint!r} is not a checkpoint id of the registry in use nor of the lake{hint} "
+        "(crossings checkpoints list shows them all)",
+        param_hint="--checkpoint",
+    )
+
+
+def _say_what_is_staged(
+    root: Path, settings: Settings, fmt: str, checkpoint: str | None, since: str | None, until: str | None
+) -> None:
+    """Rows a running worker committed but has not published yet are not in the events and
+    alerts a report reads: say how many, and when they will be (on stderr for CSV and JSON,
+    so the output stays machine-readable)."""
+    import time
+
+    from streams.query.contents import staged
+    from streams.query.render import staged_note
+    from streams.query.scan import _as_day
+
+    pending = staged(root, checkpoint, _as_day("since", since), _as_day("until", until))
+    if pending.rows:
+        note = staged_note(pending, settings.lake_roll_seconds, time.time())
+        click.echo(note if fmt == "table" else f"note: {note}", err=fmt != "table")
 
 
 def _chart(
@@ -72,4 +146,5 @@ def _chart(
         raise click.BadParameter(str(error)) from None
     png, page = write_chart(data, output or Path(f"{checkpoint}-daily.png"))
     days = len({p.local_day for p in data.points})
-    click.echo(f"{png} and {page}: {days} days, {len(data.episodes)} alert episodes")
+    episodes = len(data.episodes)
+    click.echo(f"{png} and {page}: {days} days, {episodes} alert episode{'' if episodes == 1 else 's'}")

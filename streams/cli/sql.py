@@ -25,7 +25,9 @@ SQL_FORMATS = ("table", "csv", "json", "parquet")
     help="Write to this file instead of stdout (needed for parquet).",
 )
 def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) -> None:
-    """Run QUERY (one SELECT; '-' reads it from stdin) over the views events, daily_counts,
+    """Run one read-only SELECT over the lake's views.
+
+    QUERY is one SELECT ('-' reads it from stdin) over the views events, daily_counts,
     alerts and checkpoints (streams/query/views.sql; columns in the README)."""
     import pyarrow.parquet as pq
 
@@ -39,6 +41,9 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
     settings = settings_or_usage_error(None)
     registry = registry_or_error(settings)
     root = data_dir or settings.data_dir
+    if not root.is_dir():  # a typo in --data is not a lake with no rows
+        where = "--data" if data_dir is not None else "CROSSINGS_DATA_DIR (default: $CROSSINGS_HOME/data)"
+        raise click.ClickException(f"no lake at {root}: that folder does not exist ({where})")
     try:
         with open_lake(root, registry) as connection:
             table = query(connection, statement)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from streams.core.detectors import DIRECTIONS, PartitionDetectors
 from streams.core.effects import (
     CommitBatch,
     CountedRows,
@@ -38,17 +39,15 @@ from streams.core.effects import (
 from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
-from streams.domain.alert import alert_message
+from streams.domain.alert import alert_log_line, alert_message
 from streams.domain.clock import AGREEMENT_WINDOW, agreed_time, boundaries
 from streams.domain.counts import count_event, group_counts, profile_key
-from streams.domain.detect import POST_DIRECTION, Band, CheckpointDetector, DetectorConfig, Transition
+from streams.domain.detect import Band, DetectorConfig, Transition
 from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent, event_digest
 from streams.domain.local_time import SLOT_SECONDS, LocalCalendar
 from streams.domain.registry import Checkpoint, Registry
 
 log = logging.getLogger(__name__)
-
-DIRECTIONS = ("entry", "exit")
 
 #: A checkpoint's 15-minute slot: local day, local hour, and the appends of its folder's rows.
 Slot = tuple[
@@ -105,7 +104,7 @@ class PartitionProcessor:
         self._elsewhere = {c: p for c, p in (home or {}).items() if p != partition}
         self.effects = Effects()
         self._calendars = {cid: LocalCalendar(cp.tz) for cid, cp in registry.items()}
-        self._detectors: dict[str, CheckpointDetector] = {}
+        self.detectors = PartitionDetectors(registry, own_checkpoints, state, config.detector)
         #: (checkpoint, 15-minute slot) -> its local day and hour, and where its rows go,
         #: since the last commit: one lookup per record instead of a zone conversion.
         self._slots: dict[tuple[str, int], Slot] = {}
@@ -320,49 +319,11 @@ class PartitionProcessor:
         )
         raised_at = datetime.fromtimestamp(raised_at_ms / 1000, UTC)
         for boundary in steps:
-            as_of = datetime.fromtimestamp(boundary, UTC)
-            for checkpoint_id in self.own_checkpoints:
-                checkpoint = self.registry[checkpoint_id]
-                for direction in DIRECTIONS:
-                    self._evaluate(checkpoint, direction, as_of, raised_at)
-                # The post as a whole (both directions silent), once both have been evaluated.
-                owner = self.detector(checkpoint, DIRECTIONS[0])
-                self._publish(checkpoint, POST_DIRECTION, owner.evaluate_post(as_of), raised_at)
+            for checkpoint, direction, transitions in self.detectors.step(
+                datetime.fromtimestamp(boundary, UTC)
+            ):
+                self._publish(checkpoint, direction, transitions, raised_at)
             state.evaluated_until = boundary
-
-    def detector(self, checkpoint: Checkpoint, direction: str) -> CheckpointDetector:
-        key = f"{checkpoint.checkpoint_id}|{direction}"
-        detector = self._detectors.get(key)
-        if detector is None:
-            # A post's two directions are made together and paired (the first holds the
-            # post-level episode) before either is evaluated: a direction evaluated unpaired
-            # would open its own drop where the post's silence covers it, so a restart
-            # (which makes them again) would raise other alerts than an uninterrupted run.
-            pair = [self._make_detector(checkpoint, one) for one in DIRECTIONS]
-            pair[0].pair(pair[1])
-            detector = self._detectors[key]
-        return detector
-
-    def _make_detector(self, checkpoint: Checkpoint, direction: str) -> CheckpointDetector:
-        key = f"{checkpoint.checkpoint_id}|{direction}"
-        profiles = self.state.profiles
-        cid = checkpoint.checkpoint_id
-        detector = CheckpointDetector(
-            checkpoint,
-            direction,
-            lambda day: profiles.get(profile_key(cid, direction, day)),
-            self.config.detector,
-            state=self.state.detectors.get(key),
-        )
-        self._detectors[key] = detector
-        return detector
-
-    def _evaluate(self, checkpoint: Checkpoint, direction: str, as_of: datetime, raised_at: datetime) -> None:
-        detector = self.detector(checkpoint, direction)
-        transitions = detector.evaluate(as_of)
-        # Its state is taken at the commit (prepare_commit), not after every evaluation.
-        self.state.dirty_detectors.add(f"{checkpoint.checkpoint_id}|{direction}")
-        self._publish(checkpoint, direction, transitions, raised_at)
 
     def _publish(
         self, checkpoint: Checkpoint, direction: str, transitions: list[Transition], raised_at: datetime
@@ -377,7 +338,7 @@ class PartitionProcessor:
                 metrics.alerts_raised[(checkpoint.checkpoint_id, speaks_for, transition.episode.kind)] += 1
             metrics.alert_messages[(alert["status"], alert["window"])] += 1
             self.effects.alerts.append(alert)
-            log.warning("ALERT %s %s", alert["status"].upper(), alert["summary"])
+            log.warning("%s", alert_log_line(alert))
 
     def today_counts(self) -> dict[tuple[str, str], int]:
         """(checkpoint, direction) -> crossings so far on its local day at stream time."""
@@ -393,27 +354,12 @@ class PartitionProcessor:
         return counts
 
     def bands(self) -> dict[tuple[str, str], Band]:
-        """(checkpoint, direction) -> its running day's band at the last evaluation, for the
-        band gauges. Read from the committed detector states (taken at each commit), so it
-        costs one lookup per owned checkpoint and direction per commit, nothing per event."""
-        found = {}
-        for checkpoint_id in self.own_checkpoints:
-            for direction in DIRECTIONS:
-                saved = self.state.detectors.get(f"{checkpoint_id}|{direction}")
-                if saved and saved.get("band"):
-                    found[(checkpoint_id, direction)] = Band.from_list(saved["band"])
-        return found
+        """(checkpoint, direction) -> its running day's band at the last evaluation."""
+        return self.detectors.bands()
 
     def open_episodes(self) -> dict[tuple[str, str], str]:
         """(checkpoint, direction) -> kind of the open episode, for the alerts_open gauge."""
-        found = {}
-        for key, saved in self.state.detectors.items():
-            checkpoint_id, direction = key.split("|")
-            if saved.get("episode"):
-                found[(checkpoint_id, direction)] = saved["episode"]["kind"]
-            if saved.get("post_episode"):
-                found[(checkpoint_id, POST_DIRECTION)] = saved["post_episode"]["kind"]
-        return found
+        return self.detectors.open_episodes()
 
     # -- commit ----------------------------------------------------------------------------
 
@@ -425,8 +371,7 @@ class PartitionProcessor:
     def prepare_commit(self) -> CommitBatch:
         """Freeze the effects since the last commit into the batch the protocol writes."""
         state, effects = self.state, self.effects
-        for key in state.dirty_detectors:
-            state.detectors[key] = self._detectors[key].state()
+        self.detectors.save_dirty()
         seq = state.commit_seq + 1
         changes, expired_buckets, expired_profiles = state.changes(
             commit_seq=seq, horizon_s=self.config.dedup_horizon_s, retention_days=self.config.retention_days

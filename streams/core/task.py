@@ -51,6 +51,7 @@ from streams.core.processor import CoreConfig, PartitionProcessor
 from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
+from streams.domain.detect import Band
 from streams.domain.event import EventDecoder
 from streams.domain.registry import Registry
 
@@ -93,6 +94,33 @@ class CommitReport:
     batch: CommitBatch
     flush: object
     seconds: float
+    #: What the partition's gauges show once this commit is made (None: a commit made behind).
+    gauges: PartitionGauges | None = None
+
+
+@dataclass(frozen=True)
+class PartitionGauges:
+    """A snapshot of what a partition's state says, taken at its commit: the worker sets its
+    gauges from this, never from the processor itself."""
+
+    partition: int
+    stream_ts: float | None
+    #: (checkpoint, direction) -> crossings on its current local day.
+    today: Mapping[tuple[str, str], int]
+    #: (checkpoint, direction) -> the running day's band at the last evaluation.
+    bands: Mapping[tuple[str, str], Band]
+    #: (checkpoint, direction or both) -> kind of the episode open now.
+    open_episodes: Mapping[tuple[str, str], str]
+
+    @classmethod
+    def of(cls, processor: PartitionProcessor) -> PartitionGauges:
+        return cls(
+            processor.partition,
+            processor.state.stream_ts,
+            processor.today_counts(),
+            processor.bands(),
+            processor.open_episodes(),
+        )
 
 
 #: Called while a partition opens: (partition, changelog records read, records still to
@@ -337,7 +365,7 @@ class PartitionTask:
         # by writing the store only, never by sending them again.
         self._published = (batch, next_changelog_offset)
         report = self._finish_published(processor)
-        return CommitReport(report.batch, flushed, time.perf_counter() - started)
+        return CommitReport(report.batch, flushed, time.perf_counter() - started, report.gauges)
 
     def _finish_published(self, processor: PartitionProcessor) -> CommitReport:
         """Step 3 of a commit whose transaction committed (see ``_published``)."""
@@ -360,7 +388,7 @@ class PartitionTask:
         self.sink.committed(self.partition, batch.commit_seq)
         self._plan = None
         self._inputs.clear()
-        return CommitReport(batch, None, time.perf_counter() - started)
+        return CommitReport(batch, None, time.perf_counter() - started, PartitionGauges.of(processor))
 
     def _failed(self, batch: CommitBatch, error: BaseException) -> CommitFailed:
         return CommitFailed(

@@ -112,3 +112,10 @@ def alert_message(
         "notes": list(a.notes),
         "summary": summary_line(checkpoint, direction, transition),
     }
+
+
+def alert_log_line(alert: dict) -> str:
+    """One log line for an alert message: its status once, then what it says."""
+    summary = str(alert["summary"])
+    status = str(alert["status"])
+    return f"alert {status}: {summary.removeprefix(status + ': ')}"

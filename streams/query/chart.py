@@ -24,7 +24,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from streams.domain.counts import HOURS, DayProfile, group_key
-from streams.domain.detect import DetectorConfig, build_baseline, full_day_band
+from streams.domain.detect import POST_DIRECTION, DetectorConfig, build_baseline, full_day_band
 from streams.domain.registry import Checkpoint
 from streams.query.reports import alerts as alert_rows
 from streams.query.scan import FILTER, SCAN, DayLike, _as_day, fetch_rows
@@ -172,14 +172,18 @@ def figure(data: ChartData) -> Figure:
                 [p.local_day for p in outside], [p.observed for p in outside], color="#d62728", zorder=3, s=18
             )
         for span in data.episodes:
-            if span.direction != direction:
+            # A post-level episode (direction both: the post stopped reporting) is shaded on
+            # both panels, and says so.
+            if span.direction not in (direction, POST_DIRECTION):
                 continue
+            post = " (post: both directions)" if span.direction == POST_DIRECTION else ""
             ax.axvspan(
                 span.first_day - timedelta(hours=12),
                 span.last_day + timedelta(hours=12),
                 color=COLOURS.get(span.kind, "#ff7f0e"),
                 alpha=0.15,
-                label=f"{span.kind} episode",
+                hatch="//" if post else None,
+                label=f"{span.kind} episode{post}",
             )
         ax.set_title(f"{data.checkpoint.name}: {direction}", loc="left", fontsize=11)
         ax.set_ylabel("crossings per local day")

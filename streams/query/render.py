@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from streams.query.contents import Staged
 from streams.query.reports import alerts, daily_totals, nationality_mix, reconcile
 from streams.query.scan import DayLike
 
@@ -54,7 +56,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _table(rows: Sequence[Mapping[str, Any]], title: str | None) -> str:
+def _table(rows: Sequence[Mapping[str, Any]], title: str | None, line_width: int | None = None) -> str:
+    """An aligned table. With ``line_width``, a table wider than that shows its last column
+    (an alert's summary, a few hundred characters) under each row instead, wrapped to it."""
     lines = [title] if title else []
     columns = _columns(rows)
     if not rows:
@@ -67,6 +71,17 @@ def _table(rows: Sequence[Mapping[str, Any]], title: str | None) -> str:
     ]
     widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
 
+    below = (
+        line_width is not None
+        and len(columns) > 1
+        and not numeric[-1]
+        and sum(widths) + 2 * (len(widths) - 1) > line_width
+    )
+    if below:
+        assert line_width is not None
+        lines.append(f"({columns[-1]} under each row)")
+        columns, widths, numeric = columns[:-1], widths[:-1], numeric[:-1]
+
     def line(values: Sequence[str]) -> str:
         parts = [
             value.rjust(width) if is_number else value.ljust(width)
@@ -76,7 +91,20 @@ def _table(rows: Sequence[Mapping[str, Any]], title: str | None) -> str:
 
     lines.append(line(columns))
     lines.append("  ".join("-" * width for width in widths))
-    lines.extend(line(values) for values in cells)
+    for values in cells:
+        if not below:
+            lines.append(line(values))
+            continue
+        lines.append(line(values[:-1]))
+        lines.extend(
+            textwrap.wrap(
+                values[-1],
+                line_width,
+                initial_indent="    ",
+                subsequent_indent="    ",
+                break_on_hyphens=False,  # ranges such as 373-596 stay whole
+            )
+        )
     return "\n".join(lines)
 
 
@@ -133,10 +161,12 @@ def report_main(
     checkpoint: str | None,
     since: DayLike,
     until: DayLike,
+    width: int | None = None,
 ) -> str:
     """Text for ``crossings report``: one report (daily|nationality|alerts|reconcile) or
     ``all`` of them. ``all`` gives titled tables, CSV sections each headed by a
-    ``# <title>`` line, or one JSON object keyed by report name."""
+    ``# <title>`` line, or one JSON object keyed by report name. ``width``: tables wrap
+    their last column to fit it (a terminal's width)."""
     if what not in REPORTS:
         raise ValueError(f"report must be one of {', '.join(REPORTS)}, got {what!r}")
     if fmt not in FORMATS:
@@ -162,12 +192,15 @@ def report_main(
                 [day for day in outcome["days"] if day["difference"]] if fmt == "table" else outcome["days"]
             )
             title = f"{title}: {_reconcile_verdict(outcome)}"
+            if fmt == "table" and not rows:  # they agree: the verdict says all
+                sections.append(title)
+                continue
         elif name == "alerts" and fmt == "table":
             rows = [{column: row[column] for column in _ALERT_TABLE_COLUMNS} for row in data[name]]
         else:
             rows = data[name]
         if fmt == "table":
-            sections.append(_table(rows, title))
+            sections.append(_table(rows, title, width))
         else:
             sections.append((f"# {title}\n" if what == "all" else "") + _csv(rows))
     return "\n\n".join(section.rstrip("\n") for section in sections) + "\n"
@@ -193,3 +226,27 @@ def _reconcile_verdict(outcome: Mapping[str, Any]) -> str:
         f"checkpoint-days (counted {outcome['counted_total']:,}, "
         f"events {outcome['events_total']:,}{staged})"
     )
+
+
+def staged_note(staged: Staged, roll_seconds: float, now: float) -> str:
+    """One line on rows a worker committed but has not published yet (``CROSSINGS_LAKE_ROLL_SECONDS``):
+    how many, and when they will be visible."""
+    parts = [
+        f"{count:,} {name}" for count, name in ((staged.events, "events"), (staged.alerts, "alerts")) if count
+    ]
+    due = (staged.oldest or now) + roll_seconds
+    if due > now:
+        at = datetime.fromtimestamp(due, UTC).strftime("%H:%M UTC")
+        when = f"by {at} (in {_duration(due - now)})"
+    else:
+        when = "at the worker's next commit"
+    return (
+        f"Not shown yet: {' and '.join(parts)} committed and staged by the worker, published "
+        f"{when}, once the oldest is CROSSINGS_LAKE_ROLL_SECONDS={roll_seconds:g} s old, or "
+        "when the worker stops. Daily counts already include them."
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"

@@ -228,6 +228,7 @@ def replay_in_jobs(
         dead_letters=sum(stats.dead_letters for stats in results),
         alerts=sum(stats.alerts for stats in results),
         seconds=time.perf_counter() - started,
+        already_applied=sum(stats.already_applied for stats in results),
     )
 
 

@@ -43,6 +43,8 @@ class ReplayStats:
     dead_letters: int
     alerts: int
     seconds: float
+    #: Records the state had applied before (at or below its offset): skipped, not written.
+    already_applied: int = 0
 
     @property
     def per_second(self) -> float:
@@ -64,7 +66,7 @@ async def replay(
     config = EngineConfig(partitions, state_dir, core=core)
     sink = LakeSink(data_dir, dead_letters=True)
     engine = Engine(config, registry or load_registry(), sink, LocalOutputs())
-    records = counted = duplicates = alerts = dead_letters = 0
+    records = counted = duplicates = alerts = dead_letters = already_applied = 0
     pending: Counter[int] = Counter()
     started = time.perf_counter()
 
@@ -79,9 +81,14 @@ async def replay(
             alerts += len(report.batch.alerts)
 
     async def each(batch: list[SourceRecord]) -> None:
-        nonlocal records
+        nonlocal records, already_applied
         records += len(batch)
         for partition, own in _by_partition(batch).items():
+            task = engine.tasks.get(partition) or await engine.open(partition)
+            assert task.processor is not None
+            applied = task.processor.state.applied_offset
+            if own[0].offset <= applied:  # a rerun: what its state applied is skipped
+                already_applied += sum(1 for record in own if record.offset <= applied)
             while own:
                 room = commit_every - pending[partition]
                 head, own = own[:room], own[room:]
@@ -103,7 +110,7 @@ async def replay(
     finally:
         await engine.close(list(engine.tasks))
     seconds = time.perf_counter() - started
-    return ReplayStats(records, counted, duplicates, dead_letters, alerts, seconds)
+    return ReplayStats(records, counted, duplicates, dead_letters, alerts, seconds, already_applied)
 
 
 def _by_partition(batch: Sequence[SourceRecord]) -> dict[int, list[SourceRecord]]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.core.processor import CoreConfig
+from streams.settings.names import unknown_variables, warn_unknown_variables
 from streams.settings.notify import NotifySettings, Receiver, load_notify
 from streams.settings.paths import (
     DEFAULT_LOCAL_DIR,
@@ -66,6 +67,8 @@ __all__ = [
     "load_security",
     "load_settings",
     "parse_bootstrap",
+    "unknown_variables",
+    "warn_unknown_variables",
 ]
 
 
@@ -168,9 +171,11 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
     """Build settings from the environment (``CROSSINGS_*``) and an optional ``--broker``.
 
     ``--broker`` wins over ``KAFKA_BOOTSTRAP``; either one means "use my cluster" and the
-    project will not start its embedded broker.
+    project will not start its embedded broker. A ``CROSSINGS_*`` variable that is no
+    setting (a typo) is warned about, naming the closest one.
     """
     env = os.environ if env is None else env
+    warn_unknown_variables(env)
     external = broker or env.get("KAFKA_BOOTSTRAP")
     source = "--broker" if broker else "KAFKA_BOOTSTRAP"
     local_dir = Path(env.get("CROSSINGS_HOME") or default_home())

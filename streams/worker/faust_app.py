@@ -31,6 +31,7 @@ import faust
 from faust.types import TP
 
 from streams.core.engine import Engine, EngineConfig
+from streams.core.ports import Outputs
 from streams.core.records import SourceRecord, is_rekeyed
 from streams.domain.registry import Registry, RegistryError, load_registry
 from streams.domain.registry_watch import RegistryWatch
@@ -50,6 +51,26 @@ log = logging.getLogger(__name__)
 #: Largest batch handed to the core at once, and how long to wait to fill one.
 MAX_BATCH = 5000
 BATCH_WITHIN_S = 0.25
+
+
+def build_engine(settings: Settings, registry: Registry, outputs: Outputs, **clocks: Any) -> Engine:
+    """The worker's core, from its settings: the one place they reach the engine (the
+    tests build it here too; ``clocks``: the engine's ``monotonic``/``wall_clock``)."""
+    return Engine(
+        EngineConfig(
+            partitions=settings.partitions,
+            state_dir=settings.state_dir,
+            commit_interval=settings.commit_interval,
+            idle_after=settings.idle_after_seconds,
+            core=settings.core_config(),
+        ),
+        registry,
+        LakeSink(
+            settings.data_dir, roll_seconds=settings.lake_roll_seconds, roll_rows=settings.lake_roll_rows
+        ),
+        outputs,
+        **clocks,
+    )
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> faust.App:
@@ -102,19 +123,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         client=client_kwargs(settings.security, "aiokafka"),
         transaction_timeout_ms=round(settings.transaction_timeout_seconds * 1000),
     )
-    engine = Engine(
-        EngineConfig(
-            partitions=settings.partitions,
-            state_dir=settings.state_dir,
-            commit_interval=settings.commit_interval,
-            idle_after=settings.idle_after_seconds,
-            core=settings.core_config(),
-        ),
-        registry if registry is not None else load_registry(settings.checkpoints_file),
-        LakeSink(
-            settings.data_dir, roll_seconds=settings.lake_roll_seconds, roll_rows=settings.lake_roll_rows
-        ),
-        outputs,
+    engine = build_engine(
+        settings, registry if registry is not None else load_registry(settings.checkpoints_file), outputs
     )
     metrics = WorkerMetrics()
 

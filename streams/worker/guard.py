@@ -368,16 +368,16 @@ class Worker:
                 await self._release(partition)
         now_s = time.time()
         for report in reports:
-            task = self.engine.tasks.get(report.batch.partition)
-            open_episodes = task.processor.open_episodes() if task and task.processor else {}
-            self.metrics.apply(report, now_s, open_episodes)
-            if task is not None and task.processor is not None and task.state.stream_ts is not None:
-                self.metrics.stream_time.labels(str(task.partition)).set(task.state.stream_ts)
-                for (checkpoint_id, direction), total in task.processor.today_counts().items():
+            gauges = report.gauges
+            self.metrics.apply(report, now_s, dict(gauges.open_episodes) if gauges else {})
+            if gauges is not None and gauges.stream_ts is not None:
+                self.metrics.stream_time.labels(str(gauges.partition)).set(gauges.stream_ts)
+                for (checkpoint_id, direction), total in gauges.today.items():
                     self.metrics.today_crossings.labels(checkpoint_id, direction).set(total)
-                self.metrics.set_bands(task.processor.bands())
-            if task is not None and self.board is not None:
-                self.board.done_skips(report.batch.partition, report.batch.last_offset)
+                self.metrics.set_bands(dict(gauges.bands))
+            if self.board is not None:
+                with contextlib.suppress(OSError):
+                    self.board.done_skips(report.batch.partition, report.batch.last_offset)
         return not failures
 
     def _hold(self, partition: int, failure: CommitFailed) -> None:

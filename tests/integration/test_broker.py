@@ -1,12 +1,15 @@
 """Integration tests for streams.ops.broker against a real Kafka 4.1.1 JVM.
 
-One broker is started per module (in a throwaway kafka_dir under /tmp, on port 19392 so
-it never collides with a developer's broker on 9092) and every test shares it; the last
-test stops it, and the fixture's teardown stops it regardless so no JVM is left behind.
+One broker is started per module (in a throwaway kafka_dir under /tmp, two ports above
+the session broker's, $CROSSINGS_TEST_KAFKA_PORT, so it never collides with that one or a
+developer's on 9092) and the tests share it. Each test that needs it running asks for
+``running``, which starts it again if an earlier test (in any order) stopped it; the
+module's teardown stops it regardless so no JVM is left behind.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -22,7 +25,7 @@ from streams.ops import broker
 
 pytestmark = pytest.mark.integration
 
-PORT = 19392
+PORT = int(os.environ.get("CROSSINGS_TEST_KAFKA_PORT", "19492")) + 2  # the controller takes PORT + 1
 BOOTSTRAP = f"127.0.0.1:{PORT}"
 
 
@@ -42,35 +45,36 @@ def kafka_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         shutil.rmtree(path / "libs", ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def first_pid(kafka_dir: Path) -> int:
-    pid = broker.status(kafka_dir, PORT).pid
-    assert pid is not None
-    return pid
+@pytest.fixture
+def running(kafka_dir: Path) -> int:
+    """The pid of the module's broker, running: started again if a test stopped it."""
+    status = broker.up(kafka_dir, PORT, timeout=120)
+    assert status.running and status.pid is not None, status.detail
+    return status.pid
 
 
-def test_up_is_idempotent(kafka_dir: Path, first_pid: int) -> None:
+def test_up_is_idempotent(kafka_dir: Path, running: int) -> None:
     again = broker.up(kafka_dir, PORT, timeout=30)
     assert again.running
-    assert again.pid == first_pid
+    assert again.pid == running
     assert again.bootstrap == BOOTSTRAP
 
 
-def test_status_reports_running(kafka_dir: Path, first_pid: int) -> None:
+def test_status_reports_running(kafka_dir: Path, running: int) -> None:
     status = broker.status(kafka_dir, PORT)
     assert status.running
-    assert status.pid == first_pid
+    assert status.pid == running
     assert status.bootstrap == BOOTSTRAP
-    assert f"running (pid {first_pid})" in status.detail
-    assert (kafka_dir / "broker.pid").read_text().strip() == str(first_pid)
+    assert f"running (pid {running})" in status.detail
+    assert (kafka_dir / "broker.pid").read_text().strip() == str(running)
 
 
-def test_up_on_another_port_is_refused(kafka_dir: Path) -> None:
+def test_up_on_another_port_is_refused(kafka_dir: Path, running: int) -> None:
     with pytest.raises(broker.BrokerError, match="already running"):
         broker.up(kafka_dir, PORT + 100, timeout=5)
 
 
-def test_create_topic_produce_and_consume(kafka_dir: Path) -> None:
+def test_create_topic_produce_and_consume(running: int) -> None:
     topic = f"test.broker.{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     try:
@@ -102,7 +106,7 @@ def test_create_topic_produce_and_consume(kafka_dir: Path) -> None:
     assert values == [b"hello"]
 
 
-def test_auto_create_is_disabled(kafka_dir: Path) -> None:
+def test_auto_create_is_disabled(running: int) -> None:
     producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, max_block_ms=3000)
     try:
         # auto.create.topics.enable=false: metadata never shows the topic, so send() times out.
@@ -117,7 +121,7 @@ def test_wait_ready_times_out_on_closed_port() -> None:
         broker.wait_ready("127.0.0.1:1", timeout=1)
 
 
-def test_down_stops_and_is_idempotent(kafka_dir: Path, first_pid: int) -> None:
+def test_down_stops_and_is_idempotent(kafka_dir: Path, running: int) -> None:
     stopped = broker.down(kafka_dir)
     assert not stopped.running
     assert stopped.pid is None
@@ -128,7 +132,7 @@ def test_down_stops_and_is_idempotent(kafka_dir: Path, first_pid: int) -> None:
     assert status.detail.startswith("not running")
 
     # Harmless when already stopped, and it clears a stale pid file left by a crash.
-    (kafka_dir / "broker.pid").write_text(f"{first_pid}\n")
+    (kafka_dir / "broker.pid").write_text(f"{running}\n")
     assert "stale pid file" in broker.status(kafka_dir, PORT).detail
     again = broker.down(kafka_dir)
     assert not again.running

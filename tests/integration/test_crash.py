@@ -13,10 +13,12 @@ The long version is ``python -m load_tests.crash_test``.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
 from load_tests.crash_test import run
+from load_tests.scenario import DEFAULT_START, ScenarioSpec, closure, labour_surge
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +39,42 @@ def _check(result, kills: int) -> None:
     # lake rows are staged and published every 2 s: nothing left staged after the stop
     assert result.staged_left == 0 and result.event_files > 0, summary
     assert result.exact, summary
+
+
+#: 17 days of two checkpoints: past the detector's 14-day warm-up, a UZB labour surge at
+#: Zhibek Zholy on the last two days and Korday silent on the last one, so alerts are raised
+#: by workers restarted after kills (their detectors restored from the changelog). The
+#: kills land anywhere in the traffic: one inside an alert's own transaction is not forced.
+LAST_DAY = DEFAULT_START + timedelta(days=16)
+ALERTING = ScenarioSpec(
+    days=17,
+    checkpoints=("zhibek-zholy", "korday"),
+    anomalies=(
+        labour_surge(DEFAULT_START + timedelta(days=15), LAST_DAY, "UZB labour entries x3 for two days"),
+        closure("korday", LAST_DAY, LAST_DAY, "Korday silent on the last day"),
+    ),
+)
+
+
+def test_alerts_are_raised_exactly_once_across_kills(kafka_bootstrap, tmp_path):
+    # The alerts topic (read_committed) and the lake's alerts/ each hold every alert of an
+    # uninterrupted run of the same core over the same topic (``crossings replay``), once.
+    # The idle timer (wall clock: a killed worker's partitions fall silent) is out of it.
+    result = run(
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        spec=ALERTING,
+        kills=3,
+        workers=1,
+        seed=14,
+        drain_timeout=300,
+        check_alerts=True,
+        extra_env={"CROSSINGS_IDLE_AFTER_SECONDS": "86400"},
+    )
+    _check(result, kills=3)
+    assert result.alerts_reference >= 3, result.summary()
+    assert result.alert_mismatches == {}, json.dumps(result.summary(), indent=2, default=str)
 
 
 def test_one_worker_killed_three_times(kafka_bootstrap, tmp_path):

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from load_tests.harness import WorkerProcess, free_port, wait_committed
 from load_tests.notify_harness import NotifyProcess, Recorder, topic_messages, wait_for
@@ -28,6 +29,7 @@ from streams.settings import PROJECT_ROOT, load_settings
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
 DASHBOARD = PROJECT_ROOT / "deploy" / "grafana" / "dashboards" / "crossings.json"
+ALERT_RULES = PROJECT_ROOT / "deploy" / "prometheus" / "rules" / "alerts.yml"
 
 # Two checkpoints for 17 days (under half a minute of work here): past the detector's
 # 14-day warm-up, so the band panels have a baseline to show;
@@ -189,17 +191,33 @@ def test_notify_panels_show_the_deliveries_and_retries(stack):
     assert sum(float(s["value"][1]) for s in retries) == FAILED_ANSWERS
 
 
-def test_band_panel_shows_observed_inside_a_positive_band(stack):
-    """The band the dashboard draws is real numbers: expected between lower and upper."""
+METRIC = {
+    "lower": "crossings_band_lower",
+    "expected": "crossings_band_expected",
+    "upper": "crossings_band_upper",
+    "today": "crossings_today_crossings",
+}
+
+
+def test_band_panel_shows_observed_inside_a_positive_band_and_the_surge_above_it(stack):
+    """The band the dashboard draws is real numbers, expected between lower and upper, and
+    the observed count it is drawn around is where the scenario put it: Jibek Joly's exits
+    (normal) inside the band, its entries (the UZB labour surge, x3) above it."""
     prometheus, _ = stack
+    where = {}
     for direction in ("entry", "exit"):
         selector = f'{{checkpoint="zhibek-zholy",direction="{direction}"}}'
-        lower, expected, upper = (
-            float(prometheus.query(f"crossings_band_{name}{selector}")[0]["value"][1])
-            for name in ("lower", "expected", "upper")
+        lower, expected, upper, observed = (
+            float(prometheus.query(f"{METRIC[name]}{selector}")[0]["value"][1])
+            for name in ("lower", "expected", "upper", "today")
         )
-        assert 0 <= lower <= expected <= upper
+        assert 0 <= lower <= expected <= upper, (direction, lower, expected, upper)
         assert upper > 0
+        where[direction] = (lower, observed, upper)
+    lower, observed, upper = where["exit"]
+    assert lower <= observed <= upper, where
+    lower, observed, upper = where["entry"]
+    assert observed > upper, where
 
 
 def test_annotations_are_valid_promql_and_the_open_episodes_are_annotated(stack):
@@ -219,5 +237,17 @@ def test_annotations_are_valid_promql_and_the_open_episodes_are_annotated(stack)
 
 
 def test_no_pipeline_alert_fires_on_a_healthy_run(stack):
+    """No pipeline alert's condition holds, asked of each rule's expression itself: a rule
+    with a ``for:`` longer than this run would never reach ``firing`` (nor ``pending``
+    before its first evaluation), so ALERTS alone could only catch the one rule without."""
     prometheus, _ = stack
-    assert prometheus.query('ALERTS{alertname=~"Crossings.*", alertstate="firing"}') == []
+    rules = [
+        rule
+        for group in yaml.safe_load(ALERT_RULES.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+    assert len(rules) >= 7
+    holding = {rule["alert"]: result for rule in rules if (result := prometheus.query(rule["expr"]))}
+    assert holding == {}
+    assert prometheus.query('ALERTS{alertname=~"Crossings.*"}') == []  # neither pending nor firing

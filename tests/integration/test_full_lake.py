@@ -153,6 +153,9 @@ def test_a_full_then_read_only_lake_holds_partitions_until_it_is_writable(
         _wait(quarantined, 60, "a partition quarantined for storage (lake full)", worker.log_path)
         assert scrape(worker.metrics_url).get("crossings_partition_quarantined", 0) >= 1
         _mount("-o", "remount,size=64m", str(small_lake))
+        back = time.monotonic()
+        _wait(lambda: not _held(worker.web_port), 180, "space back", worker.log_path)
+        print(f"resumed {time.monotonic() - back:.1f}s after space came back")
         _wait(
             lambda: processed() == len(sent) and not _held(worker.web_port),
             180,
@@ -165,6 +168,9 @@ def test_a_full_then_read_only_lake_holds_partitions_until_it_is_writable(
         seen_held.clear()
         _wait(quarantined, 180, "a partition quarantined for storage (lake read-only)", worker.log_path)
         _mount("-o", "remount,rw", str(small_lake))
+        back = time.monotonic()
+        _wait(lambda: not _held(worker.web_port), 180, "writable again", worker.log_path)
+        print(f"resumed {time.monotonic() - back:.1f}s after the lake was writable again")
         _wait(
             lambda: processed() == len(sent) and not _held(worker.web_port),
             180,

@@ -230,6 +230,7 @@ def test_a_refused_record_quarantines_its_partition_alone_until_an_operator_skip
         assert (
             f"partition {blocked}: record" in listed and f"refused record: offset {blocker.offset}" in listed
         )
+        asked = time.monotonic()
         subprocess.run(
             [
                 sys.executable,
@@ -252,6 +253,7 @@ def test_a_refused_record_quarantines_its_partition_alone_until_an_operator_skip
             "everything counted once the blocker was moved aside",
             worker.log_path,
         )
+        print(f"everything counted {time.monotonic() - asked:.1f}s after the skip was asked for")
         totals = scrape(worker.metrics_url)
         after = subprocess.run(
             [sys.executable, "-m", "streams.cli", "quarantine", "list"],

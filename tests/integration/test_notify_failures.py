@@ -353,7 +353,15 @@ def test_a_crash_between_delivery_and_commit_delivers_that_message_again(
             ),
             30,
         )
-        time.sleep(3)  # a late repeat or notification would arrive now
+        # The re-post of the open episodes after the restart has been made, and
+        # Alertmanager has flushed all it was posted: a late repeat or notification would
+        # have arrived (nothing is sent again past the committed offsets without a restart).
+        wait_for(
+            "the re-post after the restart",
+            lambda: notify.metric("crossings_notify_resends_total", outcome="ok") >= 1,
+            30,
+        )
+        alertmanager.flushed(notified)
         hook_calls, am_calls, told = hook.snapshot(), am_front.snapshot(), notifications(notified)
         active_after = alertmanager.active()
     finally:
@@ -541,6 +549,56 @@ def test_a_dead_letter_whose_offset_commit_fails_is_not_written_twice(kafka_boot
     assert [r.value for r in letters] == [record.value], "one dead letter, not two"
     group = group_id(settings, settings.notify.receivers[0])
     assert committed_offset(kafka_bootstrap, group, settings.topics.alerts) == 1
+
+
+def test_notify_start_latest_skips_the_backlog_and_a_425_is_retried(kafka_bootstrap, tmp_path):
+    # CROSSINGS_NOTIFY_START=latest: a receiver's first start (no committed offset) begins at
+    # the end of the topic, so what was there before is never sent; what comes after is.
+    # The receiver answers that first delivery 425 Too Early: retried, then delivered.
+    hook = Recorder(lambda call, index: 425 if index == 0 else 204).start()
+    env = environment(
+        kafka_bootstrap,
+        tmp_path,
+        CROSSINGS_WEBHOOK_URLS=f"{hook.url}/hook",
+        CROSSINGS_NOTIFY_START="latest",
+        CROSSINGS_NOTIFY_RETRY_MAX_SECONDS="1",
+    )
+    settings = load_settings(env)
+    (receiver,) = settings.notify.receivers
+    group = group_id(settings, receiver)
+    publish(kafka_bootstrap, settings.topics.alerts, STORY[:1])  # the backlog
+    notify = NotifyProcess(env, tmp_path / "notify.log")
+    try:
+        notify.start()
+        (start,) = wait_for(
+            "notify committing where it starts",
+            lambda: (
+                (o := committed_offset(kafka_bootstrap, group, settings.topics.alerts)) is not None and [o]
+            ),
+            60,
+        )
+        publish(kafka_bootstrap, settings.topics.alerts, STORY[1:2])
+        wait_for(
+            "the new message delivered and committed",
+            lambda: committed_offset(kafka_bootstrap, group, settings.topics.alerts) == 2,
+            60,
+        )
+        calls = hook.snapshot()
+        counted = {
+            outcome: notify.metric("crossings_notify_deliveries_total", outcome=outcome)
+            for outcome in ("delivered", "rejected", "gave_up")
+        }
+        retries = notify.metric("crossings_notify_retries_total")
+    finally:
+        code = notify.stop() if notify.process else 0
+        hook.stop()
+    assert code == 0, notify.log_tail()
+    assert start == 1, "latest: the receiver starts past the backlog (earliest would start at 0)"
+    # In topic order: had the backlog been sent, it would have come before these.
+    assert [json.loads(c.body) for c in calls] == [STORY[1], STORY[1]], "a 425, then the same again"
+    assert counted == {"delivered": 1, "rejected": 0, "gave_up": 0}
+    assert retries == 1
+    assert topic_messages(kafka_bootstrap, settings.topics.alerts_undelivered) == []
 
 
 class _Injected(LookupError):

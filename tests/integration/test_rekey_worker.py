@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer
 
-from load_tests.harness import WorkerProcess, free_port, scrape
+from load_tests.harness import WorkerProcess, free_port, scrape, scrape_text
 from streams.core.partitioning import partition_for
 from streams.core.records import REKEYED_HEADER
 from streams.ops.topics import ensure_topics
@@ -97,6 +97,12 @@ def test_mis_keyed_events_are_counted_once_in_their_checkpoints_partition(
         value = event_bytes(f"ev-{n}", sent_at(n), checkpoint_id=CHECKPOINT)
         producer.send(topic, value, key=None, partition=WRONG[(n + 1) % len(WRONG)])
         misplaced += 1
+    # Four days old, mis-keyed: valid where it is read (that partition counts nothing, so
+    # it has no clock), but its copy reaches the checkpoint's partition after that one's
+    # own events, 98 hours behind its stream time: beyond the 72 h horizon, too late there.
+    old = event_bytes("ev-old", sent_at(0) - timedelta(hours=98), checkpoint_id=CHECKPOINT)
+    producer.send(topic, old, key=None, partition=WRONG[0])
+    misplaced += 1
     producer.flush()
     producer.close()
 
@@ -104,15 +110,17 @@ def test_mis_keyed_events_are_counted_once_in_their_checkpoints_partition(
     worker.start()
     try:
         # Counted or duplicate: a misplaced message is handled once its copy is, at home.
-        worker.wait_handled(110, timeout=300)
+        worker.wait_handled(111, timeout=300)
         totals = scrape(worker.metrics_url)
+        metrics = scrape_text(worker.metrics_url)
     finally:
         assert worker.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
 
     assert totals["crossings_events_processed_total"] == 100
     assert totals["crossings_events_duplicate_total"] == 10
     assert totals["crossings_events_rekeyed_total"] == misplaced
-    assert totals.get("crossings_events_invalid_total", 0) == 0
+    assert totals["crossings_events_invalid_total"] == 1, metrics
+    assert 'crossings_events_invalid_total{reason="too_late"} 1.0' in metrics
 
     # The lake: every event once, all read from the checkpoint's own partition, one snapshot.
     events = [
@@ -120,7 +128,7 @@ def test_mis_keyed_events_are_counted_once_in_their_checkpoints_partition(
         for path in (settings.data_dir / "events").rglob("*.parquet")
         for row in pq.read_table(path, columns=["event_id", "kafka_partition"]).to_pylist()
     ]
-    assert sorted(row["event_id"] for row in events) == sorted(f"ev-{n}" for n in range(100))
+    assert sorted(row["event_id"] for row in events) == sorted(f"ev-{n}" for n in range(100))  # not ev-old
     assert {row["kafka_partition"] for row in events} == {HOME}
     snapshots = list((settings.data_dir / "daily_counts").rglob("*.parquet"))
     assert {path.name for path in snapshots} == {f"p{HOME:03d}.parquet"}
@@ -136,6 +144,24 @@ def test_mis_keyed_events_are_counted_once_in_their_checkpoints_partition(
     )
     copies = [m for m in consumer if any(name == REKEYED_HEADER for name, _ in m.headers)]
     consumer.close()
+    # The old one's copy was dead-lettered at home, as too late, with the copy's bytes.
+    dead = KafkaConsumer(
+        settings.topics.dead_letter,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        consumer_timeout_ms=4000,
+    )
+    letters = list(dead)
+    dead.close()
+    assert [(m.value, dict(m.headers)["crossings.dlq.reason"]) for m in letters] == [(old, b"too_late")]
+    assert dict(letters[0].headers)["crossings.dlq.topic"].decode() == topic
+    [old_copy] = [m for m in copies if m.value == old]
+    headers = dict(letters[0].headers)
+    assert (headers["crossings.dlq.partition"].decode(), headers["crossings.dlq.offset"].decode()) == (
+        str(HOME),
+        str(old_copy.offset),
+    )
     assert len(copies) == misplaced
     assert {(m.partition, m.key) for m in copies} == {(HOME, CHECKPOINT.encode())}
     origins = Counter(dict(m.headers)[REKEYED_HEADER].decode().split("/")[0] for m in copies)

@@ -64,6 +64,9 @@ def run(kafka_bootstrap, tmp_path_factory):
         web = {path: _status(worker.metrics_url.replace("/metrics", path)) for path in WEB_PATHS}
     finally:
         assert worker.stop() == 0, (home / "worker.log").read_text()[-3000:]
+    # What the first worker left, read now: the restart test (any order) adds to the lake
+    # and the topics, and each test asserts on this run alone.
+    root = settings.data_dir
     return {
         "env": env,
         "settings": settings,
@@ -73,6 +76,15 @@ def run(kafka_bootstrap, tmp_path_factory):
         "metrics": metrics_text,
         "web": web,
         "home": home,
+        "events_count": query.events_count(root),
+        "daily_totals": {
+            (row["checkpoint_id"], row["local_day"].isoformat(), row["direction"]): row["total"]
+            for row in query.daily_totals(root)
+        },
+        "reconcile": query.reconcile(root),
+        "dead_letters": read_all(kafka_bootstrap, settings.topics.dead_letter),
+        "alert_messages": [json.loads(m.value) for m in read_all(kafka_bootstrap, settings.topics.alerts)],
+        "lake_alert_ids": sorted(a["alert_id"] for a in query.alerts(root)),
     }
 
 
@@ -109,22 +121,15 @@ def test_only_metrics_and_status_are_served(run):
 
 
 def test_counts_in_parquet_equal_events_sent_minus_invalid_and_duplicates(run):
-    manifest, settings = run["manifest"], run["settings"]
-    root = settings.data_dir
-    assert (
-        query.events_count(root) == run["stats"].sent - manifest.sent["invalid"] - manifest.sent["duplicate"]
-    )
-    totals = {
-        (row["checkpoint_id"], row["local_day"].isoformat(), row["direction"]): row["total"]
-        for row in query.daily_totals(root)
-    }
-    assert totals == {key: n for key, n in manifest.expected_counts.items() if n}
-    assert query.reconcile(root)["agree"]
+    manifest = run["manifest"]
+    assert run["events_count"] == run["stats"].sent - manifest.sent["invalid"] - manifest.sent["duplicate"]
+    assert run["daily_totals"] == {key: n for key, n in manifest.expected_counts.items() if n}
+    assert run["reconcile"]["agree"]
 
 
 def test_dead_letter_topic_has_every_invalid_message_with_its_reason(run):
     settings = run["settings"]
-    dead = read_all(settings.bootstrap, settings.topics.dead_letter)
+    dead = run["dead_letters"]
     sent_invalid = Counter(r.value for r in run["records"] if r.kind == "invalid")
     assert Counter(m.value for m in dead) == sent_invalid  # original bytes, each exactly once
     for message in dead:
@@ -135,8 +140,7 @@ def test_dead_letter_topic_has_every_invalid_message_with_its_reason(run):
 
 
 def test_surge_raises_an_alert_and_the_quiet_weeks_do_not(run):
-    settings = run["settings"]
-    messages = [json.loads(m.value) for m in read_all(settings.bootstrap, settings.topics.alerts)]
+    messages = run["alert_messages"]
     surge = next(a for a in SPEC.anomalies if a.checkpoint_id == "zhibek-zholy")
     first_anomaly = min(a.starts for a in SPEC.anomalies)
     jj = [m for m in messages if m["checkpoint_id"] == "zhibek-zholy"]
@@ -147,9 +151,7 @@ def test_surge_raises_an_alert_and_the_quiet_weeks_do_not(run):
     assert opened[0]["drivers"][0]["nationality"] == "UZB"
     assert [m for m in messages if date.fromisoformat(m["local_day"]) < first_anomaly] == []
     # Kafka and the Parquet history carry the same alerts.
-    assert sorted(m["alert_id"] for m in messages) == sorted(
-        a["alert_id"] for a in query.alerts(settings.data_dir)
-    )
+    assert sorted(m["alert_id"] for m in messages) == run["lake_alert_ids"]
 
 
 def test_metrics_endpoint_serves_the_expected_series(run):
@@ -180,10 +182,10 @@ def test_metrics_endpoint_serves_the_expected_series(run):
     assert processed == run["manifest"].unique_events
 
 
-def test_counts_and_dedup_survive_a_restart(run):
-    """A second worker restores the tables from their changelogs: new events add to the
-    restored counts, a replayed recent event is still recognised as a duplicate, and a
-    replayed event older than the de-duplication horizon is dead-lettered as too late."""
+@pytest.fixture(scope="module")
+def restarted(run):
+    """A second worker, after the first, sent nine records of its own (seven fresh, the
+    newest and the oldest of Dostyk's again): what it saw and what the lake holds after."""
     env, settings, manifest = run["env"], run["settings"], run["manifest"]
     last_day = SPEC.end.isoformat()
     before = manifest.expected_counts[("dostyk", last_day, "entry")]
@@ -208,6 +210,29 @@ def test_counts_and_dedup_survive_a_restart(run):
         metrics = scrape_text(worker.metrics_url)
     finally:
         assert worker.stop() == 0, (run["home"] / "worker-2.log").read_text()[-3000:]
+    return {
+        "before": before,
+        "fresh": fresh,
+        "oldest": oldest,
+        "events_before": events_before,
+        "totals_seen": totals_seen,
+        "metrics": metrics,
+        "sent": len(fresh) + 2,
+    }
+
+
+def test_counts_and_dedup_survive_a_restart(run, restarted):
+    """A second worker restores the tables from their changelogs: new events add to the
+    restored counts, a replayed recent event is still recognised as a duplicate, and a
+    replayed event older than the de-duplication horizon is dead-lettered as too late."""
+    settings = run["settings"]
+    last_day = SPEC.end.isoformat()
+    before, fresh, oldest = restarted["before"], restarted["fresh"], restarted["oldest"]
+    events_before, totals_seen, metrics = (
+        restarted["events_before"],
+        restarted["totals_seen"],
+        restarted["metrics"],
+    )
     # Delivery is at-least-once: a rebalance as the worker starts can hand it the nine
     # messages twice. Whatever the number of deliveries, the fresh ones count once, the
     # recent replay is a duplicate and the old one is refused as too late.
@@ -252,9 +277,11 @@ def _lake(root):
     return events, counts, alerts
 
 
-def test_replay_of_the_topic_writes_the_same_lake_as_the_worker(run, tmp_path):
+def test_replay_of_the_topic_writes_the_same_lake_as_the_worker(run, restarted, tmp_path):
     """``crossings replay`` is the same core: over the same records it writes the same
-    events, the same counts and byte-identical alerts (ids, times, words)."""
+    events, the same counts and byte-identical alerts (ids, times, words). After the
+    restart (``restarted``), so the topic and the lake both hold its records, whatever
+    the order the tests run in."""
     import asyncio
 
     from streams.replay.run import replay as core_replay
@@ -269,7 +296,7 @@ def test_replay_of_the_topic_writes_the_same_lake_as_the_worker(run, tmp_path):
             state_dir=tmp_path / "state",
         )
     )
-    assert stats.records >= run["stats"].sent  # the restart test adds a few records of its own
+    assert stats.records >= run["stats"].sent + restarted["sent"]
     worker_lake, replay_lake = _lake(settings.data_dir), _lake(tmp_path / "data")
     assert replay_lake[0] == worker_lake[0]
     assert replay_lake[1] == worker_lake[1]

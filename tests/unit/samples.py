@@ -21,3 +21,12 @@ def event_bytes(event_id: str, occurred_at: datetime, **fields: object) -> bytes
     return json.dumps(
         {**GOOD_EVENT, "event_id": event_id, "occurred_at": occurred_at.isoformat(), **fields}
     ).encode()
+
+
+def exported_metric_names(registry) -> set[str]:
+    """Every sample name a prometheus_client registry serves: a counter as ``_total``, a
+    histogram as ``_bucket``/``_sum``/``_count``, a gauge as itself."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    return {
+        family.name + suffix for family in registry.collect() for suffix in suffixes.get(family.type, ("",))
+    }

@@ -114,7 +114,8 @@ def test_validate_a_file_that_is_not_there_or_not_yaml(tmp_path):
 def test_list_shows_the_configured_checkpoints(user_file):
     result = run(["checkpoints", "list"], {"CROSSINGS_CHECKPOINTS": str(user_file)})
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    header, *lines = result.output.splitlines()  # a header, then the checkpoints
+    assert header.split()[0] == "id"
     assert [line.split()[0] for line in lines] == ["new-post", "zhibek-zholy"]
     assert lines[0].split()[1:4] == ["road", "KAZ-KGZ", "Asia/Almaty"]
     assert lines[1].endswith("Zhibek Zholy (Jibek Joly)")
@@ -123,7 +124,8 @@ def test_list_shows_the_configured_checkpoints(user_file):
 def test_list_defaults_to_the_shipped_registry():
     result = run(["checkpoints", "list"])
     assert result.exit_code == 0, result.output
-    assert sorted(line.split()[0] for line in result.output.splitlines()) == sorted(load_registry())
+    rows = result.output.splitlines()[1:]  # below the header
+    assert sorted(line.split()[0] for line in rows) == sorted(load_registry())
 
 
 @pytest.mark.parametrize("command", [["checkpoints", "list"], ["worker"], ["replay", "--file", __file__]])

@@ -14,6 +14,7 @@ import contextlib
 import os
 import subprocess
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,10 +119,20 @@ class GatedSink(LakeSink):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.tokens = threading.Semaphore(0)
+        self.waiting = threading.Event()  # a flush is waiting for its token
 
     def flush(self, batch):
+        self.waiting.set()
         assert self.tokens.acquire(timeout=30), "a flush was never let go"
         return super().flush(batch)
+
+
+async def until(condition, timeout: float = 30.0) -> None:
+    """Wait for ``condition()``, yielding to the loop (and its threads) meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
 
 
 def let_go(core: Engine) -> None:
@@ -356,18 +367,25 @@ def test_a_replay_cancelled_while_a_commit_is_in_flight_closes_the_store_after_i
     async def go() -> None:
         await core.process(records)
         await core.commit(behind=True)
+        task = core.tasks[0]
         settling = asyncio.create_task(core.settle())
-        await asyncio.sleep(0.1)
+        await until(lambda: sink.waiting.is_set())  # the commit's writer is in the sink
+        await asyncio.sleep(0)  # settle() runs to its wait
         settling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await settling
         closing = asyncio.create_task(core.close(list(core.tasks)))
-        await asyncio.sleep(0.3)
+        # Nothing but the commit in flight can hold close() back: without that wait it
+        # would close the store within these steps of the loop (no other awaits come first).
+        for _ in range(20):
+            await asyncio.sleep(0)
         try:
-            assert not closing.done(), "the store was closed under the commit's writer"
+            assert task.store is not None, "the store was closed under the commit's writer"
+            assert not closing.done()
         finally:
             sink.tokens.release()
             await closing
+        assert task.store is None
 
     asyncio.run(go())
 
@@ -406,9 +424,10 @@ def test_failed_flush_aborts_the_commit_and_a_retry_is_exact(tmp_path):
 
     async def go() -> None:
         await core.process(records[:300])
-        for _ in range(2):
-            with pytest.raises(CommitFailed):
-                await core.commit()
+        # Every partition is tried: both fail (two failures), neither stops the other's try.
+        with pytest.raises(CommitFailed) as raised:
+            await core.commit()
+        assert set(raised.value.failures) == {0, 1}  # type: ignore[attr-defined]
         await core.commit()
         await core.process(records[300:])
         await core.commit()

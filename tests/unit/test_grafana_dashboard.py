@@ -12,7 +12,9 @@ from pathlib import Path
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
+from samples import exported_metric_names
 
+from streams.notify.metrics import NotifyMetrics
 from streams.worker.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,17 +75,8 @@ def test_layout_panels_and_targets():
 
 
 def test_dashboard_reads_only_exported_or_recorded_metrics():
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
-    worker = {
-        family.name + suffix
-        for family in WorkerMetrics().registry.collect()
-        for suffix in suffixes.get(family.type, ("",))
-    }
-    notify = {
-        "crossings_notify_deliveries_total",
-        "crossings_notify_retries_total",
-        "crossings_notify_delivery_seconds_bucket",
-    }
+    worker = exported_metric_names(WorkerMetrics().registry)
+    notify = exported_metric_names(NotifyMetrics().registry)
     recorded = {
         rule["record"]
         for group in yaml.safe_load((ROOT / "deploy/prometheus/rules/recording.yml").read_text())["groups"]

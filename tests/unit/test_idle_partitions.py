@@ -38,9 +38,24 @@ class FakeClock:
 
 
 @pytest.fixture(scope="module")
-def replayed(tmp_path_factory):
+def scenario_records() -> tuple[list[SourceRecord], Counter[int]]:
+    """The scenario's records on their partitions, and the next offset of each."""
     assert JJ != KORDAY
-    root = tmp_path_factory.mktemp("idle")
+    offsets: Counter[int] = Counter()
+    records = []
+    for record in Scenario(SPEC).records():
+        partition = partition_for(record.key, PARTITIONS)
+        records.append(SourceRecord(partition, offsets[partition], 0, record.key, record.value))
+        offsets[partition] += 1
+    return records, offsets
+
+
+@pytest.fixture
+def replayed(scenario_records, tmp_path):
+    """An engine of its own for each test (they move its clock and feed it), after the
+    whole scenario with the wall clock standing still."""
+    records, offsets = scenario_records
+    root = tmp_path
     clock = FakeClock()
     outputs = LocalOutputs()
     engine = Engine(
@@ -50,12 +65,6 @@ def replayed(tmp_path_factory):
         outputs,
         monotonic=clock,
     )
-    offsets: Counter[int] = Counter()
-    records = []
-    for record in Scenario(SPEC).records():
-        partition = partition_for(record.key, PARTITIONS)
-        records.append(SourceRecord(partition, offsets[partition], 0, record.key, record.value))
-        offsets[partition] += 1
 
     async def go() -> None:
         for start in range(0, len(records), 500):

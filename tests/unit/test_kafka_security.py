@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -147,10 +146,10 @@ def test_an_empty_password_file_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory) -> dict[str, Path]:
-    """A CA, and a client certificate it signed (openssl)."""
-    if not shutil.which("openssl"):
-        pytest.skip("openssl is not installed")
+def certs(tmp_path_factory, need_binary) -> dict[str, Path]:
+    """A CA, and a client certificate it signed (openssl: skipped without it, a failure
+    where CROSSINGS_REQUIRE_SYSTEM_PACKAGES=1, as in CI, which installs it)."""
+    need_binary("openssl", "openssl")
     folder = tmp_path_factory.mktemp("certs")
 
     def run(*args: str) -> None:

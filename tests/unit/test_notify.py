@@ -177,8 +177,8 @@ def test_give_up_is_measured_from_the_first_attempt():
 @pytest.mark.parametrize(
     ("status", "expected"),
     [(200, Verdict.DELIVERED), (204, Verdict.DELIVERED), (400, Verdict.REJECTED), (401, Verdict.REJECTED),
-     (404, Verdict.REJECTED), (408, Verdict.RETRY), (429, Verdict.RETRY), (500, Verdict.RETRY),
-     (503, Verdict.RETRY), (302, Verdict.RETRY)],
+     (404, Verdict.REJECTED), (408, Verdict.RETRY), (425, Verdict.RETRY), (429, Verdict.RETRY),
+     (500, Verdict.RETRY), (503, Verdict.RETRY), (302, Verdict.RETRY)],
 )  # fmt: skip
 def test_what_an_answer_means(status, expected):
     assert verdict(status) is expected

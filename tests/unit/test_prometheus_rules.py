@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from samples import exported_metric_names
 
+from streams.notify.metrics import NotifyMetrics
 from streams.worker.metrics import WorkerMetrics
 
 pytestmark = pytest.mark.prometheus
@@ -21,11 +23,7 @@ RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
 
 #: Exported by ``crossings notify`` (its own process and port), not by the worker.
-NOTIFY_METRICS = {
-    "crossings_notify_deliveries_total",
-    "crossings_notify_retries_total",
-    "crossings_notify_receiver_failures_total",
-}
+NOTIFY_METRICS = exported_metric_names(NotifyMetrics().registry)
 
 
 def _promtool(need_binary, *args: str) -> str:
@@ -74,12 +72,7 @@ def test_every_alert_has_a_case_that_fires_and_a_readme_entry():
 def test_rules_read_only_metrics_that_are_exported():
     """A typo in a metric name makes a rule silently empty: every crossings_* name a rule
     reads is the worker's (its registry) or crossings notify's, or a recording rule's."""
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
-    exported = {
-        family.name + suffix
-        for family in WorkerMetrics().registry.collect()
-        for suffix in suffixes.get(family.type, ("",))
-    }
+    exported = exported_metric_names(WorkerMetrics().registry)
     recorded = {rule["record"] for rule in _rules() if "record" in rule}
     # Names alone, not the middle of a recording rule's level:metric:operations.
     names = re.compile(r"(?<![:\w])crossings_[a-z_]+(?![:\w(|])")

@@ -26,6 +26,7 @@ from streams.domain.registry import load_registry
 from streams.replay.jobs import Source, deal, replay_in_jobs
 from streams.replay.run import read_dead_letters
 from streams.replay.sources import ndjson_records
+from streams.replay.state import claim
 
 # Weeks enough for alerts; the scenario's invalid lines give dead letters.
 SPEC = ScenarioSpec(days=36, other_scale=0.3)
@@ -143,7 +144,7 @@ def test_a_replay_killed_and_run_again_writes_the_lake_of_one_run(history, one_j
 
 def test_a_failed_job_fails_the_command_naming_its_partitions(history, tmp_path):
     # RocksDB cannot open partition 1's state: a file stands where its folder should be.
-    (tmp_path / "state").mkdir()
+    claim(tmp_path / "state", tmp_path / "data")  # the state is this lake's
     (tmp_path / "state" / "partition-001").write_text("not a folder")
     result = _cli_replay(history, tmp_path, "--jobs", "2")
     assert result.exit_code == 1, result.output
