@@ -1,14 +1,15 @@
 """Produce a generated stream to Kafka: all of it, or an error.
 
-The one place in the package that touches Kafka, and kafka-python is only imported
+The one place in the package that touches Kafka, and aiokafka is only imported
 when :func:`replay` runs, so generation works in plain scripts and in the test process
 without a broker or the Kafka client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ class ReplayStats:
     by_kind: dict[str, int]
     seconds: float
     rate_achieved: float
+
+
+#: How long a record may wait for the broker (an outage, its restart), retries included.
+DELIVERY_TIMEOUT_MS = 180_000
 
 
 class ReplayError(RuntimeError):
@@ -44,7 +49,7 @@ class _TokenBucket:
         self.tokens = 0.0
         self.last = time.monotonic()
 
-    def take(self) -> None:
+    async def take(self) -> None:
         while True:
             now = time.monotonic()
             self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
@@ -52,7 +57,7 @@ class _TokenBucket:
             if self.tokens >= 1.0:
                 self.tokens -= 1.0
                 return
-            time.sleep(max((1.0 - self.tokens) / self.rate, 0.001))
+            await asyncio.sleep(max((1.0 - self.tokens) / self.rate, 0.001))
 
 
 def replay(
@@ -72,16 +77,46 @@ def replay(
     metrics downstream measure the pipeline, not the simulation. Any delivery failure
     raises :class:`ReplayError` (checked while sending and after the final flush):
     a silently partial replay would make every count downstream look wrong.
+
+    aiokafka's idempotent producer (the workers' client): it rides out a broker restart
+    (the crash test's outages), holding back the traffic while the broker is away and
+    without writing a record twice. kafka-python 3's producer did not: after the broker
+    came back it sent nothing more, and its flush() never returned (the crash test hung
+    until pytest's timeout, its workers idle with every record they were given committed).
     """
-    from kafka import KafkaProducer  # imported here: generation must not need Kafka
+    return asyncio.run(
+        _replay(
+            records,
+            bootstrap,
+            topic,
+            rate=rate,
+            progress=progress,
+            linger_ms=linger_ms,
+            batch_size=batch_size,
+            total=total,
+        )
+    )
+
+
+async def _replay(
+    records: Iterable[GeneratedRecord],
+    bootstrap: str,
+    topic: str,
+    *,
+    rate: float | None,
+    progress: bool,
+    linger_ms: int,
+    batch_size: int,
+    total: int | None,
+) -> ReplayStats:
+    import aiokafka  # imported here: generation must not need Kafka
     from tqdm import tqdm
 
     failures: list[BaseException] = []
-    lock = threading.Lock()
 
-    def on_error(exc: BaseException) -> None:
-        with lock:
-            failures.append(exc)
+    def on_done(future: asyncio.Future) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            failures.append(future.exception())
 
     def check() -> None:
         if failures:
@@ -89,13 +124,18 @@ def replay(
                 f"{len(failures)} record(s) failed to reach {topic}; first: {failures[0]!r}"
             ) from failures[0]
 
-    producer = KafkaProducer(
+    producer = aiokafka.AIOKafkaProducer(
         bootstrap_servers=[host.strip() for host in bootstrap.split(",") if host.strip()],
         acks="all",
+        enable_idempotence=True,
         linger_ms=linger_ms,
-        batch_size=batch_size,
+        max_batch_size=batch_size,
         client_id="crossings-scenario-replay",
+        # How long a send waits for room while the broker is away, and how long a batch
+        # may wait for it: past it, the record fails (ReplayError).
+        request_timeout_ms=DELIVERY_TIMEOUT_MS,
     )
+    await producer.start()
     by_kind = dict.fromkeys(RECORD_KINDS, 0)
     sent = 0
     bucket = _TokenBucket(rate) if rate else None
@@ -109,9 +149,13 @@ def replay(
             unreported = 0
             for record in records:
                 if bucket is not None:
-                    bucket.take()
-                future = producer.send(topic, key=record.key, value=record.value, timestamp_ms=None)
-                future.add_errback(on_error)
+                    await bucket.take()
+                try:
+                    future = await producer.send(topic, key=record.key, value=record.value, timestamp_ms=None)
+                except Exception as error:  # no room for it within the timeout: the broker is gone
+                    failures.append(error)
+                    check()
+                future.add_done_callback(on_done)
                 sent += 1
                 by_kind[record.kind] = by_kind.get(record.kind, 0) + 1
                 unreported += 1
@@ -120,11 +164,17 @@ def replay(
                     unreported = 0
                     check()
             bar.update(unreported)
-            producer.flush()
+            try:  # batches fail after the timeout: a flush longer than that is stuck
+                await asyncio.wait_for(producer.flush(), DELIVERY_TIMEOUT_MS / 1000 + 60)
+            except TimeoutError as error:
+                raise ReplayError(f"the producer did not flush its records to {topic}") from error
+            await asyncio.sleep(0)  # the delivery callbacks of the last batches
         seconds = time.monotonic() - started
         check()
     finally:
-        producer.close(timeout=10)
+        # Already failing, or done: the first error is the one to see.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 10)
     return ReplayStats(
         sent=sent,
         by_kind=by_kind,

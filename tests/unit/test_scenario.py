@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
@@ -22,6 +23,7 @@ from load_tests.scenario import (
     ScenarioSpec,
     default_anomalies,
     generate,
+    kafka_replay,
     load_checkpoints,
     replay,
     write_labels,
@@ -329,47 +331,48 @@ def test_manifest_needs_a_full_iteration_and_labels_are_written(tmp_path: Path) 
     assert data["sent"]["total"] == sum(scenario.manifest.sent.values())
 
 
-class _FakeFuture:
-    def __init__(self, error: Exception | None) -> None:
-        self.error = error
-
-    def add_errback(self, callback) -> _FakeFuture:
-        if self.error is not None:
-            callback(self.error)
-        return self
-
-
 class _FakeProducer:
-    """Stands in for kafka.KafkaProducer: records what replay() asks of it."""
+    """Stands in for aiokafka.AIOKafkaProducer: records what replay() asks of it."""
 
     instances: ClassVar[list[_FakeProducer]] = []
     fail_after: ClassVar[int | None] = None
+    stuck: ClassVar[bool] = False
 
     def __init__(self, **config) -> None:
         self.config = config
         self.sent: list[tuple[str, bytes, bytes, int | None]] = []
-        self.flushed = self.closed = False
+        self.started = self.flushed = self.closed = False
         _FakeProducer.instances.append(self)
 
-    def send(self, topic, key=None, value=None, timestamp_ms=None) -> _FakeFuture:
-        self.sent.append((topic, key, value, timestamp_ms))
-        failing = self.fail_after is not None and len(self.sent) > self.fail_after
-        return _FakeFuture(RuntimeError("broker said no") if failing else None)
+    async def start(self) -> None:
+        self.started = True
 
-    def flush(self, timeout=None) -> None:
+    async def send(self, topic, key=None, value=None, timestamp_ms=None) -> asyncio.Future:
+        self.sent.append((topic, key, value, timestamp_ms))
+        future = asyncio.get_running_loop().create_future()
+        if self.fail_after is not None and len(self.sent) > self.fail_after:
+            future.set_exception(RuntimeError("broker said no"))
+        elif not self.stuck:  # a stuck producer never delivers
+            future.set_result(None)
+        return future
+
+    async def flush(self) -> None:
+        if self.stuck:
+            await asyncio.Event().wait()  # forever, as kafka-python's did after a broker restart
         self.flushed = True
 
-    def close(self, timeout=None) -> None:
+    async def stop(self) -> None:
         self.closed = True
 
 
 @pytest.fixture
 def fake_kafka(monkeypatch):
-    import kafka
+    import aiokafka
 
     _FakeProducer.instances = []
     _FakeProducer.fail_after = None
-    monkeypatch.setattr(kafka, "KafkaProducer", _FakeProducer)
+    _FakeProducer.stuck = False
+    monkeypatch.setattr(aiokafka, "AIOKafkaProducer", _FakeProducer)
     return _FakeProducer
 
 
@@ -430,3 +433,18 @@ def test_replay_raises_when_kafka_rejects_records(fake_kafka, short_run) -> None
     with pytest.raises(ReplayError, match="broker said no"):
         replay(records[:100], "127.0.0.1:9092", "t", progress=False)
     assert fake_kafka.instances[0].closed
+
+
+def test_replay_fails_instead_of_hanging_when_the_producer_never_delivers(
+    fake_kafka, short_run, monkeypatch
+) -> None:
+    """The crash test's outages left kafka-python's producer wedged: flush() never
+    returned and the test hung until pytest's timeout. A flush past the delivery timeout
+    is an error that says so."""
+    records, _ = short_run
+    monkeypatch.setattr(kafka_replay, "DELIVERY_TIMEOUT_MS", -59_900)  # a flush may take 0.1 s
+    fake_kafka.stuck = True
+    with pytest.raises(ReplayError, match="did not flush"):
+        replay(records[:100], "127.0.0.1:9092", "t", progress=False)
+    producer = fake_kafka.instances[0]
+    assert producer.closed and producer.config["enable_idempotence"] is True
