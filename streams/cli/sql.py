@@ -29,10 +29,12 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
 
     QUERY is one SELECT ('-' reads it from stdin) over the views events, daily_counts,
     alerts and checkpoints (streams/query/views.sql; columns in the README)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from streams.query.lake import QueryError, open_lake, query
     from streams.query.render import render
+    from streams.query.scan import lake_files, read_retrying
 
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
@@ -44,9 +46,13 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
     if not root.is_dir():  # a typo in --data is not a lake with no rows
         where = "--data" if data_dir is not None else "CROSSINGS_DATA_DIR (default: $CROSSINGS_HOME/data)"
         raise click.ClickException(f"no lake at {root}: that folder does not exist ({where})")
-    try:
+
+    def run() -> pa.Table:
         with open_lake(root, registry) as connection:
-            table = query(connection, statement)
+            return query(connection, statement)
+
+    try:
+        table = read_retrying(run, lambda: lake_files(root))  # again if a file changed under it
     except QueryError as error:
         raise click.ClickException(f"query failed: {error}") from None
     if fmt == "parquet":

@@ -14,10 +14,11 @@ query's WHERE clause, so the SQL is correct on its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -35,6 +36,51 @@ FILTER = (
 )
 
 
+#: A worker renames each commit's new daily-count snapshot over the old one (atomically,
+#: so a reader opening it sees one whole file), but DuckDB opens a file more than once per
+#: query (its footer when binding, its row groups when scanning), so the second open can
+#: meet the next version, and fail with any of several messages ("Invalid data",
+#: "Prefetch ... outside file", ...). A query that failed while a file it read changed is
+#: run again from a fresh listing; any other error is shown at once.
+READ_ATTEMPTS = 5
+
+T = TypeVar("T")
+Fingerprint = dict[str, tuple[int, int, int]]
+
+
+def fingerprint(paths: Iterable[Path]) -> Fingerprint:
+    """Each file's inode, modification time and size (a replaced file changes them)."""
+    found: Fingerprint = {}
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found[str(path)] = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+def lake_files(root: Path) -> list[Path]:
+    """Every Parquet file of the lake at ``root`` (for a fingerprint of all of it)."""
+    return sorted(Path(root).glob("*/**/*.parquet"))
+
+
+def read_retrying(
+    run: Callable[[], T], files: Callable[[], Iterable[Path]], attempts: int = READ_ATTEMPTS
+) -> T:
+    """``run()``, again (after a short pause) when it failed while one of ``files()``
+    changed under it; any other error at once."""
+    for attempt in range(attempts):
+        before = fingerprint(files())
+        try:
+            return run()
+        except Exception:
+            if attempt == attempts - 1 or fingerprint(files()) == before:
+                raise
+            time.sleep(0.02 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def fetch_rows(
     sql: str,
     root: Path,
@@ -45,21 +91,28 @@ def fetch_rows(
     extra: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     since_day, until_day = _as_day("since", since), _as_day("until", until)
-    files = partition_files(Path(root), dataset, checkpoint, since_day, until_day)
-    if not files:
-        return []
-    parameters = {
-        "files": files,
-        "checkpoint": checkpoint,
-        "since": since_day,
-        "until": until_day,
-        **(extra or {}),
-    }
-    with duckdb.connect() as connection:
-        connection.execute("SET TimeZone = 'UTC'")
-        cursor = connection.execute(sql, parameters)
-        columns = [column[0] for column in cursor.description]
-        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+    def listed() -> list[str]:
+        return partition_files(Path(root), dataset, checkpoint, since_day, until_day)
+
+    def run() -> list[dict[str, Any]]:
+        files = listed()
+        if not files:
+            return []
+        parameters = {
+            "files": files,
+            "checkpoint": checkpoint,
+            "since": since_day,
+            "until": until_day,
+            **(extra or {}),
+        }
+        with duckdb.connect() as connection:
+            connection.execute("SET TimeZone = 'UTC'")
+            cursor = connection.execute(sql, parameters)
+            columns = [column[0] for column in cursor.description]
+            return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+    return read_retrying(run, lambda: map(Path, listed()))
 
 
 def partition_files(
