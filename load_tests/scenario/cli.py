@@ -22,7 +22,6 @@ from load_tests.scenario.manifest import Manifest
 from load_tests.scenario.spec import DEFAULT_DAYS, DEFAULT_START, ScenarioSpec
 
 DEFAULT_TOPIC = "crossings.events.v1"
-DEFAULT_BROKER = "127.0.0.1:9092"
 
 
 def _spec_from_args(args: argparse.Namespace) -> ScenarioSpec:
@@ -148,7 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "500/s). It says how long before it starts.",
         formatter_class=defaults,
     )
-    rep.add_argument("--broker", default=DEFAULT_BROKER, help="Kafka bootstrap host:port")
+    rep.add_argument(
+        "--broker",
+        default=None,
+        help="Kafka bootstrap host:port (default: KAFKA_BOOTSTRAP, else 127.0.0.1:CROSSINGS_KAFKA_PORT)",
+    )
     rep.add_argument("--topic", default=DEFAULT_TOPIC, help="the worker's events topic")
     rep.add_argument("--rate", type=float, help="records/s (default: as fast as possible)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -181,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out.write(json.dumps(line, separators=(",", ":")) + "\n")
         _print_summary(scenario.manifest, sys.stderr)
     elif args.command == "replay":
+        if args.broker is None:  # where every crossings command looks
+            from streams.settings import load_settings
+
+            args.broker = load_settings().bootstrap
         records = list(scenario.records())
         print(_replay_plan(spec, len(records), args.broker, args.topic, args.rate), file=sys.stderr)
         stats = replay(

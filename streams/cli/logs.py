@@ -42,6 +42,8 @@ WORKER_NOTES = ("]: Ready", "]: Stopping...")
 #: (logger, words of the message) of notes that are harmless and look like trouble.
 HARMLESS = (
     ("aiokafka.consumer.group_coordinator", "GroupCoordinatorNotAvailableError"),
+    # ... and the warnings that follow it while the new broker elects the coordinator.
+    ("aiokafka.consumer.group_coordinator", "Marking the coordinator dead"),
     ("mode.timers", " is overlapping "),
 )
 #: A mode service starting or stopping ("[^--ReadCommittedConsumer]: Starting..."), a

@@ -134,7 +134,11 @@ def auth_failure_message(bootstrap: str, security: KafkaSecurity) -> str:
 
 def unreachable_message(bootstrap: str, security: KafkaSecurity, external: bool) -> str:
     """What to say when no broker answered: where we looked and with which protocol."""
-    hint = "check KAFKA_BOOTSTRAP" if external else "start it with `crossings kafka up`"
+    hint = (
+        "check KAFKA_BOOTSTRAP"
+        if external
+        else "start it with `crossings kafka up`, or set CROSSINGS_KAFKA_PORT to the port it runs on"
+    )
     if security.protocol != "PLAINTEXT":
         hint += (
             f", and that its listener speaks {security.protocol} "

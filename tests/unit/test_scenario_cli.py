@@ -14,27 +14,29 @@ from load_tests.scenario import ScenarioSpec
 from load_tests.scenario.cli import _replay_plan, main
 
 
-class _Sent:
-    def add_errback(self, callback) -> _Sent:
-        return self
-
-
 class _Producer:
-    """Stands in for kafka.KafkaProducer: counts what it is asked to send."""
+    """Stands in for aiokafka.AIOKafkaProducer (what ``replay`` sends with): counts sends."""
 
     sent = 0
 
     def __init__(self, **config) -> None:
         _Producer.sent = 0
 
-    def send(self, topic, key=None, value=None, timestamp_ms=None) -> _Sent:
-        _Producer.sent += 1
-        return _Sent()
-
-    def flush(self, timeout=None) -> None:
+    async def start(self) -> None:
         return None
 
-    def close(self, timeout=None) -> None:
+    async def send(self, topic, key=None, value=None, timestamp_ms=None):
+        import asyncio
+
+        _Producer.sent += 1
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def flush(self) -> None:
+        return None
+
+    async def stop(self) -> None:
         return None
 
 
@@ -49,8 +51,8 @@ def test_replay_help_shows_defaults_and_a_description_for_every_option() -> None
     options = dict(re.findall(r"^  (--[a-z-]+)(?: [A-Z_]+)?\s+(.*)$", text, re.MULTILINE))
     assert set(options) >= {"--start", "--days", "--seed", "--rate", "--broker", "--topic", "--labels"}
     assert all(description.strip() for description in options.values()), options
-    for option, default in [("--days", "42"), ("--start", "2024-02-05"), ("--broker", "127.0.0.1:9092")]:
-        assert f"(default: {default})" in options[option]
+    for option, default in [("--days", "42"), ("--start", "2024-02-05"), ("--broker", "KAFKA_BOOTSTRAP")]:
+        assert f"(default: {default}" in options[option]
     assert "as fast as possible" in options["--rate"]
     assert "8.5 minutes at 500/s" in " ".join(text.split())
 
@@ -69,9 +71,11 @@ def test_a_short_window_says_it_has_no_anomaly() -> None:
 
 
 def test_replay_says_what_it_sends_before_it_sends(monkeypatch, capsys) -> None:
-    import kafka
+    import aiokafka
 
-    monkeypatch.setattr(kafka, "KafkaProducer", _Producer)
+    monkeypatch.setattr(aiokafka, "AIOKafkaProducer", _Producer)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.setenv("CROSSINGS_KAFKA_PORT", "9092")  # the default broker: where crossings looks
     assert main(["replay", "--days", "2", "--other-scale", "0.05", "--rate", "100000", "--no-progress"]) == 0
     said = capsys.readouterr().err.splitlines()
     assert said[0] == (

@@ -233,4 +233,8 @@ def down(kafka_dir: Path, *, timeout: float = 60.0) -> BrokerStatus:
                 raise BrokerError(f"Kafka (pid {pid}) survived SIGKILL; check it with `ps -p {pid}`.")
         CHILDREN.pop(pid, None)
         layout.pid_file.unlink(missing_ok=True)
-        return status(layout.root, port)
+        after = status(layout.root, port)
+        # Said as what just happened, not as a state that reads like a failure.
+        return BrokerStatus(
+            after.running, after.pid, after.bootstrap, f"stopped (was pid {pid}); data kept in {layout.data}"
+        )
