@@ -126,8 +126,16 @@ class PartitionProcessor:
         two hour boundaries of stream time (see :meth:`_apply_tally`)."""
         state, effects = self.state, self.effects
         metrics = effects.metrics
+        # Each offset once, in increasing order: a record at or below one already applied
+        # (before this batch, or earlier in it) is a re-delivery and is skipped. Within one
+        # batch that happens around a seek back, when records fetched before it and their
+        # re-read copies are handed over together.
         applied = state.applied_offset
-        fresh = [record for record in records if record.offset > applied]
+        fresh = []
+        for record in records:
+            if record.offset > applied:
+                fresh.append(record)
+                applied = record.offset
         metrics.redelivered += len(records) - len(fresh)
         if not fresh:
             return

@@ -65,6 +65,8 @@ from streams.worker.quarantine import QuarantineBoard, Quarantined
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY_S = 30.0
+#: Seconds of only records past a rewind's limit after which the consumer is sent back again.
+RESEEK_AFTER_S = 5.0
 #: Failures in a row after which a partition failing for an unknown reason is quarantined.
 QUARANTINE_AFTER = 3
 
@@ -191,6 +193,8 @@ class Worker:
         #: partition -> offset: sent back to re-read; its records past this offset are the
         #: ones fetched before, dropped until a re-read one (at or below it) arrives.
         self.rewinding: dict[int, int] = {}
+        #: partition -> (offset, monotonic time) of the last seek back, to seek again if lost.
+        self.sought: dict[int, tuple[int, float]] = {}
         #: Times a partition was sent back to re-read records it had skipped (tests, logs).
         self.rewinds = 0
         #: partition -> lowest offset dropped as stale since: read again once it is ours.
@@ -286,8 +290,10 @@ class Worker:
                 start = next((i for i, r in enumerate(batch) if r.offset <= limit), len(batch))
                 self.dropped += start
                 if start == len(batch):
+                    await self._seek_again_if_lost(partition)
                     continue
                 del self.rewinding[partition]
+                self.sought.pop(partition, None)
                 batch = batch[start:]
                 self.checked[partition] = now.generation  # read again from where it was sent
             elif self.checked.get(partition) != now.generation:
@@ -339,6 +345,28 @@ class Worker:
             limit = min(limit, self.rewinding[partition])
         await self.seek(partition, offset)
         self.rewinding[partition] = limit
+        self.sought[partition] = (offset, self.clock())
+        self.rewinds += 1
+
+    async def _seek_again_if_lost(self, partition: int) -> None:
+        """Only records past the limit keep coming, long after the consumer was sent back:
+        the seek was lost (overtaken by a fetch or a rebalance's own seek), and without
+        another the partition would drop its records for ever. Seeking back is always safe
+        (records already applied are skipped by the core)."""
+        sought = self.sought.get(partition)
+        if sought is None or self.clock() - sought[1] < RESEEK_AFTER_S:
+            return
+        offset = sought[0]
+        log.warning(
+            "partition %d: no record at or below %d came within %.0fs of sending the consumer "
+            "back to %d: sending it back again",
+            partition,
+            self.rewinding.get(partition, offset),
+            RESEEK_AFTER_S,
+            offset,
+        )
+        await self.seek(partition, offset)
+        self.sought[partition] = (offset, self.clock())
         self.rewinds += 1
 
     # -- commits ---------------------------------------------------------------------------
@@ -545,6 +573,7 @@ class Worker:
     def _forget(self, partition: int) -> None:
         self.checked.pop(partition, None)
         self.rewinding.pop(partition, None)
+        self.sought.pop(partition, None)
         if self.held.pop(partition, None) is not None and self.board is not None:
             with contextlib.suppress(OSError):
                 self.board.release(partition)

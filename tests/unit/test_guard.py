@@ -440,3 +440,49 @@ def test_a_fenced_partition_is_let_go_not_reopened(tmp_path):
     assert kafka.opened == [("a", 0), ("a", 1), ("b", 0)]
     assert kafka.committed == {0: 30, 1: 20}
     assert a.worker.dropped == 10
+
+
+def test_a_lost_seek_back_is_made_again_rather_than_dropping_the_partition_for_ever(tmp_path):
+    """The consumer is sent back to re-read a gap, but the seek is lost (a fetch or a
+    rebalance's own seek overtook it): only records past the gap keep coming. After a few
+    seconds of that the guard sends it back again, and nothing is missing."""
+    records = sample_records()
+    by_partition = split(records)
+
+    async def go() -> tuple[FakeKafka, Process]:
+        kafka, clock = FakeKafka(), Clock()
+        a = Process("a", tmp_path, kafka, clock)
+        lost = []
+
+        async def seek_lost_once(partition: int, offset: int) -> None:
+            if not lost:
+                lost.append((partition, offset))  # overtaken: the position stays where it was
+                return
+            a.positions[partition] = offset
+
+        a.worker.seek = seek_lost_once
+        a.view = Membership(1, frozenset({0}))
+        a.positions = {0: 0}
+        a.fetch(by_partition, 10)
+        await a.deliver()
+        await a.commit()
+        # Generation 2 starts past what was applied (records fetched and dropped before).
+        a.view = Membership(2, frozenset({0}))
+        a.positions = {0: 15}
+        for _ in range(3):  # only records past the gap arrive: dropped
+            a.fetch(by_partition, 5)
+            await a.deliver()
+        assert lost == [(0, 10)] and kafka.committed[0] == 10
+        clock.now += 6  # past RESEEK_AFTER_S of nothing usable
+        for _ in range(4):
+            a.fetch(by_partition, 100)
+            await a.deliver()
+        await a.commit()
+        return kafka, a
+
+    kafka, _ = asyncio.run(go())
+    assert kafka.committed[0] == len(by_partition[0])
+    mine = [r for r in records if r.partition == 0]
+    event_ids, counts, _ = read_lake(tmp_path / "data")
+    assert len(event_ids) == len(set(event_ids)) == sum(oracle(mine).values())
+    assert +counts == oracle(mine)

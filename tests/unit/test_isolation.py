@@ -288,3 +288,35 @@ def test_faults_are_told_apart():
     assert classify(OutputRefused(0, 1, "dead letter", 10, _TooLarge("x"))) == "record"
     assert classify(RuntimeError("IO error: No space left on device")) == "storage"
     assert classify(ValueError("what")) == "unknown"
+
+
+def test_records_handed_over_twice_in_one_batch_are_applied_once(tmp_path):
+    """Around a seek back, records fetched before it and their re-read copies can come in
+    one batch: each offset is applied once (found in the crash test as a forwarded copy
+    sent twice in one transaction)."""
+    from samples import event_bytes
+
+    home = {cid: (0 if cid != "korday" else 1) for cid in REGISTRY}
+    store = LocalStore(tmp_path / "store")
+    processor = PartitionProcessor(
+        0,
+        PartitionState.load(0, store),
+        store,
+        REGISTRY,
+        [c for c, p in home.items() if p == 0],
+        EventDecoder(REGISTRY),
+        CoreConfig(),
+        home,
+    )
+    now = datetime.now(UTC)
+    first = [
+        SourceRecord(0, 5, 0, b"zhibek-zholy", event_bytes("ev-5", now, checkpoint_id="zhibek-zholy")),
+        SourceRecord(0, 6, 0, None, event_bytes("ev-6", now, checkpoint_id="korday")),  # forwarded
+        SourceRecord(0, 7, 0, b"x", b"not json"),  # dead-lettered
+    ]
+    processor.process([*first, *first, first[2]], now)
+    effects = processor.effects
+    assert [f.offset for f in effects.forwards] == [6]
+    assert [d.offset for d in effects.dead_letters] == [7]
+    assert sum(len(rows) for rows in effects.events.values()) == 1
+    assert effects.metrics.redelivered == 4 and processor.state.applied_offset == 7
