@@ -152,7 +152,14 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
     async def seek(partition: int, offset: int) -> None:
         # Faust's own seek: the fetch position and Faust's read offset (below which it
         # drops what it is handed) both go back, so the records from there come again.
-        await app.consumer.seek(TP(settings.topics.events, partition), offset)
+        # seek_wait, not seek: Faust's seek calls the aiokafka consumer from this thread while
+        # it runs on the consumer's own, and a fetch in flight there could overtake it (seen:
+        # a partition sent back after its last records, never read again). seek_wait runs on
+        # the consumer's thread, sets the same read offset, and waits for the position.
+        try:
+            await app.consumer.seek_wait({TP(settings.topics.events, partition): offset})
+        except Exception as error:  # the guard's timer seeks again if nothing comes back
+            log.warning("partition %d: seeking back to %d failed (%s); tried again", partition, offset, error)
 
     def pause(partitions: Iterable[int]) -> None:
         # Held partitions (commits failing) are not fetched; the guard drops what was.

@@ -349,10 +349,11 @@ class Worker:
         self.rewinds += 1
 
     async def _seek_again_if_lost(self, partition: int) -> None:
-        """Only records past the limit keep coming, long after the consumer was sent back:
-        the seek was lost (overtaken by a fetch or a rebalance's own seek), and without
-        another the partition would drop its records for ever. Seeking back is always safe
-        (records already applied are skipped by the core)."""
+        """Long after the consumer was sent back, no record at or below the limit came
+        (only later ones, or none at all once traffic stopped): the seek was lost (overtaken
+        by a fetch or a rebalance's own seek), and without another the partition would wait
+        or drop its records for ever. Seeking back is always safe (records already applied
+        are skipped by the core). Called by batches and by the 1 s timer."""
         sought = self.sought.get(partition)
         if sought is None or self.clock() - sought[1] < RESEEK_AFTER_S:
             return
@@ -586,6 +587,8 @@ class Worker:
         ones, retry held partitions whose backoff has passed, commit when due."""
         async with self.lock:
             await self.close_unassigned(self.membership().partitions)
+            for partition in list(self.rewinding):  # a seek back lost when nothing comes after
+                await self._seek_again_if_lost(partition)
             self.apply_skips()
             self.engine.tick(self.held)
             await self._retry_due()
