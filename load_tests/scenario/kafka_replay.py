@@ -33,6 +33,11 @@ class ReplayError(RuntimeError):
     """Kafka refused or lost records; the replay is not a complete scenario."""
 
 
+async def _sleep(seconds: float) -> None:
+    """The bucket's wait (a test replaces it and ``time`` with a fake clock)."""
+    await asyncio.sleep(seconds)
+
+
 class _TokenBucket:
     """Paces sends to a target rate without sleeping per record.
 
@@ -57,7 +62,7 @@ class _TokenBucket:
             if self.tokens >= 1.0:
                 self.tokens -= 1.0
                 return
-            await asyncio.sleep(max((1.0 - self.tokens) / self.rate, 0.001))
+            await _sleep(max((1.0 - self.tokens) / self.rate, 0.001))
 
 
 def replay(

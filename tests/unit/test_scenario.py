@@ -400,6 +400,9 @@ class _FakeTime:
         assert seconds > 0
         self.now += seconds
 
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
 
 def test_replay_paces_to_the_requested_rate(fake_kafka, short_run, monkeypatch) -> None:
     from load_tests.scenario import kafka_replay
@@ -407,6 +410,7 @@ def test_replay_paces_to_the_requested_rate(fake_kafka, short_run, monkeypatch) 
     records, _ = short_run
     clock = _FakeTime()
     monkeypatch.setattr(kafka_replay, "time", clock)
+    monkeypatch.setattr(kafka_replay, "_sleep", clock.asleep)
     sent_at: list[float] = []
     real_send = _FakeProducer.send
 
