@@ -253,19 +253,24 @@ def test_dead_letters_never_exceed_their_bound_and_say_what_was_cut(tmp_path):
     assert processor.effects.metrics.invalid["oversize"] == 1
 
 
-def test_a_forward_that_would_exceed_the_event_bound_is_dead_lettered(tmp_path):
+def _forwarding_processor(tmp_path, **config) -> PartitionProcessor:
+    """Partition 0's processor, owning every checkpoint but korday (partition 1's)."""
     home = {cid: (0 if cid != "korday" else 1) for cid in REGISTRY}
     store = LocalStore(tmp_path / "store")
-    processor = PartitionProcessor(
+    return PartitionProcessor(
         0,
         PartitionState.load(0, store),
         store,
         REGISTRY,
         [c for c, p in home.items() if p == 0],
         EventDecoder(REGISTRY),
-        CoreConfig(max_event_bytes=2048),
+        CoreConfig(**config),
         home,
     )
+
+
+def test_a_forward_that_would_exceed_the_event_bound_is_dead_lettered(tmp_path):
+    processor = _forwarding_processor(tmp_path, max_event_bytes=2048)
     from samples import event_bytes
 
     now = datetime.now(UTC)
@@ -296,18 +301,7 @@ def test_records_handed_over_twice_in_one_batch_are_applied_once(tmp_path):
     sent twice in one transaction)."""
     from samples import event_bytes
 
-    home = {cid: (0 if cid != "korday" else 1) for cid in REGISTRY}
-    store = LocalStore(tmp_path / "store")
-    processor = PartitionProcessor(
-        0,
-        PartitionState.load(0, store),
-        store,
-        REGISTRY,
-        [c for c, p in home.items() if p == 0],
-        EventDecoder(REGISTRY),
-        CoreConfig(),
-        home,
-    )
+    processor = _forwarding_processor(tmp_path)
     now = datetime.now(UTC)
     first = [
         SourceRecord(0, 5, 0, b"zhibek-zholy", event_bytes("ev-5", now, checkpoint_id="zhibek-zholy")),
