@@ -502,11 +502,8 @@ class Worker:
             if self.held[partition].dropped_from is None:  # nothing dropped: nothing to commit
                 await self._release(partition)
                 due.discard(partition)
-        if due:
-            await self.commit(due & set(self.engine.tasks))
-            for partition in due - set(self.engine.tasks):  # opened, then committed nothing
-                if partition in self.held and self.held[partition].retry_at <= now:
-                    await self._release(partition)
+        if due:  # every one left is open now; a commit made releases it
+            await self.commit(due)
 
     def apply_skips(self) -> None:
         """Carry out operators' skip requests for held partitions (``crossings quarantine
