@@ -31,12 +31,13 @@ from streams.core.effects import (
     CommitBatch,
     CountedRows,
     DailySnapshot,
+    DeadLetter,
     Effects,
     Forward,
     dead_letter,
     event_columns,
 )
-from streams.core.records import SourceRecord
+from streams.core.records import RefusedBatch, SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
 from streams.domain.alert import alert_log_line, alert_message
@@ -143,9 +144,9 @@ class PartitionProcessor:
         values = [record.value for record in fresh]
         limit = self.config.max_event_bytes
         refused = {
-            i: _oversize(len(value), limit)
+            i: _oversize(len(value), limit) if value.__class__ is not RefusedBatch else _batch_refused(value)
             for i, value in enumerate(values)
-            if value is not None and len(value) > limit
+            if value is not None and (len(value) > limit or value.__class__ is RefusedBatch)
         }
         if self.skips:
             refused.update({i: _skipped() for i, record in enumerate(fresh) if record.offset in self.skips})
@@ -302,11 +303,16 @@ class PartitionProcessor:
         limit = self.config.dead_letter_max_bytes
         if error.reason == SKIPPED:  # whatever blocked its partition, its letter is small
             limit = min(limit, SKIPPED_KEEP_BYTES)
-        self.effects.dead_letters.append(
-            dead_letter(
-                record.partition, record.offset, record.key, record.value, error.reason, error.detail, limit
+        value = record.value
+        if value.__class__ is RefusedBatch:  # a batch not read: described, no bytes to keep
+            letter = DeadLetter(
+                record.partition, record.offset, None, None, error.reason, error.detail, batch=value
             )
-        )
+        else:
+            letter = dead_letter(
+                record.partition, record.offset, record.key, value, error.reason, error.detail, limit
+            )
+        self.effects.dead_letters.append(letter)
         self.effects.metrics.invalid[error.reason] += 1
         if error.checkpoint_id is not None:
             self.effects.metrics.unknown_checkpoints[error.checkpoint_id] += 1
@@ -433,6 +439,17 @@ def _oversize(size: int, limit: int) -> InvalidEvent:
         OVERSIZE,
         f"message value of {size:,} bytes, over the {limit:,} bytes an event may take "
         "(CROSSINGS_MAX_EVENT_BYTES): not decoded",
+    )
+
+
+def _batch_refused(batch: RefusedBatch) -> InvalidEvent:
+    return InvalidEvent(
+        OVERSIZE,
+        f"record batch at offsets {batch.base_offset}..{batch.last_offset} of {batch.topic} "
+        f"partition {batch.partition}: {batch.compressed_size:,} bytes {batch.codec}-compressed, "
+        f"decompressing past the {batch.limit:,} bytes a batch may take "
+        "(CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES): not read, its records are in the topic at "
+        "those offsets until its retention",
     )
 
 

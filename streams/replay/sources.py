@@ -27,6 +27,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.core.partitioning import partition_for
 from streams.core.records import SourceRecord, is_rekeyed
+from streams.ops.bounded_batches import DEFAULT_LIMIT as DEFAULT_MAX_BATCH_BYTES
+from streams.ops.bounded_batches import bound_topic
 
 BATCH = 5000
 
@@ -39,12 +41,16 @@ async def kafka_records(
     end: int | None = None,
     keep: Collection[int] | None = None,
     client: Mapping[str, Any] | None = None,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
 ) -> AsyncIterator[list[SourceRecord]]:
     """Every partition of ``topic`` (or those in ``keep``: only they are assigned, so a job
     fetches nothing it drops) from offset ``start`` to ``end`` (exclusive; default: its end
     when the replay starts), read committed, without joining any group.
-    ``client``: aiokafka security keyword arguments (``streams.ops.security.client_kwargs``)."""
+    ``client``: aiokafka security keyword arguments (``streams.ops.security.client_kwargs``).
+    A record batch that decompresses past ``max_batch_bytes`` is not read: one record with a
+    ``RefusedBatch`` value stands for it, dead-lettered ``oversize`` as the worker does."""
     client = dict(client or {})
+    bound_topic(topic, max_batch_bytes)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
