@@ -149,7 +149,10 @@ class KafkaOutputs:
                 await producer.send(
                     self.dead_letter_topic,
                     key=letter.key,
-                    value=letter.value,
+                    # aiokafka sends no record without a key and a value ("Need at least
+                    # one"): a refused batch's letter, or a message with neither, has an
+                    # empty value (its headers say what it stands for).
+                    value=b"" if letter.key is None and letter.value is None else letter.value,
                     partition=batch.partition,
                     headers=dead_letter_headers(letter, self.events_topic),
                 )

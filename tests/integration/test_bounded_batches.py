@@ -53,7 +53,6 @@ def send_bomb(bootstrap: str, topic: str, key: bytes) -> tuple[int, int]:
         bootstrap_servers=bootstrap,
         compression_type="gzip",
         max_request_size=BOMB_BYTES + 2**20,
-        buffer_memory=2 * BOMB_BYTES,
         batch_size=2**20,
         request_timeout_ms=120_000,
     )
