@@ -40,8 +40,9 @@ from streams.core.records import RefusedBatch
 #: CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES's default: a topic's batches are at most its
 #: ``max.message.bytes`` compressed (1 MiB by default), and events compress 5 to 10 times.
 DEFAULT_LIMIT = 32 * 2**20
-#: Decompressed in steps of this many bytes, so a refusal costs at most this past the bound.
-STEP = 256 * 2**10
+#: Decompressed in pieces of this many bytes (a batch of the usual size in one), so a
+#: refusal holds at most about this past the bound.
+STEP = 2**20
 
 _local = threading.local()
 #: topic -> the largest number of bytes one of its batches may decompress to.
@@ -76,28 +77,29 @@ def limit_for(topic: str) -> int | None:
 # --------------------------------------------------------------------------- the codecs
 
 
-def gzip_decode(payload: Any, limit: int) -> bytearray:
+def gzip_decode(payload: Any, limit: int) -> bytes:
     """gzip members, one after another as aiokafka's reader takes them, decompressed in
-    steps of :data:`STEP`; refused as soon as the output passes ``limit``. A bytearray:
-    aiokafka copies it into one anyway."""
+    pieces of at most :data:`STEP` bytes; refused as soon as they add up past ``limit``."""
     data = bytes(payload)
-    out = bytearray()
+    pieces: list[bytes] = []
+    total = 0
     while data:
         decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
         chunk = data
         while not decompressor.eof:
             piece = decompressor.decompress(chunk, STEP)
-            out += piece
-            if len(out) > limit:
-                raise BatchTooLarge("gzip", len(payload), limit)
             chunk = decompressor.unconsumed_tail
-            if not piece and not chunk:  # all input taken and nothing more came out
-                out += decompressor.flush()  # (zlib may mark the end only now)
+            if not piece and not chunk:  # all input taken and nothing more came out:
+                piece = decompressor.flush()  # zlib may mark the end only now
                 if not decompressor.eof:
                     raise EOFError("gzip batch ended before its end-of-stream marker")
+            total += len(piece)
+            if total > limit:
+                raise BatchTooLarge("gzip", len(payload), limit)
+            pieces.append(piece)
         # What gzip.GzipFile does: NUL padding between members is skipped.
         data = decompressor.unused_data.lstrip(b"\x00")
-    return out
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 _XERIAL = b"\x82SNAPPY\x00"
