@@ -214,11 +214,45 @@ def oracle(messages: Sequence[hostile.Outgoing]) -> tuple[set[str], Counter]:
     return seen, per_day
 
 
+def _send_keyless_null(bootstrap: str, topic: str, partition: int) -> int:
+    """One record with neither key nor value (Kafka clients refuse to send it through their
+    ``send``; a batch built by hand goes), in a batch of its own; returns its offset."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def go() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            batch = producer.create_batch()
+            batch.append(key=None, value=None, timestamp=None)
+            batch.close()
+            sent = await producer.send_batch(batch, topic, partition=partition)
+            return (await sent).offset
+        finally:
+            await producer.stop()
+
+    return asyncio.run(go())
+
+
+class _Sent:
+    """Where a message sent outside the producer went (as a future's ``get`` says)."""
+
+    def __init__(self, partition: int, offset: int) -> None:
+        self.partition, self.offset = partition, offset
+
+    def get(self, timeout: float | None = None) -> _Sent:
+        return self
+
+
 def produce(
     bootstrap: str, topic: str, messages: Sequence[hostile.Outgoing], say: Callable[[str], None]
 ) -> list[tuple[int, int]]:
     """Send in order (one request in flight: each partition gets them in this order);
-    returns each message's (partition, offset)."""
+    returns each message's (partition, offset). A message that must be alone in its record
+    batch (``Outgoing.alone``: a bomb whose batch may be refused whole) has the producer
+    flush before and after it."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -237,11 +271,18 @@ def produce(
     futures = []
     try:
         for n, m in enumerate(messages, 1):
-            futures.append(
-                producer.send(
-                    topic, key=m.key, value=m.value, partition=m.partition, timestamp_ms=m.timestamp_ms
+            if m.alone:
+                producer.flush(timeout=600)
+            if m.key is None and m.value is None:
+                futures.append(_Sent(m.partition, _send_keyless_null(bootstrap, topic, m.partition)))
+            else:
+                futures.append(
+                    producer.send(
+                        topic, key=m.key, value=m.value, partition=m.partition, timestamp_ms=m.timestamp_ms
+                    )
                 )
-            )
+            if m.alone:
+                producer.flush(timeout=600)
             if n % 20_000 == 0:
                 say(f"  sent {n} of {len(messages)}")
         producer.flush(timeout=600)
@@ -259,9 +300,22 @@ def produce(
 DEAD_LETTER_MAX_BYTES = CoreConfig().dead_letter_max_bytes
 
 
-def _same_message(record, m: hostile.Outgoing) -> bool:
+def _same_message(record, m: hostile.Outgoing, offset: int) -> bool:
     """A dead letter holds the message it stands for: whole, or (cut to the dead-letter
-    bound) its first bytes with the original size and SHA-256 in headers."""
+    bound) its first bytes with the original size and SHA-256 in headers; a record batch
+    refused whole (over the decompression bound) is named by its offsets and codec."""
+    if m.refused_batch:
+        return (
+            _header(record, "crossings.dlq.batch.base.offset")
+            == _header(record, "crossings.dlq.batch.last.offset")
+            == str(offset)
+            and _header(record, "crossings.dlq.batch.codec") == "gzip"
+            and 0 < int(_header(record, "crossings.dlq.batch.compressed.size") or 0) < len(m.value or b"")
+            and not record.value
+            and record.key is None
+        )
+    if m.key is None and m.value is None:  # sent with an empty value (a record needs one)
+        return record.key is None and not record.value
     size = _header(record, "crossings.dlq.original.size")
     if not size:
         return record.value == m.value and record.key == m.key
@@ -338,6 +392,8 @@ def run(
         # (a 26-day stream in 3 minutes). Live, that needs a backlog longer than the horizon
         # (README, "Keys"). The too_late kind is built against this horizon.
         "CROSSINGS_DEDUP_HORIZON_HOURS": "720",
+        # Bombs are built on both sides of it (hostile.BATCH_BOUND).
+        "CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES": str(hostile.BATCH_BOUND),
     }
     settings = load_settings(env)
     ensure_topics(settings)
@@ -427,7 +483,7 @@ def run(
                     "detail": _header(record, "crossings.dlq.detail")[:300],
                 }
             )
-        if not _same_message(record, m):
+        if not _same_message(record, m, at[1]):
             result.altered_dead_letters.append({**note, "kind": m.kind})
     for at, m in sent.items():
         if m.reason is not None and not seen[at]:

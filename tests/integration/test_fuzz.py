@@ -3,8 +3,10 @@
 2,000 bad messages (every kind of ``load_tests/hostile.py``: deep nesting, huge numbers,
 invalid UTF-8, NUL bytes, huge strings up to the events topic's size limit, wrong types,
 null and wrong keys, empty values, future-stamped and too-late events, unknown
-checkpoints, schema violations, conflicting and re-sent copies) among 5,000 messages of
-scenario traffic, on the session's broker. The long version is
+checkpoints, schema violations, conflicting and re-sent copies, valid events around the
+event bound and other messages around the dead-letter bound under right, wrong and null
+keys, gzip bombs on both sides of the decompression bound, records with neither key nor
+value) among 5,000 messages of scenario traffic, on the session's broker. The long version is
 ``python -m load_tests.fuzz --bad 50000``.
 """
 
