@@ -443,6 +443,14 @@ def _oversize(size: int, limit: int) -> InvalidEvent:
 
 
 def _batch_refused(batch: RefusedBatch) -> InvalidEvent:
+    if batch.reason != OVERSIZE:
+        return InvalidEvent(
+            batch.reason,
+            f"record batch at offsets {batch.base_offset}..{batch.last_offset} of {batch.topic} "
+            f"partition {batch.partition}, {batch.codec}-compressed, could not be decompressed "
+            f"({batch.cause}): not read, its records are in the topic at those offsets until its "
+            "retention",
+        )
     return InvalidEvent(
         OVERSIZE,
         f"record batch at offsets {batch.base_offset}..{batch.last_offset} of {batch.topic} "

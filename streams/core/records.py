@@ -31,7 +31,8 @@ def is_rekeyed(headers: object) -> bool:
 
 class RefusedBatch(bytes):
     """The value of the one record a reader hands over in place of a record batch it refused
-    to decompress (over ``CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES``; ``streams.ops.bounded_batches``).
+    to decompress (over ``CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES``) or could not
+    (``streams.ops.bounded_batches``).
 
     Empty bytes, so everything that passes a value along passes it unchanged; a producer
     cannot make one (it is a Python object, not bytes on the wire). Its record sits at the
@@ -46,6 +47,9 @@ class RefusedBatch(bytes):
     codec: str
     #: The bound it passed.
     limit: int
+    #: ``oversize`` (over the bound) or ``unreadable`` (could not be decompressed: ``cause``).
+    reason: str
+    cause: str
 
     def __new__(
         cls,
@@ -57,6 +61,8 @@ class RefusedBatch(bytes):
         compressed_size: int,
         codec: str,
         limit: int,
+        reason: str = "oversize",
+        cause: str = "",
     ) -> RefusedBatch:
         value = super().__new__(cls, b"")
         value.topic = topic
@@ -66,6 +72,8 @@ class RefusedBatch(bytes):
         value.compressed_size = compressed_size
         value.codec = codec
         value.limit = limit
+        value.reason = reason
+        value.cause = cause
         return value
 
     def __reduce__(self) -> tuple:  # pickled with its fields (bytes would drop them)
@@ -80,6 +88,8 @@ class RefusedBatch(bytes):
             "compressed_size": self.compressed_size,
             "codec": self.codec,
             "limit": self.limit,
+            "reason": self.reason,
+            "cause": self.cause,
         }
 
 

@@ -51,6 +51,18 @@ _installed = False
 _lock = threading.Lock()
 
 
+#: aiokafka's compression types (the low bits of a batch's attributes).
+CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+
+def _unreadable() -> tuple[type[BaseException], ...]:
+    """What decompressing a batch raises when it cannot be read at all: its codec's library
+    is not installed (aiokafka's ``UnsupportedCodecError``), or the data is broken."""
+    from aiokafka.errors import UnsupportedCodecError
+
+    return (UnsupportedCodecError, zlib.error, EOFError, OSError)
+
+
 class BatchTooLarge(Exception):
     """A record batch decompresses to more than the bound."""
 
@@ -194,6 +206,8 @@ class _BoundedBatch:
             records = iter(self._batch)
         except BatchTooLarge as refusal:
             return iter((self._stand_in(refusal),))
+        except _unreadable() as error:
+            return iter((self._unreadable(error),))
         finally:
             _local.limit = None
         if records is self._batch:
@@ -207,13 +221,24 @@ class _BoundedBatch:
         except BatchTooLarge as refusal:
             yield self._stand_in(refusal)
             return
+        except _unreadable() as error:
+            yield self._unreadable(error)
+            return
         finally:
             _local.limit = None
         if first is not None:
             yield first
             yield from records
 
-    def _stand_in(self, refusal: BatchTooLarge) -> _Refused:
+    def _unreadable(self, error: BaseException) -> _Refused:
+        codec = CODECS.get(getattr(self._batch, "compression_type", -1), "unknown")
+        return self._stand_in(
+            BatchTooLarge(codec, 0, self._limit),
+            reason="unreadable",
+            cause=f"{type(error).__name__}: {error}",
+        )
+
+    def _stand_in(self, refusal: BatchTooLarge, reason: str = "oversize", cause: str = "") -> _Refused:
         batch = self._batch
         last = batch.next_offset - 1
         base = getattr(batch, "base_offset", last)
@@ -232,6 +257,8 @@ class _BoundedBatch:
                 compressed_size=refusal.compressed,
                 codec=refusal.codec,
                 limit=refusal.limit,
+                reason=reason,
+                cause=cause[:300],
             ),
         )
 

@@ -80,6 +80,8 @@ def test_a_batch_over_the_bound_is_one_stand_in_at_its_last_offset_and_the_other
         "compressed_size": len(bomb) - 61,  # the records after the v2 header
         "codec": "gzip",
         "limit": 4 * 2**20,
+        "reason": "oversize",
+        "cause": "",
     }
     assert stand_in.timestamp == 1_700_000_000_002  # the batch's max timestamp
     assert [(r.offset, r.value) for r in got[3:]] == [(15, b"three")]
@@ -211,3 +213,54 @@ def test_the_bound_is_a_setting_that_must_leave_room_for_the_largest_event():
         )
     with pytest.raises(ConfigError, match="CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES"):
         load_settings({"CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES": "1000"})
+
+
+def _with_codec(data: bytes, codec: int, records: bytes | None = None) -> bytes:
+    """A v2 batch re-labelled with another codec (and other record bytes), its CRC right."""
+    from aiokafka.record.util import calc_crc32c
+
+    batch = bytearray(data[:61] + (records if records is not None else data[61:]))
+    batch[8:12] = (len(batch) - 12).to_bytes(4, "big")
+    attributes = int.from_bytes(batch[21:23], "big") & ~0x07 | codec
+    batch[21:23] = attributes.to_bytes(2, "big")
+    batch[17:21] = calc_crc32c(bytes(batch[21:])).to_bytes(4, "big")
+    return bytes(batch)
+
+
+@pytest.mark.parametrize("records_class", [MemoryRecords, _MemoryRecordsPy], ids=["C", "Python"])
+def test_a_batch_that_cannot_be_decompressed_is_one_unreadable_stand_in_not_an_exception(records_class):
+    bound_topic("events-d", 4 * 2**20)
+    good = v2_batch([b"one"], base_offset=0)
+    lz4 = _with_codec(v2_batch([b"two", b"three"], base_offset=1), 3)  # no lz4 library installed
+    broken = _with_codec(v2_batch([b"four"], base_offset=3), 1, records=gzip.compress(b"x" * 5000)[:-30])
+    after = v2_batch([b"five"], base_offset=4)
+    # unbounded, aiokafka raises out of the fetcher (which stopped Faust's consumer)
+    with pytest.raises(Exception, match=r"lz4"):
+        read("not-bounded", good + lz4, records_class)
+    got, next_offset = read("events-d", good + lz4 + broken + after, records_class)
+    assert [r.offset for r in got] == [0, 2, 3, 4] and next_offset == 5
+    assert got[0].value == b"one" and got[3].value == b"five"
+    for stand_in, codec in ((got[1], "lz4"), (got[2], "gzip")):
+        assert stand_in.value.__class__ is RefusedBatch
+        assert stand_in.value.reason == "unreadable" and stand_in.value.codec == codec
+    assert "UnsupportedCodecError" in got[1].value.cause
+
+
+def test_the_core_dead_letters_an_unreadable_batch_with_its_cause(tmp_path):
+    processor = _processor(tmp_path)
+    batch = RefusedBatch(
+        topic="crossings.events.v1",
+        partition=0,
+        base_offset=0,
+        last_offset=1,
+        compressed_size=0,
+        codec="lz4",
+        limit=32 * 2**20,
+        reason="unreadable",
+        cause="UnsupportedCodecError: Libraries for lz4 compression codec not found",
+    )
+    processor.process([SourceRecord(0, 1, 1_700_000_000_000, None, batch)], datetime.now(UTC))
+    (letter,) = processor.effects.dead_letters
+    assert letter.reason == "unreadable" and letter.batch is batch and letter.offset == 1
+    assert "lz4-compressed, could not be decompressed (UnsupportedCodecError" in letter.detail
+    assert processor.state.applied_offset == 1
