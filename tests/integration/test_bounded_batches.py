@@ -11,6 +11,8 @@ serves throughout without a failed commit.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -30,8 +32,9 @@ from test_isolation_worker import (
 from load_tests.crash_test import lake_event_ids
 from load_tests.harness import WorkerProcess, free_port, scrape
 from streams.core.partitioning import partition_for
+from streams.ops.broker import install_jars
 from streams.ops.topics import ensure_topics
-from streams.settings import load_settings
+from streams.settings import PROJECT_ROOT, load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +140,75 @@ def test_a_gzip_bomb_is_refused_while_read_and_the_events_around_it_count_once(
     ids = lake_event_ids(settings.data_dir)
     sent = {f"{prefix}-{c}-{n}" for prefix in ("before", "after") for c in CHECKPOINTS for n in range(20)}
     assert set(ids) == sent and set(Counter(ids.values())) == {1}
+
+
+def send_with_java(bootstrap: str, topic: str, partition: int, codec: str, count: int) -> list[int]:
+    """``count`` records in one batch from Kafka's own Java client, compressed with ``codec``
+    (which aiokafka cannot read without ``cramjam``); their offsets."""
+    libs = install_jars(PROJECT_ROOT / ".local" / "kafka")
+    source = Path(__file__).parent.parent / "data" / "SendCompressed.java"
+    done = subprocess.run(
+        [
+            shutil.which("java") or "java",
+            "-cp",
+            f"{libs}/*",
+            str(source),
+            bootstrap,
+            topic,
+            str(partition),
+            codec,
+            "jibek-joly",
+            "not read",
+            str(count),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    return [int(line) for line in done.stdout.split()]
+
+
+def test_an_lz4_batch_is_dead_lettered_unreadable_and_the_worker_goes_on(
+    kafka_bootstrap, namespace, tmp_path
+):
+    env = {**worker_env(kafka_bootstrap, namespace, tmp_path), "CROSSINGS_LAKE_ROLL_SECONDS": "0"}
+    settings = load_settings(env)
+    ensure_topics(settings)
+    topic = settings.topics.events
+    victim = CHECKPOINTS[0]
+    partition = partition_for(victim.encode(), PARTITIONS)
+    worker = WorkerProcess(env, free_port(), tmp_path / "worker.log")
+    worker.start()
+    assert worker.process is not None
+    pid = worker.process.pid
+    try:
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5)
+        before = send_valid(producer, topic, "before", 5)
+        offsets = send_with_java(kafka_bootstrap, topic, partition, "lz4", 3)
+        after = send_valid(producer, topic, "after", 5)
+        producer.close()
+        wait_for(
+            lambda: (
+                processed_by_checkpoint(worker.metrics_url) == before + after
+                and scrape(worker.metrics_url).get("crossings_events_invalid_total", 0) >= 1
+            ),
+            180,
+            "every valid event counted and the lz4 batch dead-lettered",
+            worker.log_path,
+        )
+        totals = scrape(worker.metrics_url)
+        alive = worker.process.poll() is None
+    finally:
+        assert worker.stop() == 0, worker.log_path.read_text()[-3000:]
+    assert alive and worker.process.pid == pid
+    assert totals.get("crossings_commit_failures_total", 0) == 0
+    assert totals.get("crossings_events_invalid_total", 0) == 1
+    (letter,) = dead_letters(kafka_bootstrap, settings.topics.dead_letter)
+    assert header(letter, "crossings.dlq.reason") == "unreadable"
+    assert int(header(letter, "crossings.dlq.partition")) == partition
+    assert int(header(letter, "crossings.dlq.batch.base.offset")) == offsets[0]
+    assert int(header(letter, "crossings.dlq.batch.last.offset")) == offsets[-1]
+    assert int(header(letter, "crossings.dlq.offset")) == offsets[-1]
+    assert header(letter, "crossings.dlq.batch.codec") == "lz4"
+    assert "UnsupportedCodecError" in header(letter, "crossings.dlq.detail")
