@@ -53,6 +53,7 @@ from load_tests.crash_test import (
 )
 from load_tests.harness import WorkerProcess, broker_for, free_port, scrape, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec
+from streams.core.partitioning import partition_for
 from streams.core.processor import CoreConfig
 from streams.domain.registry import load_registry
 from streams.ops.topics import ensure_topics
@@ -96,6 +97,9 @@ class FuzzRun:
     unexpected_event_ids: list[str] = field(default_factory=list)
     doubled_event_ids: dict[str, int] = field(default_factory=dict)
     count_mismatches: dict[str, list[int]] = field(default_factory=dict)
+    #: Per partition (its checkpoints' unique valid events): expected, counted once, missing,
+    #: counted twice or more. Shows the other partitions exact even if one is held back.
+    by_partition: dict[int, dict[str, int]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     metric_mismatches: dict[str, list[float]] = field(default_factory=dict)
     worker_pid: int = 0
@@ -163,6 +167,11 @@ class FuzzRun:
             f"bad sent {self.bad_sent}, valid traffic sent {self.valid_sent} "
             f"({self.unique_valid_events} unique events, "
             f"{self.expected_duplicates} re-sent copies incl. ours)",
+            "per partition (expected / counted once / missing / doubled): "
+            + ", ".join(
+                f"p{p} {f['expected']}/{f['once']}/{f['missing']}/{f['doubled']}"
+                for p, f in sorted(self.by_partition.items())
+            ),
             f"dead letters found {self.dead_letters_found}; events/ rows {self.event_rows} "
             f"(distinct ids {self.distinct_event_ids}); duplicates metric {dup:.0f}",
             f"worker pid {self.worker_pid} -> {self.worker_pid_at_end} alive={self.worker_alive_at_end} "
@@ -244,6 +253,16 @@ class _Sent:
 
     def get(self, timeout: float | None = None) -> _Sent:
         return self
+
+
+def home_partitions(messages: Sequence[hostile.Outgoing], partitions: int) -> dict[str, int]:
+    """event id -> the partition that counts it (its checkpoint's), for valid events."""
+    homes = {}
+    for m in messages:
+        if m.reason is None and m.value and m.kind not in ("duplicate", "resent_duplicate"):
+            event = json.loads(m.value)
+            homes[event["event_id"]] = partition_for(event["checkpoint_id"].encode(), partitions)
+    return homes
 
 
 def produce(
@@ -514,6 +533,15 @@ def run(
     result.missing_event_ids = sorted(expected_ids - set(ids))
     result.unexpected_event_ids = sorted(set(ids) - expected_ids)
     result.doubled_event_ids = {i: n for i, n in sorted(ids.items()) if n > 1}
+    homes = home_partitions(messages, partitions)
+    for partition in range(partitions):
+        mine = {i for i in expected_ids if homes.get(i) == partition}
+        result.by_partition[partition] = {
+            "expected": len(mine),
+            "once": sum(1 for i in mine if ids.get(i) == 1),
+            "missing": sum(1 for i in mine if i not in ids),
+            "doubled": sum(1 for i in mine if ids.get(i, 0) > 1),
+        }
     counts = lake_counts(settings.data_dir)
     result.count_mismatches = {
         " ".join(key): [counts.get(key, 0), expected_counts.get(key, 0)]

@@ -212,3 +212,39 @@ def test_an_lz4_batch_is_dead_lettered_unreadable_and_the_worker_goes_on(
     assert int(header(letter, "crossings.dlq.offset")) == offsets[-1]
     assert header(letter, "crossings.dlq.batch.codec") == "lz4"
     assert "UnsupportedCodecError" in header(letter, "crossings.dlq.detail")
+
+
+def test_the_replay_reader_reads_a_bomb_as_one_refused_batch(kafka_bootstrap, namespace, tmp_path):
+    import asyncio
+
+    from streams.core.records import RefusedBatch
+    from streams.replay.sources import kafka_records
+
+    settings = load_settings(worker_env(kafka_bootstrap, namespace, tmp_path))
+    ensure_topics(settings)
+    topic = settings.topics.events
+    key = CHECKPOINTS[0].encode()
+    producer = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, compression_type="gzip", max_request_size=2**25
+    )
+    first = producer.send(topic, b"before", key=key).get(timeout=60)
+    producer.flush()
+    bomb = producer.send(topic, b"C" * (16 * 2**20), key=key).get(timeout=120)
+    producer.flush()
+    last = producer.send(topic, b"after", key=key).get(timeout=60)
+    producer.close()
+
+    async def read() -> list:
+        return [
+            r async for batch in kafka_records(kafka_bootstrap, topic, max_batch_bytes=BOUND) for r in batch
+        ]
+
+    records = asyncio.run(read())
+    assert [(r.offset, r.value.__class__.__name__) for r in records] == [
+        (first.offset, "bytes"),
+        (bomb.offset, "RefusedBatch"),
+        (last.offset, "bytes"),
+    ]
+    refused = records[1].value
+    assert isinstance(refused, RefusedBatch) and refused.reason == "oversize" and refused.codec == "gzip"
+    assert refused.base_offset == refused.last_offset == bomb.offset and refused.limit == BOUND

@@ -40,6 +40,7 @@ def test_every_bad_message_is_dead_lettered_with_its_reason_and_every_valid_one_
     # every valid event counted exactly once; re-sent copies dropped and counted as such
     assert result.event_rows == result.distinct_event_ids == result.unique_valid_events, figures
     assert result.count_mismatches == {} and result.metric_mismatches == {}, figures
+    assert all(f["expected"] == f["once"] > 0 for f in result.by_partition.values()), figures
     # one worker process from start to end, no traceback, clean stop
     assert result.worker_alive_at_end and result.worker_pid_at_end == result.worker_pid, figures
     assert result.worker_trouble == [] and result.worker_exit_code == 0, figures
