@@ -12,10 +12,31 @@ from streams.query.scan import FILTER, SCAN, DayLike, fetch_rows
 from streams.sinks.parquet.layout import ALERTS, DAILY_COUNTS, EVENTS, STAGING
 
 _DAILY_TOTALS_SQL = f"""
-SELECT date AS local_day, checkpoint AS checkpoint_id, direction, sum(count)::BIGINT AS total
-FROM {SCAN}
-WHERE {FILTER}
-GROUP BY ALL
+WITH counted AS (
+    SELECT date AS local_day, checkpoint, direction, sum(count)::BIGINT AS total
+    FROM {SCAN}
+    WHERE {FILTER}
+    GROUP BY ALL
+),
+spans AS (
+    SELECT checkpoint, min(local_day) AS first_day, max(local_day) AS last_day
+    FROM counted
+    GROUP BY ALL
+),
+sides AS (SELECT DISTINCT checkpoint, direction FROM counted),
+days AS (
+    SELECT checkpoint, unnest(generate_series(first_day, last_day, INTERVAL 1 DAY))::DATE AS local_day
+    FROM spans
+)
+SELECT
+    days.local_day, days.checkpoint AS checkpoint_id, sides.direction,
+    coalesce(counted.total, 0)::BIGINT AS total
+FROM days
+JOIN sides USING (checkpoint)
+LEFT JOIN counted
+    ON counted.checkpoint = days.checkpoint
+    AND counted.direction = sides.direction
+    AND counted.local_day = days.local_day
 ORDER BY local_day, checkpoint_id, direction
 """
 
@@ -70,7 +91,11 @@ _EVENTS_COUNT_SQL = f"SELECT count(*)::BIGINT AS events FROM {SCAN} WHERE {FILTE
 def daily_totals(
     root: Path, *, checkpoint: str | None = None, since: DayLike = None, until: DayLike = None
 ) -> list[dict[str, Any]]:
-    """Crossings per local day, checkpoint and direction, from the daily count snapshots."""
+    """Crossings per local day, checkpoint and direction, from the daily count snapshots.
+
+    A day with no crossings has no snapshot; between a checkpoint's first and last day in
+    the selection it is listed with 0, so a closure shows as zeros rather than as a day
+    that is simply missing from the table."""
     return fetch_rows(_DAILY_TOTALS_SQL, root, DAILY_COUNTS, checkpoint, since, until)
 
 
