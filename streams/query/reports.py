@@ -4,7 +4,7 @@ reconciliation of daily counts against raw events. Each returns plain rows."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,31 +12,10 @@ from streams.query.scan import FILTER, SCAN, DayLike, fetch_rows
 from streams.sinks.parquet.layout import ALERTS, DAILY_COUNTS, EVENTS, STAGING
 
 _DAILY_TOTALS_SQL = f"""
-WITH counted AS (
-    SELECT date AS local_day, checkpoint, direction, sum(count)::BIGINT AS total
-    FROM {SCAN}
-    WHERE {FILTER}
-    GROUP BY ALL
-),
-spans AS (
-    SELECT checkpoint, min(local_day) AS first_day, max(local_day) AS last_day
-    FROM counted
-    GROUP BY ALL
-),
-sides AS (SELECT DISTINCT checkpoint, direction FROM counted),
-days AS (
-    SELECT checkpoint, unnest(generate_series(first_day, last_day, INTERVAL 1 DAY))::DATE AS local_day
-    FROM spans
-)
-SELECT
-    days.local_day, days.checkpoint AS checkpoint_id, sides.direction,
-    coalesce(counted.total, 0)::BIGINT AS total
-FROM days
-JOIN sides USING (checkpoint)
-LEFT JOIN counted
-    ON counted.checkpoint = days.checkpoint
-    AND counted.direction = sides.direction
-    AND counted.local_day = days.local_day
+SELECT date AS local_day, checkpoint AS checkpoint_id, direction, sum(count)::BIGINT AS total
+FROM {SCAN}
+WHERE {FILTER}
+GROUP BY ALL
 ORDER BY local_day, checkpoint_id, direction
 """
 
@@ -96,7 +75,32 @@ def daily_totals(
     A day with no crossings has no snapshot; between a checkpoint's first and last day in
     the selection it is listed with 0, so a closure shows as zeros rather than as a day
     that is simply missing from the table."""
-    return fetch_rows(_DAILY_TOTALS_SQL, root, DAILY_COUNTS, checkpoint, since, until)
+    rows = fetch_rows(_DAILY_TOTALS_SQL, root, DAILY_COUNTS, checkpoint, since, until)
+    return _with_empty_days(rows)
+
+
+def _with_empty_days(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (sorted) with a 0 row for each day between a checkpoint's first and last
+    that has none, per direction the checkpoint has. Filled here rather than in SQL: one
+    scan of the snapshots keeps a query short while a worker replaces them."""
+    found = {(r["local_day"], r["checkpoint_id"], r["direction"]): r["total"] for r in rows}
+    spans: dict[str, tuple[date, date]] = {}
+    sides: dict[str, set[str]] = {}
+    for day, checkpoint_id, direction in found:
+        first, last = spans.get(checkpoint_id, (day, day))
+        spans[checkpoint_id] = (min(first, day), max(last, day))
+        sides.setdefault(checkpoint_id, set()).add(direction)
+    filled = []
+    for checkpoint_id, (first, last) in spans.items():
+        for offset in range((last - first).days + 1):
+            day = first + timedelta(days=offset)
+            for direction in sides[checkpoint_id]:
+                total = found.get((day, checkpoint_id, direction), 0)
+                filled.append(
+                    {"local_day": day, "checkpoint_id": checkpoint_id, "direction": direction, "total": total}
+                )
+    filled.sort(key=lambda r: (r["local_day"], r["checkpoint_id"], r["direction"]))
+    return filled
 
 
 def nationality_mix(
