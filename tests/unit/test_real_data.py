@@ -159,3 +159,18 @@ def test_derive_auckland_sums_the_reported_hours(tmp_path):
             "2019-01-01,1-courthouse-lane,10",
             "2019-01-02,107-quay-street,3",
         ]
+
+
+def test_the_peers_table_shows_each_events_labels_found_per_detector():
+    from load_tests.evaluate_peers import table
+
+    row = {"recall": "1/2", "median_delay_h": 0.0, "alarms_per_series_90d": 1.5, "alarms": 3}
+    results = {
+        "ours": {**row, "by_event": {"storm": "1/1", "reopening": "0/1"}},
+        "EARS C1": {**row, "by_event": {"storm": "0/1", "reopening": "1/1"}},
+        "_series": 2,
+    }
+    text = table("toy", results)
+    assert "| ours | 1/2 | 0.0 | 1.5 | 3 |" in text  # by_event is not a column
+    assert "| event (labels found) | ours | EARS C1 |" in text
+    assert "| storm | 1/1 | 0/1 |" in text and "| reopening | 0/1 | 1/1 |" in text
