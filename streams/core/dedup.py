@@ -24,11 +24,13 @@ class Deduplicator:
         self.store = store
         #: Ids of the current batch that were counted before it -> their digest.
         self._earlier: dict[str, str] = {}
+        #: ``state.new_ids`` as of the batch (a commit replaces it, never during a batch).
+        self._new_ids: dict[str, tuple[int, str]] = state.new_ids
 
     def look_up(self, event_ids: Iterable[str]) -> None:
         """Fetch what is remembered of a batch's ids before its records are admitted."""
         state = self.state
-        new_ids = state.new_ids
+        new_ids = self._new_ids = state.new_ids
         candidates = [event_id for event_id in event_ids if event_id not in new_ids]
         remembered = self.store.remembered(candidates, state.in_flight_expired)
         earlier = {i: d for i, d in zip(candidates, remembered, strict=True) if d is not None}
@@ -43,11 +45,10 @@ class Deduplicator:
     def admit(self, event_id: str, digest: str, hour_bucket: int) -> str | None:
         """None when the id is new (it is remembered from now on); otherwise the digest it
         was counted with ("" when remembered without one)."""
-        new_ids = self.state.new_ids
-        seen = new_ids.get(event_id)
+        seen = self._new_ids.get(event_id)
         earlier = seen[1] if seen is not None else self._earlier.get(event_id)
         if earlier is None:
-            new_ids[event_id] = (hour_bucket, digest)
+            self._new_ids[event_id] = (hour_bucket, digest)
         return earlier
 
 

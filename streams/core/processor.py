@@ -157,7 +157,8 @@ class PartitionProcessor:
         )
         for i, error in refused.items():
             items[i] = error
-        dedup, clock = self.dedup, self.clock
+        dedup = self.dedup
+        admit, vote = dedup.admit, self.clock.vote
         dedup.look_up(item.event_id for item in items if item.__class__ is CrossingEvent)  # type: ignore[union-attr]
         horizon = self.config.dedup_horizon_s
         step = self.config.evaluate_every_s
@@ -182,7 +183,7 @@ class PartitionProcessor:
                 self._dead_letter(record, refusals.too_late(event, stream_ts, horizon))
                 continue
             digest = event_digest(event)
-            earlier = dedup.admit(event.event_id, digest, int(ts // 3600))
+            earlier = admit(event.event_id, digest, int(ts // 3600))
             if earlier is not None:
                 if is_copy(earlier, digest):
                     duplicates += 1
@@ -190,7 +191,7 @@ class PartitionProcessor:
                     self._dead_letter(record, refusals.conflict(event.event_id, earlier, digest))
                 continue
             if not record.rekeyed:  # copies forwarded here do not vote (stream_clock)
-                agreed = clock.vote(ts)
+                agreed = vote(ts)
                 if agreed is not None:
                     if stream_ts is None:
                         state.evaluated_until = int(agreed // step * step)
