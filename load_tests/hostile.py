@@ -50,7 +50,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 
 from streams.core.partitioning import partition_for
-from streams.core.processor import FORWARD_HEADER_BYTES, CoreConfig
+from streams.core.processor import CoreConfig
+from streams.core.refusals import FORWARD_HEADER_BYTES
 from streams.domain.registry import load_registry
 
 #: The kinds of bad input, in the order the summary lists them.
