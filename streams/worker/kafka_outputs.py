@@ -253,33 +253,26 @@ def was_fenced(producer: AIOKafkaProducer, error: BaseException) -> bool:
 
 def dead_letter_headers(letter: DeadLetter, topic: str) -> list[tuple[str, bytes]]:
     """Kafka Connect style context; the value stays the original bytes."""
-    return (
-        [
-            ("crossings.dlq.reason", letter.reason.encode()),
-            ("crossings.dlq.detail", letter.detail.encode("utf-8", "replace")[:1000]),
-            ("crossings.dlq.topic", topic.encode()),
-            ("crossings.dlq.partition", str(letter.partition).encode()),
-            ("crossings.dlq.offset", str(letter.offset).encode()),
+    headers = [
+        ("crossings.dlq.reason", letter.reason.encode()),
+        ("crossings.dlq.detail", letter.detail.encode("utf-8", "replace")[:1000]),
+        ("crossings.dlq.topic", topic.encode()),
+        ("crossings.dlq.partition", str(letter.partition).encode()),
+        ("crossings.dlq.offset", str(letter.offset).encode()),
+    ]
+    if letter.original_size is not None:
+        headers += [
+            ("crossings.dlq.original.size", str(letter.original_size).encode()),
+            ("crossings.dlq.original.sha256", (letter.sha256 or "").encode()),
         ]
-        + (
-            []
-            if letter.original_size is None
-            else [
-                ("crossings.dlq.original.size", str(letter.original_size).encode()),
-                ("crossings.dlq.original.sha256", (letter.sha256 or "").encode()),
-            ]
-        )
-        + (
-            []
-            if letter.batch is None
-            else [  # a record batch that was not read: the offsets it spans, its size and codec
-                ("crossings.dlq.batch.base.offset", str(letter.batch.base_offset).encode()),
-                ("crossings.dlq.batch.last.offset", str(letter.batch.last_offset).encode()),
-                ("crossings.dlq.batch.compressed.size", str(letter.batch.compressed_size).encode()),
-                ("crossings.dlq.batch.codec", letter.batch.codec.encode()),
-            ]
-        )
-    )
+    if letter.batch is not None:  # a record batch that was not read: its offsets, size and codec
+        headers += [
+            ("crossings.dlq.batch.base.offset", str(letter.batch.base_offset).encode()),
+            ("crossings.dlq.batch.last.offset", str(letter.batch.last_offset).encode()),
+            ("crossings.dlq.batch.compressed.size", str(letter.batch.compressed_size).encode()),
+            ("crossings.dlq.batch.codec", letter.batch.codec.encode()),
+        ]
+    return headers
 
 
 def alert_bytes(alert: dict) -> bytes:
