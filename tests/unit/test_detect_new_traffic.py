@@ -40,7 +40,7 @@ def _backtest(tmp_path: Path, rows: list[dict]) -> list[dict]:
         cli, ["backtest", str(path), "--format", "json", "--no-progress", "--tz", "Asia/Almaty"]
     )
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.output.splitlines()]
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def _daily(counts: list[int], name: str = "reopened-post") -> list[dict]:
