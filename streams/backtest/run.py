@@ -23,7 +23,8 @@ from typing import Any
 from streams.backtest.series import Series, SeriesSet, local_midnight
 from streams.domain.alert import alert_message
 from streams.domain.counts import DayProfile
-from streams.domain.detect import POST_DIRECTION, CheckpointDetector, DetectorConfig, Transition
+from streams.domain.detect import CheckpointDetector, DetectorConfig, Transition
+from streams.domain.detect.step import evaluate_step
 from streams.domain.registry import Checkpoint
 
 RETENTION_DAYS = 35
@@ -127,7 +128,8 @@ def run_series(
     steps = 0
     for moment in evaluation_times(series, granularity, start, end):
         clock[0] = moment
-        transitions += detector.evaluate(moment)
+        for _, found in evaluate_step((detector,), moment):
+            transitions += found
         steps += 1
         if progress is not None and steps % 500 == 0:
             progress(500)
@@ -146,9 +148,9 @@ def run_post(
 ) -> list[tuple[str, Transition]]:
     """Both directions of one post, as the worker runs them: one clock from ``start`` (a
     worker evaluates every checkpoint it owns from its partition's clock, whichever
-    direction sent first), and at each time the first direction, then the second, then the
-    post-level view (``evaluate_post``). Returns each transition with the direction it
-    speaks for, in the order the worker would publish them."""
+    direction sent first), and at each time the worker's own step (``evaluate_step``: the
+    first direction, then the second, then the post-level view). Returns each transition
+    with the direction it speaks for, in the order the worker would publish them."""
     clock = [start]
     detectors = tuple(
         CheckpointDetector(series.checkpoint, series.direction, _lookup(series, clock), config)
@@ -159,9 +161,8 @@ def run_post(
     steps = 0
     for moment in evaluation_times(pair[0], granularity, start, end):
         clock[0] = moment  # both directions' counts up to this time, as the worker has them
-        for detector in detectors:
-            found += [(t.direction or detector.direction, t) for t in detector.evaluate(moment)]
-        found += [(t.direction or POST_DIRECTION, t) for t in detectors[0].evaluate_post(moment)]
+        for direction, transitions in evaluate_step(detectors, moment):
+            found += [(t.direction or direction, t) for t in transitions]
         steps += 2
         if progress is not None and steps >= 500:
             progress(steps)
