@@ -86,8 +86,8 @@ class PartitionDetectors:
         for checkpoint_id in self.own_checkpoints:
             for direction in DIRECTIONS:
                 saved = self.state.detectors.get(f"{checkpoint_id}|{direction}")
-                if saved and saved.get("band"):
-                    found[(checkpoint_id, direction)] = Band.from_list(saved["band"])
+                if saved is not None and saved.band is not None:
+                    found[(checkpoint_id, direction)] = saved.band
         return found
 
     def open_episodes(self) -> dict[tuple[str, str], str]:
@@ -95,8 +95,8 @@ class PartitionDetectors:
         found = {}
         for key, saved in self.state.detectors.items():
             checkpoint_id, direction = key.split("|")
-            if saved.get("episode"):
-                found[(checkpoint_id, direction)] = saved["episode"]["kind"]
-            if saved.get("post_episode"):
-                found[(checkpoint_id, POST_DIRECTION)] = saved["post_episode"]["kind"]
+            if saved.episode is not None:
+                found[(checkpoint_id, direction)] = saved.episode.kind
+            if saved.post_episode is not None:
+                found[(checkpoint_id, POST_DIRECTION)] = saved.post_episode.kind
         return found

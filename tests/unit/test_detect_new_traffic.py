@@ -166,7 +166,7 @@ def _hourly_run(levels: list[int], restart: bool) -> list[tuple]:
         day = START + timedelta(days=k)
         for hour in range(24):
             if restart:
-                state = json.loads(json.dumps(detector.state()))
+                state = json.loads(json.dumps(detector.state().to_dict()))
                 detector = CheckpointDetector(korday, "entry", profiles.get, state=state)
             moment = datetime.combine(day, time(hour), tzinfo=korday.tz)
             for t in detector.evaluate(moment):

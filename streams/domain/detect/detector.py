@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -60,9 +61,10 @@ from streams.domain.detect.baseline import (
 )
 from streams.domain.detect.config import DetectorConfig
 from streams.domain.detect.countmodel import tail_score
-from streams.domain.detect.episode import POST_DIRECTION, Episode, Transition, _episode, _total
+from streams.domain.detect.episode import POST_DIRECTION, Episode, Transition, _total
 from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
 from streams.domain.detect.post import PostView
+from streams.domain.detect.state import DetectorState, HistoryState, copied
 from streams.domain.registry import Checkpoint
 
 #: Moved to ``assess``, ``config`` and ``episode``; importable from here as before.
@@ -73,6 +75,7 @@ __all__ = [
     "Cause",
     "CheckpointDetector",
     "DetectorConfig",
+    "DetectorState",
     "Driver",
     "Episode",
     "Kind",
@@ -106,8 +109,10 @@ class CheckpointDetector(PostView):
         lookup: ProfileLookup,
         config: DetectorConfig = DetectorConfig(),
         baseline_config: BaselineConfig = BaselineConfig(),
-        state: dict[str, Any] | None = None,
+        state: DetectorState | Mapping[str, Any] | None = None,
     ) -> None:
+        """``state``: what an earlier detector saved (``state()``), typed or as the JSON a
+        worker's changelog holds (of any version: ``DetectorState.from_dict``)."""
         self.checkpoint = checkpoint
         self.direction = direction
         self.lookup = lookup
@@ -117,24 +122,22 @@ class CheckpointDetector(PostView):
         self._baselines: dict[date, Baseline | None] = {}
         #: Each completed day's shape, summed once (a cache: not part of the state).
         self._shapes: ShapeCache = {}
-        state = state or {}
-        self.episode: Episode | None = _episode(state.get("episode"))
-        self.group_episode: Episode | None = _episode(state.get("group_episode"))
-        self.last_day: date | None = date.fromisoformat(state["last_day"]) if state.get("last_day") else None
-        self.last_hour: int | None = state.get("last_hour")
-        self.closed_since: date | None = (
-            date.fromisoformat(state["closed_since"]) if state.get("closed_since") else None
-        )
-        self.zero_run: int = int(state.get("zero_run", 0))
+        saved = DetectorState.of(state)
+        self.episode: Episode | None = copied(saved.episode)
+        self.group_episode: Episode | None = copied(saved.group_episode)
+        self.last_day: date | None = saved.last_day
+        self.last_hour: int | None = saved.last_hour
+        self.closed_since: date | None = saved.closed_since
+        self.zero_run: int = saved.zero_run
         #: An episode was open at some evaluation of the running day (``last_day``): the day
         #: is recorded as an alarm day even if the episode resolved before midnight, so a
         #: New Year's night does not become part of a month of ordinary Thursdays.
-        self.alarm_today: bool = bool(state.get("alarm_today", False))
-        self.history = DayHistory(state.get("history"))
+        self.alarm_today: bool = saved.alarm_today
+        self.history = DayHistory(saved.history.to_dict())
         #: The running day's band at the last evaluation (None while the baseline is learning);
         #: kept in the state so a restarted worker's dashboards do not wait an hour for it.
         #: Computed when asked (``band``), from what the evaluation saw.
-        self._band: Band | None = Band.from_list(state["band"]) if state.get("band") else None
+        self._band: Band | None = saved.band
         self._band_inputs: tuple[Baseline, datetime, int] | None = None
         #: The post's other direction (``pair``): a post that stops reporting falls silent in
         #: both directions at once, which is judged on both (``evaluate_post``). Not state:
@@ -144,25 +147,25 @@ class CheckpointDetector(PostView):
         self.post_owner = False
         #: The post-level episode (both directions silent: one episode for the post, kept by
         #: the pair's first detector) and the local day ``evaluate_post`` last saw.
-        self.post_episode: Episode | None = _episode(state.get("post_episode"))
-        self.post_day: date | None = date.fromisoformat(state["post_day"]) if state.get("post_day") else None
+        self.post_episode: Episode | None = copied(saved.post_episode)
+        self.post_day: date | None = saved.post_day
 
-    def state(self) -> dict[str, Any]:
-        """What must survive a restart (kept in a changelogged table by the worker): small,
-        JSON; a state saved by an older version (no history, one episode) loads as is."""
-        return {
-            "episode": vars(self.episode).copy() if self.episode else None,
-            "group_episode": vars(self.group_episode).copy() if self.group_episode else None,
-            "last_day": self.last_day.isoformat() if self.last_day else None,
-            "last_hour": self.last_hour,
-            "closed_since": self.closed_since.isoformat() if self.closed_since else None,
-            "zero_run": self.zero_run,
-            "alarm_today": self.alarm_today,
-            "history": self.history.state(),
-            "band": self.band.as_list() if self.band else None,
-            "post_episode": vars(self.post_episode).copy() if self.post_episode else None,
-            "post_day": self.post_day.isoformat() if self.post_day else None,
-        }
+    def state(self) -> DetectorState:
+        """What must survive a restart (kept in a changelogged table by the worker, as
+        ``DetectorState.to_dict``): a snapshot, sharing nothing with this detector."""
+        return DetectorState(
+            episode=copied(self.episode),
+            group_episode=copied(self.group_episode),
+            last_day=self.last_day,
+            last_hour=self.last_hour,
+            closed_since=self.closed_since,
+            zero_run=self.zero_run,
+            alarm_today=self.alarm_today,
+            history=HistoryState.from_dict(self.history.state()),
+            band=self.band,
+            post_episode=copied(self.post_episode),
+            post_day=self.post_day,
+        )
 
     @property
     def band(self) -> Band | None:
