@@ -24,7 +24,7 @@ from streams.backtest.series import Series, SeriesSet, local_midnight
 from streams.domain.alert import alert_message
 from streams.domain.counts import DayProfile
 from streams.domain.detect import CheckpointDetector, DetectorConfig, Transition
-from streams.domain.detect.step import evaluate_step
+from streams.domain.detect.evaluate import evaluate_step
 from streams.domain.registry import Checkpoint
 
 RETENTION_DAYS = 35

@@ -12,7 +12,7 @@ from datetime import datetime
 from streams.core.state import PartitionState
 from streams.domain.counts import profile_key
 from streams.domain.detect import POST_DIRECTION, Band, CheckpointDetector, DetectorConfig, Transition
-from streams.domain.detect.step import evaluate_step
+from streams.domain.detect.evaluate import evaluate_step
 from streams.domain.registry import Checkpoint, Registry
 
 DIRECTIONS = ("entry", "exit")

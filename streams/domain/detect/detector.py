@@ -2,9 +2,10 @@
 
 The assessments (is a count outside its normal range: running day, last hour, full day,
 one nationality) are ``assess.py``; the post view (both directions silent) ``post.py``;
-the episode and its messages ``episode.py``; the thresholds ``config.py``; one evaluation
+the episode and its messages ``episodes.py``; the saved state ``state.py``; the thresholds
+``config.py``; one evaluation
 of a post (entry, exit, then the post view), as the worker and the backtest run it,
-``step.py``.
+``evaluate.py``.
 
 An *episode* opens on the first anomalous view, is raised once, gets one update per
 completed local day while it lasts, and resolves when the flow is back within a
@@ -61,7 +62,7 @@ from streams.domain.detect.baseline import (
 )
 from streams.domain.detect.config import DetectorConfig
 from streams.domain.detect.countmodel import tail_score
-from streams.domain.detect.episode import POST_DIRECTION, Episode, Transition, _total
+from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, _total
 from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
 from streams.domain.detect.post import PostView
 from streams.domain.detect.state import DetectorState, HistoryState, copied

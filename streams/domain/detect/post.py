@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from streams.domain.detect.assess import Assessment, assess_post_silence
 from streams.domain.detect.countmodel import tail_score
-from streams.domain.detect.episode import POST_DIRECTION, Episode, Transition, _total
+from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, _total
 from streams.domain.detect.history import ALARM, NORMAL
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from streams.domain.detect.assess import Band
-from streams.domain.detect.episode import Episode, _episode
+from streams.domain.detect.episodes import Episode, _episode
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from streams.domain.detect.detector import CheckpointDetector
-from streams.domain.detect.episode import POST_DIRECTION, Transition
+from streams.domain.detect.episodes import POST_DIRECTION, Transition
 
 
 def evaluate_step(
