@@ -44,15 +44,16 @@ from streams.core.state import PartitionState
 from streams.domain.event import EventDecoder
 from streams.domain.registry import Checkpoint
 from streams.replay.sources import LAKE_EVENT_COLUMNS, lake_event_value
-from streams.sinks.parquet.layout import EVENTS
+from streams.sinks.parquet.layout import EVENTS, STAGING
 
 #: Records of one partition between two commits of the in-memory state.
 COMMIT_EVERY = 5000
 
 
 def is_lake(path: Path) -> bool:
-    """A folder with an ``events/`` dataset (a worker's or a replay's lake)."""
-    return Path(path).is_dir() and (Path(path) / EVENTS).is_dir()
+    """A folder with an ``events/`` dataset, or events staged to be (a worker's or a
+    replay's lake, even one whose worker has published nothing yet)."""
+    return Path(path).is_dir() and ((Path(path) / EVENTS).is_dir() or (Path(path) / STAGING).is_dir())
 
 
 @dataclass
@@ -85,7 +86,16 @@ class _Forgetful:
 def _files(root: Path) -> list[str]:
     files = sorted(str(f) for f in (Path(root) / EVENTS).glob("date=*/checkpoint=*/*.parquet"))
     if not files:
-        raise SeriesError(f"{root}: no events Parquet files (events/date=*/checkpoint=*/*.parquet)")
+        from streams.query.contents import staged
+
+        waiting = staged(Path(root), None, None, None).events
+        hint = (
+            f"; {waiting:,} event(s) are staged, not yet published: the worker publishes them within "
+            "CROSSINGS_LAKE_ROLL_SECONDS, or when it stops"
+            if waiting
+            else ""
+        )
+        raise SeriesError(f"{root}: no events Parquet files (events/date=*/checkpoint=*/*.parquet){hint}")
     return files
 
 

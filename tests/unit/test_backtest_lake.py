@@ -123,3 +123,28 @@ def test_an_id_not_in_the_registry_is_judged_with_a_warning_saying_what_was_assu
     known = tmp_path / "known.csv"
     known.write_text("\n".join(r for r in rows if "new-post" not in r) + "\n")
     assert "warning" not in CliRunner().invoke(cli, ["backtest", str(known), "--no-progress"]).stderr
+
+
+def test_a_lake_whose_events_are_all_staged_says_so(tmp_path):
+    records = []
+    for offset, generated in enumerate(Scenario(ScenarioSpec(days=1, checkpoints=("korday",))).records()):
+        records.append(
+            SourceRecord(0, offset, round(generated.arrival_ts * 1000), generated.key, generated.value)
+        )
+    engine = Engine(
+        EngineConfig(1, tmp_path / "state"),
+        REGISTRY,
+        LakeSink(tmp_path / "data", roll_seconds=3600),  # a live worker's: rows staged for an hour
+        LocalOutputs(),
+    )
+
+    async def run() -> None:
+        await engine.process(records)
+        await engine.commit()
+
+    asyncio.run(run())
+    assert not (tmp_path / "data" / "events").exists()  # nothing published yet
+    result = CliRunner().invoke(cli, ["backtest", str(tmp_path / "data"), "--no-progress"])
+    assert result.exit_code == 1
+    assert "no events Parquet files" in result.output
+    assert "event(s) are staged, not yet published" in result.output
