@@ -136,3 +136,14 @@ def test_a_partition_state_reads_old_json_from_its_store_and_writes_typed_states
     written = dict(records)[DETECTOR + b"korday|entry"]
     assert orjson.loads(written) == SAVED_BEFORE
     store.close()
+
+
+def test_parts_the_history_saves_beyond_its_days_are_carried_as_saved():
+    """A history that saves more than its days (level shifts, say) keeps it through a
+    typed state, copied: changing the JSON afterwards does not change the state."""
+    saved = json.loads(json.dumps(SAVED_BEFORE))
+    saved["history"]["shifts"] = {"runs": [["2024-01-02", 0.4]], "cusum": [0.1, -0.2]}
+    state = DetectorState.from_dict(saved)
+    assert state.to_dict() == saved
+    saved["history"]["shifts"]["cusum"].append(9.9)
+    assert state.to_dict()["history"]["shifts"]["cusum"] == [0.1, -0.2]

@@ -9,6 +9,7 @@ snapshot: it shares nothing mutable with the detector it was taken from or given
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -16,6 +17,9 @@ from typing import Any
 
 from streams.domain.detect.assess import Band
 from streams.domain.detect.episodes import Episode, _episode
+
+#: The keys of ``DayHistory.state()`` that ``HistoryState`` reads into fields.
+_DAYS_KEYS = ("from", "totals", "flags")
 
 
 @dataclass(frozen=True)
@@ -26,12 +30,17 @@ class HistoryState:
     start: date | None = None
     totals: tuple[int | None, ...] = ()
     flags: str = ""
+    #: What else ``DayHistory.state()`` saves (name -> its JSON value, copied): carried as
+    #: it was, so a part the history gains (level shifts, say) survives a restart before
+    #: it gets a field here.
+    more: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "from": self.start.isoformat() if self.start else None,
             "totals": list(self.totals),
             "flags": self.flags,
+            **{name: copy.deepcopy(value) for name, value in self.more},
         }
 
     @classmethod
@@ -42,6 +51,7 @@ class HistoryState:
             date.fromisoformat(saved["from"]) if saved.get("from") else None,
             totals,
             saved.get("flags", "." * len(totals)),
+            tuple((k, copy.deepcopy(v)) for k, v in saved.items() if k not in _DAYS_KEYS),
         )
 
 
