@@ -212,8 +212,7 @@ def _parquet_batches(
     files: list[Path], partitions: int, keep: frozenset[int] | None
 ) -> Iterator[list[SourceRecord]]:
     query = f"""
-        SELECT checkpoint, event_id, direction, epoch_us(occurred_at) AS occurred_us,
-               nationality, purpose, mode, outcome, epoch_ms(kafka_timestamp) AS timestamp_ms
+        SELECT {LAKE_EVENT_COLUMNS}
         FROM read_parquet({[str(f) for f in files]!r}, hive_partitioning = true)
         ORDER BY kafka_timestamp, kafka_partition, kafka_offset
     """
@@ -229,23 +228,33 @@ def _parquet_batches(
                 offsets[partition] += 1
                 if keep is not None and partition not in keep:
                     continue
-                occurred_at = datetime.fromtimestamp(row["occurred_us"] / 1_000_000, UTC)
-                value = orjson.dumps(
-                    {
-                        "version": 1,
-                        "event_id": row["event_id"],
-                        "checkpoint_id": row["checkpoint"],
-                        "direction": row["direction"],
-                        "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
-                        "nationality": row["nationality"],
-                        "purpose": row["purpose"],
-                        "mode": row["mode"],
-                        "outcome": row["outcome"],
-                    }
-                )
-                batch.append(SourceRecord(partition, offset, row["timestamp_ms"], key, value))
+                batch.append(SourceRecord(partition, offset, row["timestamp_ms"], key, lake_event_value(row)))
             if batch:
                 yield batch
+
+
+#: The columns of a lake's ``events/`` rows that :func:`lake_event_value` reads.
+LAKE_EVENT_COLUMNS = """checkpoint, event_id, direction, epoch_us(occurred_at) AS occurred_us,
+               nationality, purpose, mode, outcome, epoch_ms(kafka_timestamp) AS timestamp_ms"""
+
+
+def lake_event_value(row: Mapping[str, Any]) -> bytes:
+    """A lake row (:data:`LAKE_EVENT_COLUMNS`) as the event message it was counted from;
+    ``occurred_at`` in UTC: the same instant."""
+    occurred_at = datetime.fromtimestamp(row["occurred_us"] / 1_000_000, UTC)
+    return orjson.dumps(
+        {
+            "version": 1,
+            "event_id": row["event_id"],
+            "checkpoint_id": row["checkpoint"],
+            "direction": row["direction"],
+            "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
+            "nationality": row["nationality"],
+            "purpose": row["purpose"],
+            "mode": row["mode"],
+            "outcome": row["outcome"],
+        }
+    )
 
 
 def _parquet_files(paths: Iterable[Path]) -> list[Path]:
