@@ -35,10 +35,10 @@ def namespace() -> str:
 
 
 # The lake's services (issue 19): ports next to the broker's, so helpers and CI runs that
-# pick their own CROSSINGS_TEST_KAFKA_PORT do not collide. SeaweedFS takes S3_PORT..+3
-# and the same +10,000 for gRPC.
+# pick their own CROSSINGS_TEST_KAFKA_PORT do not collide. SeaweedFS takes S3_PORT..+4
+# and the same +10,000 for gRPC; PostgreSQL PG_PORT and PG_PORT + 1.
 S3_PORT = int(os.environ.get("CROSSINGS_TEST_S3_PORT", str(PORT + 4)))
-PG_PORT = int(os.environ.get("CROSSINGS_TEST_PG_PORT", str(PORT + 8)))
+PG_PORT = int(os.environ.get("CROSSINGS_TEST_PG_PORT", str(PORT + 9)))
 
 
 def _need_service(what: str, error: Exception) -> None:

@@ -8,8 +8,8 @@ so later runs start in seconds.
 
 ``weed mini`` runs master, volume server, filer and S3 gateway in one process; here on
 127.0.0.1 only, from one port: S3 on ``port``, master ``port+1``, volume ``port+2``, filer
-``port+3``, and their gRPC ports 10,000 higher. WebDAV, the admin UI, the Iceberg and
-Lance endpoints and telemetry are off. One bucket is created at start. The access key
+``port+3``, the admin server (its UI off) ``port+4``, and their gRPC ports 10,000 higher.
+WebDAV, the Iceberg and Lance endpoints and telemetry are off. One bucket is created at start. The access key
 and secret are drawn once per directory and kept in ``DIR/credentials`` (mode 0600);
 :func:`credentials` reads them, nothing logs them.
 """
@@ -156,7 +156,7 @@ def _store(directory: Path, port: int, bucket: str) -> S3Store:
 
 
 def _ports(port: int) -> list[int]:
-    http = [port, port + 1, port + 2, port + 3]
+    http = [port, port + 1, port + 2, port + 3, port + 4]
     return http + [p + GRPC_OFFSET for p in http]
 
 
@@ -218,6 +218,7 @@ def up(
             f"-bucket={bucket}",
             "-webdav=false",
             "-admin.ui=false",
+            f"-admin.port={port + 4}",
             "-admin.port.legacy=0",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
