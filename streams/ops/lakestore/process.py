@@ -49,7 +49,10 @@ def accepts(port: int, timeout: float = 0.5) -> bool:
 
 
 def port_free(port: int) -> bool:
+    """Can a server listen on ``port``? SO_REUSEADDR, as the servers set it: connections of a
+    store stopped a moment ago (TIME_WAIT) do not hold the port, a listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:
