@@ -7,9 +7,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 KAFKA_JARS := .local/kafka/libs/.installed
 
-.PHONY: setup demo test unit integration lint bench perf crash kafka-up kafka-down wheel clean
+.PHONY: setup demo test unit integration lint bench perf crash kafka-up kafka-down wheel clean \
+	lakestore s3-up s3-down pg-up pg-down lake-spike
 
-setup: $(STAMP) $(KAFKA_JARS)
+setup: $(STAMP) $(KAFKA_JARS) lakestore
 
 $(STAMP): pyproject.toml requirements.lock
 	@echo "==> Python environment ($(VENV))"
@@ -21,6 +22,32 @@ $(KAFKA_JARS): streams/ops/broker/resources/pom.xml $(STAMP)
 	@echo "==> Kafka jars from Maven Central (first time only)"
 	@$(PY) -c "from pathlib import Path; from streams.ops.broker import install_jars; install_jars(Path('.local/kafka'))"
 	@touch $@
+
+# The lake's object store for tests: SeaweedFS built once from the Go module proxy (~5 min the
+# first time, then cached in ~/.cache/crossings/seaweedfs). PostgreSQL comes from Debian's
+# package 'postgresql' (deploy/ci/system-packages.sh postgresql).
+lakestore: $(STAMP)
+	@$(PY) -m streams.ops.lakestore s3 install >/dev/null
+
+LAKESTORE_DIR ?= .local/lakestore
+s3-up: lakestore
+	@$(PY) -m streams.ops.lakestore s3 up $(LAKESTORE_DIR)/s3
+
+s3-down: setup
+	@$(PY) -m streams.ops.lakestore s3 down $(LAKESTORE_DIR)/s3
+
+# The cluster lives under /tmp: the server runs as 'postgres', who may not enter this folder.
+PG_DIR ?= /tmp/crossings-$(shell id -un)-postgres
+pg-up: setup
+	@$(PY) -m streams.ops.lakestore postgres up $(PG_DIR)
+
+pg-down: setup
+	@$(PY) -m streams.ops.lakestore postgres down $(PG_DIR)
+
+# Issue 19's spike: DuckLake, Delta Lake and today's Parquet lake, local and on S3.
+lake-spike: setup
+	@$(PY) -m load_tests.lake_spike --store local
+	@$(PY) -m load_tests.lake_spike --store s3 --catalog postgres --day-hours 1
 
 demo: setup
 	@$(PY) -m load_tests.demo

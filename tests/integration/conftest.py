@@ -32,3 +32,57 @@ def kafka_bootstrap(tmp_path_factory) -> str:
 def namespace() -> str:
     """Topic namespace and app id unique to one test, so tests sharing the broker never mix."""
     return f"it-{uuid.uuid4().hex[:10]}"
+
+
+# The lake's services (issue 19): ports next to the broker's, so helpers and CI runs that
+# pick their own CROSSINGS_TEST_KAFKA_PORT do not collide. SeaweedFS takes S3_PORT..+4
+# and the same +10,000 for gRPC; PostgreSQL PG_PORT and PG_PORT + 1.
+S3_PORT = int(os.environ.get("CROSSINGS_TEST_S3_PORT", str(PORT + 4)))
+PG_PORT = int(os.environ.get("CROSSINGS_TEST_PG_PORT", str(PORT + 9)))
+
+
+def _need_service(what: str, error: Exception) -> None:
+    """A service the project cannot install here: skip, or fail where CI says it must run."""
+    message = f"{what}: {error}"
+    if os.environ.get("CROSSINGS_REQUIRE_SYSTEM_PACKAGES") == "1":
+        pytest.fail(message + "; CROSSINGS_REQUIRE_SYSTEM_PACKAGES=1 says it must be there")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory):
+    """A real S3 object store (SeaweedFS, built once from the Go module proxy) with bucket ``lake``."""
+    from streams.ops.lakestore import ServiceError, seaweedfs
+
+    directory = Path(tmp_path_factory.mktemp("s3"))
+    try:
+        seaweedfs.install()
+    except ServiceError as error:
+        _need_service("SeaweedFS", error)
+    store = seaweedfs.up(directory, S3_PORT)
+    try:
+        yield store
+    finally:
+        seaweedfs.down(directory)
+
+
+@pytest.fixture(scope="session")
+def pg_catalog():
+    """A throwaway PostgreSQL cluster (Debian's package) with database ``lake``."""
+    import shutil
+    import tempfile
+
+    from streams.ops.lakestore import ServiceError, postgres
+
+    try:
+        postgres.bin_dir()
+    except ServiceError as error:
+        _need_service("PostgreSQL", error)
+    # Not under pytest's tmp dirs: those are mode 0700, and the server runs as 'postgres'.
+    directory = Path(tempfile.mkdtemp(prefix="crossings-test-pg-"))
+    os.chmod(directory, 0o755)
+    try:
+        yield postgres.up(directory / "cluster", PG_PORT)
+    finally:
+        postgres.down(directory / "cluster")
+        shutil.rmtree(directory, ignore_errors=True)
