@@ -10,7 +10,7 @@ KAFKA_JARS := .local/kafka/libs/.installed
 .PHONY: setup demo test unit integration lint bench perf crash kafka-up kafka-down wheel clean \
 	lakestore s3-up s3-down pg-up pg-down lake-spike
 
-setup: $(STAMP) $(KAFKA_JARS) lakestore
+setup: $(STAMP) $(KAFKA_JARS)
 
 $(STAMP): pyproject.toml requirements.lock
 	@echo "==> Python environment ($(VENV))"
@@ -23,8 +23,9 @@ $(KAFKA_JARS): streams/ops/broker/resources/pom.xml $(STAMP)
 	@$(PY) -c "from pathlib import Path; from streams.ops.broker import install_jars; install_jars(Path('.local/kafka'))"
 	@touch $@
 
-# The lake's object store for tests: SeaweedFS built once from the Go module proxy (~5 min the
-# first time, then cached in ~/.cache/crossings/seaweedfs). PostgreSQL comes from Debian's
+# The lake's object store: SeaweedFS built once from the Go module proxy (~5 min the first
+# time, then cached in ~/.cache/crossings/seaweedfs), when a command or test first needs it
+# (not by setup: the demo and the worker do not). PostgreSQL comes from Debian's
 # package 'postgresql' (deploy/ci/system-packages.sh postgresql).
 lakestore: $(STAMP)
 	@$(PY) -m streams.ops.lakestore s3 install >/dev/null
