@@ -182,6 +182,7 @@ def _row(
         cause="level",
         drivers="",
         summary=f"{kind} {first}..{last}",
+        episode=f"{series.checkpoint.checkpoint_id}:{series.direction}:{kind}:{first.isoformat()}",
         opened_at=opened,
         resolved_at=ended,
     )

@@ -63,6 +63,7 @@ def _row(checkpoint: str, kind: str, opened: datetime, cause: str = "level") -> 
         cause=cause,
         drivers="",
         summary="",
+        episode=f"{checkpoint}:all:{kind}:{opened.isoformat()}",
         opened_at=opened,
         resolved_at=opened + timedelta(days=1),
     )
