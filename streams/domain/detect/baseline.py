@@ -39,6 +39,7 @@ from datetime import date, timedelta
 
 from streams.domain.counts import HOURS, DayProfile, split_group
 from streams.domain.detect.calendar import holiday_names, same_holiday_last_year
+from streams.domain.detect.changepoint import Trend, trend_estimate
 from streams.domain.detect.history import CLOSED, NORMAL, DayHistory
 
 ProfileLookup = Callable[[date], DayProfile | None]
@@ -70,6 +71,13 @@ class BaselineConfig:
     #: Extra uncertainty of the share of the day done when it cannot be learned, scaled by
     #: the share still to come.
     unknown_share_dispersion: float = 0.1
+    #: The trend (``changepoint.trend_estimate``): ordinary days of the last ``trend_days``,
+    #: at least ``trend_min_points`` of them, a Mann-Kendall z of at least ``trend_min_z``;
+    #: the factor it carries the level forward by is bounded by ``max_trend`` either way.
+    trend_days: int = 28
+    trend_min_points: int = 14
+    trend_min_z: float = 3.0
+    max_trend: float = 1.3
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,12 @@ class _Day:
     total: int
     profile: DayProfile | None
     flag: str
+    #: Reads the total at the level of the day judged (a level shift since: ``changepoint.py``).
+    scale: float = 1.0
+
+    @property
+    def level(self) -> float:
+        return self.total * self.scale
 
 
 def _past_days(
@@ -156,24 +170,28 @@ def _past_days(
         earlier = day - timedelta(days=back)
         recorded = history.get(earlier) if history is not None else None
         profile = lookup(earlier) if back <= 7 * profile_weeks else None
+        scale = history.scale(earlier, day) if history is not None else 1.0
         if profile is not None and profile["total"] > 0:
-            found.append(_Day(earlier, profile["total"], profile, recorded[1] if recorded else NORMAL))
+            found.append(_Day(earlier, profile["total"], profile, recorded[1] if recorded else NORMAL, scale))
         elif recorded is not None:
-            found.append(_Day(earlier, recorded[0], profile, recorded[1]))
+            found.append(_Day(earlier, recorded[0], profile, recorded[1], scale))
     return found
 
 
-def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -> list[int]:
+def _year_ago_days(
+    history: DayHistory, day: date, countries: tuple[str, ...], as_of: date | None = None
+) -> list[float]:
     """Last year's days around ``day``: the totals of the open, non-holiday days within
     three days of ``day - 364`` (the same weekday a year back, so a week centred on it).
     Days that raised an alarm count: a ramp that alarmed last year is still what last year
-    did, and this year it is expected; only a closure's zeros are left out."""
+    did, and this year it is expected; only a closure's zeros are left out. Each is read at
+    ``as_of``'s level (a level shift since then is not a season)."""
     values = []
     for shift in range(361, 368):
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
         if got is not None and got[1] != CLOSED and not holiday_names(countries, earlier):
-            values.append(got[0])
+            values.append(got[0] * history.scale(earlier, as_of or day))
     return values
 
 
@@ -202,7 +220,9 @@ def season_estimate(
     now = _year_ago_days(history, day, countries)
     if len(now) < 4:
         return None
-    before = [values for d in reference_days if len(values := _year_ago_days(history, d, countries)) >= 4]
+    before = [
+        values for d in reference_days if len(values := _year_ago_days(history, d, countries, day)) >= 4
+    ]
     if len(before) < max(1, len(reference_days) // 2):
         return None
     levels = [sum(values) / len(values) for values in before]
@@ -237,7 +257,7 @@ def holiday_effect(
         d = last_year + timedelta(days=7 * weeks)
         ordinary = history.get(d)
         if ordinary is not None and ordinary[1] != CLOSED and not holiday_names(countries, d):
-            around.append(ordinary[0])
+            around.append(ordinary[0] * history.scale(d, last_year) / history.scale(last_year, d))
     if len(around) < 2 or statistics.median(around) <= 0:
         return None
     return got[0] / statistics.median(around), got[0]
@@ -364,6 +384,37 @@ def group_spread(
     return spreads
 
 
+def _trend(
+    day: date,
+    pool: list[_Day],
+    weekday_level: dict[int, float],
+    history: DayHistory | None,
+    countries: tuple[str, ...],
+    config: BaselineConfig,
+) -> Trend | None:
+    """The recent ordinary days' drift (``trend_estimate``), if it is one. Each day's level
+    over its weekday's; with ``history`` (there is a season factor) also over last year's
+    same days, so only a move beyond last year's is a trend here (the season factor already
+    carries last year's)."""
+    points = []
+    for d in pool:
+        age = (day - d.day).days
+        if age > config.trend_days:
+            break
+        usual = weekday_level.get(d.day.weekday(), 0.0)
+        if d.level <= 0 or usual <= 0:
+            continue
+        value = math.log(d.level / usual)
+        if history is not None:
+            last_year = _year_ago_days(history, d.day, countries, day)
+            if len(last_year) < 4 or sum(last_year) <= 0:
+                continue
+            value -= math.log(sum(last_year) / len(last_year))
+        points.append((-float(age), value))
+    trend = trend_estimate(points, config.trend_min_points)
+    return trend if trend is not None and trend.z >= config.trend_min_z else None
+
+
 def build_baseline(
     day: date,
     lookup: ProfileLookup,
@@ -389,10 +440,10 @@ def build_baseline(
     same = [d for d in pool if d.day.weekday() == day.weekday()][:4]
     if len(same) >= config.min_same_weekday:
         chosen = same
-        expected_day = float(statistics.median(d.total for d in same))
+        expected_day = float(statistics.median(d.level for d in same))
     elif len(pool) >= config.min_recent_days:
         chosen = pool[:7]
-        expected_day = float(statistics.median(d.total for d in chosen))
+        expected_day = float(statistics.median(d.level for d in chosen))
         floor = config.fallback_min_dispersion
     else:
         return None
@@ -401,12 +452,12 @@ def build_baseline(
         floor = max(floor, config.unknown_day_dispersion)
         notes.append("reopened recently: judged against the level before the closure, wide band")
 
-    by_weekday: dict[int, list[int]] = {}
+    by_weekday: dict[int, list[float]] = {}
     for d in pool[:28]:
-        by_weekday.setdefault(d.day.weekday(), []).append(d.total)
+        by_weekday.setdefault(d.day.weekday(), []).append(d.level)
     weekday_level = {wd: statistics.median(t) for wd, t in by_weekday.items()}
     ratios = [
-        d.total / weekday_level[d.day.weekday()]
+        d.level / weekday_level[d.day.weekday()]
         for d in pool[:28]
         if len(by_weekday[d.day.weekday()]) >= 2 and weekday_level[d.day.weekday()] > 0
     ]
@@ -416,21 +467,28 @@ def build_baseline(
     own_spread = max(_mad_cv(ratios), floor)
     dispersion = min(own_spread * math.sqrt(1.0 + math.pi / (2 * len(chosen))), config.max_dispersion)
 
-    if history is not None:
-        found = season_estimate(history, day, [d.day for d in chosen], countries)
-        if found is not None:
-            season = min(max(found.factor, config.min_factor), config.max_factor)
-            if abs(math.log(season)) > 0.05:
-                notes.append(f"same weeks last year: x{season:.2f}")
-            expected_day *= season
-            # The factor is read off last year's days, each as noisy as today's: a ratio of
-            # two means of them, uncertain in its own right (on a harvest ramp, a week of
-            # last year around today against four weeks around the reference days: about
-            # a third of a day's spread), on top of the weekly level's.
-            dispersion = min(
-                math.sqrt(dispersion * dispersion + found.relative_variance(own_spread)),
-                config.max_dispersion,
-            )
+    found = season_estimate(history, day, [d.day for d in chosen], countries) if history is not None else None
+    trend = _trend(day, pool, weekday_level, history if found is not None else None, countries, config)
+    if trend is not None:
+        lag = sum((day - d.day).days for d in chosen) / len(chosen)
+        factor = min(max(trend.factor(lag), 1.0 / config.max_trend), config.max_trend)
+        if abs(math.log(factor)) > 0.01:
+            weekly = math.exp(7 * trend.slope) - 1.0
+            notes.append(f"trend {weekly:+.1%} a week: x{factor:.2f}")
+            expected_day *= factor
+    if found is not None:
+        season = min(max(found.factor, config.min_factor), config.max_factor)
+        if abs(math.log(season)) > 0.05:
+            notes.append(f"same weeks last year: x{season:.2f}")
+        expected_day *= season
+        # The factor is read off last year's days, each as noisy as today's: a ratio of
+        # two means of them, uncertain in its own right (on a harvest ramp, a week of
+        # last year around today against four weeks around the reference days: about
+        # a third of a day's spread), on top of the weekly level's.
+        dispersion = min(
+            math.sqrt(dispersion * dispersion + found.relative_variance(own_spread)),
+            config.max_dispersion,
+        )
     names = holiday_names(countries, day)
     if names:
         # Last year's day of each of today's holidays; one that carried exactly today's
