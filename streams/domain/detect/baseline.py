@@ -72,12 +72,13 @@ class BaselineConfig:
     #: the share still to come.
     unknown_share_dispersion: float = 0.1
     #: The trend (``changepoint.trend_estimate``): ordinary days of the last ``trend_days``,
-    #: at least ``trend_min_points`` of them, a Mann-Kendall z of at least ``trend_min_z``;
-    #: the factor it carries the level forward by is bounded by ``max_trend`` either way.
+    #: at least ``trend_min_points`` of them, a Mann-Kendall z of at least ``trend_min_z``.
+    #: Only steady growth (or decline) is expected: at most ``max_weekly_trend`` a week is
+    #: carried forward; a ramp faster than that (a harvest doubling in a month) is a surge.
     trend_days: int = 28
     trend_min_points: int = 14
     trend_min_z: float = 3.0
-    max_trend: float = 1.3
+    max_weekly_trend: float = 0.04
 
 
 @dataclass(frozen=True)
@@ -471,10 +472,11 @@ def build_baseline(
     trend = _trend(day, pool, weekday_level, history if found is not None else None, countries, config)
     if trend is not None:
         lag = sum((day - d.day).days for d in chosen) / len(chosen)
-        factor = min(max(trend.factor(lag), 1.0 / config.max_trend), config.max_trend)
+        most = math.log1p(config.max_weekly_trend) / 7
+        slope = min(max(trend.slope, -most), most)
+        factor = math.exp(slope * lag)
         if abs(math.log(factor)) > 0.01:
-            weekly = math.exp(7 * trend.slope) - 1.0
-            notes.append(f"trend {weekly:+.1%} a week: x{factor:.2f}")
+            notes.append(f"trend {math.expm1(7 * slope):+.1%} a week: x{factor:.2f}")
             expected_day *= factor
     if found is not None:
         season = min(max(found.factor, config.min_factor), config.max_factor)

@@ -19,7 +19,8 @@ evaluation, judged against the re-anchored expectation, and nothing further foll
 A trend is part of the expectation (``trend_estimate``): the weekly level is a median of
 days two to four weeks old, so traffic growing 3 % a week is expected ~8 % low. A robust
 slope (Theil-Sen) of the recent days' log levels, once Mann-Kendall says it is a trend and
-not noise, carries the level forward by the age of the days it was taken from. Where a
+not noise, carries the level forward by the age of the days it was taken from, up to 4 %
+a week (a faster ramp is a surge, not a trend). Where a
 year of history gives a season factor, the slope is of this year against last year's
 same days, so a ramp that last year also had is not counted twice.
 """
@@ -163,9 +164,6 @@ class Trend:
     slope: float
     z: float
     points: int
-
-    def factor(self, lag: float) -> float:
-        return math.exp(self.slope * lag)
 
 
 def trend_estimate(points: list[tuple[float, float]], min_points: int) -> Trend | None:
