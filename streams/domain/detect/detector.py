@@ -126,11 +126,9 @@ class DetectorConfig:
     group_min_excess: float = 50.0
     group_min_share_change: float = 0.05
     #: Level shifts (``changepoint.py``): the CUSUM that re-anchors the baseline once a change
-    #: has persisted. A shift that no view flagged while it built up opens one episode if it
-    #: is at least this large (a quarter more or less, for a week, is news to an operator).
+    #: has persisted. It opens no episode of its own: a shift no view flagged while it built
+    #: up was within the bands (a monthly series steps every month), and becomes the level.
     level_shift: ShiftConfig = field(default_factory=ShiftConfig)
-    shift_surge_ratio: float = 1.25
-    shift_drop_ratio: float = 0.75
 
     def __post_init__(self) -> None:
         if not 0 <= self.silent_max < self.reopen_min:
@@ -1057,18 +1055,15 @@ class CheckpointDetector:
         flag = CLOSED if self.closed else (ALARM if alarmed else NORMAL)
         self.history.record(day, total, flag)
         self.alarm_today = False
-        transitions += self._level_shift(day, total, baseline, as_of)
+        self._level_shift(day, total, baseline)
         if not self.closed and self.zero_run >= self.config.closed_after_days:
             transitions += self._close_post(day, total, baseline, as_of)
         return transitions
 
-    def _level_shift(
-        self, day: date, total: int, baseline: Baseline | None, as_of: datetime
-    ) -> list[Transition]:
+    def _level_shift(self, day: date, total: int, baseline: Baseline | None) -> None:
         """Feed the completed day to the level-shift CUSUM (``changepoint.py``). On a shift,
         the history reads the days before it at the new level and its run's days as ordinary,
-        so the next evaluation judges against the new level: an open episode resolves there.
-        A shift nothing flagged while it built up opens one episode, if large enough."""
+        so the next evaluation judges against the new level: an open episode resolves there."""
         shifts = self.history.shifts
         if (
             self.closed
@@ -1077,41 +1072,15 @@ class CheckpointDetector:
             or baseline.expected_day < self.config.min_expected
         ):
             shifts.reset()  # a closure is its own state, not a level
-            return []
+            return
         if holiday_names(self.countries, day):
-            return []  # a holiday's level is the holiday's
+            return  # a holiday's level is the holiday's
         expected = baseline.expected_day
         sigma = math.sqrt(baseline.dispersion**2 + 1.0 / expected)
         shift = shifts.update(day, math.log((total + 0.5) / (expected + 0.5)), sigma, self.config.level_shift)
-        if shift is None:
-            return []
-        self.history.reflag(shift.start, day, ALARM, NORMAL)
-        self._baselines.clear()
-        if self.episode is not None:
-            return []
-        if self.config.shift_drop_ratio < shift.factor < self.config.shift_surge_ratio:
-            return []
-        kind: Kind = "surge" if shift.factor > 1.0 else "drop"
-        note = (
-            f"level shift: x{shift.factor:.2f} over the {shift.days} days since {shift.start.isoformat()}; "
-            "the expectation re-anchors to it"
-        )
-        cv = baseline.dispersion
-        assessment = Assessment(
-            "full_day",
-            day,
-            total,
-            expected,
-            total / expected,
-            kind,
-            (),
-            "level",
-            band(expected, cv),
-            None,
-            (*baseline.notes, note),
-            cv,
-        )
-        return self._step(assessment, as_of)
+        if shift is not None:
+            self.history.reflag(shift.start, day, ALARM, NORMAL)
+            self._baselines.clear()
 
     def _recent_level(self, day: date) -> float | None:
         got = [self.history.get(day - timedelta(days=k)) for k in range(1, 15)]
