@@ -6,7 +6,9 @@ count: a post that is usually open and reports nothing is information, not a gap
 Days that were part of an alarm (any evaluation of the day with a post episode open) or
 of a closure are left out while enough ordinary days remain, as Farrington down-weights
 past outbreaks, so a month-long surge does not become "normal" in two weeks; a
-closure's zeros never do.
+closure's zeros never do. A change that persists is a new level instead: once the
+change-point rule (``changepoint.py``) has found a shift, the days before it are read at the
+new level (``_Day.level``), and a steady trend of the recent days is carried forward.
 
 Then the calendar, from the detector's own year of daily totals (``history.py``):
 - the season: last year's level around this date over last year's level around the days
