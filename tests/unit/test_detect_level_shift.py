@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 from streams.backtest import Columns, backtest, build_series
 from streams.domain.counts import count_event
 from streams.domain.detect import CheckpointDetector
+from streams.domain.detect.baseline import BaselineConfig, build_baseline
+from streams.domain.detect.changepoint import LevelShifts, ShiftConfig
+from streams.domain.detect.history import NORMAL, DayHistory
 from streams.domain.registry import load_registry
 
 START = date(2023, 1, 2)
@@ -145,3 +148,72 @@ def test_a_state_saved_before_level_shifts_loads():
     assert saved["history"]["shifts"]["shifts"] == []
     again = CheckpointDetector(korday, "entry", {}.get, state=json.loads(json.dumps(saved)))
     assert again.state() == saved
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.lists(st.floats(-0.1, 0.1), max_size=30),
+    spike=st.floats(-5.0, 5.0),
+    after=st.lists(st.floats(-0.1, 0.1), max_size=30),
+)
+def test_one_day_however_extreme_is_not_a_shift(before, spike, after):
+    """The CUSUM clips each day: one extraordinary day among ordinary ones (within one
+    standard deviation) never re-anchors the level."""
+    shifts, config = LevelShifts(), ShiftConfig()
+    for k, x in enumerate([*before, spike, *after]):
+        assert shifts.update(START + timedelta(days=k), x, 0.1, config) is None
+
+
+@given(
+    lead=st.lists(st.floats(-0.1, 0.1), max_size=30),
+    moved=st.floats(0.3, 1.5),
+    sign=st.sampled_from([1.0, -1.0]),
+)
+def test_a_week_at_a_new_level_is_one_shift_from_its_first_day(lead, moved, sign):
+    shifts, config = LevelShifts(), ShiftConfig()
+    found = []
+    values = [*lead, *[sign * moved] * config.min_days, *[0.0] * 20]
+    for k, x in enumerate(values):
+        got = shifts.update(START + timedelta(days=k), x, 0.1, config)
+        if got is not None:
+            found.append(got)
+    assert len(found) == 1
+    (shift,) = found
+    # Ordinary days before the step can sit in the run (the CUSUM's last zero is an
+    # estimate), never more than the step's own days: the median is the step's.
+    assert START + timedelta(days=len(lead) - 3) <= shift.start <= START + timedelta(days=len(lead))
+    assert math.isclose(math.log(shift.factor), sign * moved)
+    assert (shift.start, shift.factor) in shifts.shifts
+    assert shifts.scale(START - timedelta(days=1), START + timedelta(days=len(values))) == shift.factor
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), level=st.floats(500.0, 30_000.0), weekly=st.sampled_from([0.03, -0.03]))
+def test_steady_growth_is_expected(seed, level, weekly):
+    """Ten weeks of 3 % a week up (or down), a weekly profile, 1 % day noise: the expected
+    day is within 4 % of the day's true mean. A median of the same weekday two to four
+    weeks back (the level without a trend) lags it by ~7.5 %."""
+    rng = random.Random(seed)
+    week = [rng.uniform(0.5, 1.5) for _ in range(7)]
+    days = 70
+
+    def mean(k: int) -> float:
+        return level * week[k % 7] * (1 + weekly) ** (k / 7)
+
+    history = DayHistory()
+    totals = {}
+    for k in range(days):
+        totals[START + timedelta(days=k)] = round(mean(k) * rng.gauss(1.0, 0.01))
+        history.record(START + timedelta(days=k), totals[START + timedelta(days=k)], NORMAL)
+
+    def lookup(day: date):
+        total = totals.get(day)
+        return None if total is None else {"total": total, "hourly": [total // 24] * 24, "groups": {}}
+
+    baseline = build_baseline(START + timedelta(days=days), lookup, BaselineConfig(), history)
+    assert baseline is not None
+    assert abs(baseline.expected_day / mean(days) - 1) <= 0.04, (
+        baseline.expected_day,
+        mean(days),
+        baseline.notes,
+    )

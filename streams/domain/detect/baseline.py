@@ -181,20 +181,19 @@ def _past_days(
     return found
 
 
-def _year_ago_days(
-    history: DayHistory, day: date, countries: tuple[str, ...], as_of: date | None = None
-) -> list[float]:
+def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -> list[int]:
     """Last year's days around ``day``: the totals of the open, non-holiday days within
     three days of ``day - 364`` (the same weekday a year back, so a week centred on it).
     Days that raised an alarm count: a ramp that alarmed last year is still what last year
-    did, and this year it is expected; only a closure's zeros are left out. Each is read at
-    ``as_of``'s level (a level shift since then is not a season)."""
+    did, and this year it is expected; only a closure's zeros are left out. Read as they
+    were, not rescaled by the level shifts found since (``changepoint.py``): last year's
+    harvest ramp re-anchored the level too, and it is the season, not a one-off."""
     values = []
     for shift in range(361, 368):
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
         if got is not None and got[1] != CLOSED and not holiday_names(countries, earlier):
-            values.append(got[0] * history.scale(earlier, as_of or day))
+            values.append(got[0])
     return values
 
 
@@ -223,9 +222,7 @@ def season_estimate(
     now = _year_ago_days(history, day, countries)
     if len(now) < 4:
         return None
-    before = [
-        values for d in reference_days if len(values := _year_ago_days(history, d, countries, day)) >= 4
-    ]
+    before = [values for d in reference_days if len(values := _year_ago_days(history, d, countries)) >= 4]
     if len(before) < max(1, len(reference_days) // 2):
         return None
     levels = [sum(values) / len(values) for values in before]
@@ -260,7 +257,7 @@ def holiday_effect(
         d = last_year + timedelta(days=7 * weeks)
         ordinary = history.get(d)
         if ordinary is not None and ordinary[1] != CLOSED and not holiday_names(countries, d):
-            around.append(ordinary[0] * history.scale(d, last_year) / history.scale(last_year, d))
+            around.append(ordinary[0])
     if len(around) < 2 or statistics.median(around) <= 0:
         return None
     return got[0] / statistics.median(around), got[0]
@@ -390,31 +387,29 @@ def group_spread(
 def _trend(
     day: date,
     pool: list[_Day],
-    weekday_level: dict[int, float],
     history: DayHistory | None,
     countries: tuple[str, ...],
     config: BaselineConfig,
 ) -> Trend | None:
-    """The recent ordinary days' drift (``trend_estimate``), if it is one. Each day's level
-    over its weekday's; with ``history`` (there is a season factor) also over last year's
-    same days, so only a move beyond last year's is a trend here (the season factor already
+    """The recent ordinary days' drift (``trend_estimate``, each weekday against itself), if
+    it is one. With ``history`` (there is a season factor) each day is over last year's same
+    days, so only a move beyond last year's is a trend here (the season factor already
     carries last year's)."""
-    points = []
+    groups: dict[int, list[tuple[float, float]]] = {}
     for d in pool:
         age = (day - d.day).days
         if age > config.trend_days:
             break
-        usual = weekday_level.get(d.day.weekday(), 0.0)
-        if d.level <= 0 or usual <= 0:
+        if d.level <= 0:
             continue
-        value = math.log(d.level / usual)
+        value = math.log(d.level)
         if history is not None:
-            last_year = _year_ago_days(history, d.day, countries, day)
+            last_year = _year_ago_days(history, d.day, countries)
             if len(last_year) < 4 or sum(last_year) <= 0:
                 continue
             value -= math.log(sum(last_year) / len(last_year))
-        points.append((-float(age), value))
-    trend = trend_estimate(points, config.trend_min_points)
+        groups.setdefault(d.day.weekday(), []).append((-float(age), value))
+    trend = trend_estimate(groups, config.trend_min_points)
     return trend if trend is not None and trend.z >= config.trend_min_z else None
 
 
@@ -471,7 +466,7 @@ def build_baseline(
     dispersion = min(own_spread * math.sqrt(1.0 + math.pi / (2 * len(chosen))), config.max_dispersion)
 
     found = season_estimate(history, day, [d.day for d in chosen], countries) if history is not None else None
-    trend = _trend(day, pool, weekday_level, history if found is not None else None, countries, config)
+    trend = _trend(day, pool, history if found is not None else None, countries, config)
     if trend is not None:
         lag = sum((day - d.day).days for d in chosen) / len(chosen)
         most = math.log1p(config.max_weekly_trend) / 7

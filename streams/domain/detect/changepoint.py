@@ -166,25 +166,32 @@ class Trend:
     points: int
 
 
-def trend_estimate(points: list[tuple[float, float]], min_points: int) -> Trend | None:
-    """Theil-Sen slope of ``points`` ((day number, log level)) and the Mann-Kendall z of its
-    sign; None with fewer than ``min_points`` points. Both are medians and ranks, so a
-    surge day or a holiday among the points does not tilt them."""
-    n = len(points)
-    if n < min_points:
+def trend_estimate(groups: dict[int, list[tuple[float, float]]], min_points: int) -> Trend | None:
+    """Seasonal Theil-Sen slope and seasonal Mann-Kendall z (Hirsch, Slack and Smith 1982)
+    of ``groups`` (per weekday: (day number, log level)): only pairs within a weekday are
+    compared, so the weekly profile needs no estimate and cannot tilt the slope. None with
+    fewer than ``min_points`` points. Medians and ranks: a surge day or a holiday among the
+    points does not tilt them."""
+    slopes: list[float] = []
+    s = 0
+    variance = 0.0
+    n_all = 0
+    for points in groups.values():
+        n = len(points)
+        n_all += n
+        if n < 2:
+            continue
+        variance += n * (n - 1) * (2 * n + 5) / 18
+        for i in range(n):
+            ti, vi = points[i]
+            for j in range(i + 1, n):
+                tj, vj = points[j]
+                if tj == ti:
+                    continue
+                slope = (vj - vi) / (tj - ti)
+                slopes.append(slope)
+                s += (slope > 0) - (slope < 0)
+    if n_all < min_points or not slopes or variance <= 0:
         return None
-    slopes, s = [], 0
-    for i in range(n):
-        ti, vi = points[i]
-        for j in range(i + 1, n):
-            tj, vj = points[j]
-            if tj == ti:
-                continue
-            slope = (vj - vi) / (tj - ti)
-            slopes.append(slope)
-            s += (slope > 0) - (slope < 0)
-    if not slopes:
-        return None
-    variance = n * (n - 1) * (2 * n + 5) / 18
     z = (abs(s) - 1) / math.sqrt(variance) if s else 0.0
-    return Trend(statistics.median(slopes), max(z, 0.0), n)
+    return Trend(statistics.median(slopes), max(z, 0.0), n_all)
