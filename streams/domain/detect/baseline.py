@@ -80,7 +80,7 @@ class BaselineConfig:
     trend_days: int = 28
     trend_min_points: int = 14
     trend_min_z: float = 3.0
-    max_weekly_trend: float = 0.04
+    max_weekly_trend: float = 0.03
 
 
 @dataclass(frozen=True)

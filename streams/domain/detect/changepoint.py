@@ -8,18 +8,20 @@ its eight-week memory. A longer or shorter window only moves that date.
 
 So each completed day also feeds a two-sided CUSUM (Page 1954) on the log-ratio of the day
 to its expectation, standardised by the baseline's own spread and clipped (one
-extraordinary day cannot make a shift, however large). When a side crosses its threshold
-after at least ``min_days`` days on that side, the level has moved: the shift's factor is
-the median log-ratio of the days since the CUSUM last stood at zero (its change-point
-estimate), the days before that first day are rescaled by it wherever a level is read
-(``LevelShifts.scale``: the weekly level, last year's season and holidays), and the days
-of the run become ordinary days of the new level. The open episode resolves at the next
-evaluation, judged against the re-anchored expectation, and nothing further follows.
+extraordinary day cannot make a shift, however large). While an episode is open, its side
+crossing the threshold after at least ``min_days`` days out means the level has moved: the
+shift's factor is the median log-ratio of the days since the CUSUM last stood at zero (its
+change-point estimate), the days before that first day are rescaled by it in the weekly
+level (``LevelShifts.scale``; last year's season is read as it was: a ramp that
+re-anchored last year is the season), and the days of the run become ordinary days of
+the new level. The open episode resolves at the next evaluation, judged against the
+re-anchored expectation, and nothing further follows. Without an open episode the weekly
+level takes in a change by itself; a ramp must not be followed until it is never a surge.
 
 A trend is part of the expectation (``trend_estimate``): the weekly level is a median of
 days two to four weeks old, so traffic growing 3 % a week is expected ~8 % low. A robust
 slope (Theil-Sen) of the recent days' log levels, once Mann-Kendall says it is a trend and
-not noise, carries the level forward by the age of the days it was taken from, up to 4 %
+not noise, carries the level forward by the age of the days it was taken from, up to 3 %
 a week (a faster ramp is a surge, not a trend). Where a
 year of history gives a season factor, the slope is of this year against last year's
 same days, so a ramp that last year also had is not counted twice.
@@ -132,9 +134,13 @@ class LevelShifts:
         self.up = self.down = 0.0
         self.up_run, self.down_run = [], []
 
-    def update(self, day: date, log_ratio: float, sigma: float, config: ShiftConfig) -> Shift | None:
+    def update(
+        self, day: date, log_ratio: float, sigma: float, config: ShiftConfig, allowed: int = 0
+    ) -> Shift | None:
         """Add one completed day (its total's log-ratio to the expectation, and that
-        ratio's standard deviation); a ``Shift`` when the level has moved."""
+        ratio's standard deviation); a ``Shift`` when the level has moved. ``allowed``: the
+        side a shift may be declared on now (+1 up, -1 down, 0 either); the other side keeps
+        counting."""
         z = max(min(log_ratio / max(sigma, config.min_sigma), config.clip), -config.clip)
         self.up = max(0.0, self.up + z - config.allowance)
         self.down = max(0.0, self.down - z - config.allowance)
@@ -145,7 +151,7 @@ class LevelShifts:
             else:
                 run.clear()
         for side, run, sign in ((self.up, self.up_run, 1.0), (self.down, self.down_run, -1.0)):
-            if side <= config.threshold or len(run) < config.min_days:
+            if side <= config.threshold or len(run) < config.min_days or allowed not in (0, sign):
                 continue
             moved = statistics.median(x for _, x in run)
             if sign * moved <= 0.0:

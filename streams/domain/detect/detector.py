@@ -1077,7 +1077,16 @@ class CheckpointDetector:
             return  # a holiday's level is the holiday's
         expected = baseline.expected_day
         sigma = math.sqrt(baseline.dispersion**2 + 1.0 / expected)
-        shift = shifts.update(day, math.log((total + 0.5) / (expected + 0.5)), sigma, self.config.level_shift)
+        log_ratio = math.log((total + 0.5) / (expected + 0.5))
+        # Only an open episode's change is re-anchored: without one, the weekly level takes
+        # in a change within the bands by itself, and a ramp that is going to be a surge (a
+        # harvest doubling in a month) must not be followed a week at a time until it is not.
+        episode = self.episode
+        if episode is None or episode.cause not in ("level", "no_data"):
+            shifts.update(day, log_ratio, sigma, self.config.level_shift, allowed=2)
+            return
+        allowed = 1 if episode.kind == "surge" else -1
+        shift = shifts.update(day, log_ratio, sigma, self.config.level_shift, allowed)
         if shift is not None:
             self.history.reflag(shift.start, day, ALARM, NORMAL)
             self._baselines.clear()
