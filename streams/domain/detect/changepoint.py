@@ -69,11 +69,12 @@ class ShiftConfig:
 
 @dataclass(frozen=True)
 class Shift:
-    """The level moved by ``factor`` (new over old) from ``start`` on."""
+    """The level moved by ``factor`` (new over old) from ``start`` on; ``run``: the days the
+    CUSUM counted in it (a holiday or a closure in between is not one of them)."""
 
     start: date
     factor: float
-    days: int
+    run: tuple[date, ...]
 
 
 @dataclass
@@ -156,7 +157,7 @@ class LevelShifts:
             moved = statistics.median(x for _, x in run)
             if sign * moved <= 0.0:
                 continue
-            shift = Shift(run[0][0], math.exp(moved), len(run))
+            shift = Shift(run[0][0], math.exp(moved), tuple(d for d, _ in run))
             self.shifts.append((shift.start, shift.factor))
             self.reset()
             return shift

@@ -1088,7 +1088,8 @@ class CheckpointDetector:
         allowed = 1 if episode.kind == "surge" else -1
         shift = shifts.update(day, log_ratio, sigma, self.config.level_shift, allowed)
         if shift is not None:
-            self.history.reflag(shift.start, day, ALARM, NORMAL)
+            for counted in shift.run:  # the new level's days; a holiday among them stays what it was
+                self.history.reflag(counted, counted, ALARM, NORMAL)
             self._baselines.clear()
 
     def _recent_level(self, day: date) -> float | None:
