@@ -45,9 +45,12 @@ class ShiftConfig:
     threshold: float = 5.0
     #: A day contributes at most this many standard deviations: a one-day event is not a shift.
     clip: float = 3.0
-    #: Completed days on one side before a shift is declared: "persists" means a week (every
-    #: weekday seen once, so a mis-estimated weekday cannot make one).
-    min_days: int = 7
+    #: Completed days on one side before a shift is declared: "persists" means two weeks
+    #: (every weekday seen twice, so a mis-estimated weekday cannot make one). A disruption
+    #: that ends within a fortnight (a lockdown of days and the slow week after it, a
+    #: year-end lull) stays one episode; with 7, both were re-anchored and their end became a
+    #: surge against them (load_tests/DETECTOR_RESULTS.md).
+    min_days: int = 14
     #: Days kept of a run (the estimate's window; the state stays small).
     max_run: int = 56
     #: Floor of a day's standard deviation (log units): an exact-looking baseline does not
