@@ -30,7 +30,7 @@ demo: setup
 ORDER := $(if $(CROSSINGS_TEST_SEED),-p randomly --randomly-seed=$(CROSSINGS_TEST_SEED))
 
 test: setup
-	@$(PY) -m pytest $(ORDER)
+	@$(PY) -m pytest $(ORDER) --durations=25
 
 unit: setup
 	@$(PY) -m pytest $(ORDER) tests/unit

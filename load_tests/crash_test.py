@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -67,6 +68,8 @@ from streams.settings import load_settings
 RECORDS_PER_DAY = 4000
 #: A re-sent copy repeats one of this many most recently sent valid events.
 RESEND_WINDOW = 2000
+#: On the PYTHONPATH of workers whose commits with alerts are held open to be killed in.
+ALERT_HOLD = Path(__file__).resolve().parent / "alert_hold"
 #: Written into a worker's log at each kill (the log then shows what the restart found).
 KILL_MARK = "===== crash test: SIGKILL "
 
@@ -118,6 +121,12 @@ class CrashRun:
     #: the reference; alert_id -> [times on the alerts topic, times in the lake, reference].
     alerts_reference: int = 0
     alert_mismatches: dict[str, list[int]] = field(default_factory=dict)
+    #: Kills inside a commit whose Kafka transaction carried alerts (``alert_kills``): the
+    #: worker, the partition and commit, the alert ids, and how many copies of them the
+    #: alerts topic holds read_uncommitted beyond the committed ones (aborted: the kill
+    #: landed after the broker had them, before the transaction committed).
+    alert_kill_log: list[dict[str, Any]] = field(default_factory=list)
+    alert_kills_missed: int = 0
     #: Why the consumer group did not commit every offset in time ("" when it did).
     not_drained: str = ""
     worker_exit_codes: list[int] = field(default_factory=list)
@@ -139,6 +148,7 @@ class CrashRun:
             and self.dead_letter_mismatch == 0
             and self.staged_left == 0
             and not self.alert_mismatches
+            and self.alert_kills_missed == 0
             and self.alerts_doubled == 0
             and self.forwards_doubled == 0
         )
@@ -347,6 +357,7 @@ def run(
     broker_control: tuple[Callable[[], object], Callable[[], object]] | None = None,
     spec: ScenarioSpec | None = None,
     check_alerts: bool = False,
+    alert_kills: int = 0,
     log=None,
 ) -> CrashRun:
     """One crash run against ``bootstrap`` with everything under ``home``.
@@ -356,7 +367,9 @@ def run(
     of these many seconds at a random point of the traffic (``broker_control``: stop,
     start), while the workers and the producer keep running. ``check_alerts``: compare the
     alerts topic and the lake's alerts with an uninterrupted replay of the same topic
-    (each alert once)."""
+    (each alert once). ``alert_kills``: besides ``kills``, SIGKILL a worker that many times
+    inside a commit whose transaction carries alerts (``load_tests/alert_hold``: the first
+    such commits wait, their alerts sent, until killed)."""
     started = time.monotonic()
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
     partitions = partitions or (4 if workers <= 2 else 2 * workers)
@@ -383,6 +396,13 @@ def run(
         **({"CROSSINGS_DEDUP_HORIZON_HOURS": "720"} if miskeyed else {}),
         **(extra_env or {}),
     }
+    hold_dir = home / "alert-hold"
+    if alert_kills:
+        hold_dir.mkdir(parents=True, exist_ok=True)
+        for token in range(1, alert_kills + 1):
+            (hold_dir / f"armed-{token}").touch()
+        env["CROSSINGS_TEST_ALERT_HOLD_DIR"] = str(hold_dir)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ALERT_HOLD), os.environ.get("PYTHONPATH")]))
     settings = load_settings(env)
     ensure_topics(settings)
     data_dir = settings.data_dir
@@ -450,9 +470,34 @@ def run(
             + [(rng.uniform(0.15, 0.85) * len(records), f"outage:{seconds}") for seconds in outages]
         )
         n = 0
+
+        def kill_held() -> None:
+            """SIGKILL the worker that holds a commit with alerts open, if one does."""
+            for holding in sorted(hold_dir.glob("*.holding")):
+                held = json.loads(holding.read_text())
+                holding.rename(holding.with_suffix(".killed"))
+                at = produced[0]
+                victims = [w for w in pool if w.process is not None and w.process.pid == held["pid"]]
+                for victim in victims:  # none: a random kill took it while it held
+                    assert victim.process is not None
+                    victim.process.kill()
+                    victim.process.wait()
+                    with victim.log_path.open("a") as handle:
+                        handle.write(f"\n===== crash test: alert commit held, SIGKILL at record {at} =====\n")
+                    victim.start(timeout=300)
+                result.alert_kill_log.append({**held, "at_record": at, "killed_here": bool(victims)})
+                say(
+                    f"  kill inside commit {held['commit_seq']} of partition {held['partition']} "
+                    f"with {len(held['alert_ids'])} alert(s) at record {at} of {len(records)}"
+                )
+
         for threshold, event in plan:
             while produced[0] < threshold and producing.is_alive():
+                if alert_kills:
+                    kill_held()
                 time.sleep(0.02)
+            if alert_kills:
+                kill_held()
             if event == "join":
                 at = produced[0]
                 pool[running].start(timeout=300)
@@ -524,6 +569,17 @@ def run(
                     "restart_seconds": round(time.monotonic() - restart, 2),
                 }
             )
+        # Alerts come where the traffic has them (late in an alerting scenario): the kills
+        # inside their commits are made as they come, and waited for after the traffic.
+        hold_deadline = math.inf
+        while alert_kills and len(result.alert_kill_log) < alert_kills:
+            if not producing.is_alive():
+                hold_deadline = min(hold_deadline, time.monotonic() + drain_timeout)
+                if time.monotonic() > hold_deadline:
+                    break
+            kill_held()
+            time.sleep(0.02)
+        result.alert_kills_missed = alert_kills - len(result.alert_kill_log)
         producing.join()
         result.produce_seconds = round(time.monotonic() - started, 1)
         if failure:
@@ -582,6 +638,17 @@ def run(
             json.loads(m.value)["alert_id"] for m in read_topic(bootstrap, settings.topics.alerts)
         )
         in_lake = lake_alert_ids(data_dir)
+        if result.alert_kill_log:
+            everything = Counter(
+                json.loads(m.value)["alert_id"]
+                for m in read_topic(bootstrap, settings.topics.alerts, committed_only=False)
+            )
+            for entry in result.alert_kill_log:
+                ids = entry["alert_ids"]
+                entry["aborted_copies"] = sum(everything[i] - on_topic[i] for i in ids)
+                entry["committed_copies"] = sum(on_topic[i] for i in ids)
+                entry["in_lake"] = sum(in_lake[i] for i in ids)
+                entry["in_reference"] = sum(reference[i] for i in ids)
         result.alert_mismatches = {
             alert_id: [on_topic[alert_id], in_lake[alert_id], reference[alert_id]]
             for alert_id in sorted(set(on_topic) | set(in_lake) | set(reference))

@@ -56,6 +56,15 @@ def read_topic(bootstrap: str, topic: str, expected: int | None = None, timeout_
     return messages
 
 
+def _backtest_matches(root, alert_messages: list) -> bool:
+    """``crossings backtest`` on the lake raises the alerts the worker published."""
+    from streams.backtest.lake import backtest_lake
+    from streams.domain.registry import load_registry
+
+    published = sorted(json.loads(m.value)["alert_id"] for m in alert_messages)
+    return sorted(a["alert_id"] for a in backtest_lake(root, load_registry()).alerts) == published
+
+
 def main() -> int:
     if os.environ.get("KAFKA_BOOTSTRAP"):
         print("make demo runs on its own embedded broker; unset KAFKA_BOOTSTRAP", file=sys.stderr)
@@ -135,6 +144,7 @@ def main() -> int:
             ),
             "dead-letter topic holds every invalid message": len(dead_letters) == manifest.sent["invalid"],
             "alerts topic == alerts in Parquet": len(alert_messages) == len(alerts),
+            "crossings backtest of the lake == the alerts topic": _backtest_matches(root, alert_messages),
         }
         print(
             f"daily counts total {reconciled['counted_total']:,}; "

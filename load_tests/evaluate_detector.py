@@ -1,14 +1,17 @@
-"""How good is the detector? Synthetic scenarios, NAB nyc_taxi and the BTS 2020 closure.
+"""How good is the detector? Synthetic scenarios, NAB nyc_taxi, the BTS 2020 closure, and the
+real sets kept in the repository (``load_tests/data``: Hong Kong control points, Auckland
+pedestrians; see :mod:`load_tests.real_data`).
 
 Every figure comes from the code ``crossings backtest`` runs (``streams.backtest``),
 which is the worker's detector. Usage::
 
-    .venv/bin/python -m load_tests.evaluate_detector            # all three, a markdown table
+    .venv/bin/python -m load_tests.evaluate_detector            # every data set
     .venv/bin/python -m load_tests.evaluate_detector --only nab --episodes
     .venv/bin/python -m load_tests.evaluate_detector --write-synthetic .local/synthetic
 
-The real data is read from ``../shared/data`` (``CROSSINGS_SHARED_DATA`` overrides); a
-part whose data is absent is skipped with a message.
+NAB and BTS are read from ``../shared/data`` (``CROSSINGS_SHARED_DATA`` overrides); a
+part whose data is absent is skipped with a message. The sets of ``load_tests/data`` are
+in the repository.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from load_tests import detector_synthetic as synthetic
+from load_tests import real_data
 from load_tests.nab_score import load_windows, score_file
 from streams.backtest import Columns, EpisodeRow, Label, SeriesSet, backtest, build_series, score
 from streams.backtest.series import local_midnight
@@ -234,6 +238,31 @@ def evaluate_bts(show: bool) -> dict[str, Any] | str:
     }
 
 
+# -- the real sets of load_tests/data ------------------------------------------------
+
+
+def evaluate_real(name: str, show: bool) -> dict[str, Any]:
+    """Ours on one set of :mod:`load_tests.real_data`, scored as the peers are there."""
+    started = time.perf_counter()
+    data, labels, spec = real_data.load(name)
+    rows = backtest(data)
+    if show:
+        _show(rows)
+    return {
+        **real_data.scorer(data, labels, spec)(rows),
+        "series": len(data.series),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+PARTS = {
+    "synthetic": evaluate_synthetic,
+    "nab": evaluate_nab,
+    "bts": evaluate_bts,
+    **{name: (lambda show, name=name: evaluate_real(name, show)) for name in real_data.SETS},
+}
+
+
 def _show(rows: Sequence[EpisodeRow]) -> None:
     for row in rows:
         print(f"  {row.start} {row.checkpoint} {row.direction} {row.kind} {row.cause}: {row.summary}")
@@ -241,7 +270,7 @@ def _show(rows: Sequence[EpisodeRow]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="synthetic,nab,bts")
+    parser.add_argument("--only", default=",".join(PARTS))
     parser.add_argument("--episodes", action="store_true", help="Print every scored episode.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     parser.add_argument("--write-synthetic", type=Path, default=None, help="Write series.csv + labels.csv.")
@@ -252,9 +281,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, Any] = {}
     for part in args.only.split(","):
         print(f"== {part}", file=sys.stderr)
-        results[part] = {"synthetic": evaluate_synthetic, "nab": evaluate_nab, "bts": evaluate_bts}[part](
-            args.episodes
-        )
+        results[part] = PARTS[part](args.episodes)
         print(json.dumps(results[part], indent=1))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

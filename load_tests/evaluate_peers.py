@@ -1,7 +1,7 @@
 """Ours beside the textbook peers (EARS C1, C2, C3; weekday median/MAD) on every data set of
 :mod:`load_tests.evaluate_detector` (issue 17, item 5). Usage::
 
-    .venv/bin/python -m load_tests.evaluate_peers                 # synthetic, nab, bts
+    .venv/bin/python -m load_tests.evaluate_peers                 # every data set
     .venv/bin/python -m load_tests.evaluate_peers --only bts --json results.json
 
 Each data set is read once, the same way ``evaluate_detector`` reads it; ours is
@@ -17,6 +17,10 @@ summed per local day, and all are scored by one function per data set:
 - **alarms per series per 90 days** in ordinary operation: unlabelled episodes of 2024
   (synthetic), false positives after NAB's probation (NAB), episodes of 2017-01 .. 2020-02
   (BTS); for ours also how many of them are group (nationality|purpose) alarms.
+
+The real sets of ``load_tests/data`` (Hong Kong control points, Auckland pedestrians) are
+scored by :func:`load_tests.real_data.scorer`, one rule for all of them (its docstring);
+their tables also say how many of each event's labels each detector found.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 
 from load_tests import detector_synthetic as synthetic
 from load_tests import evaluate_detector as ev
+from load_tests import real_data
 from load_tests.nab_score import load_windows, score_file
 from load_tests.peers import PEERS, peer_episodes
 from streams.backtest import Columns, EpisodeRow, SeriesSet, backtest, build_series, score
@@ -149,7 +154,17 @@ def bts_part() -> tuple[SeriesSet, Scorer] | str:
     return data, scorer
 
 
-PARTS = {"synthetic": synthetic_part, "nab": nab_part, "bts": bts_part}
+def real_part(name: str) -> tuple[SeriesSet, Scorer]:
+    data, labels, spec = real_data.load(name)
+    return data, real_data.scorer(data, labels, spec)
+
+
+PARTS: dict[str, Callable[[], tuple[SeriesSet, Scorer] | str]] = {
+    "synthetic": synthetic_part,
+    "nab": nab_part,
+    "bts": bts_part,
+    **{name: (lambda name=name: real_part(name)) for name in real_data.SETS},
+}
 
 
 def evaluate(part: str) -> dict[str, Any] | str:
@@ -166,7 +181,8 @@ def evaluate(part: str) -> dict[str, Any] | str:
 
 def table(part: str, results: dict[str, Any]) -> str:
     names = [n for n in results if not n.startswith("_")]
-    extra = [k for k in results["ours"] if k not in ("recall", "median_delay_h", "alarms_per_series_90d")]
+    shown = ("recall", "median_delay_h", "alarms_per_series_90d", "by_event")
+    extra = [k for k in results["ours"] if k not in shown]
     head = ["detector", "recall", "median delay (h)", "alarms / series / 90 d", *extra]
     lines = [f"{part} ({results['_series']} series)", "", "| " + " | ".join(head) + " |"]
     lines.append("|" + "---|" * len(head))
@@ -175,12 +191,16 @@ def table(part: str, results: dict[str, Any]) -> str:
         cells = [name, r["recall"], str(r["median_delay_h"]), str(r["alarms_per_series_90d"])]
         cells += [str(r.get(k, "")) for k in extra]
         lines.append("| " + " | ".join(cells) + " |")
+    if "by_event" in results["ours"]:
+        lines += ["", "| event (labels found) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for event in results["ours"]["by_event"]:
+            lines.append(f"| {event} | " + " | ".join(results[n]["by_event"][event] for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="synthetic,nab,bts")
+    parser.add_argument("--only", default=",".join(PARTS))
     parser.add_argument("--json", default=None, help="Also write the results here.")
     args = parser.parse_args(argv)
     everything = {}

@@ -53,6 +53,7 @@ from load_tests.crash_test import (
 )
 from load_tests.harness import WorkerProcess, broker_for, free_port, scrape, wait_committed
 from load_tests.scenario import Scenario, ScenarioSpec
+from streams.core.partitioning import partition_for
 from streams.core.processor import CoreConfig
 from streams.domain.registry import load_registry
 from streams.ops.topics import ensure_topics
@@ -96,6 +97,9 @@ class FuzzRun:
     unexpected_event_ids: list[str] = field(default_factory=list)
     doubled_event_ids: dict[str, int] = field(default_factory=dict)
     count_mismatches: dict[str, list[int]] = field(default_factory=dict)
+    #: Per partition (its checkpoints' unique valid events): expected, counted once, missing,
+    #: counted twice or more. Shows the other partitions exact even if one is held back.
+    by_partition: dict[int, dict[str, int]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     metric_mismatches: dict[str, list[float]] = field(default_factory=dict)
     worker_pid: int = 0
@@ -163,6 +167,11 @@ class FuzzRun:
             f"bad sent {self.bad_sent}, valid traffic sent {self.valid_sent} "
             f"({self.unique_valid_events} unique events, "
             f"{self.expected_duplicates} re-sent copies incl. ours)",
+            "per partition (expected / counted once / missing / doubled): "
+            + ", ".join(
+                f"p{p} {f['expected']}/{f['once']}/{f['missing']}/{f['doubled']}"
+                for p, f in sorted(self.by_partition.items())
+            ),
             f"dead letters found {self.dead_letters_found}; events/ rows {self.event_rows} "
             f"(distinct ids {self.distinct_event_ids}); duplicates metric {dup:.0f}",
             f"worker pid {self.worker_pid} -> {self.worker_pid_at_end} alive={self.worker_alive_at_end} "
@@ -214,11 +223,55 @@ def oracle(messages: Sequence[hostile.Outgoing]) -> tuple[set[str], Counter]:
     return seen, per_day
 
 
+def _send_keyless_null(bootstrap: str, topic: str, partition: int) -> int:
+    """One record with neither key nor value (Kafka clients refuse to send it through their
+    ``send``; a batch built by hand goes), in a batch of its own; returns its offset."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def go() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            batch = producer.create_batch()
+            batch.append(key=None, value=None, timestamp=None)
+            batch.close()
+            sent = await producer.send_batch(batch, topic, partition=partition)
+            return (await sent).offset
+        finally:
+            await producer.stop()
+
+    return asyncio.run(go())
+
+
+class _Sent:
+    """Where a message sent outside the producer went (as a future's ``get`` says)."""
+
+    def __init__(self, partition: int, offset: int) -> None:
+        self.partition, self.offset = partition, offset
+
+    def get(self, timeout: float | None = None) -> _Sent:
+        return self
+
+
+def home_partitions(messages: Sequence[hostile.Outgoing], partitions: int) -> dict[str, int]:
+    """event id -> the partition that counts it (its checkpoint's), for valid events."""
+    homes = {}
+    for m in messages:
+        if m.reason is None and m.value and m.kind not in ("duplicate", "resent_duplicate"):
+            event = json.loads(m.value)
+            homes[event["event_id"]] = partition_for(event["checkpoint_id"].encode(), partitions)
+    return homes
+
+
 def produce(
     bootstrap: str, topic: str, messages: Sequence[hostile.Outgoing], say: Callable[[str], None]
 ) -> list[tuple[int, int]]:
     """Send in order (one request in flight: each partition gets them in this order);
-    returns each message's (partition, offset)."""
+    returns each message's (partition, offset). A message that must be alone in its record
+    batch (``Outgoing.alone``: a bomb whose batch may be refused whole) has the producer
+    flush before and after it."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -237,11 +290,18 @@ def produce(
     futures = []
     try:
         for n, m in enumerate(messages, 1):
-            futures.append(
-                producer.send(
-                    topic, key=m.key, value=m.value, partition=m.partition, timestamp_ms=m.timestamp_ms
+            if m.alone:
+                producer.flush(timeout=600)
+            if m.key is None and m.value is None:
+                futures.append(_Sent(m.partition, _send_keyless_null(bootstrap, topic, m.partition)))
+            else:
+                futures.append(
+                    producer.send(
+                        topic, key=m.key, value=m.value, partition=m.partition, timestamp_ms=m.timestamp_ms
+                    )
                 )
-            )
+            if m.alone:
+                producer.flush(timeout=600)
             if n % 20_000 == 0:
                 say(f"  sent {n} of {len(messages)}")
         producer.flush(timeout=600)
@@ -259,9 +319,22 @@ def produce(
 DEAD_LETTER_MAX_BYTES = CoreConfig().dead_letter_max_bytes
 
 
-def _same_message(record, m: hostile.Outgoing) -> bool:
+def _same_message(record, m: hostile.Outgoing, offset: int) -> bool:
     """A dead letter holds the message it stands for: whole, or (cut to the dead-letter
-    bound) its first bytes with the original size and SHA-256 in headers."""
+    bound) its first bytes with the original size and SHA-256 in headers; a record batch
+    refused whole (over the decompression bound) is named by its offsets and codec."""
+    if m.refused_batch:
+        return (
+            _header(record, "crossings.dlq.batch.base.offset")
+            == _header(record, "crossings.dlq.batch.last.offset")
+            == str(offset)
+            and _header(record, "crossings.dlq.batch.codec") == "gzip"
+            and 0 < int(_header(record, "crossings.dlq.batch.compressed.size") or 0) < len(m.value or b"")
+            and not record.value
+            and record.key is None
+        )
+    if m.key is None and m.value is None:  # sent with an empty value (a record needs one)
+        return record.key is None and not record.value
     size = _header(record, "crossings.dlq.original.size")
     if not size:
         return record.value == m.value and record.key == m.key
@@ -338,6 +411,8 @@ def run(
         # (a 26-day stream in 3 minutes). Live, that needs a backlog longer than the horizon
         # (README, "Keys"). The too_late kind is built against this horizon.
         "CROSSINGS_DEDUP_HORIZON_HOURS": "720",
+        # Bombs are built on both sides of it (hostile.BATCH_BOUND).
+        "CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES": str(hostile.BATCH_BOUND),
     }
     settings = load_settings(env)
     ensure_topics(settings)
@@ -427,7 +502,7 @@ def run(
                     "detail": _header(record, "crossings.dlq.detail")[:300],
                 }
             )
-        if not _same_message(record, m):
+        if not _same_message(record, m, at[1]):
             result.altered_dead_letters.append({**note, "kind": m.kind})
     for at, m in sent.items():
         if m.reason is not None and not seen[at]:
@@ -458,6 +533,15 @@ def run(
     result.missing_event_ids = sorted(expected_ids - set(ids))
     result.unexpected_event_ids = sorted(set(ids) - expected_ids)
     result.doubled_event_ids = {i: n for i, n in sorted(ids.items()) if n > 1}
+    homes = home_partitions(messages, partitions)
+    for partition in range(partitions):
+        mine = {i for i in expected_ids if homes.get(i) == partition}
+        result.by_partition[partition] = {
+            "expected": len(mine),
+            "once": sum(1 for i in mine if ids.get(i) == 1),
+            "missing": sum(1 for i in mine if i not in ids),
+            "doubled": sum(1 for i in mine if ids.get(i, 0) > 1),
+        }
     counts = lake_counts(settings.data_dir)
     result.count_mismatches = {
         " ".join(key): [counts.get(key, 0), expected_counts.get(key, 0)]

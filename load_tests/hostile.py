@@ -22,6 +22,16 @@ in advance:
   differently (key order, spaces, the instant in UTC): dropped as a duplicate, counted
   by the duplicates metric, never dead-lettered.
 
+Size limits, each approached from both sides: ``near_event_limit`` (valid events around
+``CROSSINGS_MAX_EVENT_BYTES``, keyed right, wrong or not at all: counted, forwarded if their
+copy fits, else dead-lettered ``oversize``), ``near_letter_limit`` (non-events whose key and
+value together are around ``CROSSINGS_DEAD_LETTER_MAX_BYTES``, under the same three keys:
+dead-lettered whole or cut), ``compressed_bomb`` (gzip messages just under and over the
+fuzz run's decompression bound, :data:`BATCH_BOUND`: one under is read and dead-lettered
+cut, one over is refused with its record batch, named by its offsets), and ``huge_string``
+up to the events topic's ``max.message.bytes``. ``null_record`` (neither key nor value) is a
+record whose dead letter once made every commit of its partition fail.
+
 The others are judged on the message alone (the decoder's reasons; the unit test
 ``tests/unit/test_hostile.py`` holds every recipe to ``EventDecoder``'s verdict), or on
 its key (``null_key``, ``wrong_key``: the topic is keyed by ``checkpoint_id``), or on its
@@ -40,7 +50,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 
 from streams.core.partitioning import partition_for
-from streams.core.processor import FORWARD_HEADER_BYTES, CoreConfig
+from streams.core.processor import CoreConfig
+from streams.core.refusals import FORWARD_HEADER_BYTES
 from streams.domain.registry import load_registry
 
 #: The kinds of bad input, in the order the summary lists them.
@@ -63,6 +74,8 @@ KINDS = (
     "resent_duplicate",
     "near_event_limit",
     "compressed_bomb",
+    "near_letter_limit",
+    "null_record",
 )
 #: Kinds judged on the value alone (their expected reason is the decoder's).
 DECODE_KINDS = (
@@ -84,9 +97,19 @@ VALID_KINDS = ("valid", "late", "duplicate")
 MAX_EVENT_BYTES = CoreConfig().max_event_bytes
 #: What a forwarded copy adds besides its key (``streams.core.processor``).
 FORWARD_OVERHEAD = FORWARD_HEADER_BYTES
-#: Compressed bombs as large as the found case (9 MiB decompressed) at most this many times
-#: a run; the others decompress to 70 KiB..1 MiB (each is built in memory).
+#: Compressed bombs around the decompression bound (a record batch holding more is refused
+#: whole, its records one ``oversize`` dead letter), and one as large as the found case
+#: (9 MiB), at most this many times a run; the others decompress to 70 KiB..1 MiB (each is
+#: built in memory).
 FULL_BOMBS = 8
+#: The fuzz run's ``CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES``: lower than the default, so
+#: bombs on both sides of it stay small enough to build quickly.
+BATCH_BOUND = 4 * 2**20
+#: The worker's ``CROSSINGS_DEAD_LETTER_MAX_BYTES`` (its default).
+DEAD_LETTER_MAX_BYTES = CoreConfig().dead_letter_max_bytes
+#: Messages larger than this (uncompressed) are produced in a record batch of their own
+#: (the producer flushes before and after), so a refused batch holds nothing else.
+ALONE_ABOVE = 256 * 2**10
 #: The events topic's default ``max.message.bytes`` (a record batch): the largest message
 #: a producer can put on a topic created with the broker's defaults.
 TOPIC_MAX_MESSAGE_BYTES = 1_048_588
@@ -117,6 +140,15 @@ class Outgoing:
     timestamp_ms: int | None = None
     #: Which recipe of the kind made it (for the summary and for diagnosis).
     variant: str = ""
+    #: Its record batch decompresses past the bound: dead-lettered as a refused batch (no
+    #: bytes, headers naming the batch), not as the message.
+    refused_batch: bool = False
+
+    @property
+    def alone(self) -> bool:
+        """Produced in a record batch of its own (see :data:`ALONE_ABOVE`), as is a record
+        with neither key nor value (another client sends it)."""
+        return (self.key is None and self.value is None) or len(self.value or b"") > ALONE_ABOVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,6 +492,28 @@ def near_event_limit(
     )
 
 
+def near_letter_limit(
+    rng: random.Random, event: dict, key: bytes, partitions: int, registry_ids: Sequence[str]
+) -> Outgoing:
+    """A message that is no event (a log line, say), its key and value together around the
+    dead-letter bound, keyed right, wrong or not at all: dead-lettered ``oversize`` where it
+    was sent, whole up to the bound and cut (with its size and digest) above it."""
+    how = rng.choice(("right key", "wrong key", "null key"))
+    if how == "right key":
+        out_key: bytes | None = key
+        partition = partition_for(key, partitions)
+    elif how == "wrong key":
+        out_key = rng.choice([c for c in registry_ids if c != event["checkpoint_id"]]).encode()
+        partition = partition_for(out_key, partitions)
+    else:
+        out_key, partition = None, rng.randrange(partitions)
+    total = DEAD_LETTER_MAX_BYTES + rng.choice((-1, 0, 1, 2, -rng.randrange(2, 4096), rng.randrange(3, 4096)))
+    size = total - len(out_key or b"")
+    line = b"2024-03-01T09:15:03Z gate 4 log: " + bytes(rng.choice(b"abcdef0123456789") for _ in range(64))
+    value = (line * (size // len(line) + 1))[:size]
+    return Outgoing(out_key, value, partition, "near_letter_limit", "oversize", variant=f"{how}, {total:,} B")
+
+
 def recipes() -> dict[str, Recipe]:
     """The recipes of the kinds judged on the value alone (a fresh set: huge strings count)."""
     return {
@@ -496,6 +550,7 @@ def mix(
     now_ms: int,
     horizon_s: float = 72 * 3600.0,
     max_skew_s: float = 900.0,
+    batch_bound: int = BATCH_BOUND,
 ) -> Iterator[Outgoing]:
     """``valid`` messages of ``traffic`` (scenario records: their ``kind`` in
     :data:`VALID_KINDS`, others skipped) with ``bad`` hostile ones spread among them at
@@ -577,13 +632,36 @@ def mix(
             return Outgoing(key, value, partition_for(key, partitions), kind, reason, variant=variant)
         if kind == "near_event_limit":
             return near_event_limit(rng, event, key, fresh_id(), partitions, registry_ids)
+        if kind == "near_letter_limit":
+            return near_letter_limit(rng, event, key, partitions, registry_ids)
+        if kind == "null_record":
+            # Neither key nor value: other clients send it (a delete marker). Its dead
+            # letter once failed every commit of its partition (the client would not send
+            # a record without both); dead-lettered where it was sent.
+            return Outgoing(
+                None, None, rng.randrange(partitions), kind, "malformed_json", variant="no key, no value"
+            )
         if kind == "compressed_bomb":
             nonlocal bombs
             bombs += 1
-            size = 9 * 2**20 if bombs <= FULL_BOMBS else _log_uniform(rng, 70 * 2**10, 2**20)
+            if bombs <= FULL_BOMBS:
+                # Around the batch bound: its record batch (the value, the key and ~20 bytes)
+                # just under it is read, and the message dead-lettered cut; over it, refused.
+                size = (batch_bound - 4096, batch_bound + 1, 9 * 2**20)[bombs % 3]
+            else:
+                size = _log_uniform(rng, 70 * 2**10, 2**20)
             filler = rng.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
             value = bytes([filler]) * size  # ~size/1000 bytes on the wire, gzip-compressed
-            return Outgoing(key, value, home, kind, "oversize", variant=f"{size:,} bytes decompressed")
+            refused = size > batch_bound
+            return Outgoing(
+                key,
+                value,
+                home,
+                kind,
+                "oversize",
+                variant=f"{size:,} bytes decompressed" + (", batch refused" if refused else ""),
+                refused_batch=refused,
+            )
         if kind == "null_key":
             value = _dumps(_fresh(event, fresh_id()))
             # Counted once, at its checkpoint's partition (forwarded there if the producer

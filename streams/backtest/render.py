@@ -24,6 +24,7 @@ CSV_COLUMNS = (
     "window",
     "drivers",
     "summary",
+    "episode",
 )
 
 

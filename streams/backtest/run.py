@@ -15,7 +15,7 @@ worker's and the equivalence test would say so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,7 +23,9 @@ from typing import Any
 from streams.backtest.series import Series, SeriesSet, local_midnight
 from streams.domain.alert import alert_message
 from streams.domain.counts import DayProfile
-from streams.domain.detect import POST_DIRECTION, CheckpointDetector, DetectorConfig, Transition
+from streams.domain.detect import CheckpointDetector, DetectorConfig, Transition
+from streams.domain.detect.evaluate import evaluate_step
+from streams.domain.registry import Checkpoint
 
 RETENTION_DAYS = 35
 #: A post's two directions, in the order the worker evaluates them (the first holds the
@@ -48,6 +50,8 @@ class EpisodeRow:
     cause: str
     drivers: str
     summary: str
+    #: The episode's id, as the worker's alerts carry it (``episode_id``).
+    episode: str
     #: For scoring: when it opened (aware UTC) and, if it did, when it resolved.
     opened_at: datetime
     resolved_at: datetime | None
@@ -124,7 +128,8 @@ def run_series(
     steps = 0
     for moment in evaluation_times(series, granularity, start, end):
         clock[0] = moment
-        transitions += detector.evaluate(moment)
+        for _, found in evaluate_step((detector,), moment):
+            transitions += found
         steps += 1
         if progress is not None and steps % 500 == 0:
             progress(500)
@@ -143,9 +148,9 @@ def run_post(
 ) -> list[tuple[str, Transition]]:
     """Both directions of one post, as the worker runs them: one clock from ``start`` (a
     worker evaluates every checkpoint it owns from its partition's clock, whichever
-    direction sent first), and at each time the first direction, then the second, then the
-    post-level view (``evaluate_post``). Returns each transition with the direction it
-    speaks for, in the order the worker would publish them."""
+    direction sent first), and at each time the worker's own step (``evaluate_step``: the
+    first direction, then the second, then the post-level view). Returns each transition
+    with the direction it speaks for, in the order the worker would publish them."""
     clock = [start]
     detectors = tuple(
         CheckpointDetector(series.checkpoint, series.direction, _lookup(series, clock), config)
@@ -156,9 +161,8 @@ def run_post(
     steps = 0
     for moment in evaluation_times(pair[0], granularity, start, end):
         clock[0] = moment  # both directions' counts up to this time, as the worker has them
-        for detector in detectors:
-            found += [(t.direction or detector.direction, t) for t in detector.evaluate(moment)]
-        found += [(t.direction or POST_DIRECTION, t) for t in detectors[0].evaluate_post(moment)]
+        for direction, transitions in evaluate_step(detectors, moment):
+            found += [(t.direction or direction, t) for t in transitions]
         steps += 2
         if progress is not None and steps >= 500:
             progress(steps)
@@ -174,19 +178,32 @@ def episodes(series: Series, granularity: str, transitions: list[Transition]) ->
 
 
 def episode_rows(
-    checkpoint: Any, granularity: str, transitions: list[tuple[str, Transition]]
+    checkpoint: Checkpoint, granularity: str, transitions: list[tuple[str, Transition]]
 ) -> list[EpisodeRow]:
     """One row per episode, from transitions each with the direction it speaks for."""
-    rows: dict[str, EpisodeRow] = {}
-    for direction, transition in transitions:
-        alert = alert_message(checkpoint, direction, transition, raised_at=transition.as_of)
-        episode_id = transition.episode.episode_id
-        if transition.opened:
-            local = transition.as_of.astimezone(checkpoint.tz)
+    alerts = [alert_message(checkpoint, direction, t, raised_at=t.as_of) for direction, t in transitions]
+    return alert_episodes({checkpoint.checkpoint_id: checkpoint}, granularity, alerts)
+
+
+def alert_episodes(
+    checkpoints: Mapping[str, Checkpoint], granularity: str, alerts: Iterable[Mapping[str, Any]]
+) -> list[EpisodeRow]:
+    """One row per episode of alert messages (in the order they were raised): the figures
+    of the message that opened it (an episode's first), and when one resolved it."""
+    rows: list[EpisodeRow] = []
+    #: Episode id -> its row while it is open (an id may come back once its episode ended).
+    open_rows: dict[str, EpisodeRow] = {}
+    for alert in alerts:
+        episode_id = alert["episode_id"]
+        checkpoint = checkpoints[alert["checkpoint_id"]]
+        as_of = datetime.fromisoformat(alert["as_of"]).astimezone(UTC)
+        row = open_rows.get(episode_id)
+        if row is None:
+            local = as_of.astimezone(checkpoint.tz)
             start = alert["local_day"] if granularity == "day" else local.isoformat()
-            rows[episode_id] = EpisodeRow(
+            row = open_rows[episode_id] = EpisodeRow(
                 checkpoint=checkpoint.checkpoint_id,
-                direction=direction,
+                direction=alert["direction"],
                 kind=alert["kind"],
                 start=start,
                 end=None,
@@ -201,15 +218,17 @@ def episode_rows(
                     for d in alert["drivers"]
                 ),
                 summary=alert["summary"],
-                opened_at=transition.as_of if granularity == "hour" else _day_start(alert, checkpoint),
+                episode=episode_id,
+                opened_at=as_of if granularity == "hour" else _day_start(alert, checkpoint),
                 resolved_at=None,
             )
-        elif transition.status == "resolved" and episode_id in rows:
-            row = rows[episode_id]
-            local = transition.as_of.astimezone(checkpoint.tz)
+            rows.append(row)
+        if alert["status"] == "resolved":
+            local = as_of.astimezone(checkpoint.tz)
             row.end = local.date().isoformat() if granularity == "day" else local.isoformat()
-            row.resolved_at = transition.as_of
-    return list(rows.values())
+            row.resolved_at = as_of
+            del open_rows[episode_id]
+    return rows
 
 
 def _day_start(alert: dict[str, Any], checkpoint: Any) -> datetime:

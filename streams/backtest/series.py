@@ -14,7 +14,7 @@ time values are all dates (or midnights in a ``date`` column) is *daily*.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -101,6 +101,8 @@ class SeriesSet:
     granularity: Granularity
     series: dict[tuple[str, str], Series]
     rows: int
+    #: Checkpoint ids not in the registry (judged as ``unknown_checkpoint``).
+    unknown: tuple[str, ...] = ()
 
     @property
     def last(self) -> datetime:
@@ -225,7 +227,21 @@ def build_series(
             series.add(local, group, count)
         else:  # a zero row still says the series existed then (a closed post reports zeros)
             series.seen(local)
-    return SeriesSet("day" if all_dates else "hour", dict(sorted(found.items())), n)
+    unknown = tuple(sorted({c for c, _ in found if c not in registry}))
+    return SeriesSet("day" if all_dates else "hour", dict(sorted(found.items())), n, unknown)
+
+
+def assumed_warning(unknown: Sequence[str], tz: str, countries: Sequence[str]) -> str | None:
+    """What a backtest says when it judged ids the registry does not know: which zone and
+    holidays it assumed for them, and how to set them. None when there are none."""
+    if not unknown:
+        return None
+    shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    holidays = f"the public holidays of {' and '.join(countries)}" if countries else "no public holidays"
+    return (
+        f"warning: {len(unknown)} checkpoint id(s) not in the registry ({shown}): judged in time zone "
+        f"{tz} with {holidays}; set --tz and --country (or --registry) if that is wrong"
+    )
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -75,8 +75,9 @@ def backtest(
     """Run the worker's detector over a count series and print its alert episodes.
 
     SOURCE is a CSV or Parquet count series in long form (date or time, checkpoint,
-    direction, count[, group]; daily or hourly) or a lake folder (its daily_counts). One
-    episode per line."""
+    direction, count[, group]; daily or hourly) or a lake folder: its events, replayed
+    through the worker's core as the worker received them, so its episodes are the
+    worker's. One episode per line."""
     import os
 
     from tqdm import tqdm
@@ -84,6 +85,7 @@ def backtest(
     from streams.backtest import (
         Columns,
         SeriesError,
+        SeriesSet,
         build_series,
         evaluation_count,
         read_labels,
@@ -92,6 +94,7 @@ def backtest(
         score,
     )
     from streams.backtest import backtest as run
+    from streams.backtest.lake import LakeRun, is_lake
     from streams.domain.registry import RegistryError, load_registry
 
     time_col = time_col or old_time_col
@@ -105,21 +108,32 @@ def backtest(
             Path(os.environ["CROSSINGS_CHECKPOINTS"]) if os.environ.get("CROSSINGS_CHECKPOINTS") else None
         )
         registry = load_registry(registry_file)
-        columns = Columns(time_col, checkpoint_col, direction_col, count_col, group_col)
-        rows, time_column = read_rows(source, columns)
-        data = build_series(
-            rows, time_column, columns, registry, default_checkpoint=source.stem, tz=tz, countries=countries
-        )
+        if is_lake(source):
+            data: SeriesSet | LakeRun = _lake(source, registry, tz, countries, progress)
+            episodes = data.episodes
+        else:
+            columns = Columns(time_col, checkpoint_col, direction_col, count_col, group_col)
+            rows, time_column = read_rows(source, columns)
+            data = build_series(
+                rows,
+                time_column,
+                columns,
+                registry,
+                default_checkpoint=source.stem,
+                tz=tz,
+                countries=countries,
+            )
+            _warn_assumed(data.unknown, tz, countries)
+            bar = tqdm(
+                total=evaluation_count(data),
+                unit="eval",
+                disable=None if progress is None else not progress,
+                file=click.get_text_stream("stderr"),
+            )
+            with bar:
+                episodes = run(data, progress=bar.update)
     except (SeriesError, RegistryError) as error:
         raise click.ClickException(str(error)) from None
-    bar = tqdm(
-        total=evaluation_count(data),
-        unit="eval",
-        disable=None if progress is None else not progress,
-        file=click.get_text_stream("stderr"),
-    )
-    with bar:
-        episodes = run(data, progress=bar.update)
     click.echo(render(episodes, fmt), nl=False)
     if labels_path is not None:
         try:
@@ -128,3 +142,39 @@ def backtest(
             raise click.ClickException(str(error)) from None
         for line in score(episodes, labels, data).lines():
             click.echo(line, err=fmt != "table")
+
+
+def _warn_assumed(unknown: tuple[str, ...], tz: str, countries: tuple[str, ...]) -> None:
+    from streams.backtest.series import assumed_warning
+
+    warning = assumed_warning(unknown, tz, countries)
+    if warning is not None:
+        click.echo(warning, err=True)
+
+
+def _lake(source: Path, registry, tz: str, countries: tuple[str, ...], progress: bool | None):
+    """A lake: its events replayed through the worker's core, as the worker received them."""
+    from tqdm import tqdm
+
+    from streams.backtest.lake import backtest_lake, lake_summary
+    from streams.query.contents import staged
+
+    events = sum(row[3] for row in lake_summary(source))
+    bar = tqdm(
+        total=events,
+        unit="event",
+        disable=None if progress is None else not progress,
+        file=click.get_text_stream("stderr"),
+    )
+    with bar:
+        found = backtest_lake(source, registry, tz=tz, countries=countries, progress=bar.update)
+    _warn_assumed(found.unknown, tz, countries)
+    left = staged(source, None, None, None)
+    if left.events:
+        click.echo(
+            f"note: {left.events:,} event(s) are staged in {source / '_staging'} (committed, not yet "
+            "published) and were not judged; the worker publishes them within "
+            "CROSSINGS_LAKE_ROLL_SECONDS, or when it stops",
+            err=True,
+        )
+    return found

@@ -86,7 +86,13 @@ def replay(
             raise click.ClickException(str(error)) from None
         topic = topic or settings.topics.events
         source = Source(
-            "kafka", settings.partitions, bootstrap=settings.bootstrap, topic=topic, start=start, end=end
+            "kafka",
+            settings.partitions,
+            bootstrap=settings.bootstrap,
+            topic=topic,
+            start=start,
+            end=end,
+            max_batch_bytes=settings.max_batch_decompressed_bytes,
         )
     try:
         partitions = source.partition_numbers()

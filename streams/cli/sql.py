@@ -59,10 +59,24 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
         assert output is not None
         pq.write_table(table, output)
         click.echo(f"{table.num_rows} rows written to {output}", err=True)
-        return
-    text = render(table.to_pylist(), fmt)
-    if output is None:
-        click.echo(text.rstrip("\n"))
     else:
-        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        click.echo(f"{table.num_rows} rows written to {output}", err=True)
+        text = render(table.to_pylist(), fmt)
+        if output is None:
+            click.echo(text.rstrip("\n"))
+        else:
+            output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+            click.echo(f"{table.num_rows} rows written to {output}", err=True)
+    _say_what_is_staged(root, settings.lake_roll_seconds)
+
+
+def _say_what_is_staged(root: Path, roll_seconds: float) -> None:
+    """The events and alerts views do not hold what a running worker has staged: say how
+    many rows and when they appear, on stderr so that any format's output stays clean."""
+    import time
+
+    from streams.query.contents import staged
+    from streams.query.render import staged_note
+
+    pending = staged(root, None, None, None)
+    if pending.rows:
+        click.echo(f"note: {staged_note(pending, roll_seconds, time.time())}", err=True)

@@ -12,6 +12,7 @@ from datetime import datetime
 from streams.core.state import PartitionState
 from streams.domain.counts import profile_key
 from streams.domain.detect import POST_DIRECTION, Band, CheckpointDetector, DetectorConfig, Transition
+from streams.domain.detect.evaluate import evaluate_step
 from streams.domain.registry import Checkpoint, Registry
 
 DIRECTIONS = ("entry", "exit")
@@ -65,12 +66,12 @@ class PartitionDetectors:
         dirty = self.state.dirty_detectors
         for checkpoint_id in self.own_checkpoints:
             checkpoint = self.registry[checkpoint_id]
-            for direction in DIRECTIONS:
-                transitions = self.get(checkpoint, direction).evaluate(as_of)
-                # Its state is taken at the commit (``saved``), not after every evaluation.
-                dirty.add(f"{checkpoint_id}|{direction}")
+            post = [self.get(checkpoint, direction) for direction in DIRECTIONS]
+            for direction, transitions in evaluate_step(post, as_of):
+                if direction != POST_DIRECTION:  # the post's episode is its first direction's
+                    # Its state is taken at the commit (``saved``), not after every evaluation.
+                    dirty.add(f"{checkpoint_id}|{direction}")
                 yield checkpoint, direction, transitions
-            yield checkpoint, POST_DIRECTION, self.get(checkpoint, DIRECTIONS[0]).evaluate_post(as_of)
 
     def save_dirty(self) -> None:
         """Put the state of every detector evaluated since the last commit into the state."""
@@ -85,8 +86,8 @@ class PartitionDetectors:
         for checkpoint_id in self.own_checkpoints:
             for direction in DIRECTIONS:
                 saved = self.state.detectors.get(f"{checkpoint_id}|{direction}")
-                if saved and saved.get("band"):
-                    found[(checkpoint_id, direction)] = Band.from_list(saved["band"])
+                if saved is not None and saved.band is not None:
+                    found[(checkpoint_id, direction)] = saved.band
         return found
 
     def open_episodes(self) -> dict[tuple[str, str], str]:
@@ -94,8 +95,8 @@ class PartitionDetectors:
         found = {}
         for key, saved in self.state.detectors.items():
             checkpoint_id, direction = key.split("|")
-            if saved.get("episode"):
-                found[(checkpoint_id, direction)] = saved["episode"]["kind"]
-            if saved.get("post_episode"):
-                found[(checkpoint_id, POST_DIRECTION)] = saved["post_episode"]["kind"]
+            if saved.episode is not None:
+                found[(checkpoint_id, direction)] = saved.episode.kind
+            if saved.post_episode is not None:
+                found[(checkpoint_id, POST_DIRECTION)] = saved.post_episode.kind
         return found

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from streams.core.records import SourceRecord
+from streams.core.records import RefusedBatch, SourceRecord
 from streams.core.store import Change
 from streams.domain.event import CrossingEvent
 
@@ -86,6 +86,8 @@ class DeadLetter:
     original_size: int | None = None
     #: SHA-256 (hex) of the original value, when it was cut.
     sha256: str | None = None
+    #: For a record batch that was not read (over the decompression bound): which one.
+    batch: RefusedBatch | None = None
 
 
 def dead_letter(

@@ -26,22 +26,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from streams.core import refusals
+from streams.core.commit_prep import freeze
+from streams.core.dedup import Deduplicator, is_copy
 from streams.core.detectors import DIRECTIONS, PartitionDetectors
-from streams.core.effects import (
-    CommitBatch,
-    CountedRows,
-    DailySnapshot,
-    Effects,
-    Forward,
-    dead_letter,
-    event_columns,
-)
-from streams.core.records import SourceRecord
+from streams.core.effects import CommitBatch, CountedRows, DeadLetter, Effects, Forward, dead_letter
+from streams.core.records import RefusedBatch, SourceRecord
+from streams.core.refusals import FORWARD_HEADER_BYTES, SKIPPED, SKIPPED_KEEP_BYTES
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
+from streams.core.stream_clock import StreamClock
 from streams.domain.alert import alert_log_line, alert_message
-from streams.domain.clock import AGREEMENT_WINDOW, agreed_time, boundaries
-from streams.domain.counts import count_event, group_counts, profile_key
+from streams.domain.clock import boundaries
+from streams.domain.counts import count_event, profile_key
 from streams.domain.detect import Band, DetectorConfig, Transition
 from streams.domain.event import CrossingEvent, EventDecoder, InvalidEvent, event_digest
 from streams.domain.local_time import SLOT_SECONDS, LocalCalendar
@@ -105,6 +102,8 @@ class PartitionProcessor:
         self.effects = Effects()
         self._calendars = {cid: LocalCalendar(cp.tz) for cid, cp in registry.items()}
         self.detectors = PartitionDetectors(registry, own_checkpoints, state, config.detector)
+        self.dedup = Deduplicator(state, store)
+        self.clock = StreamClock(state)
         #: (checkpoint, 15-minute slot) -> its local day and hour, and where its rows go,
         #: since the last commit: one lookup per record instead of a zone conversion.
         self._slots: dict[tuple[str, int], Slot] = {}
@@ -143,12 +142,16 @@ class PartitionProcessor:
         values = [record.value for record in fresh]
         limit = self.config.max_event_bytes
         refused = {
-            i: _oversize(len(value), limit)
+            i: refusals.oversize(len(value), limit)
+            if value.__class__ is not RefusedBatch
+            else refusals.batch_refused(value)  # type: ignore[arg-type]
             for i, value in enumerate(values)
-            if value is not None and len(value) > limit
+            if value is not None and (len(value) > limit or value.__class__ is RefusedBatch)
         }
         if self.skips:
-            refused.update({i: _skipped() for i, record in enumerate(fresh) if record.offset in self.skips})
+            refused.update(
+                {i: refusals.skipped() for i, record in enumerate(fresh) if record.offset in self.skips}
+            )
         for i in refused:
             values[i] = None  # never decoded
         items: list[CrossingEvent | InvalidEvent] = self.decoder.decode_all(
@@ -156,20 +159,9 @@ class PartitionProcessor:
         )
         for i, error in refused.items():
             items[i] = error
-        new_ids = state.new_ids
-        candidates = [
-            item.event_id
-            for item in items
-            if item.__class__ is CrossingEvent and item.event_id not in new_ids  # type: ignore[union-attr]
-        ]
-        remembered = self.store.remembered(candidates, state.in_flight_expired)
-        committed_ids = {i: d for i, d in zip(candidates, remembered, strict=True) if d is not None}
-        in_flight = state.in_flight_ids
-        if in_flight:  # a commit still being made durable: its ids may not be in the store yet
-            for event_id in candidates:
-                hit = in_flight.get(event_id)
-                if hit is not None:
-                    committed_ids[event_id] = hit[1]
+        dedup = self.dedup
+        admit, vote = dedup.admit, self.clock.vote
+        dedup.look_up(item.event_id for item in items if item.__class__ is CrossingEvent)  # type: ignore[union-attr]
         horizon = self.config.dedup_horizon_s
         step = self.config.evaluate_every_s
         if effects.first_offset is None:
@@ -177,7 +169,6 @@ class PartitionProcessor:
         slots = self._slots
         tally = self._tally
         stream_ts = state.stream_ts
-        recent = state.recent
         elsewhere = self._elsewhere
         duplicates = 0
         for record, item in zip(fresh, items, strict=True):
@@ -191,38 +182,26 @@ class PartitionProcessor:
                 continue
             ts = event.occurred_ts
             if stream_ts is not None and ts < stream_ts - horizon:
-                self._too_late(record, event, stream_ts, horizon)
+                self._dead_letter(record, refusals.too_late(event, stream_ts, horizon))
                 continue
-            event_id = event.event_id
             digest = event_digest(event)
-            seen = new_ids.get(event_id)
-            earlier = seen[1] if seen is not None else committed_ids.get(event_id)
+            earlier = admit(event.event_id, digest, int(ts // 3600))
             if earlier is not None:
-                if earlier in (digest, ""):  # a re-sent copy (or remembered without a digest)
+                if is_copy(earlier, digest):
                     duplicates += 1
                 else:
-                    self._dead_letter(record, _conflict(event_id, earlier, digest))
+                    self._dead_letter(record, refusals.conflict(event.event_id, earlier, digest))
                 continue
-            new_ids[event_id] = (int(ts // 3600), digest)
-            if not record.rekeyed:
-                # The clock is agreed on by the latest events counted here as their producers
-                # sent them (not copies, nor those forwarded here from the partition they were
-                # sent to, which come in no fixed order): it moves only as far as most of them
-                # agree, so an event stamped far ahead is counted on its own day but does not
-                # move it, and re-sending it does not add a vote.
-                recent.append(ts)
-                if len(recent) > AGREEMENT_WINDOW:
-                    del recent[0]
-                if stream_ts is None or ts > stream_ts:
-                    agreed = agreed_time(recent)
-                    if agreed is not None and (stream_ts is None or agreed > stream_ts):
-                        if stream_ts is None:
-                            state.evaluated_until = int(agreed // step * step)
-                        elif agreed // step > stream_ts // step:
-                            # Detectors see every record before this one: apply them first.
-                            self._apply_tally()
-                            self._evaluate_until(agreed, record.timestamp_ms)
-                        state.stream_ts = stream_ts = agreed
+            if not record.rekeyed:  # copies forwarded here do not vote (stream_clock)
+                agreed = vote(ts)
+                if agreed is not None:
+                    if stream_ts is None:
+                        state.evaluated_until = int(agreed // step * step)
+                    elif agreed // step > stream_ts // step:
+                        # Detectors see every record before this one: apply them first.
+                        self._apply_tally()
+                        self._evaluate_until(agreed, record.timestamp_ms)
+                    state.stream_ts = stream_ts = agreed
             checkpoint_id = event.checkpoint_id
             slot_key = (checkpoint_id, int(ts // SLOT_SECONDS))
             slot = slots.get(slot_key)
@@ -258,32 +237,13 @@ class PartitionProcessor:
             processed[(checkpoint_id, direction)] += n
         self._tally.clear()
 
-    def _too_late(self, record: SourceRecord, event: CrossingEvent, stream_ts: float, horizon: float) -> None:
-        behind = datetime.fromtimestamp(stream_ts, UTC) - event.occurred_at
-        self._dead_letter(
-            record,
-            InvalidEvent(
-                "too_late",
-                f"occurred_at {event.occurred_at.isoformat()} is {behind} behind the partition's "
-                f"stream time {datetime.fromtimestamp(stream_ts, UTC).isoformat()}, past the "
-                f"{horizon / 3600:g} h de-duplication horizon",
-            ),
-        )
-
     def _forward(self, record: SourceRecord, event: CrossingEvent) -> None:
         checkpoint_id = event.checkpoint_id
         assert record.value is not None
         size = len(record.value) + len(checkpoint_id.encode()) + FORWARD_HEADER_BYTES
         if size > self.config.max_event_bytes:
             self._dead_letter(
-                record,
-                InvalidEvent(
-                    OVERSIZE,
-                    f"its copy for checkpoint {checkpoint_id}'s partition would take {size:,} bytes "
-                    f"with its key and header, over the {self.config.max_event_bytes:,} bytes an "
-                    "event may take (CROSSINGS_MAX_EVENT_BYTES): not forwarded, send it keyed by "
-                    "its checkpoint_id",
-                ),
+                record, refusals.forward_oversize(checkpoint_id, size, self.config.max_event_bytes)
             )
             return
         self.effects.forwards.append(
@@ -302,11 +262,16 @@ class PartitionProcessor:
         limit = self.config.dead_letter_max_bytes
         if error.reason == SKIPPED:  # whatever blocked its partition, its letter is small
             limit = min(limit, SKIPPED_KEEP_BYTES)
-        self.effects.dead_letters.append(
-            dead_letter(
-                record.partition, record.offset, record.key, record.value, error.reason, error.detail, limit
+        value = record.value
+        if value.__class__ is RefusedBatch:  # a batch not read: described, no bytes to keep
+            letter = DeadLetter(
+                record.partition, record.offset, None, None, error.reason, error.detail, batch=value
             )
-        )
+        else:
+            letter = dead_letter(
+                record.partition, record.offset, record.key, value, error.reason, error.detail, limit
+            )
+        self.effects.dead_letters.append(letter)
         self.effects.metrics.invalid[error.reason] += 1
         if error.checkpoint_id is not None:
             self.effects.metrics.unknown_checkpoints[error.checkpoint_id] += 1
@@ -378,35 +343,9 @@ class PartitionProcessor:
 
     def prepare_commit(self) -> CommitBatch:
         """Freeze the effects since the last commit into the batch the protocol writes."""
-        state, effects = self.state, self.effects
         self.detectors.save_dirty()
-        seq = state.commit_seq + 1
-        changes, expired_buckets, expired_profiles = state.changes(
-            commit_seq=seq, horizon_s=self.config.dedup_horizon_s, retention_days=self.config.retention_days
-        )
-        snapshots = []
-        for checkpoint_id, day in sorted(effects.days_touched):
-            rows = []
-            for direction in DIRECTIONS:
-                profile = state.profiles.get(profile_key(checkpoint_id, direction, day))
-                if profile:
-                    rows += [(direction, *group) for group in group_counts(profile)]
-            snapshots.append(DailySnapshot(checkpoint_id, day, rows, state.stream_ts or 0.0))
-        return CommitBatch(
-            partition=self.partition,
-            commit_seq=seq,
-            first_offset=effects.first_offset,
-            last_offset=state.applied_offset,
-            events={folder: event_columns(rows) for folder, rows in effects.events.items()},
-            alerts=effects.alerts,
-            snapshots=snapshots,
-            dead_letters=effects.dead_letters,
-            changes=changes,
-            forwards=effects.forwards,
-            metrics=effects.metrics,
-            expired_buckets=expired_buckets,
-            expired_profiles=expired_profiles,
-        )
+        config = self.config
+        return freeze(self.partition, self.state, self.effects, config.dedup_horizon_s, config.retention_days)
 
     def committed(self, batch: CommitBatch, *, behind: bool = False) -> None:
         """``batch`` is durable, or (``behind``) being made durable while processing goes on."""
@@ -415,36 +354,3 @@ class PartitionProcessor:
         )
         self.effects = Effects()
         self._slots.clear()
-
-
-#: Reason of a message too large to be an event, or whose forwarded copy would be.
-OVERSIZE = "oversize"
-#: Reason of a record an operator moved aside (``crossings quarantine skip``).
-SKIPPED = "skipped"
-#: A skipped record's dead letter keeps this much of it (the original stays in the events
-#: topic at its offset until the topic's retention).
-SKIPPED_KEEP_BYTES = 1024
-#: What a forwarded copy adds besides its key: the header's name and ``<partition>/<offset>``.
-FORWARD_HEADER_BYTES = 64
-
-
-def _oversize(size: int, limit: int) -> InvalidEvent:
-    return InvalidEvent(
-        OVERSIZE,
-        f"message value of {size:,} bytes, over the {limit:,} bytes an event may take "
-        "(CROSSINGS_MAX_EVENT_BYTES): not decoded",
-    )
-
-
-def _skipped() -> InvalidEvent:
-    return InvalidEvent(
-        SKIPPED, "moved aside by an operator (crossings quarantine skip) while its partition was quarantined"
-    )
-
-
-def _conflict(event_id: str, earlier: str, digest: str) -> InvalidEvent:
-    return InvalidEvent(
-        "duplicate_conflict",
-        f"event_id {event_id} was counted with digest {earlier}; this message reuses it for a "
-        f"different crossing (digest {digest}): not counted, check the producer's ids",
-    )

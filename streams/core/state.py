@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import orjson
 
 from streams.core.store import DETECTOR, META, PROFILE, SEEN_CHUNK, Change, LocalStore
 from streams.domain.counts import DayProfile, parse_profile_key
+from streams.domain.detect.state import DetectorState
 
 #: Remembered ids are written to the changelog in chunks of at most this many.
 SEEN_CHUNK_IDS = 5000
@@ -45,7 +45,7 @@ class PartitionState:
     #: Commits made so far; names this partition's Parquet files.
     commit_seq: int = 0
     profiles: dict[str, DayProfile] = field(default_factory=dict)
-    detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    detectors: dict[str, DetectorState] = field(default_factory=dict)
     #: Committed chunks of remembered ids, by hour bucket of event time.
     seen_chunks: dict[int, list[bytes]] = field(default_factory=dict)
     # -- since the last commit --
@@ -74,7 +74,8 @@ class PartitionState:
         for key, value in store.items(PROFILE):
             state.profiles[key[1:].decode()] = orjson.loads(value)
         for key, value in store.items(DETECTOR):
-            state.detectors[key[1:].decode()] = orjson.loads(value)
+            # Any version's JSON: an older one's state has fewer keys.
+            state.detectors[key[1:].decode()] = DetectorState.from_dict(orjson.loads(value))
         for key in store.keys(SEEN_CHUNK):
             bucket = int(key[1:].split(b"|", 1)[0])
             state.seen_chunks.setdefault(bucket, []).append(key)
@@ -95,7 +96,7 @@ class PartitionState:
             (PROFILE + key.encode(), orjson.dumps(self.profiles[key])) for key in sorted(self.dirty_profiles)
         ]
         records += [
-            (DETECTOR + key.encode(), orjson.dumps(self.detectors[key]))
+            (DETECTOR + key.encode(), orjson.dumps(self.detectors[key].to_dict()))
             for key in sorted(self.dirty_detectors)
         ]
         expired_buckets: list[int] = []

@@ -54,6 +54,7 @@ REASONS: Final = (
     "too_late",
     "duplicate_conflict",
     "oversize",
+    "unreadable",
     "skipped",
 )
 

@@ -77,3 +77,15 @@ class NotifyMetrics:
             ["sink", "target", "error"],
             registry=r,
         )
+
+    def declare_receiver(self, sink: str, target: str) -> None:
+        """Export a receiver's counters at zero before its first message.
+
+        A counter whose series first appears at 3 has no increase for ``rate()`` to see:
+        CrossingsDeliveryFailing ("retries unless deliveries") would then fire for a
+        receiver that failed twice and delivered at once, the first deliveries lost between
+        two scrapes.
+        """
+        for outcome in OUTCOMES:
+            self.deliveries.labels(sink, target, outcome)
+        self.retries.labels(sink, target)

@@ -87,6 +87,7 @@ class ReceiverLoop:
             max_seconds=notify.retry_max_seconds, give_up_seconds=notify.give_up_seconds
         )
         self.kind, self.target = sink.receiver.kind, sink.receiver.target
+        metrics.declare_receiver(self.kind, self.target)
         self.prepared: set[TopicPartition] = set()
         self.next_resend = time.monotonic() + notify.resend_seconds
         self.kafka = client_kwargs(settings.security, "aiokafka")

@@ -201,7 +201,8 @@ def _diagnose(
         )
     if security.sasl and any(is_auth_failure(e) for e in errors):
         return AuthenticationFailed(auth_failure_message(bootstrap, security))
-    verify = [e for e in errors if isinstance(e, ssl.SSLCertVerificationError)]
+    tls = [e for e in map(_tls_error, errors) if e is not None]
+    verify = [e for e in tls if isinstance(e, ssl.SSLCertVerificationError)]
     if verify:
         return ConfigError(
             f"TLS to Kafka at {bootstrap} failed: the broker's certificate was not accepted "
@@ -212,7 +213,22 @@ def _diagnose(
                 else ""
             )
         )
-    tls = [e for e in errors if isinstance(e, ssl.SSLError)]
+    refused = [e for e in tls if "CERTIFICATE" in str(_reason(e)).upper()]
+    if refused:
+        # An alert from the broker after our side of the handshake (TLS 1.3 sends the
+        # client's certificate last): it wanted a certificate, or did not trust ours. The
+        # client sees it only as a closed connection whose cause is this SSLError.
+        which = (
+            "did not accept the client certificate "
+            f"CROSSINGS_KAFKA_SSL_CERTFILE={str(security.ssl_certfile)!r}"
+            if security.ssl_certfile is not None
+            else "asks for a client certificate and none is set"
+        )
+        return ConfigError(
+            f"TLS to Kafka at {bootstrap} failed: the broker {which} ({_reason(refused[0])}); set "
+            "CROSSINGS_KAFKA_SSL_CERTFILE and CROSSINGS_KAFKA_SSL_KEYFILE to a client certificate signed "
+            "by a CA the broker trusts, and its key"
+        )
     if tls:
         return ConfigError(
             f"TLS to Kafka at {bootstrap} failed ({_reason(tls[0])}): check that its listener speaks "
@@ -226,6 +242,19 @@ def _diagnose(
         f"({type(errors[0]).__name__}: {errors[0]}): check that its listener speaks {security.protocol} "
         f"(CROSSINGS_KAFKA_SECURITY_PROTOCOL{', CROSSINGS_KAFKA_SASL_MECHANISM' if security.sasl else ''})"
     )
+
+
+def _tls_error(error: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind ``error``: itself, or what caused it (aiokafka wraps a TLS alert
+    that arrives after the handshake in a KafkaConnectionError "closed")."""
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def explain(error: BaseException, bootstrap: str, security: KafkaSecurity, external: bool) -> ConfigError:

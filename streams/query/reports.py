@@ -4,7 +4,7 @@ reconciliation of daily counts against raw events. Each returns plain rows."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,37 @@ _EVENTS_COUNT_SQL = f"SELECT count(*)::BIGINT AS events FROM {SCAN} WHERE {FILTE
 def daily_totals(
     root: Path, *, checkpoint: str | None = None, since: DayLike = None, until: DayLike = None
 ) -> list[dict[str, Any]]:
-    """Crossings per local day, checkpoint and direction, from the daily count snapshots."""
-    return fetch_rows(_DAILY_TOTALS_SQL, root, DAILY_COUNTS, checkpoint, since, until)
+    """Crossings per local day, checkpoint and direction, from the daily count snapshots.
+
+    A day with no crossings has no snapshot; between a checkpoint's first and last day in
+    the selection it is listed with 0, so a closure shows as zeros rather than as a day
+    that is simply missing from the table."""
+    rows = fetch_rows(_DAILY_TOTALS_SQL, root, DAILY_COUNTS, checkpoint, since, until)
+    return _with_empty_days(rows)
+
+
+def _with_empty_days(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (sorted) with a 0 row for each day between a checkpoint's first and last
+    that has none, per direction the checkpoint has. Filled here rather than in SQL: one
+    scan of the snapshots keeps a query short while a worker replaces them."""
+    found = {(r["local_day"], r["checkpoint_id"], r["direction"]): r["total"] for r in rows}
+    spans: dict[str, tuple[date, date]] = {}
+    sides: dict[str, set[str]] = {}
+    for day, checkpoint_id, direction in found:
+        first, last = spans.get(checkpoint_id, (day, day))
+        spans[checkpoint_id] = (min(first, day), max(last, day))
+        sides.setdefault(checkpoint_id, set()).add(direction)
+    filled = []
+    for checkpoint_id, (first, last) in spans.items():
+        for offset in range((last - first).days + 1):
+            day = first + timedelta(days=offset)
+            for direction in sides[checkpoint_id]:
+                total = found.get((day, checkpoint_id, direction), 0)
+                filled.append(
+                    {"local_day": day, "checkpoint_id": checkpoint_id, "direction": direction, "total": total}
+                )
+    filled.sort(key=lambda r: (r["local_day"], r["checkpoint_id"], r["direction"]))
+    return filled
 
 
 def nationality_mix(

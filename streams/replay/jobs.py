@@ -36,6 +36,7 @@ from streams.ops.security import client_kwargs
 from streams.replay.prefetch import Prefetch
 from streams.replay.run import COMMIT_EVERY, ReplayStats, replay
 from streams.replay.sources import (
+    DEFAULT_MAX_BATCH_BYTES,
     kafka_records,
     ndjson_records,
     parquet_records,
@@ -65,6 +66,8 @@ class Source:
     topic: str = ""
     start: int = 0
     end: int | None = None
+    #: CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES: a topic's batch over it is not read.
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
 
     def open(
         self, keep: Sequence[int] | None = None
@@ -72,7 +75,13 @@ class Source:
         """The batches of this source, of the partitions in ``keep`` only (None: all)."""
         if self.kind == "kafka":
             return kafka_records(
-                self.bootstrap, self.topic, start=self.start, end=self.end, keep=keep, client=kafka_client()
+                self.bootstrap,
+                self.topic,
+                start=self.start,
+                end=self.end,
+                keep=keep,
+                client=kafka_client(),
+                max_batch_bytes=self.max_batch_bytes,
             )
         if self.kind == "ndjson":
             return ndjson_records(self.paths, self.partitions, keep)

@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import logging
 import multiprocessing
+import os
 import pickle
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -106,7 +107,21 @@ def _grow(connection: Connection) -> None:
 
 
 def _may_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    """Fork only a process with one thread of any kind. Python's count misses the threads of
+    native libraries (RocksDB, DuckDB, Arrow): a fork while one of them holds the allocator's
+    lock leaves the child waiting on it for ever, and the replay waiting on the child."""
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() != 1:
+        return False
+    return _os_threads() == 1
+
+
+def _os_threads() -> int:
+    """Threads of this process as the kernel counts them (1 where that cannot be read: the
+    Python count was already 1)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
 
 
 def _read(open_source: Callable[[], Batches], connection: Connection, parents: Connection | None) -> None:

@@ -27,6 +27,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.core.partitioning import partition_for
 from streams.core.records import SourceRecord, is_rekeyed
+from streams.ops.bounded_batches import DEFAULT_LIMIT as DEFAULT_MAX_BATCH_BYTES
+from streams.ops.bounded_batches import bound_topic
 
 BATCH = 5000
 
@@ -39,12 +41,16 @@ async def kafka_records(
     end: int | None = None,
     keep: Collection[int] | None = None,
     client: Mapping[str, Any] | None = None,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
 ) -> AsyncIterator[list[SourceRecord]]:
     """Every partition of ``topic`` (or those in ``keep``: only they are assigned, so a job
     fetches nothing it drops) from offset ``start`` to ``end`` (exclusive; default: its end
     when the replay starts), read committed, without joining any group.
-    ``client``: aiokafka security keyword arguments (``streams.ops.security.client_kwargs``)."""
+    ``client``: aiokafka security keyword arguments (``streams.ops.security.client_kwargs``).
+    A record batch that decompresses past ``max_batch_bytes`` is not read: one record with a
+    ``RefusedBatch`` value stands for it, dead-lettered ``oversize`` as the worker does."""
     client = dict(client or {})
+    bound_topic(topic, max_batch_bytes)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -206,8 +212,7 @@ def _parquet_batches(
     files: list[Path], partitions: int, keep: frozenset[int] | None
 ) -> Iterator[list[SourceRecord]]:
     query = f"""
-        SELECT checkpoint, event_id, direction, epoch_us(occurred_at) AS occurred_us,
-               nationality, purpose, mode, outcome, epoch_ms(kafka_timestamp) AS timestamp_ms
+        SELECT {LAKE_EVENT_COLUMNS}
         FROM read_parquet({[str(f) for f in files]!r}, hive_partitioning = true)
         ORDER BY kafka_timestamp, kafka_partition, kafka_offset
     """
@@ -223,23 +228,33 @@ def _parquet_batches(
                 offsets[partition] += 1
                 if keep is not None and partition not in keep:
                     continue
-                occurred_at = datetime.fromtimestamp(row["occurred_us"] / 1_000_000, UTC)
-                value = orjson.dumps(
-                    {
-                        "version": 1,
-                        "event_id": row["event_id"],
-                        "checkpoint_id": row["checkpoint"],
-                        "direction": row["direction"],
-                        "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
-                        "nationality": row["nationality"],
-                        "purpose": row["purpose"],
-                        "mode": row["mode"],
-                        "outcome": row["outcome"],
-                    }
-                )
-                batch.append(SourceRecord(partition, offset, row["timestamp_ms"], key, value))
+                batch.append(SourceRecord(partition, offset, row["timestamp_ms"], key, lake_event_value(row)))
             if batch:
                 yield batch
+
+
+#: The columns of a lake's ``events/`` rows that :func:`lake_event_value` reads.
+LAKE_EVENT_COLUMNS = """checkpoint, event_id, direction, epoch_us(occurred_at) AS occurred_us,
+               nationality, purpose, mode, outcome, epoch_ms(kafka_timestamp) AS timestamp_ms"""
+
+
+def lake_event_value(row: Mapping[str, Any]) -> bytes:
+    """A lake row (:data:`LAKE_EVENT_COLUMNS`) as the event message it was counted from;
+    ``occurred_at`` in UTC: the same instant."""
+    occurred_at = datetime.fromtimestamp(row["occurred_us"] / 1_000_000, UTC)
+    return orjson.dumps(
+        {
+            "version": 1,
+            "event_id": row["event_id"],
+            "checkpoint_id": row["checkpoint"],
+            "direction": row["direction"],
+            "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
+            "nationality": row["nationality"],
+            "purpose": row["purpose"],
+            "mode": row["mode"],
+            "outcome": row["outcome"],
+        }
+    )
 
 
 def _parquet_files(paths: Iterable[Path]) -> list[Path]:

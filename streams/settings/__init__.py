@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.core.processor import CoreConfig
+from streams.ops.bounded_batches import DEFAULT_LIMIT as DEFAULT_BATCH_LIMIT
 from streams.settings.names import unknown_variables, warn_unknown_variables
 from streams.settings.notify import NotifySettings, Receiver, load_notify
 from streams.settings.paths import (
@@ -129,6 +130,9 @@ class Settings:
     max_event_bytes: int = 64 * 2**10
     #: A dead letter's key and value are cut to this many bytes (headers say what was cut).
     dead_letter_max_bytes: int = 2**20
+    #: A record batch of the events topic that decompresses to more than this is not read
+    #: (``streams.ops.bounded_batches``): its records are dead-lettered as one ``oversize``.
+    max_batch_decompressed_bytes: int = DEFAULT_BATCH_LIMIT
     #: How long the broker lets a commit's transaction stay open (``KafkaOutputs``).
     transaction_timeout_seconds: float = 30.0
     #: The checkpoint registry (JSON or YAML); None: the shipped schemas/checkpoints.json.
@@ -181,6 +185,14 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
     local_dir = Path(env.get("CROSSINGS_HOME") or default_home())
     local_port = _int(env, "CROSSINGS_KAFKA_PORT", 9092, 1024, 65535)
     bootstrap = parse_bootstrap(external, source) if external else f"127.0.0.1:{local_port}"
+    max_event_bytes = _int(env, "CROSSINGS_MAX_EVENT_BYTES", 64 * 2**10, 1024, 4 * 2**20)
+    max_batch = _int(env, "CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES", DEFAULT_BATCH_LIMIT, 2**20, 2**30)
+    if max_batch < 2 * max_event_bytes:
+        raise ConfigError(
+            f"CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES={max_batch} is less than twice "
+            f"CROSSINGS_MAX_EVENT_BYTES={max_event_bytes}: a batch holding one event of the largest "
+            "size allowed could be refused; raise the first or lower the second"
+        )
     return Settings(
         bootstrap=bootstrap,
         external_broker=bool(external),
@@ -198,7 +210,8 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         dedup_horizon_hours=_int(env, "CROSSINGS_DEDUP_HORIZON_HOURS", 72, 1, 24 * 60),
         idle_after_seconds=_float(env, "CROSSINGS_IDLE_AFTER_SECONDS", 30.0, 1.0, 86400.0),
         max_clock_skew_seconds=_float(env, "CROSSINGS_MAX_CLOCK_SKEW_SECONDS", 900.0, 0.0, 86400.0),
-        max_event_bytes=_int(env, "CROSSINGS_MAX_EVENT_BYTES", 64 * 2**10, 1024, 4 * 2**20),
+        max_event_bytes=max_event_bytes,
+        max_batch_decompressed_bytes=max_batch,
         dead_letter_max_bytes=_int(env, "CROSSINGS_DEAD_LETTER_MAX_BYTES", 2**20, 1024, 4 * 2**20),
         transaction_timeout_seconds=_float(env, "CROSSINGS_TRANSACTION_TIMEOUT_SECONDS", 30.0, 5.0, 900.0),
         replication_factor=(

@@ -35,6 +35,7 @@ from streams.core.ports import Outputs
 from streams.core.records import SourceRecord, is_rekeyed
 from streams.domain.registry import Registry, RegistryError, load_registry
 from streams.domain.registry_watch import RegistryWatch
+from streams.ops.bounded_batches import bound_topic
 from streams.ops.security import client_kwargs
 from streams.ops.topics import changelog_topic
 from streams.ops.web_access import middlewares
@@ -104,6 +105,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         **client_kwargs(settings.security, "faust"),
     )
     read_committed(app)
+    # A compressed batch of the events topic is decompressed up to a bound: a bomb is
+    # refused while being read, and its records dead-lettered as one (``bounded_batches``).
+    bound_topic(settings.topics.events, settings.max_batch_decompressed_bytes)
     events_topic = app.topic(
         settings.topics.events,
         key_type=bytes,

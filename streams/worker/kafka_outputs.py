@@ -149,7 +149,10 @@ class KafkaOutputs:
                 await producer.send(
                     self.dead_letter_topic,
                     key=letter.key,
-                    value=letter.value,
+                    # aiokafka sends no record without a key and a value ("Need at least
+                    # one"): a refused batch's letter, or a message with neither, has an
+                    # empty value (its headers say what it stands for).
+                    value=b"" if letter.key is None and letter.value is None else letter.value,
                     partition=batch.partition,
                     headers=dead_letter_headers(letter, self.events_topic),
                 )
@@ -250,20 +253,26 @@ def was_fenced(producer: AIOKafkaProducer, error: BaseException) -> bool:
 
 def dead_letter_headers(letter: DeadLetter, topic: str) -> list[tuple[str, bytes]]:
     """Kafka Connect style context; the value stays the original bytes."""
-    return [
+    headers = [
         ("crossings.dlq.reason", letter.reason.encode()),
         ("crossings.dlq.detail", letter.detail.encode("utf-8", "replace")[:1000]),
         ("crossings.dlq.topic", topic.encode()),
         ("crossings.dlq.partition", str(letter.partition).encode()),
         ("crossings.dlq.offset", str(letter.offset).encode()),
-    ] + (
-        []
-        if letter.original_size is None
-        else [
+    ]
+    if letter.original_size is not None:
+        headers += [
             ("crossings.dlq.original.size", str(letter.original_size).encode()),
             ("crossings.dlq.original.sha256", (letter.sha256 or "").encode()),
         ]
-    )
+    if letter.batch is not None:  # a record batch that was not read: its offsets, size and codec
+        headers += [
+            ("crossings.dlq.batch.base.offset", str(letter.batch.base_offset).encode()),
+            ("crossings.dlq.batch.last.offset", str(letter.batch.last_offset).encode()),
+            ("crossings.dlq.batch.compressed.size", str(letter.batch.compressed_size).encode()),
+            ("crossings.dlq.batch.codec", letter.batch.codec.encode()),
+        ]
+    return headers
 
 
 def alert_bytes(alert: dict) -> bytes:

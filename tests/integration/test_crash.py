@@ -43,8 +43,9 @@ def _check(result, kills: int) -> None:
 
 #: 17 days of two checkpoints: past the detector's 14-day warm-up, a UZB labour surge at
 #: Zhibek Zholy on the last two days and Korday silent on the last one, so alerts are raised
-#: by workers restarted after kills (their detectors restored from the changelog). The
-#: kills land anywhere in the traffic: one inside an alert's own transaction is not forced.
+#: by workers restarted after kills (their detectors restored from the changelog). Three
+#: kills land anywhere in the traffic; one more lands inside a commit whose transaction
+#: carries alerts (held open there by load_tests/alert_hold until the kill).
 LAST_DAY = DEFAULT_START + timedelta(days=16)
 ALERTING = ScenarioSpec(
     days=17,
@@ -70,11 +71,20 @@ def test_alerts_are_raised_exactly_once_across_kills(kafka_bootstrap, tmp_path):
         seed=14,
         drain_timeout=300,
         check_alerts=True,
+        alert_kills=1,
         extra_env={"CROSSINGS_IDLE_AFTER_SECONDS": "86400"},
     )
+    summary = json.dumps(result.summary(), indent=2, default=str)
     _check(result, kills=3)
-    assert result.alerts_reference >= 3, result.summary()
-    assert result.alert_mismatches == {}, json.dumps(result.summary(), indent=2, default=str)
+    assert result.alerts_reference >= 3, summary
+    assert result.alert_mismatches == {}, summary
+    # The kill inside an alert's transaction: the broker held its alerts (aborted copies,
+    # seen read_uncommitted), and each is on the topic, in the lake and in the reference once.
+    assert result.alert_kills_missed == 0 and len(result.alert_kill_log) == 1, summary
+    (held,) = result.alert_kill_log
+    alerts = len(held["alert_ids"])
+    assert alerts >= 1 and held["aborted_copies"] >= alerts, summary
+    assert held["committed_copies"] == held["in_lake"] == held["in_reference"] == alerts, summary
 
 
 def test_one_worker_killed_three_times(kafka_bootstrap, tmp_path):

@@ -3,8 +3,10 @@
 2,000 bad messages (every kind of ``load_tests/hostile.py``: deep nesting, huge numbers,
 invalid UTF-8, NUL bytes, huge strings up to the events topic's size limit, wrong types,
 null and wrong keys, empty values, future-stamped and too-late events, unknown
-checkpoints, schema violations, conflicting and re-sent copies) among 5,000 messages of
-scenario traffic, on the session's broker. The long version is
+checkpoints, schema violations, conflicting and re-sent copies, valid events around the
+event bound and other messages around the dead-letter bound under right, wrong and null
+keys, gzip bombs on both sides of the decompression bound, records with neither key nor
+value) among 5,000 messages of scenario traffic, on the session's broker. The long version is
 ``python -m load_tests.fuzz --bad 50000``.
 """
 
@@ -38,6 +40,7 @@ def test_every_bad_message_is_dead_lettered_with_its_reason_and_every_valid_one_
     # every valid event counted exactly once; re-sent copies dropped and counted as such
     assert result.event_rows == result.distinct_event_ids == result.unique_valid_events, figures
     assert result.count_mismatches == {} and result.metric_mismatches == {}, figures
+    assert all(f["expected"] == f["once"] > 0 for f in result.by_partition.values()), figures
     # one worker process from start to end, no traceback, clean stop
     assert result.worker_alive_at_end and result.worker_pid_at_end == result.worker_pid, figures
     assert result.worker_trouble == [] and result.worker_exit_code == 0, figures

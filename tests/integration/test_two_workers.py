@@ -57,6 +57,7 @@ def test_a_second_worker_takes_over_partitions_without_losing_or_doubling_anythi
     totals = {
         (row["checkpoint_id"], row["local_day"].isoformat(), row["direction"]): row["total"]
         for row in query.daily_totals(root)
+        if row["total"]  # days without crossings inside a span are listed at 0 (test_report)
     }
     assert totals == {key: n for key, n in manifest.expected_counts.items() if n}
     assert query.events_count(root) == manifest.unique_events

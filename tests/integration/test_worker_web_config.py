@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import shutil
 import signal
 import ssl
 import subprocess
@@ -35,9 +34,8 @@ def fetch(url: str, context: ssl.SSLContext | None, headers: dict[str, str] | No
         return error.code, error.read().decode()
 
 
-def test_the_worker_serves_metrics_over_tls_to_the_right_user_only(kafka_bootstrap, tmp_path):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+def test_the_worker_serves_metrics_over_tls_to_the_right_user_only(kafka_bootstrap, tmp_path, need_binary):
+    need_binary("openssl", "openssl")
     subprocess.run(
         [
             *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),

@@ -114,12 +114,25 @@ def test_the_staged_note_keeps_json_on_stdout_clean(staged_lake: Path) -> None:
     assert "Not shown yet" in result.stderr
 
 
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_sql_says_on_stderr_how_many_rows_are_staged(staged_lake: Path, fmt: str) -> None:
+    counted = sum(row["total"] for row in query.daily_totals(staged_lake))
+    result = CliRunner().invoke(
+        cli, ["sql", "SELECT count(*) AS n FROM events", "--data", str(staged_lake), "--format", fmt]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Not shown yet" not in result.stdout and "0" in result.stdout
+    assert f"note: Not shown yet: {counted:,} events and " in result.stderr
+
+
 def test_a_published_lake_has_no_staged_note(tmp_path: Path) -> None:
     asyncio.run(_write(tmp_path, 0.0))
     result = report("alerts", "--data", str(tmp_path / "data"))
     assert result.exit_code == 0
     assert "Not shown yet" not in result.output
     assert "(no rows)" not in result.output
+    sql = CliRunner().invoke(cli, ["sql", "SELECT count(*) FROM events", "--data", str(tmp_path / "data")])
+    assert sql.exit_code == 0 and "Not shown yet" not in sql.output
     # Counts and events agree: the verdict alone, not an empty table of differences after it.
     agreed = report("reconcile", "--data", str(tmp_path / "data"))
     assert len([line for line in agreed.output.splitlines() if line.strip()]) == 1

@@ -37,7 +37,7 @@ def _group_episodes(tmp_path: Path, mix: dict[str, float], changed: dict[str, fl
                 writer.writerow([day, "zhibek-zholy", "entry", group, count])
     result = CliRunner().invoke(cli, ["backtest", str(path), "--format", "json", "--no-progress"])
     assert result.exit_code == 0, result.output
-    return [e for e in map(json.loads, result.output.splitlines()) if e["cause"] == "group"]
+    return [e for e in map(json.loads, result.stdout.splitlines()) if e["cause"] == "group"]
 
 
 MIX = {"UZB|labour": 0.72, "KAZ|private": 0.26, "TJK|labour": 0.02}

@@ -109,7 +109,7 @@ def _hourly(levels: list[int], restart: bool) -> list[tuple]:
         day = start + timedelta(days=k)
         for hour in range(24):
             if restart:
-                state = json.loads(json.dumps(detector.state()))
+                state = json.loads(json.dumps(detector.state().to_dict()))
                 detector = CheckpointDetector(korday, "entry", profiles.get, state=state)
             moment = datetime.combine(day, time(hour), tzinfo=korday.tz)
             for t in detector.evaluate(moment):
@@ -145,10 +145,10 @@ def test_a_state_saved_before_level_shifts_loads():
     }
     detector = CheckpointDetector(korday, "entry", {}.get, state=old)
     assert detector.history.get(date(2024, 2, 10)) == (1500, ".")
-    saved = detector.state()
+    saved = detector.state().to_dict()
     assert saved["history"]["shifts"]["shifts"] == []
     again = CheckpointDetector(korday, "entry", {}.get, state=json.loads(json.dumps(saved)))
-    assert again.state() == saved
+    assert again.state().to_dict() == saved
 
 
 @settings(max_examples=200, deadline=None)

@@ -40,7 +40,7 @@ def _backtest(tmp_path: Path, rows: list[dict]) -> list[dict]:
         cli, ["backtest", str(path), "--format", "json", "--no-progress", "--tz", "Asia/Almaty"]
     )
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.output.splitlines()]
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def _daily(counts: list[int], name: str = "reopened-post") -> list[dict]:
@@ -166,7 +166,7 @@ def _hourly_run(levels: list[int], restart: bool) -> list[tuple]:
         day = START + timedelta(days=k)
         for hour in range(24):
             if restart:
-                state = json.loads(json.dumps(detector.state()))
+                state = json.loads(json.dumps(detector.state().to_dict()))
                 detector = CheckpointDetector(korday, "entry", profiles.get, state=state)
             moment = datetime.combine(day, time(hour), tzinfo=korday.tz)
             for t in detector.evaluate(moment):

@@ -32,7 +32,7 @@ def _episodes(tmp_path: Path, factors: dict[int, float], days: int = 80) -> list
             writer.writerow([(START + timedelta(days=k)).isoformat(), "zhibek-zholy", "entry", count])
     result = CliRunner().invoke(cli, ["backtest", str(path), "--format", "json", "--no-progress"])
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.output.splitlines()]
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def _day(k: int) -> str:

@@ -46,7 +46,7 @@ def test_a_closure_is_one_drop_episode_and_the_reopening_one_surge():
         day = START + timedelta(days=offset)
         closed = 40 <= offset < 100
         for hour in range(24):
-            state = json.loads(json.dumps(detector.state()))  # a restart every hour
+            state = json.loads(json.dumps(detector.state().to_dict()))  # a restart every hour
             detector = CheckpointDetector(KORDAY, "entry", profiles.get, state=state)
             transitions += detector.evaluate(datetime.combine(day, time(hour), tzinfo=KORDAY.tz))
             if not closed:  # the hour's crossings arrive after the hour's evaluation
@@ -65,7 +65,7 @@ def test_a_closure_is_one_drop_episode_and_the_reopening_one_surge():
         if START + timedelta(days=43) < t.assessment.local_day < opened[1].assessment.local_day
     ]
     assert during == []
-    assert len(json.dumps(detector.state())) < 4000
+    assert len(json.dumps(detector.state().to_dict())) < 4000
 
 
 def test_an_old_state_without_history_loads():
@@ -146,7 +146,8 @@ def _post_run(
             if (offset, hour) == stop_after:
                 return transitions, detectors
             if (offset, hour) == restart_at:
-                detectors = make(json.loads(json.dumps({d: x.state() for d, x in detectors.items()})))
+                saved = {d: x.state().to_dict() for d, x in detectors.items()}
+                detectors = make(json.loads(json.dumps(saved)))
             for k, direction in enumerate(("entry", "exit")):
                 if silent(offset, direction, hour):
                     continue
@@ -319,7 +320,7 @@ def test_a_post_episode_opened_on_a_full_day_leaves_the_same_baselines_as_a_rest
     day = START + timedelta(days=41)
     for direction, detector in detectors.items():
         fresh = CheckpointDetector(
-            KORDAY, direction, detector.lookup, state=json.loads(json.dumps(detector.state()))
+            KORDAY, direction, detector.lookup, state=json.loads(json.dumps(detector.state().to_dict()))
         )
         live, again = detector.baseline(day), fresh.baseline(day)
         assert (live is None) == (again is None)

@@ -8,6 +8,7 @@ once, every re-sent copy dropped as a duplicate.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import random
@@ -21,7 +22,7 @@ from load_tests import hostile
 from load_tests.scenario import Scenario, ScenarioSpec
 from streams.core.partitioning import checkpoints_by_partition
 from streams.core.processor import CoreConfig, PartitionProcessor
-from streams.core.records import SourceRecord
+from streams.core.records import RefusedBatch, SourceRecord
 from streams.core.state import PartitionState
 from streams.core.store import LocalStore
 from streams.domain.event import REASONS, EventDecoder, InvalidEvent
@@ -66,7 +67,18 @@ def test_a_mixed_stream_through_the_core_is_judged_as_the_fuzz_run_expects(tmp_p
         offset = offsets[m.partition]
         offsets[m.partition] += 1
         stamp = m.timestamp_ms if m.timestamp_ms is not None else NOW_MS + offset
-        by_partition[m.partition].append(SourceRecord(m.partition, offset, stamp, m.key, m.value))
+        value = m.value
+        if m.refused_batch:  # what the reader hands over for a batch over the bound
+            value = RefusedBatch(
+                topic="events",
+                partition=m.partition,
+                base_offset=offset,
+                last_offset=offset,
+                compressed_size=len(gzip.compress(m.value or b"")),
+                codec="gzip",
+                limit=hostile.BATCH_BOUND,
+            )
+        by_partition[m.partition].append(SourceRecord(m.partition, offset, stamp, m.key, value))
         sent[(m.partition, offset)] = m
 
     letters, counted, duplicates, forwarded = {}, Counter(), 0, []
@@ -100,7 +112,10 @@ def test_a_mixed_stream_through_the_core_is_judged_as_the_fuzz_run_expects(tmp_p
     assert set(letters) == set(expected)
     for at, m in expected.items():  # whole, or cut to the bound with the original's size and digest
         letter, key, value = letters[at], m.key or b"", m.value or b""
-        if letter.original_size is None:
+        if m.refused_batch:  # named by its offsets, no bytes kept
+            assert letter.batch is not None and letter.batch.last_offset == at[1]
+            assert letter.key is None and letter.value is None
+        elif letter.original_size is None:
             assert (letter.key, letter.value) == (m.key, m.value)
         else:
             assert letter.original_size == len(key) + len(value) > CoreConfig().dead_letter_max_bytes
@@ -110,6 +125,21 @@ def test_a_mixed_stream_through_the_core_is_judged_as_the_fuzz_run_expects(tmp_p
     bombs = [m for m in expected.values() if m.kind == "compressed_bomb"]
     near = [m for m in messages if m.kind == "near_event_limit"]
     assert bombs and {m.reason for m in near} == {None, "oversize"}
+    # bombs on both sides of the decompression bound; messages on both sides of the
+    # dead-letter bound, under each kind of key; records with neither key nor value
+    assert {m.refused_batch for m in bombs} == {True, False}
+    letter_sizes = [
+        (
+            m.variant.split(",")[0],
+            len(m.key or b"") + len(m.value or b"") > CoreConfig().dead_letter_max_bytes,
+        )
+        for m in messages
+        if m.kind == "near_letter_limit"
+    ]
+    assert set(letter_sizes) == {
+        (how, cut) for how in ("right key", "wrong key", "null key") for cut in (True, False)
+    }
+    assert any(m.key is None and m.value is None for m in expected.values())
     valid_ids = {
         json.loads(m.value)["event_id"] for m in messages if m.kind in ("valid", "late", "stamped_now")
     }

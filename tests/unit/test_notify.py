@@ -262,3 +262,32 @@ def test_an_alert_of_the_schema_is_read():
     record = AlertRecord.from_kafka(7, VALID)
     assert record.alert == json.loads(VALID) and record.value == VALID
     assert record.idempotency_key == "zhibek-zholy:entry:surge:2024-03-04T0900:7"
+
+
+def test_a_receiver_exports_its_counters_at_zero_before_its_first_message():
+    """A counter series that first appears at 3 shows no increase to ``rate()``; a receiver
+    that failed twice and then delivered would look to CrossingsDeliveryFailing like retries
+    without deliveries. Every outcome and the retries are exported at 0 from the start."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.notify.metrics import OUTCOMES, NotifyMetrics
+    from streams.notify.runner import ReceiverLoop, make_sink
+
+    env = {"CROSSINGS_WEBHOOK_URLS": "https://hooks.example/x", "CROSSINGS_WEBHOOK_SECRET": "s"}
+    settings = load_settings(env)
+    metrics = NotifyMetrics()
+    receiver = settings.notify.receivers[0]
+    ReceiverLoop(settings, make_sink(settings, receiver), session=None, metrics=metrics)  # type: ignore[arg-type]
+    exposed = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        for sample in family.samples
+    }
+    receiver_labels = [("sink", "webhook"), ("target", receiver.target)]
+    expected = {
+        ("crossings_notify_deliveries_total", tuple(sorted([*receiver_labels, ("outcome", o)]))): 0.0
+        for o in OUTCOMES
+    }
+    expected[("crossings_notify_retries_total", tuple(receiver_labels))] = 0.0
+    assert {key: exposed.get(key) for key in expected} == expected

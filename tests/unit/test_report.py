@@ -13,6 +13,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streams import query
 from streams.core.effects import CommitBatch, DailySnapshot, EventColumns, MetricDeltas
@@ -357,3 +359,44 @@ def test_report_main_renders_every_report(history: tuple, fmt: str) -> None:
     assert "zhibek-zholy" not in single and "korday" in single
     with pytest.raises(ValueError, match="report"):
         query.report_main(root, "everything", fmt, None, None, None)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.dictionaries(
+        st.tuples(st.sampled_from(CHECKPOINTS), st.integers(0, 20), st.sampled_from(("entry", "exit"))),
+        st.integers(1, 50),
+        max_size=25,
+    ),
+    st.one_of(st.none(), st.integers(0, 20)),
+)
+def test_daily_totals_list_days_without_crossings_as_zero(tmp_path_factory, counts, since_offset) -> None:
+    """A closed day has no snapshot at all: between a checkpoint's first and last day in the
+    selection every day is listed for each direction it has, with 0 where nothing crossed."""
+    root = tmp_path_factory.mktemp("gaps")
+    first = date(2025, 3, 1)
+    per_day: dict[tuple[str, date], list] = defaultdict(list)
+    for (checkpoint_id, offset, direction), n in counts.items():
+        per_day[(checkpoint_id, first + timedelta(days=offset))].append((direction, "KAZ", "labour", n))
+    snapshots = [DailySnapshot(c, day, rows, 0.0) for (c, day), rows in per_day.items()]
+    if snapshots:
+        write_commit(root, 1, [], snapshots, [])
+    since = None if since_offset is None else first + timedelta(days=since_offset)
+    selected = {
+        (c, first + timedelta(days=o), d): n
+        for (c, o, d), n in counts.items()
+        if since is None or first + timedelta(days=o) >= since
+    }
+    expected = {}
+    for checkpoint_id in {c for c, _, _ in selected}:
+        days = [day for c, day, _ in selected if c == checkpoint_id]
+        for direction in {d for c, _, d in selected if c == checkpoint_id}:
+            for k in range((max(days) - min(days)).days + 1):
+                day = min(days) + timedelta(days=k)
+                expected[(day, checkpoint_id, direction)] = selected.get((checkpoint_id, day, direction), 0)
+
+    rows = query.daily_totals(root, since=since) if snapshots else []
+
+    assert {(r["local_day"], r["checkpoint_id"], r["direction"]): r["total"] for r in rows} == expected
+    keys = [(r["local_day"], r["checkpoint_id"], r["direction"]) for r in rows]
+    assert keys == sorted(keys)

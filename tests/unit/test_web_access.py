@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -37,10 +36,9 @@ def hashed(password: str) -> str:
 
 
 @pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
+def certificate(tmp_path: Path, need_binary) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and its key."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+    need_binary("openssl", "openssl")
     cert, key = tmp_path / "server.crt", tmp_path / "server.key"
     subprocess.run(
         [

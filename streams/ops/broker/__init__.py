@@ -26,7 +26,7 @@ before (or without) any stream processing.
 
 from streams.ops.broker.install import install_jars
 from streams.ops.broker.layout import DEFAULT_PORT, HOST, BrokerError, BrokerStatus, ScramListener
-from streams.ops.broker.lifecycle import down, status, up
+from streams.ops.broker.lifecycle import down, launch, status, up
 from streams.ops.broker.ready import wait_ready
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "ScramListener",
     "down",
     "install_jars",
+    "launch",
     "status",
     "up",
     "wait_ready",

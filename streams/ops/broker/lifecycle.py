@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from streams.ops.broker.install import install_jars
@@ -167,41 +168,59 @@ def up(
         install_jars(layout.root)
         render_config(layout, port, scram)
         ensure_formatted(layout, java, scram)
-        layout.logs.mkdir(parents=True, exist_ok=True)
+        return launch(layout.root, port, timeout=timeout, client=client, java=java)
 
-        cmd = java_cmd(java, layout, KAFKA_MAIN, str(layout.server_properties))
-        with layout.server_out.open("ab") as out:
-            out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting Kafka\n".encode())
-            out.flush()
-            child = subprocess.Popen(
-                cmd,
-                cwd=layout.root,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own session: survives our exit and Ctrl-C
-                close_fds=True,
-            )
-        CHILDREN[child.pid] = child
-        write_pid(layout, child.pid)
-        log.info("Started Kafka (pid %d) on %s; waiting until it answers", child.pid, bootstrap)
 
-        def died() -> str | None:
-            code = child.poll()
-            if code is None:
-                return None
-            layout.pid_file.unlink(missing_ok=True)
-            return f"Kafka exited during start-up (exit code {code}).\n{log_tail(layout)}"
+def launch(
+    kafka_dir: Path,
+    port: int,
+    *,
+    timeout: float = 120.0,
+    client: Mapping[str, object] | None = None,
+    java: str | None = None,
+) -> BrokerStatus:
+    """Start the JVM on the config and storage already in ``kafka_dir``, write ``broker.pid``
+    and wait up to ``timeout`` seconds for a metadata answer on 127.0.0.1:``port`` (asked
+    with the kafka-python keyword arguments ``client``). ``up`` renders and formats, then
+    calls this; a test that writes its own server.properties (extra TLS listeners) calls it
+    too, and stops the broker with ``down`` like any other."""
+    layout = layout_of(kafka_dir)
+    bootstrap = _bootstrap(port)
+    java = java or find_java()
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    cmd = java_cmd(java, layout, KAFKA_MAIN, str(layout.server_properties))
+    with layout.server_out.open("ab") as out:
+        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting Kafka\n".encode())
+        out.flush()
+        child = subprocess.Popen(
+            cmd,
+            cwd=layout.root,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own session: survives our exit and Ctrl-C
+            close_fds=True,
+        )
+    CHILDREN[child.pid] = child
+    write_pid(layout, child.pid)
+    log.info("Started Kafka (pid %d) on %s; waiting until it answers", child.pid, bootstrap)
 
-        try:
-            wait_until(bootstrap, timeout, died, client)
-        except BrokerError as exc:
-            if child.poll() is None:
-                raise BrokerError(
-                    f"{exc} It is still running (pid {child.pid}); stop it with down().\n{log_tail(layout)}"
-                ) from None
-            raise
-        return status(layout.root, port)
+    def died() -> str | None:
+        code = child.poll()
+        if code is None:
+            return None
+        layout.pid_file.unlink(missing_ok=True)
+        return f"Kafka exited during start-up (exit code {code}).\n{log_tail(layout)}"
+
+    try:
+        wait_until(bootstrap, timeout, died, client)
+    except BrokerError as exc:
+        if child.poll() is None:
+            raise BrokerError(
+                f"{exc} It is still running (pid {child.pid}); stop it with down().\n{log_tail(layout)}"
+            ) from None
+        raise
+    return status(layout.root, port)
 
 
 def _exited(pid: int, layout: Layout) -> str | None:
