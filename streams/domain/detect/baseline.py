@@ -6,7 +6,9 @@ count: a post that is usually open and reports nothing is information, not a gap
 Days that were part of an alarm (any evaluation of the day with a post episode open) or
 of a closure are left out while enough ordinary days remain, as Farrington down-weights
 past outbreaks, so a month-long surge does not become "normal" in two weeks; a
-closure's zeros never do.
+closure's zeros never do. A change that persists is a new level instead: once the
+change-point rule (``changepoint.py``) has found a shift, the days before it are read at the
+new level (``_Day.level``), and a steady trend of the recent days is carried forward.
 
 Then the calendar, from the detector's own year of daily totals (``history.py``):
 - the season: last year's level around this date over last year's level around the days
@@ -39,6 +41,7 @@ from datetime import date, timedelta
 
 from streams.domain.counts import HOURS, DayProfile, split_group
 from streams.domain.detect.calendar import holiday_names, same_holiday_last_year
+from streams.domain.detect.changepoint import Trend, trend_estimate
 from streams.domain.detect.history import CLOSED, NORMAL, DayHistory
 
 ProfileLookup = Callable[[date], DayProfile | None]
@@ -70,6 +73,14 @@ class BaselineConfig:
     #: Extra uncertainty of the share of the day done when it cannot be learned, scaled by
     #: the share still to come.
     unknown_share_dispersion: float = 0.1
+    #: The trend (``changepoint.trend_estimate``): ordinary days of the last ``trend_days``,
+    #: at least ``trend_min_points`` of them, a Mann-Kendall z of at least ``trend_min_z``.
+    #: Only steady growth (or decline) is expected: at most ``max_weekly_trend`` a week is
+    #: carried forward; a ramp faster than that (a harvest doubling in a month) is a surge.
+    trend_days: int = 28
+    trend_min_points: int = 14
+    trend_min_z: float = 3.0
+    max_weekly_trend: float = 0.03
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,12 @@ class _Day:
     total: int
     profile: DayProfile | None
     flag: str
+    #: Reads the total at the level of the day judged (a level shift since: ``changepoint.py``).
+    scale: float = 1.0
+
+    @property
+    def level(self) -> float:
+        return self.total * self.scale
 
 
 def _past_days(
@@ -156,10 +173,11 @@ def _past_days(
         earlier = day - timedelta(days=back)
         recorded = history.get(earlier) if history is not None else None
         profile = lookup(earlier) if back <= 7 * profile_weeks else None
+        scale = history.scale(earlier, day) if history is not None else 1.0
         if profile is not None and profile["total"] > 0:
-            found.append(_Day(earlier, profile["total"], profile, recorded[1] if recorded else NORMAL))
+            found.append(_Day(earlier, profile["total"], profile, recorded[1] if recorded else NORMAL, scale))
         elif recorded is not None:
-            found.append(_Day(earlier, recorded[0], profile, recorded[1]))
+            found.append(_Day(earlier, recorded[0], profile, recorded[1], scale))
     return found
 
 
@@ -167,7 +185,9 @@ def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -
     """Last year's days around ``day``: the totals of the open, non-holiday days within
     three days of ``day - 364`` (the same weekday a year back, so a week centred on it).
     Days that raised an alarm count: a ramp that alarmed last year is still what last year
-    did, and this year it is expected; only a closure's zeros are left out."""
+    did, and this year it is expected; only a closure's zeros are left out. Read as they
+    were, not rescaled by the level shifts found since (``changepoint.py``): last year's
+    harvest ramp re-anchored the level too, and it is the season, not a one-off."""
     values = []
     for shift in range(361, 368):
         earlier = day - timedelta(days=shift)
@@ -364,6 +384,35 @@ def group_spread(
     return spreads
 
 
+def _trend(
+    day: date,
+    pool: list[_Day],
+    history: DayHistory | None,
+    countries: tuple[str, ...],
+    config: BaselineConfig,
+) -> Trend | None:
+    """The recent ordinary days' drift (``trend_estimate``, each weekday against itself), if
+    it is one. With ``history`` (there is a season factor) each day is over last year's same
+    days, so only a move beyond last year's is a trend here (the season factor already
+    carries last year's)."""
+    groups: dict[int, list[tuple[float, float]]] = {}
+    for d in pool:
+        age = (day - d.day).days
+        if age > config.trend_days:
+            break
+        if d.level <= 0:
+            continue
+        value = math.log(d.level)
+        if history is not None:
+            last_year = _year_ago_days(history, d.day, countries)
+            if len(last_year) < 4 or sum(last_year) <= 0:
+                continue
+            value -= math.log(sum(last_year) / len(last_year))
+        groups.setdefault(d.day.weekday(), []).append((-float(age), value))
+    trend = trend_estimate(groups, config.trend_min_points)
+    return trend if trend is not None and trend.z >= config.trend_min_z else None
+
+
 def build_baseline(
     day: date,
     lookup: ProfileLookup,
@@ -389,10 +438,10 @@ def build_baseline(
     same = [d for d in pool if d.day.weekday() == day.weekday()][:4]
     if len(same) >= config.min_same_weekday:
         chosen = same
-        expected_day = float(statistics.median(d.total for d in same))
+        expected_day = float(statistics.median(d.level for d in same))
     elif len(pool) >= config.min_recent_days:
         chosen = pool[:7]
-        expected_day = float(statistics.median(d.total for d in chosen))
+        expected_day = float(statistics.median(d.level for d in chosen))
         floor = config.fallback_min_dispersion
     else:
         return None
@@ -401,12 +450,12 @@ def build_baseline(
         floor = max(floor, config.unknown_day_dispersion)
         notes.append("reopened recently: judged against the level before the closure, wide band")
 
-    by_weekday: dict[int, list[int]] = {}
+    by_weekday: dict[int, list[float]] = {}
     for d in pool[:28]:
-        by_weekday.setdefault(d.day.weekday(), []).append(d.total)
+        by_weekday.setdefault(d.day.weekday(), []).append(d.level)
     weekday_level = {wd: statistics.median(t) for wd, t in by_weekday.items()}
     ratios = [
-        d.total / weekday_level[d.day.weekday()]
+        d.level / weekday_level[d.day.weekday()]
         for d in pool[:28]
         if len(by_weekday[d.day.weekday()]) >= 2 and weekday_level[d.day.weekday()] > 0
     ]
@@ -416,21 +465,29 @@ def build_baseline(
     own_spread = max(_mad_cv(ratios), floor)
     dispersion = min(own_spread * math.sqrt(1.0 + math.pi / (2 * len(chosen))), config.max_dispersion)
 
-    if history is not None:
-        found = season_estimate(history, day, [d.day for d in chosen], countries)
-        if found is not None:
-            season = min(max(found.factor, config.min_factor), config.max_factor)
-            if abs(math.log(season)) > 0.05:
-                notes.append(f"same weeks last year: x{season:.2f}")
-            expected_day *= season
-            # The factor is read off last year's days, each as noisy as today's: a ratio of
-            # two means of them, uncertain in its own right (on a harvest ramp, a week of
-            # last year around today against four weeks around the reference days: about
-            # a third of a day's spread), on top of the weekly level's.
-            dispersion = min(
-                math.sqrt(dispersion * dispersion + found.relative_variance(own_spread)),
-                config.max_dispersion,
-            )
+    found = season_estimate(history, day, [d.day for d in chosen], countries) if history is not None else None
+    trend = _trend(day, pool, history if found is not None else None, countries, config)
+    if trend is not None:
+        lag = sum((day - d.day).days for d in chosen) / len(chosen)
+        most = math.log1p(config.max_weekly_trend) / 7
+        slope = min(max(trend.slope, -most), most)
+        factor = math.exp(slope * lag)
+        if abs(math.log(factor)) > 0.01:
+            notes.append(f"trend {math.expm1(7 * slope):+.1%} a week: x{factor:.2f}")
+            expected_day *= factor
+    if found is not None:
+        season = min(max(found.factor, config.min_factor), config.max_factor)
+        if abs(math.log(season)) > 0.05:
+            notes.append(f"same weeks last year: x{season:.2f}")
+        expected_day *= season
+        # The factor is read off last year's days, each as noisy as today's: a ratio of
+        # two means of them, uncertain in its own right (on a harvest ramp, a week of
+        # last year around today against four weeks around the reference days: about
+        # a third of a day's spread), on top of the weekly level's.
+        dispersion = min(
+            math.sqrt(dispersion * dispersion + found.relative_variance(own_spread)),
+            config.max_dispersion,
+        )
     names = holiday_names(countries, day)
     if names:
         # Last year's day of each of today's holidays; one that carried exactly today's

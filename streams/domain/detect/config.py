@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from streams.domain.detect.changepoint import ShiftConfig
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class DetectorConfig:
     #: a post of 10,000 a day is certain but moves 2 points: the post's views speak for it.
     group_min_excess: float = 50.0
     group_min_share_change: float = 0.05
+    #: Level shifts (``changepoint.py``): the CUSUM that re-anchors the baseline once a change
+    #: has persisted. It opens no episode of its own: a shift no view flagged while it built
+    #: up was within the bands (a monthly series steps every month), and becomes the level.
+    level_shift: ShiftConfig = field(default_factory=ShiftConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.silent_max < self.reopen_min:

@@ -60,6 +60,7 @@ from streams.domain.detect.baseline import (
     ShapeCache,
     build_baseline,
 )
+from streams.domain.detect.calendar import holiday_names
 from streams.domain.detect.config import DetectorConfig
 from streams.domain.detect.countmodel import tail_score
 from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, _total
@@ -276,9 +277,42 @@ class CheckpointDetector(PostView):
         flag = CLOSED if self.closed else (ALARM if alarmed else NORMAL)
         self.history.record(day, total, flag)
         self.alarm_today = False
+        self._level_shift(day, total, baseline)
         if not self.closed and self.zero_run >= self.config.closed_after_days:
             transitions += self._close_post(day, total, baseline, as_of)
         return transitions
+
+    def _level_shift(self, day: date, total: int, baseline: Baseline | None) -> None:
+        """Feed the completed day to the level-shift CUSUM (``changepoint.py``). On a shift,
+        the history reads the days before it at the new level and its run's days as ordinary,
+        so the next evaluation judges against the new level: an open episode resolves there."""
+        shifts = self.history.shifts
+        if (
+            self.closed
+            or self.zero_run > 0
+            or baseline is None
+            or baseline.expected_day < self.config.min_expected
+        ):
+            shifts.reset()  # a closure is its own state, not a level
+            return
+        if holiday_names(self.countries, day):
+            return  # a holiday's level is the holiday's
+        expected = baseline.expected_day
+        sigma = math.sqrt(baseline.dispersion**2 + 1.0 / expected)
+        log_ratio = math.log((total + 0.5) / (expected + 0.5))
+        # Only an open episode's change is re-anchored: without one, the weekly level takes
+        # in a change within the bands by itself, and a ramp that is going to be a surge (a
+        # harvest doubling in a month) must not be followed a week at a time until it is not.
+        episode = self.episode
+        if episode is None or episode.cause not in ("level", "no_data"):
+            shifts.update(day, log_ratio, sigma, self.config.level_shift, allowed=2)
+            return
+        allowed = 1 if episode.kind == "surge" else -1
+        shift = shifts.update(day, log_ratio, sigma, self.config.level_shift, allowed)
+        if shift is not None:
+            for counted in shift.run:  # the new level's days; a holiday among them stays what it was
+                self.history.reflag(counted, counted, ALARM, NORMAL)
+            self._baselines.clear()
 
     def _recent_level(self, day: date) -> float | None:
         got = [self.history.get(day - timedelta(days=k)) for k in range(1, 15)]

@@ -1,0 +1,220 @@
+"""Level shifts and trends (issue 17, item 2): a change that persists is a new normal, one
+episode and then the baseline re-anchors (``changepoint.py``); a trend is part of the
+expectation. Judged on daily files through the backtest (the worker's detector), and
+hourly the way the worker runs it, restarted from its saved state."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import date, datetime, time, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams.backtest import Columns, backtest, build_series
+from streams.domain.counts import count_event
+from streams.domain.detect import CheckpointDetector
+from streams.domain.detect.baseline import BaselineConfig, build_baseline
+from streams.domain.detect.changepoint import LevelShifts, ShiftConfig
+from streams.domain.detect.history import NORMAL, DayHistory
+from streams.domain.registry import load_registry
+
+START = date(2023, 1, 2)
+#: Days from the step within which its episode must have ended (a shift is declared after
+#: two weeks out; on main the episode stays open for seven).
+RE_ANCHORED_WITHIN = 21
+
+
+def _episodes(counts: list[int]):
+    rows = [
+        {
+            "date": (START + timedelta(days=k)).isoformat(),
+            "checkpoint": "post",
+            "direction": "entry",
+            "count": n,
+        }
+        for k, n in enumerate(counts)
+    ]
+    data = build_series(rows, "date", Columns(group=None), {}, tz="UTC")
+    return backtest(data)
+
+
+def _series(seed: int, level: float, noise: float, days: int, factor) -> list[int]:
+    """A weekly profile (each weekday x0.5 .. x1.5), day-level noise of coefficient of
+    variation ``noise`` and Poisson noise on top; ``factor(k)`` multiplies day k's mean."""
+    rng = random.Random(seed)
+    week = [rng.uniform(0.5, 1.5) for _ in range(7)]
+    counts = []
+    for k in range(days):
+        mean = level * week[k % 7] * factor(k) * max(rng.gauss(1.0, noise), 0.1)
+        # Poisson by its normal approximation (means of hundreds and more).
+        counts.append(max(round(rng.gauss(mean, math.sqrt(mean))), 0))
+    return counts
+
+
+def _day(k: int) -> str:
+    return (START + timedelta(days=k)).isoformat()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10**6),
+    level=st.floats(300.0, 30_000.0),
+    noise=st.floats(0.0, 0.06),
+    step=st.sampled_from([1.5, 0.6]),
+    at=st.integers(120, 220),
+)
+def test_a_permanent_step_is_one_episode_then_the_new_normal(seed, level, noise, step, at):
+    counts = _series(seed, level, noise, 300, lambda k: step if k >= at else 1.0)
+    episodes = _episodes(counts)
+    kind = "surge" if step > 1 else "drop"
+    assert [e.kind for e in episodes] == [kind], [(e.kind, e.start, e.end, e.ratio) for e in episodes]
+    (episode,) = episodes
+    assert _day(at) <= episode.start <= _day(at + 7)
+    # Re-anchored: it ends within three weeks, and nothing opens after (checked above).
+    assert episode.end is not None and episode.end <= _day(at + RE_ANCHORED_WITHIN), episode
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10**6),
+    level=st.floats(300.0, 30_000.0),
+    noise=st.floats(0.0, 0.06),
+    start=st.integers(60, 120),
+)
+def test_growth_of_three_percent_a_week_for_six_months_is_at_most_one_episode(seed, level, noise, start):
+    weeks = 26
+    counts = _series(
+        seed, level, noise, start + 7 * weeks + 28, lambda k: 1.03 ** (min(max(k - start, 0), 7 * weeks) / 7)
+    )
+    episodes = _episodes(counts)
+    assert len(episodes) <= 1, [(e.kind, e.start, e.end, e.ratio) for e in episodes]
+
+
+REGISTRY = load_registry()
+
+
+def _hourly(levels: list[int], restart: bool) -> list[tuple]:
+    """Korday entry evaluated every hour as the worker does, ``levels[k]`` crossings on day
+    k (spread over 06:00-21:00), restarted from its JSON state before every evaluation if
+    ``restart``: the transitions as comparable tuples."""
+    korday = REGISTRY["korday"]
+    profiles: dict = {}
+    detector = CheckpointDetector(korday, "entry", profiles.get)
+    found = []
+    start = date(2024, 2, 1)  # no holiday of Korday's countries in the step's weeks below
+    for k, level in enumerate(levels):
+        day = start + timedelta(days=k)
+        for hour in range(24):
+            if restart:
+                state = json.loads(json.dumps(detector.state().to_dict()))
+                detector = CheckpointDetector(korday, "entry", profiles.get, state=state)
+            moment = datetime.combine(day, time(hour), tzinfo=korday.tz)
+            for t in detector.evaluate(moment):
+                found.append((t.status, t.opened, t.episode.episode_id, t.episode.kind, t.as_of.isoformat()))
+            if 6 <= hour < 22 and level:
+                profiles[day] = count_event(profiles.get(day), hour, "KGZ", "labour", level // 16)
+    return found
+
+
+def test_the_worker_re_anchors_too_and_a_restart_changes_nothing():
+    rng = random.Random(5)
+    at = 50
+    levels = [round(1600 * (1.5 if k >= at else 1.0) * rng.uniform(0.95, 1.05)) for k in range(at + 35)]
+    calm = _hourly(levels, restart=False)
+    assert calm == _hourly(levels, restart=True)
+    opened = [t for t in calm if t[1]]
+    assert [t[3] for t in opened] == ["surge"], opened
+    resolved = [t for t in calm if t[0] == "resolved"]
+    assert [t[2] for t in resolved] == [opened[0][2]], resolved
+    ended = datetime.fromisoformat(resolved[0][4]).date()
+    assert ended <= date(2024, 2, 1) + timedelta(days=at + RE_ANCHORED_WITHIN)
+
+
+def test_a_state_saved_before_level_shifts_loads():
+    """A detector state from before this change (its history without ``shifts``) loads and
+    is judged as before; the state it saves again carries the shifts."""
+    korday = REGISTRY["korday"]
+    old = {
+        "episode": None,
+        "last_day": "2024-03-01",
+        "last_hour": 5,
+        "history": {"from": "2024-02-01", "totals": [1500] * 29, "flags": "." * 29},
+    }
+    detector = CheckpointDetector(korday, "entry", {}.get, state=old)
+    assert detector.history.get(date(2024, 2, 10)) == (1500, ".")
+    saved = detector.state().to_dict()
+    assert saved["history"]["shifts"]["shifts"] == []
+    again = CheckpointDetector(korday, "entry", {}.get, state=json.loads(json.dumps(saved)))
+    assert again.state().to_dict() == saved
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.lists(st.floats(-0.1, 0.1), max_size=30),
+    spike=st.floats(-5.0, 5.0),
+    after=st.lists(st.floats(-0.1, 0.1), max_size=30),
+)
+def test_one_day_however_extreme_is_not_a_shift(before, spike, after):
+    """The CUSUM clips each day: one extraordinary day among ordinary ones (within one
+    standard deviation) never re-anchors the level."""
+    shifts, config = LevelShifts(), ShiftConfig()
+    for k, x in enumerate([*before, spike, *after]):
+        assert shifts.update(START + timedelta(days=k), x, 0.1, config) is None
+
+
+@given(
+    lead=st.lists(st.floats(-0.1, 0.1), max_size=30),
+    moved=st.floats(0.3, 1.5),
+    sign=st.sampled_from([1.0, -1.0]),
+)
+def test_a_week_at_a_new_level_is_one_shift_from_its_first_day(lead, moved, sign):
+    shifts, config = LevelShifts(), ShiftConfig()
+    found = []
+    values = [*lead, *[sign * moved] * config.min_days, *[0.0] * 20]
+    for k, x in enumerate(values):
+        got = shifts.update(START + timedelta(days=k), x, 0.1, config)
+        if got is not None:
+            found.append(got)
+    assert len(found) == 1
+    (shift,) = found
+    # Ordinary days before the step can sit in the run (the CUSUM's last zero is an
+    # estimate), never more than the step's own days: the median is the step's.
+    assert START + timedelta(days=len(lead) - 3) <= shift.start <= START + timedelta(days=len(lead))
+    assert math.isclose(math.log(shift.factor), sign * moved)
+    assert (shift.start, shift.factor) in shifts.shifts
+    assert shifts.scale(START - timedelta(days=1), START + timedelta(days=len(values))) == shift.factor
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), level=st.floats(500.0, 30_000.0), weekly=st.sampled_from([0.03, -0.03]))
+def test_steady_growth_is_expected(seed, level, weekly):
+    """Ten weeks of 3 % a week up (or down), a weekly profile, 1 % day noise: the expected
+    day is within 4 % of the day's true mean. A median of the same weekday two to four
+    weeks back (the level without a trend) lags it by ~7.5 %."""
+    rng = random.Random(seed)
+    week = [rng.uniform(0.5, 1.5) for _ in range(7)]
+    days = 70
+
+    def mean(k: int) -> float:
+        return level * week[k % 7] * (1 + weekly) ** (k / 7)
+
+    history = DayHistory()
+    totals = {}
+    for k in range(days):
+        totals[START + timedelta(days=k)] = round(mean(k) * rng.gauss(1.0, 0.01))
+        history.record(START + timedelta(days=k), totals[START + timedelta(days=k)], NORMAL)
+
+    def lookup(day: date):
+        total = totals.get(day)
+        return None if total is None else {"total": total, "hourly": [total // 24] * 24, "groups": {}}
+
+    baseline = build_baseline(START + timedelta(days=days), lookup, BaselineConfig(), history)
+    assert baseline is not None
+    assert abs(baseline.expected_day / mean(days) - 1) <= 0.04, (
+        baseline.expected_day,
+        mean(days),
+        baseline.notes,
+    )
