@@ -187,11 +187,23 @@ def snappy_decode(payload: Any, limit: int) -> bytes:
 _FULL = "failed to write whole buffer"
 
 
+def _output_buffer(size: int) -> mmap.mmap:
+    """This thread's buffer of ``size`` bytes, kept between batches: an anonymous mapping, so
+    only the pages written are memory (and a fresh one per batch costs more page faults than
+    decompressing a batch of the usual size)."""
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or len(buffer) != size:
+        if buffer is not None:
+            buffer.close()
+        buffer = _local.buffer = mmap.mmap(-1, size)
+    return buffer
+
+
 def frame_decode(codec: str, payload: Any, limit: int) -> bytes:
     """An lz4 or zstd frame (what aiokafka's ``lz4_decode``/``zstd_decode`` read) streamed into
     a buffer of ``limit + 1`` bytes: cramjam's decoder stops when the buffer is full, so a bomb
-    is refused having produced one byte past the bound. The buffer is an anonymous mapping,
-    so only the pages written are memory; the result is copied out of it.
+    is refused having produced one byte past the bound. The result is copied out of the
+    buffer; past :data:`STEP` bytes written, its pages are given back to the system.
 
     A frame's declared content size is not trusted nor needed: the buffer bounds the output,
     and the decoders' own state is a block (lz4: at most 4 MiB) or the window (zstd: filled
@@ -199,7 +211,8 @@ def frame_decode(codec: str, payload: Any, limit: int) -> bytes:
     import cramjam
 
     module = cramjam.lz4 if codec == "lz4" else cramjam.zstd
-    out = mmap.mmap(-1, limit + 1)
+    out = _output_buffer(limit + 1)
+    size = limit + 1
     try:
         try:
             size = module.decompress_into(bytes(payload), out)
@@ -212,7 +225,8 @@ def frame_decode(codec: str, payload: Any, limit: int) -> bytes:
             raise BatchTooLarge(codec, len(payload), limit)
         return out[:size]
     finally:
-        out.close()
+        if size > STEP:
+            out.madvise(mmap.MADV_DONTNEED)
 
 
 def _bounded(codec: str, original: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
