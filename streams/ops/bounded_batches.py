@@ -21,14 +21,22 @@ thread-local limit: Faust's consumer runs on its own thread). aiokafka's fetcher
 the refusal becomes the stand-in record instead of an exception (which would stop the
 consumer). Topics not bounded (the changelog reader's) read as before.
 
-Without ``cramjam`` installed (it is not a dependency) aiokafka reads gzip only; snappy,
-lz4 and zstd batches fail in aiokafka before anything is decompressed. If it is installed,
-snappy is refused by the sizes its blocks declare, before decompressing; lz4 and zstd only
-once decompressed (bounded, but not while being read).
+Each codec is bounded while it decompresses, never by decompressing whole first:
+
+- gzip: decompressed in pieces of :data:`STEP` bytes, refused once they add up past the bound.
+- snappy (raw, or the xerial framing of the Java client): each raw block declares its length
+  and does not decode to any other, so the batch is refused from the declared lengths before
+  anything is decompressed.
+- lz4 and zstd (frames): streamed into a buffer one byte larger than the bound, refused when
+  it fills (see :func:`frame_decode`).
+
+snappy, lz4 and zstd are read with ``cramjam`` (a dependency: without it aiokafka reads gzip
+only). A batch whose data is broken becomes an ``unreadable`` stand-in instead.
 """
 
 from __future__ import annotations
 
+import mmap
 import struct
 import threading
 import zlib
@@ -56,11 +64,11 @@ CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 
 def _unreadable() -> tuple[type[BaseException], ...]:
-    """What decompressing a batch raises when it cannot be read at all: its codec's library
-    is not installed (aiokafka's ``UnsupportedCodecError``), or the data is broken."""
+    """What decompressing a batch raises when it cannot be read at all: the data is broken, or
+    its codec is unknown (aiokafka's ``UnsupportedCodecError``, e.g. lz4 in a v0 message set)."""
     from aiokafka.errors import UnsupportedCodecError
 
-    return (UnsupportedCodecError, zlib.error, EOFError, OSError)
+    return (UnsupportedCodecError, zlib.error, EOFError, OSError, Unreadable)
 
 
 class BatchTooLarge(Exception):
@@ -114,7 +122,13 @@ def gzip_decode(payload: Any, limit: int) -> bytes:
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
-_XERIAL = b"\x82SNAPPY\x00"
+#: aiokafka's test for a xerial-framed snappy payload (``codec._detect_xerial_stream``): this
+#: header (marker, ``SNAPPY``, NUL, version 1, compatible with 1) and at least one byte more.
+_XERIAL = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01"
+
+
+class Unreadable(ValueError):
+    """A compressed batch is broken: it cannot be decompressed at all."""
 
 
 def _varint(data: bytes | memoryview, at: int = 0) -> int:
@@ -125,22 +139,94 @@ def _varint(data: bytes | memoryview, at: int = 0) -> int:
         if not byte & 0x80:
             return result
         shift += 7
-    raise ValueError("snappy block with a broken length")
+    raise Unreadable("snappy block with a broken length")
+
+
+def _snappy_blocks(data: memoryview) -> list[memoryview]:
+    """A snappy payload's raw blocks: the payload itself, or the blocks of the xerial framing
+    Kafka's Java client writes (16-byte header, then per block its size, 4 bytes big-endian)."""
+    if len(data) <= len(_XERIAL) or bytes(data[: len(_XERIAL)]) != _XERIAL:
+        return [data]
+    blocks, cursor = [], len(_XERIAL)
+    while cursor < len(data):
+        if cursor + 4 > len(data):
+            raise Unreadable("snappy xerial block size cut short")
+        (size,) = struct.unpack_from("!i", data, cursor)
+        cursor += 4
+        if size < 0 or cursor + size > len(data):
+            raise Unreadable(f"snappy xerial block of {size} bytes at {cursor - 4} does not fit")
+        blocks.append(data[cursor : cursor + size])
+        cursor += size
+    return blocks
 
 
 def snappy_size(payload: Any) -> int:
-    """What a snappy payload (raw, or xerial blocks as Kafka's Java client frames them)
-    says it decompresses to: each raw block begins with its uncompressed length."""
-    data = memoryview(bytes(payload))
-    if bytes(data[:8]) != _XERIAL or len(data) < 16:
-        return _varint(data)
-    total, cursor = 0, 16
-    while cursor + 4 <= len(data):
-        (size,) = struct.unpack_from("!i", data, cursor)
-        cursor += 4
-        total += _varint(data, cursor)
-        cursor += size
-    return total
+    """What a snappy payload (raw, or xerial blocks) says it decompresses to: each raw block
+    begins with its uncompressed length, and the decoder refuses a block that does not decode
+    to exactly that."""
+    return sum(_varint(block) for block in _snappy_blocks(memoryview(bytes(payload))))
+
+
+def snappy_decode(payload: Any, limit: int) -> bytes:
+    """Refused from the sizes the blocks declare, before any is decompressed; then each block
+    is decompressed into a buffer of exactly its declared size."""
+    import cramjam
+
+    blocks = _snappy_blocks(memoryview(bytes(payload)))
+    if sum(_varint(block) for block in blocks) > limit:
+        raise BatchTooLarge("snappy", len(payload), limit)
+    try:
+        pieces = [bytes(cramjam.snappy.decompress_raw(block)) for block in blocks]
+    except cramjam.DecompressionError as error:
+        raise Unreadable(f"snappy: {error}".replace("snappy: snappy:", "snappy:")) from error
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+#: What cramjam's ``decompress_into`` says when the output does not fit the buffer (Rust's
+#: ``io::ErrorKind::WriteZero``); any other error is a broken batch.
+_FULL = "failed to write whole buffer"
+
+
+def _output_buffer(size: int) -> mmap.mmap:
+    """This thread's buffer of ``size`` bytes, kept between batches: an anonymous mapping, so
+    only the pages written are memory (and a fresh one per batch costs more page faults than
+    decompressing a batch of the usual size)."""
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or len(buffer) != size:
+        if buffer is not None:
+            buffer.close()
+        buffer = _local.buffer = mmap.mmap(-1, size)
+    return buffer
+
+
+def frame_decode(codec: str, payload: Any, limit: int) -> bytes:
+    """An lz4 or zstd frame (what aiokafka's ``lz4_decode``/``zstd_decode`` read) streamed into
+    a buffer of ``limit + 1`` bytes: cramjam's decoder stops when the buffer is full, so a bomb
+    is refused having produced one byte past the bound. The result is copied out of the
+    buffer; past :data:`STEP` bytes written, its pages are given back to the system.
+
+    A frame's declared content size is not trusted nor needed: the buffer bounds the output,
+    and the decoders' own state is a block (lz4: at most 4 MiB) or the window (zstd: filled
+    only as output is produced, and a frame that asks for more than 128 MiB is refused)."""
+    import cramjam
+
+    module = cramjam.lz4 if codec == "lz4" else cramjam.zstd
+    out = _output_buffer(limit + 1)
+    size = limit + 1
+    try:
+        try:
+            size = module.decompress_into(bytes(payload), out)
+        except cramjam.DecompressionError as error:
+            if _FULL in str(error):
+                raise BatchTooLarge(codec, len(payload), limit) from None
+            cause = str(error)
+            raise Unreadable(cause if cause.startswith(codec) else f"{codec}: {cause}") from error
+        if size > limit:
+            raise BatchTooLarge(codec, len(payload), limit)
+        return out[:size]
+    finally:
+        if size > STEP:
+            out.madvise(mmap.MADV_DONTNEED)
 
 
 def _bounded(codec: str, original: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
@@ -153,12 +239,9 @@ def _bounded(codec: str, original: Callable[[Any], bytes]) -> Callable[[Any], by
             return original(payload)
         if codec == "gzip":
             return gzip_decode(payload, limit)
-        if codec == "snappy" and snappy_size(payload) > limit:
-            raise BatchTooLarge(codec, len(payload), limit)
-        out = original(payload)
-        if len(out) > limit:  # lz4 and zstd, with cramjam installed: checked once decoded
-            raise BatchTooLarge(codec, len(payload), limit)
-        return out
+        if codec == "snappy":
+            return snappy_decode(payload, limit)
+        return frame_decode(codec, payload, limit)
 
     decode.__name__ = f"bounded_{codec}_decode"
     decode.__wrapped__ = original  # type: ignore[attr-defined]
