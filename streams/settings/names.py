@@ -62,6 +62,8 @@ SETTINGS = frozenset(
         "CROSSINGS_NOTIFY_WEB_PORT",
         "CROSSINGS_LOG_FORMAT",
         "CROSSINGS_LOG_LEVEL",
+        # Where the lake's S3 store (SeaweedFS) is built and kept (streams/ops/lakestore).
+        "CROSSINGS_SEAWEEDFS_CACHE",
         # Read by the tests and load tests, not by the commands.
         "CROSSINGS_REQUIRE_SYSTEM_PACKAGES",
         "CROSSINGS_SHARED_DATA",
