@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.ops.broker.process import port_free  # one probe for every service the project starts
+
 HOST = "127.0.0.1"
 
 
@@ -46,18 +48,6 @@ def accepts(port: int, timeout: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=timeout):
         return True
     return False
-
-
-def port_free(port: int) -> bool:
-    """Can a server listen on ``port``? SO_REUSEADDR, as the servers set it: connections of a
-    store stopped a moment ago (TIME_WAIT) do not hold the port, a listener does."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def check_ports(ports: Sequence[int], what: str) -> None:
