@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from streams.domain.counts import HOURS, DayProfile, split_group
-from streams.domain.detect.calendar import holiday_names, same_holiday_last_year
+from streams.domain.detect.calendar import beside_holiday_last_year, holiday_names, same_holiday_last_year
 from streams.domain.detect.changepoint import Trend, trend_estimate
 from streams.domain.detect.history import CLOSED, NORMAL, DayHistory
 
@@ -187,14 +187,20 @@ def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -
     Days that raised an alarm count: a ramp that alarmed last year is still what last year
     did, and this year it is expected; only a closure's zeros are left out. Read as they
     were, not rescaled by the level shifts found since (``changepoint.py``): last year's
-    harvest ramp re-anchored the level too, and it is the season, not a one-off."""
+    harvest ramp re-anchored the level too, and it is the season, not a one-off. The eve of
+    a holiday and the day after it are left out as the holiday is (each has a factor of
+    its own, ``beside_holiday_last_year``: counted here too, it would count twice)."""
     values = []
     for shift in range(361, 368):
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
-        if got is not None and got[1] != CLOSED and not holiday_names(countries, earlier):
+        if got is not None and got[1] != CLOSED and not _near_holiday(countries, earlier):
             values.append(got[0])
     return values
+
+
+def _near_holiday(countries: tuple[str, ...], day: date) -> bool:
+    return any(holiday_names(countries, day + timedelta(days=k)) for k in (-1, 0, 1))
 
 
 @dataclass(frozen=True)
@@ -515,6 +521,19 @@ def build_baseline(
         else:
             dispersion = max(dispersion, config.unknown_day_dispersion)
             notes.append(f"holiday {', '.join(names)}: no history, wide band")
+    elif history is not None and (beside := beside_holiday_last_year(countries, day)) is not None:
+        # The eve of a holiday (or the day after it) moves people too: last year's eve
+        # against its ordinary days, as a holiday's own factor.
+        words, then = beside
+        effect = holiday_effect(history, then, countries)
+        if effect is not None:
+            ratio = min(max(effect[0], config.min_factor), config.max_factor)
+            if abs(math.log(ratio)) > 0.05:
+                notes.append(f"{words}: x{ratio:.2f} last year")
+            expected_day *= ratio
+            dispersion = min(
+                math.sqrt(2 * dispersion * dispersion + 1.0 / max(effect[1], 1)), config.max_dispersion
+            )
 
     with_profiles = [d for d in chosen if d.profile is not None and d.total > 0]
     if len(with_profiles) < 2:
