@@ -42,7 +42,7 @@ from datetime import date, timedelta
 from streams.domain.counts import HOURS, DayProfile, split_group
 from streams.domain.detect.calendar import beside_holiday_last_year, holiday_names, same_holiday_last_year
 from streams.domain.detect.changepoint import Trend, trend_estimate
-from streams.domain.detect.history import CLOSED, NORMAL, DayHistory
+from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
 
 ProfileLookup = Callable[[date], DayProfile | None]
 
@@ -199,6 +199,26 @@ def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -
     return values
 
 
+def _year_ago_level(history: DayHistory, day: date, countries: tuple[str, ...]) -> tuple[float, int] | None:
+    """Last year's level around ``day`` (the mean of ``_year_ago_days``' days) and how many
+    days it was read off; None with fewer than four. One or two alarm days among them are
+    a one-off (a storm, a closure that alarmed) and are left out, so this year's same week
+    is not expected low (or high) for it; more are a ramp or a step that lasted, which is
+    what last year did, and count."""
+    days = []
+    for shift in range(361, 368):
+        earlier = day - timedelta(days=shift)
+        got = history.get(earlier)
+        if got is not None and got[1] != CLOSED and not _near_holiday(countries, earlier):
+            days.append(got)
+    if len(days) < 4:
+        return None
+    kept = [total for total, flag in days if flag != ALARM]
+    if len(days) - len(kept) > 2:
+        kept = [total for total, _ in days]
+    return sum(kept) / len(kept), len(days)
+
+
 def _near_holiday(countries: tuple[str, ...], day: date) -> bool:
     return any(holiday_names(countries, day + timedelta(days=k)) for k in (-1, 0, 1))
 
@@ -223,19 +243,19 @@ def season_estimate(
 ) -> Season | None:
     """How last year moved from the days the weekly level was taken from to this date:
     last year's level around ``day`` over its mean level around ``reference_days`` (each a
-    year back). The weekly level lags a ramp by two or three weeks; last year's ramp over
-    the same weeks says by how much. None without a year of history."""
-    now = _year_ago_days(history, day, countries)
-    if len(now) < 4:
+    year back, ``_year_ago_level``). The weekly level lags a ramp by two or three weeks;
+    last year's ramp over the same weeks says by how much. None without a year of history."""
+    now = _year_ago_level(history, day, countries)
+    if now is None:
         return None
-    before = [values for d in reference_days if len(values := _year_ago_days(history, d, countries)) >= 4]
+    before = [level for d in reference_days if (level := _year_ago_level(history, d, countries)) is not None]
     if len(before) < max(1, len(reference_days) // 2):
         return None
-    levels = [sum(values) / len(values) for values in before]
+    levels = [level for level, _ in before]
     if sum(levels) <= 0:
         return None
-    factor = (sum(now) / len(now)) / (sum(levels) / len(levels))
-    return Season(factor, len(now), sum(len(values) for values in before))
+    factor = now[0] / (sum(levels) / len(levels))
+    return Season(factor, now[1], sum(days for _, days in before))
 
 
 def season_factor(
