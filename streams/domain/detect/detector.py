@@ -610,7 +610,11 @@ class CheckpointDetector(PostView):
         as_of: datetime,
         shape_cv: float = 0.0,
     ) -> list[Transition]:
-        """One nationality against the rest of the post, while the post as a whole is not alarming."""
+        """One nationality against the rest of the post, while the post as a whole is not alarming.
+        On a public holiday a nationality's surge is judged with a wide band (the day-level
+        view's for a holiday without history): a holiday brings one group out (mainland
+        visitors on a Chinese holiday), which the mix of ordinary days does not know. A
+        group that falls away on a holiday (a crackdown) is still judged as any day."""
         episode = self.group_episode
         if episode is not None:
             assessment = assess_groups(
@@ -623,6 +627,10 @@ class CheckpointDetector(PostView):
         if self.episode is not None:
             return []
         assessment = assess_groups(profile, baseline, expected_total, window, self.config, shape_cv=shape_cv)
+        holiday = bool(holiday_names(self.countries, baseline.day))
+        if assessment is not None and assessment.kind == "surge" and holiday:
+            wide = math.hypot(shape_cv, self.baseline_config.unknown_day_dispersion)
+            assessment = assess_groups(profile, baseline, expected_total, window, self.config, shape_cv=wide)
         if assessment is None or assessment.kind is None:
             return []
         local = as_of.astimezone(self.checkpoint.tz)
