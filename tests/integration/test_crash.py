@@ -94,6 +94,25 @@ def test_one_worker_killed_three_times(kafka_bootstrap, tmp_path):
     _check(result, kills=3)
 
 
+def test_one_worker_killed_three_times_writing_ducklake(kafka_bootstrap, tmp_path):
+    # The same kills against the DuckLake lake (SQLite catalog under the data folder): half
+    # of them right after a catalog commit, where the catalog is ahead of Kafka until the
+    # restarted worker undoes it.
+    result = run(
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        days=7,
+        kills=3,
+        workers=1,
+        seed=11,
+        drain_timeout=300,
+        extra_env={"CROSSINGS_LAKE": "ducklake"},
+    )
+    _check(result, kills=3)
+    assert result.lake.startswith("ducklake:sqlite:")
+
+
 def test_one_of_two_workers_killed_with_mis_keyed_traffic(kafka_bootstrap, tmp_path):
     # A tenth of the valid records carry a null key: those the producer puts on the wrong
     # partition are forwarded inside the commit's transaction, across the kills.
