@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,44 @@ def test_the_lake_is_exact_after_crashes_between_the_catalogs_commit_and_kafkas(
     expected = oracle(records)
     assert len(ids) == len(set(ids)) == sum(expected.values())
     assert +counts == expected
+
+
+def test_crossings_sql_reads_the_ducklake_lake_while_its_writer_is_open(tmp_path):
+    from click.testing import CliRunner
+
+    from streams.cli.main import cli
+
+    records = records_of(150)
+    data = tmp_path / "data"
+    sink = DuckLakeSink(_location(data))
+    core = engine(tmp_path, sink)
+    env = {"CROSSINGS_LAKE": "ducklake", "CROSSINGS_HOME": str(tmp_path / "home")}
+
+    def sql(statement: str) -> str:
+        result = CliRunner().invoke(cli, ["sql", statement, "--data", str(data), "--format", "csv"], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    # Before any commit: the views exist, with no rows.
+    assert sql("SELECT count(*) AS n FROM events").splitlines()[-1] == "0"
+
+    async def go() -> None:
+        await core.process(records)
+        await core.commit()
+
+    asyncio.run(go())  # the writer stays open, as a running worker's
+    expected = oracle(records)
+    assert sql("SELECT count(*) AS n FROM events").splitlines()[-1] == str(sum(expected.values()))
+    by_day = sql(
+        "SELECT checkpoint_id, direction, local_day, sum(count) AS n FROM daily_counts "
+        "GROUP BY ALL ORDER BY ALL"
+    )
+    found = Counter()
+    for line in by_day.splitlines()[1:]:
+        checkpoint, direction, day, n = line.split(",")
+        found[(checkpoint, direction, date.fromisoformat(day))] += int(n)
+    assert found == expected
+    header = sql("SELECT * FROM events LIMIT 1").splitlines()[0].split(",")
+    assert header[:3] == ["local_day", "checkpoint_id", "event_id"] and "commit_seq" not in header
+    asyncio.run(core.close(list(core.tasks)))
+    sink.close()
