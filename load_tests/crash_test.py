@@ -733,10 +733,11 @@ def _wait_lake_change(data_dir: Path, timeout: float, lake: LakeConfig = PARQUET
     """Until a file appears or is replaced in any events or daily_counts folder (DuckLake
     with a local catalog: until the catalog's file changes, i.e. a catalog commit)."""
     patterns = ("events/*/*", "_staging/*/events/*/*", "daily_counts/*/*")
+    if lake.is_ducklake and lake.catalog_for(data_dir).startswith("postgres:"):
+        _wait_catalog_commit(lake, data_dir, timeout)
+        return
     if lake.is_ducklake:
         catalog = Path(lake.catalog_for(data_dir).removeprefix("sqlite:"))
-        if not catalog.is_absolute():
-            raise ValueError(f"a commit kill needs a local DuckLake catalog, not {lake.catalog}")
         data_dir, patterns = catalog.parent, (catalog.name + "*",)
 
     def stamps() -> dict[str, int]:
@@ -754,6 +755,24 @@ def _wait_lake_change(data_dir: Path, timeout: float, lake: LakeConfig = PARQUET
         now = stamps()
         if any(before.get(folder) != stamp for folder, stamp in now.items()):
             return
+
+
+def _wait_catalog_commit(lake: LakeConfig, data_dir: Path, timeout: float) -> None:
+    """Until a DuckLake catalog server (PostgreSQL) records a new snapshot: a commit."""
+    from streams.sinks.ducklake.read import attach
+
+    con = attach(lake, data_dir)
+    try:
+
+        def latest() -> int:
+            return con.execute("SELECT id FROM lake.current_snapshot()").fetchall()[0][0]
+
+        before = latest()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and latest() == before:
+            time.sleep(0.005)
+    finally:
+        con.close()
 
 
 OPENED = re.compile(
