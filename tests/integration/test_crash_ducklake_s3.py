@@ -73,3 +73,23 @@ def test_one_of_two_workers_on_s3_and_postgres_killed(kafka_bootstrap, tmp_path,
     print(json.dumps(result.summary(), default=str)[:200])
     _check(result, kills=2)
     assert result.lake.startswith("ducklake:postgres:") and "s3://" in result.lake
+
+
+def test_three_workers_one_joining_one_stalling_on_s3_and_postgres(kafka_bootstrap, tmp_path, shared_lake):
+    # A worker stopped past its session timeout is a zombie when it resumes: its partitions
+    # were taken (their lake epochs raised); whatever it commits is refused and it lets go.
+    result = run(
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        days=7,
+        kills=2,
+        workers=3,
+        pauses=1,
+        seed=13,
+        drain_timeout=300,
+        extra_env=shared_lake,
+    )
+    _check(result, kills=2)
+    assert result.partitions == 6 and [entry["worker"] for entry in result.join_log] == [2]
+    assert len(result.pause_log) == 1
