@@ -27,6 +27,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.core.partitioning import partition_for
 from streams.core.records import SourceRecord, is_rekeyed
+from streams.domain import rows
+from streams.domain.event import SCHEMA_VERSION
 from streams.ops.bounded_batches import DEFAULT_LIMIT as DEFAULT_MAX_BATCH_BYTES
 from streams.ops.bounded_batches import bound_topic
 
@@ -213,7 +215,7 @@ def _parquet_batches(
 ) -> Iterator[list[SourceRecord]]:
     query = f"""
         SELECT {LAKE_EVENT_COLUMNS}
-        FROM read_parquet({[str(f) for f in files]!r}, hive_partitioning = true)
+        FROM read_parquet({[str(f) for f in files]!r}, hive_partitioning = true, union_by_name = true)
         ORDER BY kafka_timestamp, kafka_partition, kafka_offset
     """
     offsets: Counter[int] = Counter()
@@ -233,28 +235,44 @@ def _parquet_batches(
                 yield batch
 
 
+def _lake_event_plan() -> tuple[str, tuple[tuple[str, str | None], ...]]:
+    """What a lake reader selects, and how each field of the message comes from it: the
+    event's wire fields that are lake columns, its checkpoint from the folder name, its
+    version the current one; times as integers (cheap to carry, exact)."""
+    selected, plan = ["checkpoint"], []
+    for column in rows.wire_fields(rows.EVENT):
+        if column.name == "version":
+            plan.append((column.name, None))
+        elif column.name == "checkpoint_id":
+            plan.append((column.name, "checkpoint"))
+        elif column.type == "timestamp[us]":
+            selected.append(f"epoch_us({column.name}) AS {column.name}")
+            plan.append((column.name, column.name))
+        else:
+            selected.append(column.name)
+            plan.append((column.name, column.name))
+    selected.append("epoch_ms(kafka_timestamp) AS timestamp_ms")
+    return ", ".join(selected), tuple(plan)
+
+
 #: The columns of a lake's ``events/`` rows that :func:`lake_event_value` reads.
-LAKE_EVENT_COLUMNS = """checkpoint, event_id, direction, epoch_us(occurred_at) AS occurred_us,
-               nationality, purpose, mode, outcome, epoch_ms(kafka_timestamp) AS timestamp_ms"""
+LAKE_EVENT_COLUMNS, _EVENT_PLAN = _lake_event_plan()
+_TIMES = frozenset(c.name for c in rows.EVENT if c.type == "timestamp[us]")
 
 
 def lake_event_value(row: Mapping[str, Any]) -> bytes:
     """A lake row (:data:`LAKE_EVENT_COLUMNS`) as the event message it was counted from;
-    ``occurred_at`` in UTC: the same instant."""
-    occurred_at = datetime.fromtimestamp(row["occurred_us"] / 1_000_000, UTC)
-    return orjson.dumps(
-        {
-            "version": 1,
-            "event_id": row["event_id"],
-            "checkpoint_id": row["checkpoint"],
-            "direction": row["direction"],
-            "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
-            "nationality": row["nationality"],
-            "purpose": row["purpose"],
-            "mode": row["mode"],
-            "outcome": row["outcome"],
-        }
-    )
+    times in UTC: the same instant."""
+    message: dict[str, Any] = {}
+    for name, source in _EVENT_PLAN:
+        if source is None:
+            message[name] = SCHEMA_VERSION
+        elif name in _TIMES:
+            at = datetime.fromtimestamp(row[source] / 1_000_000, UTC)
+            message[name] = at.isoformat().replace("+00:00", "Z")
+        else:
+            message[name] = row[source]
+    return orjson.dumps(message)
 
 
 def _parquet_files(paths: Iterable[Path]) -> list[Path]:
