@@ -143,6 +143,9 @@ _WireEvent: Final = msgspec.defstruct(
 
 _FAST_DECODER: Final = msgspec.json.Decoder(_WireEvent)
 
+#: The fields ``EventDecoder._checked`` takes, in its order (every wire field but the version).
+_CHECKED_FIELDS: Final = tuple(c.name for c in rows.wire_fields(rows.EVENT) if c.name != "version")
+
 
 def _matching(name: str, values: Iterable[str]) -> frozenset[str]:
     pattern = re.compile(_PROPS[name]["pattern"].removesuffix("$") + r"\Z")
@@ -281,17 +284,7 @@ class EventDecoder:
         ):
             return self._reference(raw, now)
         try:
-            return self._checked(
-                wire.event_id,
-                wire.checkpoint_id,
-                wire.direction,
-                wire.occurred_at,
-                wire.nationality,
-                wire.purpose,
-                wire.mode,
-                wire.outcome,
-                now,
-            )
+            return self._checked(*(getattr(wire, name) for name in _CHECKED_FIELDS), now)
         except InvalidEvent:  # refusals always carry the reference path's words
             return self._reference(raw, now)
 
@@ -303,17 +296,7 @@ class EventDecoder:
             _schema_validator()(payload)
         except fastjsonschema.JsonSchemaValueException as error:
             raise InvalidEvent(_reason_for_schema_error(error), error.message) from None
-        return self._checked(
-            payload["event_id"],
-            payload["checkpoint_id"],
-            payload["direction"],
-            payload["occurred_at"],
-            payload["nationality"],
-            payload["purpose"],
-            payload["mode"],
-            payload["outcome"],
-            now,
-        )
+        return self._checked(*(payload[name] for name in _CHECKED_FIELDS), now)
 
     def _reference(self, raw: bytes, now: datetime) -> CrossingEvent:
         try:

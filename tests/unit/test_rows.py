@@ -4,6 +4,7 @@ and the lake's columns only ever grow (``schemas/lake.json``)."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from datetime import UTC, date, datetime
 
@@ -16,7 +17,7 @@ from streams.domain import rows
 from streams.domain.alert import alert_message
 from streams.domain.detect.assess import Assessment, Driver
 from streams.domain.detect.episodes import Episode, Transition
-from streams.domain.event import CrossingEvent, _WireEvent
+from streams.domain.event import CrossingEvent, EventDecoder, _WireEvent
 from streams.domain.registry import load_registry
 from streams.schemas import load_json, schemas_dir
 from streams.sinks.parquet import layout
@@ -103,6 +104,9 @@ def test_the_typed_structs_are_the_event_definition() -> None:
     units = {"timestamp[us]": "_us", "timestamp[ms]": "_ms"}
     buffers = [c.name + units.get(c.type, "") for c in rows.lake_columns(rows.EVENT)]
     assert [f.name for f in dataclasses.fields(EventColumns)] == buffers
+    # The decoder's checks take the wire fields, in order, by position.
+    checked = list(inspect.signature(EventDecoder._checked).parameters)[1:-1]
+    assert [name.replace("occurred_raw", "occurred_at") for name in checked] == wire[1:]
 
 
 def test_an_alert_message_has_the_alert_fields() -> None:
