@@ -11,14 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streams.backtest.lake import lake_records
-from streams.core.effects import EventColumns
+from streams.core.effects import CommitBatch, EventColumns, MetricDeltas
 from streams.domain import rows
 from streams.domain.registry import load_registry
 from streams.query.lake import open_lake, query
 from streams.query.reports import alerts as alerts_report
 from streams.replay.sources import parquet_records
-from streams.sinks.parquet.layout import ALERTS, EVENTS, arrow_schema, partition_dir
-from streams.sinks.parquet.sink import _alerts_table, _events_table
+from streams.sinks.parquet.layout import ALERTS, ALERTS_SCHEMA, EVENTS, arrow_schema, partition_dir
+from streams.sinks.parquet.sink import LakeSink, _alerts_table, _events_table
 
 DAY = date(2024, 3, 4)
 CHECKPOINTS = sorted(load_registry())[:2]
@@ -122,3 +122,39 @@ def test_replay_and_backtest_read_a_newer_file_beside_older_ones(tmp_path: Path)
     with open_lake(new, load_registry()) as connection:
         found = query(connection, "SELECT count(*) AS n, count(lane) AS lanes FROM events").to_pylist()
     assert found == [{"n": 6, "lanes": 2}]
+
+
+def _commit(seq: int, alerts: list[dict], *, publish: bool) -> CommitBatch:
+    return CommitBatch(
+        partition=0,
+        commit_seq=seq,
+        first_offset=seq,
+        last_offset=seq,
+        events={},
+        alerts=alerts,
+        snapshots=[],
+        dead_letters=[],
+        changes=[],
+        metrics=MetricDeltas(),
+        expired_buckets=[],
+        expired_profiles=[],
+        publish=publish,
+    )
+
+
+def test_alerts_staged_by_the_older_version_are_published_beside_newer_ones(tmp_path: Path) -> None:
+    """A worker upgraded while alerts of v1 wait in staging publishes them with the next
+    commit: the older rows read null in the newer columns (not a failed commit)."""
+    sink = LakeSink(tmp_path, roll_seconds=3600)
+    sink.flush(_commit(1, [_alert("a1")], publish=False))
+    sink.committed(0, 1)
+    (staged,) = (tmp_path / "_staging").rglob("alerts/**/*.parquet")
+    pq.write_table(pq.read_table(staged).select(arrow_schema(rows.ALERT, 1).names), staged)  # as v1 wrote it
+    sink.flush(_commit(2, [_alert("a2", cause="group", scope="UZB")], publish=True))
+    sink.committed(0, 2)
+    (published,) = (tmp_path / ALERTS).rglob("*.parquet")
+    table = pq.read_table(published, schema=ALERTS_SCHEMA)
+    assert table.select(["alert_id", "cause", "scope"]).to_pylist() == [
+        {"alert_id": "a1", "cause": None, "scope": None},
+        {"alert_id": "a2", "cause": "group", "scope": "UZB"},
+    ]

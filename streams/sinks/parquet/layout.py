@@ -100,6 +100,20 @@ def arrow_schema(row: Sequence[rows.Column], version: int | None = None) -> pa.S
     )
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` (a file of this or an older version) with ``schema``'s columns: one it
+    lacks is null, which only a nullable (later) column may be."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name).cast(field.type))
+        elif field.nullable:
+            columns.append(pa.nulls(len(table), field.type))
+        else:
+            raise ValueError(f"a file without the required column {field.name!r} is not of this dataset")
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 EVENTS_SCHEMA = arrow_schema(rows.EVENT)
 DAILY_COUNTS_SCHEMA = arrow_schema(rows.DAILY_COUNT)
 ALERTS_SCHEMA = arrow_schema(rows.ALERT)
