@@ -194,7 +194,10 @@ def contract_problems(published: dict[str, dict[str, list[list[object]]]]) -> li
         now, was = contract(row), published.get(dataset, {})
         for v, columns in was.items():
             if now.get(v) != columns:
-                problems.append(f"{dataset} v{v} is published as {columns}; the definition says {now.get(v)}")
+                published_columns = [Column(*c) for c in columns]  # type: ignore[arg-type]
+                defined = [Column(*c) for c in now.get(v, [])]  # type: ignore[arg-type]
+                changes = breaking_changes(published_columns, defined) or ["its columns are in another order"]
+                problems += [f"{dataset} v{v} is published, but in the definition {c}" for c in changes]
         for v in now:
             if v not in was:
                 problems.append(f"{dataset} v{v} is not in schemas/lake.json: run `make schemas`")
@@ -225,8 +228,12 @@ if __name__ == "__main__":  # `make schemas`: python -m streams.domain.rows sche
 
     target = Path(sys.argv[1])
     current = json.loads(target.read_text()) if target.exists() else {}
+    try:
+        updated = updated_contract(current)
+    except ValueError as error:
+        sys.exit(f"{target}: {error}")
     lines = ["{"]
-    for i, (dataset, versions) in enumerate(updated_contract(current).items()):
+    for i, (dataset, versions) in enumerate(updated.items()):
         lines.append(f'  "{dataset}": {{')
         for j, (v, columns) in enumerate(versions.items()):
             lines.append(f'    "{v}": [')
