@@ -38,6 +38,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import reduce
+from operator import add
 
 from streams.domain.counts import HOURS, DayProfile, split_group
 from streams.domain.detect.calendar import holiday_names, same_holiday_last_year
@@ -279,8 +281,31 @@ class DayShape:
     nationalities: dict[str, int] = field(hash=False)
 
 
-#: (day, total) -> its shape; a detector keeps one so each day is summed once, not daily.
-ShapeCache = dict[tuple[date, int], DayShape]
+@dataclass(frozen=True)
+class _WeekdayShapes:
+    """What ``share_spread`` draws from the days of one weekday (two or more), in their
+    order: each day's total, its shares done by hour ``k`` (``done[k]``, one per day) and
+    its deviations from the other days' mean (``deviations[k]``). ``shapes``: the days'
+    shapes, held so the ids that key it (``ShapeCache.weekdays``) stay theirs."""
+
+    shapes: tuple[DayShape, ...]
+    totals: tuple[int, ...]
+    done: tuple[tuple[float, ...], ...]
+    deviations: tuple[tuple[float, ...], ...]
+
+
+class ShapeCache(dict[tuple[date, int], DayShape]):
+    """(day, total) -> its shape; a detector keeps one so each day is summed once, not daily.
+
+    Also what ``share_spread`` drew from each weekday's days (``weekdays``, by the ids of
+    their shapes): from one day to the next, one weekday's days change and six do not."""
+
+    #: The newest ``WEEKDAYS_KEPT`` sets of days are kept (about a month of baselines).
+    WEEKDAYS_KEPT = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weekdays: dict[tuple[int, ...], _WeekdayShapes] = {}
 
 
 def day_shape(d: _Day, cache: ShapeCache | None) -> DayShape | None:
@@ -303,6 +328,37 @@ def day_shape(d: _Day, cache: ShapeCache | None) -> DayShape | None:
     return shape
 
 
+def _weekday_shapes(
+    shapes: list[DayShape], kept: dict[tuple[int, ...], _WeekdayShapes] | None
+) -> _WeekdayShapes:
+    """``share_spread``'s figures of one weekday's days: each day's shares done by hour
+    against the mean of the other days' (leave one out), worked out once per set of days."""
+    key = tuple(map(id, shapes))
+    if kept is not None and key in kept:
+        return kept[key]
+    n = len(shapes)
+    scale = math.sqrt((n - 1) / n)
+    others = 1.0 / (n - 1)
+    sums = [sum(column) for column in zip(*(s.done_by_hour for s in shapes), strict=True)]
+    deviations: list[list[float]] = [[] for _ in range(HOURS - 1)]
+    for shape in shapes:
+        for k, (own, whole) in enumerate(zip(shape.done_by_hour, sums, strict=True)):
+            reference = (whole - own) * others
+            if reference > 0.0:
+                deviations[k].append(abs(own / reference - 1.0) * scale)
+    found = _WeekdayShapes(
+        tuple(shapes),
+        tuple(s.total for s in shapes),
+        tuple(s.done_by_hour for s in shapes),
+        tuple(map(tuple, deviations)),
+    )
+    if kept is not None:
+        kept[key] = found
+        while len(kept) > ShapeCache.WEEKDAYS_KEPT:
+            del kept[next(iter(kept))]
+    return found
+
+
 def share_spread(
     days: list[_Day], config: BaselineConfig, averaged: int = 0, cache: ShapeCache | None = None
 ) -> tuple[float, ...]:
@@ -321,25 +377,19 @@ def share_spread(
         shape = day_shape(d, cache)
         if shape is not None:
             by_weekday.setdefault(d.day.weekday(), []).append(shape)
-    deviations: list[list[float]] = [[] for _ in range(HOURS - 1)]
-    totals: list[int] = []
-    mean_done = [0.0] * (HOURS - 1)
-    for shapes in by_weekday.values():
-        n = len(shapes)
-        if n < 2:
-            continue
-        scale = math.sqrt((n - 1) / n)
-        others = 1.0 / (n - 1)
-        sums = [sum(column) for column in zip(*(s.done_by_hour for s in shapes), strict=True)]
-        for shape in shapes:
-            totals.append(shape.total)
-            for k, (own, whole) in enumerate(zip(shape.done_by_hour, sums, strict=True)):
-                mean_done[k] += own
-                reference = (whole - own) * others
-                if reference > 0.0:
-                    deviations[k].append(abs(own / reference - 1.0) * scale)
+    kept = cache.weekdays if isinstance(cache, ShapeCache) else None
+    weekdays = [_weekday_shapes(shapes, kept) for shapes in by_weekday.values() if len(shapes) >= 2]
+    totals = [total for w in weekdays for total in w.totals]
     if len(totals) < config.min_shape_days:
         return ()
+    # The days' shares, each hour summed in the days' order (as one running sum would), and
+    # the deviations of every weekday's days together.
+    mean_done = [
+        reduce(add, hour, 0.0) for hour in zip(*(done for w in weekdays for done in w.done), strict=True)
+    ]
+    deviations = [
+        [x for found in hour for x in found] for hour in zip(*(w.deviations for w in weekdays), strict=True)
+    ]
     typical_total = statistics.median(totals)
     inflate = 1.0 + 1.0 / averaged if averaged else 1.0
     spread = [0.0] * (HOURS + 1)

@@ -123,7 +123,7 @@ class CheckpointDetector(PostView):
         self.countries = tuple(c for c in (checkpoint.country_a, checkpoint.country_b) if c)
         self._baselines: dict[date, Baseline | None] = {}
         #: Each completed day's shape, summed once (a cache: not part of the state).
-        self._shapes: ShapeCache = {}
+        self._shapes = ShapeCache()
         saved = DetectorState.of(state)
         self.episode: Episode | None = copied(saved.episode)
         self.group_episode: Episode | None = copied(saved.group_episode)
