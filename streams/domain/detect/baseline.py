@@ -189,9 +189,22 @@ def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -
     Days that raised an alarm count: a ramp that alarmed last year is still what last year
     did, and this year it is expected; only a closure's zeros are left out. Read as they
     were, not rescaled by the level shifts found since (``changepoint.py``): last year's
-    harvest ramp re-anchored the level too, and it is the season, not a one-off."""
+    harvest ramp re-anchored the level too, and it is the season, not a one-off.
+
+    Worked out once per day and history (``DayHistory.memo``): a baseline reads it for each
+    of a month of days, and the next day's baseline for the same days again."""
+    return history.memo(
+        ("year_ago", countries), day, _YEAR_AGO, lambda: _year_ago_values(history, day, countries)
+    )
+
+
+#: The days (back from a day) ``_year_ago_days`` reads: a week around the same weekday a year back.
+_YEAR_AGO = range(361, 368)
+
+
+def _year_ago_values(history: DayHistory, day: date, countries: tuple[str, ...]) -> list[int]:
     values = []
-    for shift in range(361, 368):
+    for shift in _YEAR_AGO:
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
         if got is not None and got[1] != CLOSED and not holiday_names(countries, earlier):
