@@ -171,10 +171,11 @@ def _past_days(
     Without a history (a detector just started, or a caller passing none) a day with no
     profile is unknown; with one, a day recorded as zero is a zero."""
     found = []
+    earlier, one_day, profile_days = day, timedelta(days=1), 7 * profile_weeks
     for back in range(1, 7 * weeks + 1):
-        earlier = day - timedelta(days=back)
+        earlier -= one_day
         recorded = history.get(earlier) if history is not None else None
-        profile = lookup(earlier) if back <= 7 * profile_weeks else None
+        profile = lookup(earlier) if back <= profile_days else None
         scale = history.scale(earlier, day) if history is not None else 1.0
         if profile is not None and profile["total"] > 0:
             found.append(_Day(earlier, profile["total"], profile, recorded[1] if recorded else NORMAL, scale))
@@ -487,7 +488,8 @@ def build_baseline(
     """Baseline for ``day``, or None while learning (or while nothing ordinary is known).
     ``shapes``: a cache of the days' shapes the caller keeps between days (optional)."""
     past = _past_days(day, lookup, history, config.max_weeks if history else config.weeks, config.weeks)
-    recent = [d for d in past if d.day >= day - timedelta(days=7 * config.weeks)]
+    weeks_ago = day - timedelta(days=7 * config.weeks)
+    recent = [d for d in past if d.day >= weeks_ago]
     open_days = [d for d in past if d.flag != CLOSED]
     if not open_days:
         return None
