@@ -10,6 +10,7 @@ and compares, file by file, byte for byte::
 
     .venv/bin/python -m load_tests.backtest_identity --against main
     .venv/bin/python -m load_tests.backtest_identity --only bench,examples --against main
+    .venv/bin/python -m load_tests.backtest_identity --jobs 2 --against main   # in 2 processes
     .venv/bin/python -m load_tests.backtest_identity --write DIR    # this tree's outputs only
 
 The sets: the benchmark's file (``bench_backtest``), ``examples/``, the real sets of
@@ -112,8 +113,10 @@ class _Trace:
         self.calls = 0
 
 
-def write(folder: Path, parts: list[str]) -> None:
-    """This interpreter's ``streams`` (the tree it imports) over ``parts``, into ``folder``."""
+def write(folder: Path, parts: list[str], jobs: int = 1) -> None:
+    """This interpreter's ``streams`` (the tree it imports) over ``parts``, into ``folder``.
+    ``jobs`` > 1 (``crossings backtest --jobs``): the episodes only (the baselines are
+    built in the other processes, unseen)."""
     from streams.backtest import backtest, render
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -126,10 +129,11 @@ def write(folder: Path, parts: list[str]) -> None:
             continue
         trace.reset()
         started = time.perf_counter()
-        episodes = backtest(data)
+        episodes = backtest(data, jobs=jobs) if jobs > 1 else backtest(data)
         seconds = time.perf_counter() - started
         (folder / f"{part}.jsonl").write_text(render(episodes, "json"))
-        (folder / f"{part}.baselines").write_text(f"{trace.calls} {trace.digest.hexdigest()}\n")
+        if jobs == 1:
+            (folder / f"{part}.baselines").write_text(f"{trace.calls} {trace.digest.hexdigest()}\n")
         print(f"{part}: {len(episodes)} episodes, {trace.calls} baselines, {seconds:.1f} s", file=sys.stderr)
 
 
@@ -163,8 +167,8 @@ def compare(old: Path, new: Path, part: str) -> bool:
     same = True
     for suffix in (".jsonl", ".baselines"):
         a, b = old / f"{part}{suffix}", new / f"{part}{suffix}"
-        if not a.exists() and not b.exists():
-            continue
+        if suffix == ".baselines" and not b.exists():
+            continue  # not traced (--jobs)
         if not a.exists() or not b.exists() or a.read_bytes() != b.read_bytes():
             print(f"DIFFERENT: {part}{suffix} ({a} vs {b})")
             same = False
@@ -176,10 +180,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=",".join(PARTS))
     parser.add_argument("--write", type=Path, default=None, help="Write this tree's outputs here, only.")
     parser.add_argument("--against", default=None, help="A git commit to compare this tree with.")
+    parser.add_argument("--jobs", type=int, default=1, help="This tree's backtest in N processes.")
     args = parser.parse_args(argv)
     parts = args.only.split(",")
     if args.write:
-        write(args.write, parts)
+        write(args.write, parts, args.jobs)
         return
     if not args.against:
         parser.error("--against REF or --write DIR")
@@ -187,8 +192,8 @@ def main(argv: list[str] | None = None) -> None:
         ["git", "-C", str(ROOT), "rev-parse", args.against], check=True, capture_output=True, text=True
     ).stdout.strip()
     old = _run_at(sha, parts)
-    new = CACHE / "this-tree"
-    write(new, parts)
+    new = CACHE / f"this-tree-jobs{args.jobs}"
+    write(new, parts, args.jobs)
     results = {part: compare(old, new, part) for part in parts if (old / f"{part}.jsonl").exists()}
     for part, same in results.items():
         lines = (new / f"{part}.jsonl").read_text().count("\n")
