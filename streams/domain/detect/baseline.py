@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import reduce
+from itertools import chain
 from operator import add
 
 from streams.domain.counts import HOURS, DayProfile, split_group
@@ -402,7 +403,7 @@ def share_spread(
         reduce(add, hour, 0.0) for hour in zip(*(done for w in weekdays for done in w.done), strict=True)
     ]
     deviations = [
-        [x for found in hour for x in found] for hour in zip(*(w.deviations for w in weekdays), strict=True)
+        list(chain.from_iterable(hour)) for hour in zip(*(w.deviations for w in weekdays), strict=True)
     ]
     typical_total = statistics.median(totals)
     inflate = 1.0 + 1.0 / averaged if averaged else 1.0
