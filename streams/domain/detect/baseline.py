@@ -315,8 +315,9 @@ class ShapeCache(dict[tuple[date, int], DayShape]):
     Also what ``share_spread`` drew from each weekday's days (``weekdays``, by the ids of
     their shapes): from one day to the next, one weekday's days change and six do not."""
 
-    #: The newest ``WEEKDAYS_KEPT`` sets of days are kept (about a month of baselines).
-    WEEKDAYS_KEPT = 64
+    #: The newest ``WEEKDAYS_KEPT`` sets of days are kept: a baseline uses seven, and the
+    #: next day's six of them and one new (a few kB each, per detector).
+    WEEKDAYS_KEPT = 16
 
     def __init__(self) -> None:
         super().__init__()
