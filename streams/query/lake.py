@@ -3,9 +3,10 @@
 The views themselves are SQL, in ``views.sql`` beside this file (shipped in the wheel),
 so an analyst can read them and run the same file in the DuckDB shell. This module sets
 what the file expects: the list of each dataset's files (found with ``scan.partition_files``,
-which skips half-written dot-files and treats the root literally), an empty file of the
-dataset's schema when there is none yet (``read_parquet`` refuses an empty list, and a view
-that fails until the first alert is no use), and the registry in use as a table.
+which skips half-written dot-files and treats the root literally), headed by an empty file
+of the dataset's current schema (``read_parquet`` refuses an empty list, a view that fails
+until the first alert is no use, and a column added since a file was written must read
+null there, not be missing from the view), and the registry in use as a table.
 
 Queries are read-only: only one SELECT (or EXPLAIN) statement is accepted, so nothing a
 user types can write a file, attach a database or change a setting.
@@ -102,9 +103,10 @@ def open_lake(
     with tempfile.TemporaryDirectory(prefix="crossings-sql-") as scratch, duckdb.connect() as connection:
         connection.execute("SET TimeZone = 'UTC'")
         for dataset, schema in DATASETS.items():
-            found = partition_files(Path(root), dataset, None, None, None)
-            if not found:
-                found = [_empty_file(Path(scratch), dataset, schema)]
+            # An empty file of the current schema first: a view has every column even when no
+            # file has it yet, and a column added since older files were written reads null.
+            found = [_empty_file(Path(scratch), dataset, schema)]
+            found += partition_files(Path(root), dataset, None, None, None)
             connection.execute(f"SET VARIABLE {dataset}_files = $files", {"files": found})
         connection.register("registry_checkpoints", registry_table(registry))
         connection.execute(views_sql())
