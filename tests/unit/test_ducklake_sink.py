@@ -366,3 +366,38 @@ def test_crossings_report_gives_the_same_answers_over_both_lakes(tmp_path):
     assert reconciled["agree"] and reconciled["events_total"] == sum(oracle(records).values())
     assert len(json.loads(answers["ducklake"]["daily"])) > 10
     assert answers["ducklake"] == answers["parquet"]
+
+
+def test_a_table_of_an_older_row_version_gets_the_new_columns_and_reads_them_null(tmp_path):
+    # The lake was made by a version whose events had one column fewer (here: dropped from
+    # the table); opening it with today's rows adds it back, the old row reads null, new
+    # commits fill it.
+    from streams.sinks.ducklake.sink import TABLES
+
+    data = tmp_path / "data"
+    newest = [f.name for f in TABLES["events"]][-2]  # kafka_timestamp, before commit_seq
+    first = DuckLakeSink(_location(data))
+    first.con.execute(f'ALTER TABLE lake.events DROP COLUMN "{newest}"')
+    first.con.execute(
+        "INSERT INTO lake.events BY NAME SELECT DATE '2024-03-01' AS local_day, 'dostyk' AS checkpoint_id, "
+        "'old-1' AS event_id, 'entry' AS direction, TIMESTAMPTZ '2024-03-01 00:00:00+00' AS occurred_at, "
+        "1::TINYINT AS local_hour, 'KAZ' AS nationality, 'work' AS purpose, 'car' AS mode, 'ok' AS outcome, "
+        "0 AS kafka_partition, 0 AS kafka_offset, 0 AS commit_seq"
+    )
+    first.close()
+    again = DuckLakeSink(_location(data))
+    core = engine(tmp_path, again)
+    records = [r for r in records_of(40) if r.partition == 0]
+
+    async def go() -> None:
+        await core.process(records)
+        await core.commit()
+        await core.close(list(core.tasks))
+
+    asyncio.run(go())
+    again.close()
+    con = attach(LAKE, data)
+    rows = con.execute(f'SELECT event_id, "{newest}" IS NULL FROM lake.events ORDER BY event_id').fetchall()
+    con.close()
+    assert ("old-1", True) in rows and len(rows) > 1
+    assert all(not missing for event_id, missing in rows if event_id != "old-1")

@@ -134,7 +134,28 @@ def open_lake(location: LakeLocation, *, dead_letters: bool = False) -> duckdb.D
             continue
         columns = ", ".join(f'"{f.name}" {_sql_type(f.type)}' for f in schema)
         _retry(lambda c=columns, n=name: con.execute(f"CREATE TABLE IF NOT EXISTS {ALIAS}.{n} ({c})"))
+        _add_new_columns(con, name, schema)
     return con
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema) -> None:
+    """A table made by an older version lacks the columns added since (row versions only
+    add nullable columns, ``schemas/lake.json``): they are added, its old rows read null."""
+    found = {
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ?",
+            [ALIAS, name],
+        ).fetchall()
+    }
+    for field in schema:
+        if field.name not in found:
+            log.info("lake table %s: adding column %s (a newer row version)", name, field.name)
+            _retry(
+                lambda f=field: con.execute(
+                    f'ALTER TABLE {ALIAS}.{name} ADD COLUMN IF NOT EXISTS "{f.name}" {_sql_type(f.type)}'
+                )
+            )
 
 
 class DuckLakeSink:
