@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1
 KAFKA_JARS := .local/kafka/libs/.installed
 
 .PHONY: setup demo test unit integration lint bench perf crash kafka-up kafka-down wheel clean \
-	lakestore s3-up s3-down pg-up pg-down lake-spike
+	lakestore s3-up s3-down pg-up pg-down lake-spike schemas
 
 setup: $(STAMP) $(KAFKA_JARS)
 
@@ -65,6 +65,11 @@ unit: setup
 
 integration: setup
 	@$(PY) -m pytest $(ORDER) tests/integration
+
+# schemas/lake.json: each lake dataset's columns per version, from streams/domain/rows.py.
+# Adds new versions; refuses to change a published one (tests/unit/test_rows.py checks it).
+schemas: setup
+	@$(PY) -m streams.domain.rows schemas/lake.json
 
 lint: setup
 	@$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ The benchmark runs what the command runs, in one process, timing each stage::
     .venv/bin/python -m load_tests.bench_backtest                 # generate into .local/, time it
     .venv/bin/python -m load_tests.bench_backtest --out episodes.jsonl   # also keep the JSON lines
     .venv/bin/python -m load_tests.bench_backtest --file examples/bts_two_ports_daily.csv
+    .venv/bin/python -m load_tests.bench_backtest --jobs 2      # the series in two processes
 
 It prints rows, seconds per stage and rows/s. ``--out`` writes exactly what
 ``crossings backtest FILE --format json`` prints, to prove a speed-up changed nothing.
@@ -78,7 +79,7 @@ def write_file(path: Path, **kwargs: int) -> int:
     return len(rows)
 
 
-def run(path: Path, tz: str, countries: tuple[str, ...], out: Path | None) -> dict[str, float]:
+def run(path: Path, tz: str, countries: tuple[str, ...], out: Path | None, jobs: int = 1) -> dict[str, float]:
     """What ``crossings backtest PATH --format json --tz TZ --country ...`` does, timed by stage."""
     from streams.backtest import Columns, backtest, build_series, read_rows, render
     from streams.domain.registry import load_registry
@@ -95,7 +96,7 @@ def run(path: Path, tz: str, countries: tuple[str, ...], out: Path | None) -> di
     )
     times["build"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    episodes = backtest(data)
+    episodes = backtest(data, jobs=jobs)
     times["evaluate"] = time.perf_counter() - mark
     mark = time.perf_counter()
     text = render(episodes, "json")
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tz", default="Europe/Helsinki")
     parser.add_argument("--country", action="append", default=None, help="[default: FI, RU]")
     parser.add_argument("--out", type=Path, default=None, help="Write the episodes' JSON lines here.")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="Processes (crossings backtest --jobs) [default: 1]."
+    )
     args = parser.parse_args(argv)
     if args.write:
         print(f"wrote {write_file(args.write):,} rows to {args.write}")
@@ -123,10 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.file is None and not path.exists():
         write_file(path)
     countries = tuple(args.country or ("FI", "RU"))
-    times = run(path, args.tz, countries, args.out)
+    times = run(path, args.tz, countries, args.out, args.jobs)
     stages = ", ".join(f"{k} {times[k]:.2f} s" for k in ("read", "build", "evaluate", "render"))
     print(
-        f"{path.name}: {int(times['rows']):,} rows, {int(times['episodes'])} episodes, "
+        f"{path.name}: {int(times['rows']):,} rows, {int(times['episodes'])} episodes, {args.jobs} job(s), "
         f"{times['total']:.2f} s ({stages}), {times['rows'] / times['total']:,.0f} rows/s"
     )
 

@@ -2,7 +2,7 @@
 
     python -m load_tests.crash_test [--events N] [--kills K] [--workers 1..4] [--pauses P]
                                     [--bootstrap host:port] [--rate R] [--seed S] [--resend F]
-                                    [--commit-interval C] [--keep]
+                                    [--commit-interval C] [--lake L] [--keep]
 
 Produces scenario traffic (valid events, late ones, the scenario's re-sent duplicates,
 invalid messages) plus extra re-sent copies of recently sent events, paced so traffic
@@ -62,6 +62,10 @@ from streams.core.records import REKEYED_HEADER
 from streams.domain.registry import load_registry
 from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
+from streams.settings.lake import LakeConfig
+
+#: The default lake (the reference replay of ``check_alerts`` writes it).
+PARQUET = LakeConfig()
 
 #: Records the scenario produces per simulated day (all checkpoints), roughly; used to
 #: choose how many days to generate for ``--events``.
@@ -134,6 +138,8 @@ class CrashRun:
     drain_seconds: float = 0.0
     seconds: float = 0.0
     home: str = ""
+    #: The lake the workers wrote (``CROSSINGS_LAKE``).
+    lake: str = ""
     diagnosis: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -242,44 +248,100 @@ def _scan(data_dir: Path, dataset: str) -> str:
     )
 
 
-def lake_event_ids(data_dir: Path) -> Counter:
+def _ducklake_rows(lake: LakeConfig, data_dir: Path, table: str, query: str) -> list[tuple]:
+    """``query`` over the DuckLake table ``table`` (``{t}`` in it), none if it is missing."""
+    from streams.sinks.ducklake.read import attach, has_table
+
+    con = attach(lake, data_dir)
+    try:
+        if not has_table(con, table):
+            return []
+        return con.execute(query.format(t=f"lake.{table}")).fetchall()
+    finally:
+        con.close()
+
+
+def lake_event_ids(data_dir: Path, lake: LakeConfig = PARQUET) -> Counter:
     """event_id -> rows in ``events/``."""
+    if lake.is_ducklake:
+        return Counter(
+            dict(_ducklake_rows(lake, data_dir, "events", "SELECT event_id, count(*) FROM {t} GROUP BY ALL"))
+        )
     if not any((data_dir / "events").glob("*/*/*.parquet")):
         return Counter()
     rows = duckdb.sql(f"SELECT event_id, count(*) FROM {_scan(data_dir, 'events')} GROUP BY ALL").fetchall()
     return Counter(dict(rows))
 
 
-def lake_counts(data_dir: Path) -> Counter:
+def lake_counts(data_dir: Path, lake: LakeConfig = PARQUET) -> Counter:
     """(checkpoint, local day, direction) -> sum of the daily_counts snapshots."""
-    if not any((data_dir / "daily_counts").glob("*/*/*.parquet")):
+    if lake.is_ducklake:
+        rows = _ducklake_rows(
+            lake,
+            data_dir,
+            "daily_counts",
+            "SELECT checkpoint_id, local_day, direction, sum(count) FROM {t} GROUP BY ALL",
+        )
+    elif not any((data_dir / "daily_counts").glob("*/*/*.parquet")):
         return Counter()
-    rows = duckdb.sql(
-        f"SELECT checkpoint, date, direction, sum(count) FROM {_scan(data_dir, 'daily_counts')} GROUP BY ALL"
-    ).fetchall()
+    else:
+        rows = duckdb.sql(
+            f"SELECT checkpoint, date, direction, sum(count) FROM {_scan(data_dir, 'daily_counts')} "
+            "GROUP BY ALL"
+        ).fetchall()
     return Counter({(c, d.isoformat(), r): int(n) for c, d, r, n in rows})
 
 
-def files_holding(data_dir: Path, event_ids: Sequence[str]) -> dict[str, list[list]]:
-    """For diagnosis: event_id -> [file, kafka_partition, kafka_offset] of every row."""
+def files_holding(
+    data_dir: Path, event_ids: Sequence[str], lake: LakeConfig = PARQUET
+) -> dict[str, list[list]]:
+    """For diagnosis: event_id -> [file (DuckLake: its commit), kafka_partition, kafka_offset]
+    of every row."""
     if not event_ids:
         return {}
     wanted = ", ".join("'" + i.replace("'", "''") + "'" for i in event_ids)
+    found: dict[str, list[list]] = {}
+    if lake.is_ducklake:
+        rows = _ducklake_rows(
+            lake,
+            data_dir,
+            "events",
+            "SELECT event_id, 'commit ' || commit_seq, kafka_partition, kafka_offset FROM {t} "
+            f"WHERE event_id IN ({wanted}) ORDER BY ALL",
+        )
+        for event_id, commit, partition, offset in rows:
+            found.setdefault(event_id, []).append([commit, partition, offset])
+        return found
     rows = duckdb.sql(
         f"SELECT event_id, filename, kafka_partition, kafka_offset FROM {_scan(data_dir, 'events')} "
         f"WHERE event_id IN ({wanted}) ORDER BY ALL"
     ).fetchall()
-    found: dict[str, list[list]] = {}
     for event_id, filename, partition, offset in rows:
         found.setdefault(event_id, []).append([str(Path(filename).relative_to(data_dir)), partition, offset])
     return found
 
 
-def lake_alert_ids(data_dir: Path) -> Counter:
+def lake_alert_ids(data_dir: Path, lake: LakeConfig = PARQUET) -> Counter:
+    if lake.is_ducklake:
+        return Counter(a for (a,) in _ducklake_rows(lake, data_dir, "alerts", "SELECT alert_id FROM {t}"))
     if not list(data_dir.glob("alerts/*/*/*.parquet")):
         return Counter()
     rows = duckdb.sql(f"SELECT alert_id FROM {_scan(data_dir, 'alerts')}").fetchall()
     return Counter(alert_id for (alert_id,) in rows)
+
+
+def lake_event_stores(data_dir: Path, lake: LakeConfig = PARQUET) -> int:
+    """Where the events are: Parquet files (today's lake), or commits holding events (DuckLake,
+    whose small commits are inlined in the catalog, not files)."""
+    if lake.is_ducklake:
+        rows = _ducklake_rows(
+            lake,
+            data_dir,
+            "events",
+            "SELECT count(*) FROM (SELECT DISTINCT kafka_partition, commit_seq FROM {t})",
+        )
+        return rows[0][0] if rows else 0
+    return sum(1 for _ in data_dir.glob("events/*/*/*.parquet"))
 
 
 def reference_alert_ids(bootstrap: str, topic: str, partitions: int, home: Path) -> Counter:
@@ -543,7 +605,7 @@ def run(
             if how == "commit":
                 # Right after a commit's first Parquet file lands, a few ms later: between the
                 # files and the Kafka transaction, or inside either.
-                _wait_lake_change(data_dir, timeout=10 * commit_interval + 10)
+                _wait_lake_change(data_dir, timeout=10 * commit_interval + 10, lake=settings.lake)
                 time.sleep(rng.uniform(0.0, 0.03))
             else:
                 time.sleep(rng.uniform(0.0, 1.5 * commit_interval))
@@ -599,15 +661,17 @@ def run(
     result.stale_records_dropped, result.fenced_let_go = _rebalance_traces(pool)
 
     # -- the checks ------------------------------------------------------------------------
-    ids = lake_event_ids(data_dir)
+    lake = settings.lake
+    result.lake = lake.describe(data_dir)
+    ids = lake_event_ids(data_dir, lake)
     result.staged_left = sum(1 for _ in data_dir.glob("_staging/**/*.parquet"))
-    result.event_files = sum(1 for _ in data_dir.glob("events/*/*/*.parquet"))
+    result.event_files = lake_event_stores(data_dir, lake)
     result.event_rows = sum(ids.values())
     result.distinct_event_ids = len(ids)
     result.missing_event_ids = sorted(expected_ids - set(ids))
     result.unexpected_event_ids = sorted(set(ids) - expected_ids)
     result.doubled_event_ids = {i: n for i, n in sorted(ids.items()) if n > 1}
-    counts = lake_counts(data_dir)
+    counts = lake_counts(data_dir, lake)
     result.count_mismatches = {
         " ".join(key): [counts.get(key, 0), expected_counts.get(key, 0)]
         for key in sorted(set(counts) | set(expected_counts))
@@ -637,7 +701,7 @@ def run(
         on_topic = Counter(
             json.loads(m.value)["alert_id"] for m in read_topic(bootstrap, settings.topics.alerts)
         )
-        in_lake = lake_alert_ids(data_dir)
+        in_lake = lake_alert_ids(data_dir, lake)
         if result.alert_kill_log:
             everything = Counter(
                 json.loads(m.value)["alert_id"]
@@ -658,19 +722,27 @@ def run(
     if not result.exact:
         suspects = [*result.missing_event_ids[:20], *list(result.doubled_event_ids)[:20]]
         result.diagnosis = {
-            "lake_rows": files_holding(data_dir, suspects),
+            "lake_rows": files_holding(data_dir, suspects, lake),
             "topic_copies": where_sent(bootstrap, settings.topics.events, set(suspects)),
         }
     result.seconds = round(time.monotonic() - started, 1)
     return result
 
 
-def _wait_lake_change(data_dir: Path, timeout: float) -> None:
-    """Until a file appears or is replaced in any events or daily_counts folder."""
+def _wait_lake_change(data_dir: Path, timeout: float, lake: LakeConfig = PARQUET) -> None:
+    """Until a file appears or is replaced in any events or daily_counts folder (DuckLake
+    with a local catalog: until the catalog's file changes, i.e. a catalog commit)."""
+    patterns = ("events/*/*", "_staging/*/events/*/*", "daily_counts/*/*")
+    if lake.is_ducklake and lake.catalog_for(data_dir).startswith("postgres:"):
+        _wait_catalog_commit(lake, data_dir, timeout)
+        return
+    if lake.is_ducklake:
+        catalog = Path(lake.catalog_for(data_dir).removeprefix("sqlite:"))
+        data_dir, patterns = catalog.parent, (catalog.name + "*",)
 
     def stamps() -> dict[str, int]:
         seen = {}
-        for pattern in ("events/*/*", "_staging/*/events/*/*", "daily_counts/*/*"):
+        for pattern in patterns:
             for folder in data_dir.glob(pattern):
                 with contextlib.suppress(FileNotFoundError):
                     seen[str(folder)] = folder.stat().st_mtime_ns
@@ -683,6 +755,24 @@ def _wait_lake_change(data_dir: Path, timeout: float) -> None:
         now = stamps()
         if any(before.get(folder) != stamp for folder, stamp in now.items()):
             return
+
+
+def _wait_catalog_commit(lake: LakeConfig, data_dir: Path, timeout: float) -> None:
+    """Until a DuckLake catalog server (PostgreSQL) records a new snapshot: a commit."""
+    from streams.sinks.ducklake.read import attach
+
+    con = attach(lake, data_dir)
+    try:
+
+        def latest() -> int:
+            return con.execute("SELECT id FROM lake.current_snapshot()").fetchall()[0][0]
+
+        before = latest()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and latest() == before:
+            time.sleep(0.005)
+    finally:
+        con.close()
 
 
 OPENED = re.compile(
@@ -791,6 +881,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="mixed",
         help="kill at random moments, right after a commit's files land, or alternately",
     )
+    parser.add_argument(
+        "--lake",
+        default="parquet",
+        help="the workers' CROSSINGS_LAKE (parquet, ducklake, ducklake:<catalog>; several workers "
+        "sharing a DuckLake need a PostgreSQL catalog)",
+    )
     parser.add_argument("--home", type=Path, default=None, help="run folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the run folder even when exact")
     args = parser.parse_args(argv)
@@ -814,6 +910,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             partitions=args.partitions,
             pauses=args.pauses,
             miskeyed=args.miskeyed,
+            extra_env={"CROSSINGS_LAKE": args.lake},
         )
     print(json.dumps(result.summary(), indent=2, default=str))
     if result.exact and not args.keep and args.home is None:

@@ -392,6 +392,7 @@ def run(
     partitions: int = 4,
     drain_timeout: float = 1800.0,
     log: Callable[[str], None] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> FuzzRun:
     started = time.monotonic()
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -413,6 +414,7 @@ def run(
         "CROSSINGS_DEDUP_HORIZON_HOURS": "720",
         # Bombs are built on both sides of it (hostile.BATCH_BOUND).
         "CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES": str(hostile.BATCH_BOUND),
+        **(extra_env or {}),
     }
     settings = load_settings(env)
     ensure_topics(settings)
@@ -527,7 +529,7 @@ def run(
             say(f"  {name}: {len(found)}, e.g. {found[:3]}")
 
     # -- the lake --------------------------------------------------------------------------
-    ids = lake_event_ids(settings.data_dir)
+    ids = lake_event_ids(settings.data_dir, settings.lake)
     result.event_rows = sum(ids.values())
     result.distinct_event_ids = len(ids)
     result.missing_event_ids = sorted(expected_ids - set(ids))
@@ -542,7 +544,7 @@ def run(
             "missing": sum(1 for i in mine if i not in ids),
             "doubled": sum(1 for i in mine if ids.get(i, 0) > 1),
         }
-    counts = lake_counts(settings.data_dir)
+    counts = lake_counts(settings.data_dir, settings.lake)
     result.count_mismatches = {
         " ".join(key): [counts.get(key, 0), expected_counts.get(key, 0)]
         for key in sorted(set(counts) | set(expected_counts))

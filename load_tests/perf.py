@@ -1,6 +1,6 @@
 """``make perf``: the worker, a bare Faust agent and the replay, on one topic, in one run.
 
-    python -m load_tests.perf [--days 42] [--partitions 4]
+    python -m load_tests.perf [--days 42] [--partitions 4] [--lake parquet --lake ducklake]
 
 Starts its own broker, writes the scenario's valid events to a fresh topic once, then
 lets three consumers read all of it from the beginning, one after the other:
@@ -13,6 +13,9 @@ lets three consumers read all of it from the beginning, one after the other:
 
 Prints their events/s and the worker's ratio to the bare agent, and writes them to
 ``.local/perf/summary.json``. The machine is shared and noisy: read the ratios.
+With several ``--lake`` (``CROSSINGS_LAKE`` values), the worker and the one-job replay
+run once per lake, one after the other, each with its own consumer group, state and lake:
+their rates and commit latencies side by side (``lakes`` in the summary).
 """
 
 from __future__ import annotations
@@ -43,7 +46,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=42)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--lake",
+        action="append",
+        default=None,
+        help="CROSSINGS_LAKE of the worker and the replay (repeat to compare; default: parquet)",
+    )
     args = parser.parse_args()
+    lakes = args.lake or ["parquet"]
     broker.down(HOME / "kafka")
     shutil.rmtree(HOME, ignore_errors=True)
     env = {
@@ -86,24 +96,50 @@ def main() -> int:
             f"bare Faust agent: {bare_rate:,.0f} events/s ({time.monotonic() - started:.0f}s with start-up)"
         )
 
-        worker = WorkerProcess(env, free_port(), HOME / "worker.log")
-        worker.start()
-        began = time.monotonic()
-        wait_committed(settings.bootstrap, settings.app_id, settings.topics.events, timeout=1800)
-        worker_seconds = time.monotonic() - began
-        commits = commit_latency(scrape_text(worker.metrics_url))
-        worker.stop()
-        worker_rate = sent / worker_seconds
-        print(f"crossings worker: {worker_rate:,.0f} events/s (start to last commit, {worker_seconds:.1f}s)")
-        print(
-            f"  its commits: {commits['count']}, p50 {commits['p50_s'] * 1000:.0f} ms, "
-            f"p99 {commits['p99_s'] * 1000:.0f} ms (one partition's commit, from its histogram)"
+        by_lake = {}
+        for lake in lakes:
+            name = lake.split(":", 1)[0]
+            lake_env = env
+            if lakes != ["parquet"]:  # each its own group, state and lake on the same topic
+                lake_env = {
+                    **env,
+                    "KAFKA_BOOTSTRAP": settings.bootstrap,
+                    "CROSSINGS_HOME": str(HOME / f"lake-{name}"),
+                    "CROSSINGS_APP_ID": f"perf-worker-{name}",
+                    "CROSSINGS_LAKE": lake,
+                }
+            app_id = lake_env["CROSSINGS_APP_ID"]
+            worker = WorkerProcess(lake_env, free_port(), HOME / f"worker-{name}.log")
+            worker.start()
+            began = time.monotonic()
+            wait_committed(settings.bootstrap, app_id, settings.topics.events, timeout=1800)
+            worker_seconds = time.monotonic() - began
+            commits = commit_latency(scrape_text(worker.metrics_url))
+            worker.stop()
+            worker_rate = sent / worker_seconds
+            print(
+                f"crossings worker ({lake}): {worker_rate:,.0f} events/s "
+                f"(start to last commit, {worker_seconds:.1f}s)"
+            )
+            print(
+                f"  its commits: {commits['count']}, p50 {commits['p50_s'] * 1000:.0f} ms, "
+                f"p99 {commits['p99_s'] * 1000:.0f} ms (one partition's commit, from its histogram)"
+            )
+            # The replay as a user runs it: its own process, like the other two consumers.
+            one_job = _replay_rate(lake_env, settings.topics.events, f"one-job-{name}", ["--jobs", "1"])
+            by_lake[lake] = {
+                "worker_per_s": round(worker_rate),
+                "worker_vs_bare_agent": round(worker_rate / bare_rate, 2),
+                "worker_commits": commits,
+                "replay_one_job_per_s": round(one_job),
+            }
+        # With the default jobs (partitions split across processes), on the first lake.
+        first = by_lake[lakes[0]]
+        worker_rate, commits, one_job_rate = (
+            first["worker_per_s"],
+            first["worker_commits"],
+            first["replay_one_job_per_s"],
         )
-
-        # The replay as a user runs it: its own process, like the other two consumers; once
-        # with one job (the core alone) and once with the default jobs (partitions split
-        # across processes).
-        one_job_rate = _replay_rate(env, settings.topics.events, "one-job", ["--jobs", "1"])
         replay_rate = _replay_rate(env, settings.topics.events, "default-jobs", [])
         jobs = default_jobs(args.partitions)
         summary = {
@@ -119,6 +155,7 @@ def main() -> int:
             # The largest of the consumers' processes (bare agent, worker, replay jobs).
             "max_rss_mib_of_consumers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
             "python": platform.python_version(),
+            **({"lakes": by_lake} if len(lakes) > 1 else {}),
         }
         print(json.dumps(summary, indent=2))
         (HOME / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,6 +1,8 @@
 """Imported at start-up by the crash test's workers only (this folder is on their
 PYTHONPATH, nowhere else): holds open a commit whose Kafka transaction carries alerts, so
-the crash test can SIGKILL the worker inside it.
+the crash test can SIGKILL the worker inside it (with
+``CROSSINGS_TEST_ALERT_HOLD_AFTER_FILES=1``: once the lake's files, or DuckLake's catalog
+commit, are written too, so the lake is one commit ahead of Kafka at the kill).
 
 ``CROSSINGS_TEST_ALERT_HOLD_DIR`` holds one ``armed-N`` file per kill the test wants. A
 commit with alerts claims one (an atomic rename: one worker, one commit per file) once
@@ -40,6 +42,8 @@ def _install(folder: Path) -> None:
             return await publish(self, batch, write_files)
 
         def write_files_after_the_kill() -> object:
+            if after_files:  # the lake's commit made, Kafka's not: the lake is one ahead
+                write_files()
             token = _claim(folder)
             if token is not None:
                 held = {
@@ -53,13 +57,15 @@ def _install(folder: Path) -> None:
                 tmp.rename(folder / f"{token}.holding")
                 while True:  # until the crash test's SIGKILL
                     time.sleep(1)
-            return write_files()
+            return None if after_files else write_files()
 
         return await publish(self, batch, write_files_after_the_kill)
 
     kafka_outputs.KafkaOutputs.publish = held_publish
 
 
+#: Hold after the lake's files (or DuckLake catalog commit) are written instead of before.
+after_files = os.environ.get("CROSSINGS_TEST_ALERT_HOLD_AFTER_FILES") == "1"
 _folder = os.environ.get("CROSSINGS_TEST_ALERT_HOLD_DIR")
 if _folder:
     _install(Path(_folder))

@@ -105,7 +105,7 @@ def lake_summary(root: Path) -> list[tuple[int, str, str, int, datetime, datetim
     with duckdb.connect() as connection:
         return connection.sql(
             f"""SELECT kafka_partition, checkpoint, direction, count(*), min(occurred_at), max(occurred_at)
-                FROM read_parquet({files!r}, hive_partitioning = true)
+                FROM read_parquet({files!r}, hive_partitioning = true, union_by_name = true)
                 GROUP BY ALL ORDER BY ALL"""
         ).fetchall()
 
@@ -115,7 +115,7 @@ def lake_records(root: Path) -> Iterator[list[SourceRecord]]:
     order (partitions one after another), with their broker timestamps."""
     query = f"""
         SELECT kafka_partition, kafka_offset, {LAKE_EVENT_COLUMNS}
-        FROM read_parquet({_files(root)!r}, hive_partitioning = true)
+        FROM read_parquet({_files(root)!r}, hive_partitioning = true, union_by_name = true)
         ORDER BY kafka_partition, kafka_offset
     """
     with duckdb.connect() as connection:

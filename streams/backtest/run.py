@@ -238,35 +238,82 @@ def _day_start(alert: dict[str, Any], checkpoint: Any) -> datetime:
 def series_start(series: Series, data: SeriesSet) -> datetime:
     """Where a series' clock starts: the file's first hour if the series has a row within a
     day of it (a worker's partition clock starts once for all its checkpoints), else its own."""
+    return clock_start(series, data.first)
+
+
+def clock_start(series: Series, first: datetime) -> datetime:
+    """``series_start`` in a set whose first hour is ``first``."""
     assert series.first is not None
-    first = data.first
     return first if series.first - first < timedelta(days=1) else series.first
+
+
+#: One unit of a backtest: a post's two directions run together, or one series alone.
+Unit = tuple[tuple[str, str], ...]
+
+
+def units(data: SeriesSet) -> list[Unit]:
+    """The independent runs of a backtest, in the order it runs them: each post with both
+    directions as a pair (``run_post``), every other series alone."""
+    found: list[Unit] = []
+    for checkpoint_id, direction in data.series:
+        pair = tuple((checkpoint_id, d) for d in PAIRED_DIRECTIONS)
+        if direction in PAIRED_DIRECTIONS and all(key in data.series for key in pair):
+            if direction == PAIRED_DIRECTIONS[0]:
+                found.append(pair)
+            continue  # the second direction runs with its first
+        found.append(((checkpoint_id, direction),))
+    return found
+
+
+def run_unit(
+    data: SeriesSet,
+    unit: Unit,
+    config: DetectorConfig = DetectorConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> list[EpisodeRow]:
+    """The episodes of one unit (``units``), unsorted."""
+    series = tuple(data.series[key] for key in unit)
+    return run_series_of(series, data.granularity, data.first, data.last, config, progress)
+
+
+def run_series_of(
+    series: tuple[Series, ...],
+    granularity: str,
+    first: datetime,
+    end: datetime,
+    config: DetectorConfig = DetectorConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> list[EpisodeRow]:
+    """``run_unit`` of a unit's series (one, or a post's two directions), in a set whose
+    first and last hours are ``first`` and ``end`` (where the clocks start and stop)."""
+    if len(series) == 2:
+        start = min(clock_start(one, first) for one in series)
+        pair = (series[0], series[1])
+        return episode_rows(
+            series[0].checkpoint, granularity, run_post(pair, granularity, start, end, config, progress)
+        )
+    (one,) = series
+    transitions = run_series(one, granularity, clock_start(one, first), end, config, progress)
+    return episodes(one, granularity, transitions)
 
 
 def backtest(
     data: SeriesSet,
     config: DetectorConfig = DetectorConfig(),
     progress: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> list[EpisodeRow]:
-    """All episodes of all series, ordered by start, checkpoint and direction."""
-    found: list[EpisodeRow] = []
-    end = data.last
-    for (checkpoint_id, direction), series in data.series.items():
-        if direction in PAIRED_DIRECTIONS and (checkpoint_id, PAIRED_DIRECTIONS[0]) in data.series:
-            other = data.series.get((checkpoint_id, PAIRED_DIRECTIONS[1]))
-            if other is not None:
-                if direction == PAIRED_DIRECTIONS[1]:
-                    continue  # run with its first direction
-                pair = (series, other)
-                start = min(series_start(series, data), series_start(other, data))
-                found += episode_rows(
-                    series.checkpoint,
-                    data.granularity,
-                    run_post(pair, data.granularity, start, end, config, progress),
-                )
-                continue
-        transitions = run_series(series, data.granularity, series_start(series, data), end, config, progress)
-        found += episodes(series, data.granularity, transitions)
+    """All episodes of all series, ordered by start, checkpoint and direction.
+
+    ``jobs`` > 1: the units (``units``) run in that many processes (``parallel.py``); the
+    episodes are the same, in the same order."""
+    todo = units(data)
+    if jobs > 1 and len(todo) > 1:
+        from streams.backtest.parallel import run_units
+
+        found = run_units(data, todo, config, progress, jobs)
+    else:
+        found = [row for unit in todo for row in run_unit(data, unit, config, progress)]
     found.sort(key=lambda r: (r.opened_at, r.checkpoint, r.direction, r.kind))
     return found
 

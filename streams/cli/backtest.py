@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+#: Evaluations from which ``--jobs`` defaults to one process per CPU: below, a second
+#: process costs more to start (a second or so of imports) than it saves.
+PARALLEL_FROM = 20_000
+
 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
@@ -52,6 +56,13 @@ import click
     help="Checkpoint registry [default: CROSSINGS_CHECKPOINTS or the shipped one].",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes to share the series out over (the episodes are the same) [default: one per CPU "
+    f"for a file of {PARALLEL_FROM:,} evaluations or more, else 1].",
+)
 def backtest(
     source: Path,
     time_col: str | None,
@@ -71,6 +82,7 @@ def backtest(
     countries: tuple[str, ...],
     registry_path: Path | None,
     progress: bool | None,
+    jobs: int | None,
 ) -> None:
     """Run the worker's detector over a count series and print its alert episodes.
 
@@ -130,8 +142,11 @@ def backtest(
                 disable=None if progress is None else not progress,
                 file=click.get_text_stream("stderr"),
             )
+            if jobs is None:
+                cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+                jobs = (cpus or 1) if evaluation_count(data) >= PARALLEL_FROM else 1
             with bar:
-                episodes = run(data, progress=bar.update)
+                episodes = run(data, progress=bar.update, jobs=jobs)
     except (SeriesError, RegistryError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(render(episodes, fmt), nl=False)

@@ -12,6 +12,7 @@ from streams.cli.common import broker_option, registry_or_error, settings_or_usa
 
 if TYPE_CHECKING:
     from streams.replay.run import ReplayStats
+    from streams.settings.lake import LakeConfig
 
 
 @click.command()
@@ -105,6 +106,15 @@ def replay(
         claim(state_dir, data_dir)
     except StateOfAnotherLake as error:
         raise click.UsageError(str(error)) from None
+    lake = settings.lake
+    if lake.is_ducklake and not lake.catalog_for(data_dir).startswith("postgres:"):
+        # A file catalog (SQLite's or DuckDB's) takes one writing process.
+        if jobs is not None and jobs > 1:
+            raise click.UsageError(
+                f"--jobs {jobs}: the DuckLake catalog {lake.catalog_for(data_dir)} is a file, which one "
+                "process writes at a time; use --jobs 1, or a PostgreSQL catalog (CROSSINGS_LAKE)"
+            )
+        jobs = 1
     shares = deal(partitions, jobs or default_jobs(len(partitions)), source.partition_sizes(partitions))
     try:
         stats = replay_in_jobs(
@@ -114,22 +124,20 @@ def replay(
             state_dir=state_dir,
             core=settings.core_config(),
             registry=registry,
+            lake=lake,
         )
     except ReplayJobsFailed as error:
         raise click.ClickException(str(error)) from None
-    _outcome(stats, data_dir, state_dir)
+    _outcome(stats, data_dir, state_dir, lake)
 
 
-def _outcome(stats: ReplayStats, data_dir: Path, state_dir: Path) -> None:
+def _outcome(stats: ReplayStats, data_dir: Path, state_dir: Path, lake: LakeConfig) -> None:
     """Say what the replay wrote; a replay that wrote no events is never reported as a
     success (exit 1), unless its state had written them all to this lake before."""
-    from streams.query.scan import partition_files
-    from streams.sinks.parquet.layout import EVENTS
-
     if stats.records == 0:
         raise click.ClickException("nothing to replay: the source holds no records (nothing written)")
     if stats.already_applied == stats.records:
-        if partition_files(data_dir, EVENTS, None, None, None):
+        if _has_events(lake, data_dir):
             click.echo(
                 f"nothing new: all {stats.records:,} records were applied to {data_dir} by an "
                 f"earlier replay (its state: {state_dir}); to rebuild the lake, replay into a new "
@@ -148,12 +156,32 @@ def _outcome(stats: ReplayStats, data_dir: Path, state_dir: Path) -> None:
         f"letters, {stats.alerts:,} alert messages{resumed}"
     )
     where = f"dead letters (original bytes and why): {data_dir / 'dead_letters'}/"
+    if lake.is_ducklake:
+        where = f"dead letters (original bytes and why): the table dead_letters of {lake.describe(data_dir)}"
     if stats.counted == 0 and stats.already_applied == 0:
         raise click.ClickException(
             f"no events counted, so nothing was written to {data_dir}/events: {line}"
             + (f"; {where}" if stats.dead_letters else "")
         )
     click.echo(f"replayed {line}")
-    click.echo(f"lake: {data_dir} (replay state: {state_dir})")
+    shown = lake.describe(data_dir) if lake.is_ducklake else data_dir
+    click.echo(f"lake: {shown} (replay state: {state_dir})")
     if stats.dead_letters:
         click.echo(where)
+
+
+def _has_events(lake: LakeConfig, data_dir: Path) -> bool:
+    from streams.query.scan import partition_files
+    from streams.sinks.parquet.layout import EVENTS
+
+    if lake.is_ducklake:
+        from streams.sinks.ducklake.read import attach, has_table
+
+        con = attach(lake, data_dir)
+        try:
+            if not has_table(con, EVENTS):
+                return False
+            return con.execute("SELECT count(*) FROM lake.events").fetchall()[0][0] > 0
+        finally:
+            con.close()
+    return bool(partition_files(data_dir, EVENTS, None, None, None))

@@ -5,11 +5,15 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from streams.cli.common import registry_or_error, settings_or_usage_error
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.query.scan import DuckLakeRoot
 
 
 @click.command()
@@ -54,6 +58,10 @@ def report(
     band and alert episodes, PNG + HTML)."""
     settings = settings_or_usage_error(None)
     root = data_dir or settings.data_dir
+    if settings.lake.is_ducklake:  # CROSSINGS_LAKE: the same reports over its tables
+        from streams.query.scan import DuckLakeRoot
+
+        root = DuckLakeRoot(settings.lake, root)
     _lake_or_error(root, data_dir is not None)
     if checkpoint is not None:
         _known_checkpoint_or_error(root, settings, checkpoint)
@@ -71,11 +79,24 @@ def report(
     _say_what_is_staged(root, settings, fmt, checkpoint, since, until)
 
 
-def _lake_or_error(root: Path, given: bool) -> None:
+def _lake_or_error(root: Path | DuckLakeRoot, given: bool) -> None:
     """A folder that is not there, or holds nothing yet, is not an empty answer."""
     from streams.query.contents import holds_data
+    from streams.query.scan import DuckLakeRoot
 
     where = "--data" if given else "CROSSINGS_DATA_DIR (default: $CROSSINGS_HOME/data)"
+    if isinstance(root, DuckLakeRoot):
+        where = "CROSSINGS_LAKE"
+        try:
+            found = holds_data(root)
+        except Exception as error:  # no catalog yet, or it cannot be reached
+            raise click.ClickException(f"cannot open the lake {root}: {error}") from None
+        if not found:
+            raise click.ClickException(
+                f"the lake {root} holds no data yet ({where}): with a worker running, its first "
+                "rows appear within CROSSINGS_COMMIT_INTERVAL seconds of the first events it reads"
+            )
+        return
     if not root.is_dir():
         raise click.ClickException(
             f"no lake at {root}: that folder does not exist ({where}). The worker "
@@ -88,7 +109,7 @@ def _lake_or_error(root: Path, given: bool) -> None:
         )
 
 
-def _known_checkpoint_or_error(root: Path, settings: Settings, checkpoint: str) -> None:
+def _known_checkpoint_or_error(root: Path | DuckLakeRoot, settings: Settings, checkpoint: str) -> None:
     """An id that is neither in the registry in use nor in the lake is a typo: say which
     ids are nearest, rather than print empty tables."""
     import difflib
@@ -108,7 +129,12 @@ def _known_checkpoint_or_error(root: Path, settings: Settings, checkpoint: str) 
 
 
 def _say_what_is_staged(
-    root: Path, settings: Settings, fmt: str, checkpoint: str | None, since: str | None, until: str | None
+    root: Path | DuckLakeRoot,
+    settings: Settings,
+    fmt: str,
+    checkpoint: str | None,
+    since: str | None,
+    until: str | None,
 ) -> None:
     """Rows a running worker committed but has not published yet are not in the events and
     alerts a report reads: say how many, and when they will be (on stderr for CSV and JSON,

@@ -30,10 +30,8 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
     QUERY is one SELECT ('-' reads it from stdin) over the views events, daily_counts,
     alerts and checkpoints (streams/query/views.sql; columns in the README)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from streams.query.lake import QueryError, open_lake, query
-    from streams.query.render import render
     from streams.query.scan import lake_files, read_retrying
 
     if fmt == "parquet" and output is None:
@@ -43,6 +41,18 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
     settings = settings_or_usage_error(None)
     registry = registry_or_error(settings)
     root = data_dir or settings.data_dir
+    if settings.lake.is_ducklake:  # CROSSINGS_LAKE: the DuckLake tables, no files to re-read
+
+        def run() -> pa.Table:
+            with open_lake(root, registry, settings.lake) as connection:
+                return query(connection, statement)
+
+        try:
+            table = run()
+        except QueryError as error:
+            raise click.ClickException(f"query failed: {error}") from None
+        _emit(table, fmt, output)
+        return
     if not root.is_dir():  # a typo in --data is not a lake with no rows
         where = "--data" if data_dir is not None else "CROSSINGS_DATA_DIR (default: $CROSSINGS_HOME/data)"
         raise click.ClickException(f"no lake at {root}: that folder does not exist ({where})")
@@ -55,6 +65,15 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
         table = read_retrying(run, lambda: lake_files(root))  # again if a file changed under it
     except QueryError as error:
         raise click.ClickException(f"query failed: {error}") from None
+    _emit(table, fmt, output)
+    _say_what_is_staged(root, settings.lake_roll_seconds)
+
+
+def _emit(table, fmt: str, output: Path | None) -> None:
+    import pyarrow.parquet as pq
+
+    from streams.query.render import render
+
     if fmt == "parquet":
         assert output is not None
         pq.write_table(table, output)
@@ -66,7 +85,6 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
         else:
             output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
             click.echo(f"{table.num_rows} rows written to {output}", err=True)
-    _say_what_is_staged(root, settings.lake_roll_seconds)
 
 
 def _say_what_is_staged(root: Path, roll_seconds: float) -> None:

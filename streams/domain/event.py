@@ -27,6 +27,7 @@ import fastjsonschema
 import msgspec
 import pycountry
 
+from streams.domain import rows
 from streams.domain.registry import Registry
 from streams.schemas import load_json
 
@@ -116,27 +117,34 @@ def _pattern(name: str, **extra: Any) -> Any:
     return Annotated[str, msgspec.Meta(pattern=pattern, **extra)]
 
 
-Direction = Literal[tuple(_PROPS["direction"]["enum"])]  # type: ignore[valid-type]
-Purpose = Literal[tuple(_PROPS["purpose"]["enum"])]  # type: ignore[valid-type]
-Mode = Literal[tuple(_PROPS["mode"]["enum"])]  # type: ignore[valid-type]
-Outcome = Literal[tuple(_PROPS["outcome"]["enum"])]  # type: ignore[valid-type]
+#: Checked by membership in the registry and ISO 3166 (patterns applied ahead), not here.
+_BY_MEMBERSHIP: Final = frozenset({"checkpoint_id", "nationality"})
 
 
-class _WireEvent(msgspec.Struct, forbid_unknown_fields=True):
-    version: Literal[1]
-    event_id: _pattern("event_id", min_length=1, max_length=128)  # type: ignore[valid-type]
-    #: Not a pattern: the decoder accepts only ids of its registry that match it (cheaper).
-    checkpoint_id: str
-    direction: Direction
-    occurred_at: _pattern("occurred_at")  # type: ignore[valid-type]
-    #: Likewise, only known codes that match the pattern.
-    nationality: str
-    purpose: Purpose
-    mode: Mode
-    outcome: Outcome
+def _annotation(name: str) -> Any:
+    """The fast path's type of wire field ``name``: its JSON Schema's const, enum or pattern."""
+    prop = _PROPS[name]
+    if "const" in prop:
+        return Literal[prop["const"]]
+    if "enum" in prop:
+        return Literal[tuple(prop["enum"])]
+    if "pattern" not in prop or name in _BY_MEMBERSHIP:
+        return str
+    lengths = {"min_length": prop.get("minLength"), "max_length": prop.get("maxLength")}
+    return _pattern(name, **{k: v for k, v in lengths.items() if v is not None})
 
+
+#: The message as the fast path decodes it: one field per wire field of ``rows.EVENT``.
+_WireEvent: Final = msgspec.defstruct(
+    "_WireEvent",
+    [(c.name, _annotation(c.name)) for c in rows.wire_fields(rows.EVENT)],
+    forbid_unknown_fields=True,
+)
 
 _FAST_DECODER: Final = msgspec.json.Decoder(_WireEvent)
+
+#: The fields ``EventDecoder._checked`` takes, in its order (every wire field but the version).
+_CHECKED_FIELDS: Final = tuple(c.name for c in rows.wire_fields(rows.EVENT) if c.name != "version")
 
 
 def _matching(name: str, values: Iterable[str]) -> frozenset[str]:
@@ -276,17 +284,7 @@ class EventDecoder:
         ):
             return self._reference(raw, now)
         try:
-            return self._checked(
-                wire.event_id,
-                wire.checkpoint_id,
-                wire.direction,
-                wire.occurred_at,
-                wire.nationality,
-                wire.purpose,
-                wire.mode,
-                wire.outcome,
-                now,
-            )
+            return self._checked(*(getattr(wire, name) for name in _CHECKED_FIELDS), now)
         except InvalidEvent:  # refusals always carry the reference path's words
             return self._reference(raw, now)
 
@@ -298,17 +296,7 @@ class EventDecoder:
             _schema_validator()(payload)
         except fastjsonschema.JsonSchemaValueException as error:
             raise InvalidEvent(_reason_for_schema_error(error), error.message) from None
-        return self._checked(
-            payload["event_id"],
-            payload["checkpoint_id"],
-            payload["direction"],
-            payload["occurred_at"],
-            payload["nationality"],
-            payload["purpose"],
-            payload["mode"],
-            payload["outcome"],
-            now,
-        )
+        return self._checked(*(payload[name] for name in _CHECKED_FIELDS), now)
 
     def _reference(self, raw: bytes, now: datetime) -> CrossingEvent:
         try:

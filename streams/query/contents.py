@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from streams.query.scan import partition_files
+from streams.query.scan import DuckLakeRoot, ducklake_has, ducklake_rows, partition_files
 from streams.sinks.parquet.layout import ALERTS, DAILY_COUNTS, EVENTS, STAGING
 
 DATASETS = (EVENTS, DAILY_COUNTS, ALERTS)
@@ -38,14 +38,27 @@ def _staging_roots(root: Path) -> list[Path]:
     return sorted((Path(root) / STAGING).glob("p*"))
 
 
-def holds_data(root: Path) -> bool:
+def holds_data(root: Path | DuckLakeRoot) -> bool:
     """True once anything was written: a published file of any dataset, or staged rows."""
+    if isinstance(root, DuckLakeRoot):
+        return any(
+            ducklake_has(root, dataset)
+            and ducklake_rows(root, f"SELECT count(*) AS n FROM lake.{dataset}")[0]["n"] > 0
+            for dataset in DATASETS
+        )
     roots = [Path(root), *_staging_roots(root)]
     return any(partition_files(where, dataset, None, None, None) for where in roots for dataset in DATASETS)
 
 
-def lake_checkpoints(root: Path) -> set[str]:
+def lake_checkpoints(root: Path | DuckLakeRoot) -> set[str]:
     """Checkpoint ids the lake has folders for (published or staged)."""
+    if isinstance(root, DuckLakeRoot):
+        return {
+            row["checkpoint_id"]
+            for dataset in DATASETS
+            if ducklake_has(root, dataset)
+            for row in ducklake_rows(root, f"SELECT DISTINCT checkpoint_id FROM lake.{dataset}")
+        }
     found = set()
     for where in [Path(root), *_staging_roots(root)]:
         for dataset in DATASETS:
@@ -54,8 +67,13 @@ def lake_checkpoints(root: Path) -> set[str]:
     return found
 
 
-def staged(root: Path, checkpoint: str | None, since: date | None, until: date | None) -> Staged:
-    """How many event and alert rows of the selection are staged, and since when."""
+def staged(
+    root: Path | DuckLakeRoot, checkpoint: str | None, since: date | None, until: date | None
+) -> Staged:
+    """How many event and alert rows of the selection are staged, and since when (DuckLake
+    stages nothing: a commit's rows are visible at once)."""
+    if isinstance(root, DuckLakeRoot):
+        return Staged()
     counts = {EVENTS: 0, ALERTS: 0}
     oldest: float | None = None
     for where in _staging_roots(root):

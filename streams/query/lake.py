@@ -3,9 +3,10 @@
 The views themselves are SQL, in ``views.sql`` beside this file (shipped in the wheel),
 so an analyst can read them and run the same file in the DuckDB shell. This module sets
 what the file expects: the list of each dataset's files (found with ``scan.partition_files``,
-which skips half-written dot-files and treats the root literally), an empty file of the
-dataset's schema when there is none yet (``read_parquet`` refuses an empty list, and a view
-that fails until the first alert is no use), and the registry in use as a table.
+which skips half-written dot-files and treats the root literally), headed by an empty file
+of the dataset's current schema (``read_parquet`` refuses an empty list, a view that fails
+until the first alert is no use, and a column added since a file was written must read
+null there, not be missing from the view), and the registry in use as a table.
 
 Queries are read-only: only one SELECT (or EXPLAIN) statement is accepted, so nothing a
 user types can write a file, attach a database or change a setting.
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 
 from streams.domain.registry import Registry
 from streams.query.scan import partition_files
+from streams.settings.lake import LakeConfig
 from streams.sinks.parquet.layout import (
     ALERTS,
     ALERTS_SCHEMA,
@@ -79,18 +81,60 @@ def registry_table(registry: Registry) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=REGISTRY_SCHEMA)
 
 
+#: A DuckLake table's columns that the Parquet lake's views do not have (the commit's stamp).
+DUCKLAKE_ONLY = {
+    EVENTS: ("commit_seq",),
+    DAILY_COUNTS: ("kafka_partition", "commit_seq"),
+    ALERTS: ("kafka_partition", "commit_seq"),
+}
+
+
 @contextmanager
-def open_lake(root: Path, registry: Registry) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection with the views of ``views.sql`` over the lake at ``root``."""
+def open_lake(
+    root: Path, registry: Registry, lake: LakeConfig | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection with the views of ``views.sql`` over the lake at
+    ``root`` (with a DuckLake ``lake``: the same views over its tables, attached read-only
+    as ``lake``)."""
+    if lake is not None and lake.is_ducklake:
+        with _open_ducklake(root, registry, lake) as connection:
+            yield connection
+        return
     with tempfile.TemporaryDirectory(prefix="crossings-sql-") as scratch, duckdb.connect() as connection:
         connection.execute("SET TimeZone = 'UTC'")
         for dataset, schema in DATASETS.items():
-            found = partition_files(Path(root), dataset, None, None, None)
-            if not found:
-                found = [_empty_file(Path(scratch), dataset, schema)]
+            # An empty file of the current schema first: a view has every column even when no
+            # file has it yet, and a column added since older files were written reads null.
+            found = [_empty_file(Path(scratch), dataset, schema)]
+            found += partition_files(Path(root), dataset, None, None, None)
             connection.execute(f"SET VARIABLE {dataset}_files = $files", {"files": found})
         connection.register("registry_checkpoints", registry_table(registry))
         connection.execute(views_sql())
+        yield connection
+
+
+@contextmanager
+def _open_ducklake(root: Path, registry: Registry, lake: LakeConfig) -> Iterator[duckdb.DuckDBPyConnection]:
+    from streams.sinks.ducklake.read import attach, has_table
+
+    with duckdb.connect(config={"autoinstall_known_extensions": False}) as connection:
+        try:
+            attach(lake, root, connection)
+        except duckdb.Error as error:
+            raise QueryError(f"cannot open the lake {lake.describe(root)}: {error}") from None
+        connection.execute("SET TimeZone = 'UTC'")
+        for dataset, schema in DATASETS.items():
+            if has_table(connection, dataset):
+                source = f"SELECT * EXCLUDE ({', '.join(DUCKLAKE_ONLY[dataset])}) FROM lake.{dataset}"
+            else:  # no commit has made it yet: its columns, no rows
+                connection.register(f"empty_{dataset}", schema.empty_table())
+                source = (
+                    f"SELECT NULL::DATE AS local_day, NULL AS checkpoint_id, * FROM empty_{dataset} LIMIT 0"
+                )
+            connection.execute(f"CREATE OR REPLACE VIEW {dataset} AS {source}")
+        connection.register("registry_checkpoints", registry_table(registry))
+        checkpoints = views_sql().split("CREATE OR REPLACE VIEW checkpoints", 1)[1]
+        connection.execute("CREATE OR REPLACE VIEW checkpoints" + checkpoints)
         yield connection
 
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from streams.query.scan import FILTER, SCAN, DayLike, fetch_rows
+from streams.query.scan import FILTER, SCAN, DayLike, DuckLakeRoot, fetch_rows
 from streams.sinks.parquet.layout import ALERTS, DAILY_COUNTS, EVENTS, STAGING
 
 _DAILY_TOTALS_SQL = f"""
@@ -156,7 +156,7 @@ def reconcile(
     # Committed rows not published yet (CROSSINGS_LAKE_ROLL_SECONDS) wait in _staging/p<P>/.
     staged = [
         row
-        for folder in sorted((Path(root) / STAGING).glob("p*"))
+        for folder in ([] if isinstance(root, DuckLakeRoot) else sorted((Path(root) / STAGING).glob("p*")))
         for row in fetch_rows(_EVENTS_PER_DAY_SQL, folder, EVENTS, checkpoint, since, until)
     ]
     merged: dict[tuple[date, str], dict[str, Any]] = {}

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+
+from streams.settings.lake import LakeConfig
 
 DayLike = date | str | None
 
@@ -81,9 +85,63 @@ def read_retrying(
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class DuckLakeRoot:
+    """A DuckLake lake (``CROSSINGS_LAKE``) where the reports take a lake's root: the same
+    queries, over its tables instead of the Parquet folders."""
+
+    lake: LakeConfig
+    data_dir: Path
+
+    def __str__(self) -> str:
+        return self.lake.describe(self.data_dir)
+
+
+@cache
+def _ducklake(root: DuckLakeRoot) -> duckdb.DuckDBPyConnection:
+    """One read-only attachment per lake and process (attaching loads four extensions)."""
+    from streams.sinks.ducklake.read import attach
+
+    connection = attach(root.lake, root.data_dir)
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+def ducklake_rows(root: DuckLakeRoot, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict]:
+    """``sql`` over the attached lake (its tables as ``lake.<name>``), as dicts."""
+    cursor = _ducklake(root).cursor()
+    try:
+        cursor.execute(sql, dict(parameters or {}))
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def ducklake_has(root: DuckLakeRoot, dataset: str) -> bool:
+    from streams.sinks.ducklake.read import has_table
+
+    return has_table(_ducklake(root), dataset)
+
+
+def _fetch_ducklake(
+    sql: str, root: DuckLakeRoot, dataset: str, parameters: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A report's query with its ``SCAN`` over the dataset's table, columns named as the
+    Parquet folders name them (``date``, ``checkpoint``)."""
+    if not ducklake_has(root, dataset):
+        return []
+    table = (
+        "(SELECT local_day AS date, checkpoint_id AS checkpoint, * EXCLUDE (local_day, checkpoint_id) "
+        f"FROM lake.{dataset})"
+    )
+    parameters.pop("files")
+    return ducklake_rows(root, sql.replace(SCAN, table), parameters)
+
+
 def fetch_rows(
     sql: str,
-    root: Path,
+    root: Path | DuckLakeRoot,
     dataset: str,
     checkpoint: str | None,
     since: DayLike,
@@ -91,6 +149,9 @@ def fetch_rows(
     extra: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     since_day, until_day = _as_day("since", since), _as_day("until", until)
+    if isinstance(root, DuckLakeRoot):
+        parameters = {"files": None, "checkpoint": checkpoint, "since": since_day, "until": until_day}
+        return _fetch_ducklake(sql, root, dataset, {**parameters, **(extra or {})})
 
     def listed() -> list[str]:
         return partition_files(Path(root), dataset, checkpoint, since_day, until_day)

@@ -10,8 +10,9 @@
 --   .read streams/query/views.sql
 --
 -- Each variable is a glob or a list of files; `crossings sql` passes the list of files it
--- found (a dataset with none gets one empty file of its schema, so its view still has
--- every column). The folders' `date` and `checkpoint` become `local_day` and
+-- found headed by one empty file of the current schema, so a view has every column even
+-- before any file does, and a column newer than a file reads NULL in its rows (columns are
+-- only ever added: schemas/lake.json). The folders' `date` and `checkpoint` become `local_day` and
 -- `checkpoint_id`, the names the reports and the alert JSON use. Column meanings:
 -- README, "The lake's schema".
 

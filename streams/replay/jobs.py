@@ -34,7 +34,7 @@ from streams.core.records import SourceRecord
 from streams.domain.registry import Registry
 from streams.ops.security import client_kwargs
 from streams.replay.prefetch import Prefetch
-from streams.replay.run import COMMIT_EVERY, ReplayStats, replay
+from streams.replay.run import COMMIT_EVERY, PARQUET, ReplayStats, replay
 from streams.replay.sources import (
     DEFAULT_MAX_BATCH_BYTES,
     kafka_records,
@@ -44,6 +44,7 @@ from streams.replay.sources import (
     topic_partitions,
 )
 from streams.settings import load_security
+from streams.settings.lake import LakeConfig
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class Job:
     registry: Registry
     log_level: int
     commit_every: int
+    lake: LakeConfig = PARQUET
 
 
 class ReplayJobsFailed(RuntimeError):
@@ -174,8 +176,9 @@ def replay_in_jobs(
     core: CoreConfig,
     registry: Registry,
     commit_every: int = COMMIT_EVERY,
+    lake: LakeConfig = PARQUET,
 ) -> ReplayStats:
-    """Replay ``source``, a job per share of its partitions (see ``deal``): the first share
+    """Replay ``source`` into ``lake``, a job per share of its partitions (see ``deal``): the first share
     in this process, each other in its own; a single share runs here as ``replay`` does.
     The share run here reads its source through ``Prefetch``. Raises ``ReplayJobsFailed``
     if any job failed, once the others have finished (what every job committed stays: a
@@ -189,6 +192,7 @@ def replay_in_jobs(
             core=core,
             registry=registry,
             commit_every=commit_every,
+            lake=lake,
         )
         return asyncio.run(run)
     started = time.perf_counter()
@@ -213,11 +217,11 @@ def replay_in_jobs(
         with ProcessPoolExecutor(len(elsewhere), mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {}
             for keep in elsewhere:
-                job = Job(source, keep, data_dir, state_dir, core, registry, level, commit_every)
+                job = Job(source, keep, data_dir, state_dir, core, registry, level, commit_every, lake)
                 futures[pool.submit(run_job, job)] = keep
             # The heaviest share, here, while the others start.
             try:
-                job = Job(source, here, data_dir, state_dir, core, registry, level, commit_every)
+                job = Job(source, here, data_dir, state_dir, core, registry, level, commit_every, lake)
                 done(here, run_job(job, ahead))
             except Exception as error:
                 failures.append((here, error))
@@ -254,6 +258,7 @@ def run_job(job: Job, batches: Prefetch | None = None) -> ReplayStats:
             core=job.core,
             registry=job.registry,
             commit_every=job.commit_every,
+            lake=job.lake,
         )
     )
 

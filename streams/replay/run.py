@@ -28,9 +28,12 @@ from streams.core.processor import CoreConfig
 from streams.core.records import SourceRecord
 from streams.domain.registry import Registry, load_registry
 from streams.replay.outputs import LocalOutputs
+from streams.settings.lake import LakeConfig
 from streams.sinks.parquet.layout import DEAD_LETTERS
-from streams.sinks.parquet.sink import LakeSink
+from streams.sinks.select import lake_sink
 
+#: The default lake: Parquet folders under the data folder.
+PARQUET = LakeConfig()
 #: Records of one partition per commit (and per set of Parquet files it writes).
 COMMIT_EVERY = 25_000
 
@@ -60,11 +63,13 @@ async def replay(
     core: CoreConfig = CoreConfig(),
     registry: Registry | None = None,
     commit_every: int = COMMIT_EVERY,
+    lake: LakeConfig = PARQUET,
 ) -> ReplayStats:
     """Replay ``batches``, committing each partition after every ``commit_every`` of its
-    records (its events, alerts, daily counts and dead letters, then its state)."""
+    records (its events, alerts, daily counts and dead letters, then its state) to the
+    lake ``lake`` names (the Parquet lake under ``data_dir`` by default)."""
     config = EngineConfig(partitions, state_dir, core=core)
-    sink = LakeSink(data_dir, dead_letters=True)
+    sink = lake_sink(lake, data_dir, dead_letters=True)
     engine = Engine(config, registry or load_registry(), sink, LocalOutputs())
     records = counted = duplicates = alerts = dead_letters = already_applied = 0
     pending: Counter[int] = Counter()
@@ -109,6 +114,9 @@ async def replay(
         await engine.settle()
     finally:
         await engine.close(list(engine.tasks))
+        close = getattr(sink, "close", None)
+        if close is not None:
+            close()
     seconds = time.perf_counter() - started
     return ReplayStats(records, counted, duplicates, dead_letters, alerts, seconds, already_applied)
 
@@ -120,8 +128,14 @@ def _by_partition(batch: Sequence[SourceRecord]) -> dict[int, list[SourceRecord]
     return by_partition
 
 
-def read_dead_letters(data_dir: Path) -> list[dict[str, Any]]:
-    """A replay's dead letters (``<data_dir>/dead_letters/*.parquet``) in source order."""
-    files = sorted((Path(data_dir) / DEAD_LETTERS).glob("*.parquet"))
-    rows = [row for path in files for row in pq.read_table(path).to_pylist()]
+def read_dead_letters(data_dir: Path, lake: LakeConfig = PARQUET) -> list[dict[str, Any]]:
+    """A replay's dead letters (``<data_dir>/dead_letters/*.parquet``, or DuckLake's
+    ``dead_letters`` table) in source order."""
+    if lake.is_ducklake:
+        from streams.sinks.ducklake.read import read_table
+
+        rows = read_table(lake, data_dir, DEAD_LETTERS, exclude=("commit_seq",))
+    else:
+        files = sorted((Path(data_dir) / DEAD_LETTERS).glob("*.parquet"))
+        rows = [row for path in files for row in pq.read_table(path).to_pylist()]
     return sorted(rows, key=lambda row: (row["kafka_partition"], row["kafka_offset"]))

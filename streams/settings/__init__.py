@@ -20,6 +20,7 @@ from pathlib import Path
 
 from streams.core.processor import CoreConfig
 from streams.ops.bounded_batches import DEFAULT_LIMIT as DEFAULT_BATCH_LIMIT
+from streams.settings.lake import LakeConfig, load_lake
 from streams.settings.names import unknown_variables, warn_unknown_variables
 from streams.settings.notify import NotifySettings, Receiver, load_notify
 from streams.settings.paths import (
@@ -145,6 +146,8 @@ class Settings:
     topics: Topics = field(default_factory=Topics)
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    #: The lake's format and place (CROSSINGS_LAKE, ``streams.settings.lake``).
+    lake: LakeConfig = field(default_factory=LakeConfig)
 
     def core_config(self) -> CoreConfig:
         """What the core (worker and replay alike) takes from these settings."""
@@ -224,4 +227,5 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         topics=Topics(_name(env, "CROSSINGS_TOPIC_NAMESPACE", "crossings")),
         security=load_security(env),
         notify=load_notify(env, _int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535)),
+        lake=load_lake(env),
     )

@@ -3,8 +3,9 @@
 Reads like the pipeline it runs:
 
     crossings.events.v1 --take_events--> Engine.process (core, per partition)
-        every commit interval --> Engine.commit: Parquet, then one Kafka transaction per
-        partition (dead letters, alerts, state changelog, source offset), then RocksDB
+        every commit interval --> Engine.commit: the lake (Parquet or DuckLake), then one
+        Kafka transaction per partition (dead letters, alerts, state changelog, source
+        offset), then RocksDB
     a 1 s timer --> Engine.tick (idle partitions judged on the others' clock)
 
 A valid event read on another checkpoint's partition (a producer's null or wrong key) is
@@ -40,7 +41,7 @@ from streams.ops.security import client_kwargs
 from streams.ops.topics import changelog_topic
 from streams.ops.web_access import middlewares
 from streams.settings import Settings
-from streams.sinks.parquet.sink import LakeSink
+from streams.sinks.select import lake_sink
 from streams.worker.consumer import read_committed
 from streams.worker.guard import Membership, Worker
 from streams.worker.kafka_outputs import KafkaOutputs
@@ -66,8 +67,11 @@ def build_engine(settings: Settings, registry: Registry, outputs: Outputs, **clo
             core=settings.core_config(),
         ),
         registry,
-        LakeSink(
-            settings.data_dir, roll_seconds=settings.lake_roll_seconds, roll_rows=settings.lake_roll_rows
+        lake_sink(
+            settings.lake,
+            settings.data_dir,
+            roll_seconds=settings.lake_roll_seconds,
+            roll_rows=settings.lake_roll_rows,
         ),
         outputs,
         **clocks,

@@ -87,11 +87,63 @@ def test_alerts_are_raised_exactly_once_across_kills(kafka_bootstrap, tmp_path):
     assert held["committed_copies"] == held["in_lake"] == held["in_reference"] == alerts, summary
 
 
+def test_alerts_once_across_kills_with_the_ducklake_catalog_ahead_of_kafka(kafka_bootstrap, tmp_path):
+    # As above, writing DuckLake, and the held commit is killed after its catalog commit:
+    # the restarted worker undoes that commit (its alerts and events deleted, daily counts
+    # restored) and writes the records again, each alert once.
+    result = run(
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        spec=ALERTING,
+        kills=1,
+        workers=1,
+        seed=15,
+        drain_timeout=300,
+        check_alerts=True,
+        alert_kills=1,
+        extra_env={
+            "CROSSINGS_IDLE_AFTER_SECONDS": "86400",
+            "CROSSINGS_LAKE": "ducklake",
+            "CROSSINGS_TEST_ALERT_HOLD_AFTER_FILES": "1",
+        },
+    )
+    summary = json.dumps(result.summary(), indent=2, default=str)
+    _check(result, kills=1)
+    assert result.alert_mismatches == {}, summary
+    assert result.alert_kills_missed == 0 and len(result.alert_kill_log) == 1, summary
+    (held,) = result.alert_kill_log
+    assert held["committed_copies"] == held["in_lake"] == held["in_reference"] == len(held["alert_ids"]), (
+        summary
+    )
+    logs = "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
+    assert f"partition {held['partition']}: undid lake commit {held['commit_seq']}," in logs, summary
+
+
 def test_one_worker_killed_three_times(kafka_bootstrap, tmp_path):
     result = run(
         kafka_bootstrap, tmp_path, events=None, days=7, kills=3, workers=1, seed=11, drain_timeout=300
     )
     _check(result, kills=3)
+
+
+def test_one_worker_killed_three_times_writing_ducklake(kafka_bootstrap, tmp_path):
+    # The same kills against the DuckLake lake (SQLite catalog under the data folder): half
+    # of them right after a catalog commit, where the catalog is ahead of Kafka until the
+    # restarted worker undoes it.
+    result = run(
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        days=7,
+        kills=3,
+        workers=1,
+        seed=11,
+        drain_timeout=300,
+        extra_env={"CROSSINGS_LAKE": "ducklake"},
+    )
+    _check(result, kills=3)
+    assert result.lake.startswith("ducklake:sqlite:")
 
 
 def test_one_of_two_workers_killed_with_mis_keyed_traffic(kafka_bootstrap, tmp_path):

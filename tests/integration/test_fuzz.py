@@ -22,10 +22,19 @@ from load_tests.fuzz import run
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("lake", ["parquet", "ducklake"])
 def test_every_bad_message_is_dead_lettered_with_its_reason_and_every_valid_one_counted_once(
-    kafka_bootstrap, tmp_path
+    kafka_bootstrap, tmp_path, lake
 ):
-    result = run(kafka_bootstrap, tmp_path, bad=2000, valid=5000, seed=5, drain_timeout=300)
+    result = run(
+        kafka_bootstrap,
+        tmp_path,
+        bad=2000,
+        valid=5000,
+        seed=5,
+        drain_timeout=300,
+        extra_env={"CROSSINGS_LAKE": lake},
+    )
     figures = json.dumps(result.figures(), indent=1, default=str)
     print(result.table())  # shown with -s or -rA
     assert not result.not_drained, figures

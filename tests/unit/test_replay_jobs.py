@@ -201,3 +201,103 @@ def test_empty_partitions_are_dealt_to_every_job():
 
 def test_a_hot_partition_gets_a_job_of_its_own():
     assert deal([0, 1, 2, 3], 2, {0: 10, 1: 820, 2: 90, 3: 80}) == [(1,), (0, 2, 3)]
+
+
+# -- the DuckLake lake (CROSSINGS_LAKE=ducklake) -------------------------------------------
+
+
+def lake_content(data: Path, lake: str) -> dict[str, list[tuple]]:
+    """Every row of the query views (``crossings sql``'s) over a lake, in a fixed order;
+    daily counts summed per key (the Parquet lake keeps a file per partition)."""
+    from streams.query.lake import open_lake
+    from streams.settings.lake import load_lake
+
+    queries = {
+        "events": "SELECT * FROM events ORDER BY event_id",
+        "daily_counts": "SELECT * EXCLUDE (count, as_of), sum(count) FROM daily_counts "
+        "GROUP BY ALL ORDER BY ALL",
+        "alerts": "SELECT * FROM alerts ORDER BY alert_id, status",
+    }
+    with open_lake(data, load_registry(), load_lake({"CROSSINGS_LAKE": lake})) as con:
+        return {name: con.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+def _cli_replay_ducklake(history: Path, root: Path, *args: str) -> Result:
+    env = {
+        "CROSSINGS_HOME": str(root / "home"),
+        "CROSSINGS_PARTITIONS": str(PARTITIONS),
+        "CROSSINGS_LAKE": "ducklake",
+    }
+    command = ["replay", "--file", str(history), "--data", str(root / "data"), "--state", str(root / "state")]
+    return CliRunner().invoke(cli, [*command, *args], env=env)
+
+
+def test_a_replay_into_ducklake_writes_the_rows_of_the_parquet_lake(history, one_job, tmp_path):
+    from streams.settings.lake import load_lake
+
+    result = _cli_replay_ducklake(history, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "lake: ducklake:sqlite:" in result.output
+    expected = lake_content(one_job[0], "parquet")
+    assert expected["alerts"] and expected["events"]
+    assert lake_content(tmp_path / "data", "ducklake") == expected
+    ducklake = load_lake({"CROSSINGS_LAKE": "ducklake"})
+    letters = [
+        (d["kafka_partition"], d["kafka_offset"], d["reason"], d["value"])
+        for d in read_dead_letters(tmp_path / "data", ducklake)
+    ]
+    assert letters == dead_letters(one_job[0])
+    # A file catalog takes one writing process.
+    refused = _cli_replay_ducklake(history, tmp_path / "again", "--jobs", "2")
+    assert refused.exit_code == 2 and "CROSSINGS_LAKE" in refused.output
+
+
+def test_a_replay_into_ducklake_killed_and_run_again_writes_each_row_once(history, one_job, tmp_path):
+    from streams.settings.lake import load_lake
+    from streams.sinks.ducklake.read import attach
+
+    env = {
+        **os.environ,
+        "CROSSINGS_HOME": str(tmp_path / "home"),
+        "CROSSINGS_PARTITIONS": str(PARTITIONS),
+        "CROSSINGS_LAKE": "ducklake",
+    }
+    command = [
+        "replay",
+        "--file",
+        str(history),
+        "--data",
+        str(tmp_path / "data"),
+        "--state",
+        str(tmp_path / "state"),
+    ]
+    killed = subprocess.Popen([sys.executable, "-m", "streams.cli", *command, "--jobs", "1"], env=env)
+    lake = load_lake(env)
+
+    def partition_1_committed() -> bool:
+        if not (tmp_path / "data" / "lake.sqlite").exists():
+            return False
+        try:
+            con = attach(lake, tmp_path / "data")
+        except Exception:  # the catalog is being created
+            return False
+        try:
+            rows = con.execute("SELECT commit_seq FROM lake.commits WHERE kafka_partition = 1").fetchall()
+        except Exception:
+            return False
+        finally:
+            con.close()
+        return bool(rows) and rows[0][0] >= 1
+
+    deadline = time.monotonic() + 180
+    while not partition_1_committed():
+        assert killed.poll() is None, "the replay ended before it could be killed"
+        assert time.monotonic() < deadline, "no commit of partition 1 within 180 s"
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(30) == -signal.SIGKILL
+    expected = lake_content(one_job[0], "parquet")
+    assert len(lake_content(tmp_path / "data", "ducklake")["events"]) < len(expected["events"])
+    result = _cli_replay_ducklake(history, tmp_path, "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert lake_content(tmp_path / "data", "ducklake") == expected

@@ -38,6 +38,9 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import reduce
+from itertools import chain
+from operator import add
 
 from streams.domain.counts import HOURS, DayProfile, split_group
 from streams.domain.detect.calendar import beside_holiday_last_year, holiday_names, same_holiday_last_year
@@ -169,10 +172,11 @@ def _past_days(
     Without a history (a detector just started, or a caller passing none) a day with no
     profile is unknown; with one, a day recorded as zero is a zero."""
     found = []
+    earlier, one_day, profile_days = day, timedelta(days=1), 7 * profile_weeks
     for back in range(1, 7 * weeks + 1):
-        earlier = day - timedelta(days=back)
+        earlier -= one_day
         recorded = history.get(earlier) if history is not None else None
-        profile = lookup(earlier) if back <= 7 * profile_weeks else None
+        profile = lookup(earlier) if back <= profile_days else None
         scale = history.scale(earlier, day) if history is not None else 1.0
         if profile is not None and profile["total"] > 0:
             found.append(_Day(earlier, profile["total"], profile, recorded[1] if recorded else NORMAL, scale))
@@ -189,9 +193,22 @@ def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -
     were, not rescaled by the level shifts found since (``changepoint.py``): last year's
     harvest ramp re-anchored the level too, and it is the season, not a one-off. The eve of
     a holiday and the day after it are left out as the holiday is (each has a factor of
-    its own, ``beside_holiday_last_year``: counted here too, it would count twice)."""
+    its own, ``beside_holiday_last_year``: counted here too, it would count twice).
+
+    Worked out once per day and history (``DayHistory.memo``): a baseline reads it for each
+    of a month of days, and the next day's baseline for the same days again."""
+    return history.memo(
+        ("year_ago", countries), day, _YEAR_AGO, lambda: _year_ago_values(history, day, countries)
+    )
+
+
+#: The days (back from a day) ``_year_ago_days`` reads: a week around the same weekday a year back.
+_YEAR_AGO = range(361, 368)
+
+
+def _year_ago_values(history: DayHistory, day: date, countries: tuple[str, ...]) -> list[int]:
     values = []
-    for shift in range(361, 368):
+    for shift in _YEAR_AGO:
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
         if got is not None and got[1] != CLOSED and not _near_holiday(countries, earlier):
@@ -204,9 +221,18 @@ def _year_ago_level(history: DayHistory, day: date, countries: tuple[str, ...]) 
     days it was read off; None with fewer than four. One or two alarm days among them are
     a one-off (a storm, a closure that alarmed) and are left out, so this year's same week
     is not expected low (or high) for it; more are a ramp or a step that lasted, which is
-    what last year did, and count."""
+    what last year did, and count. Worked out once per day and history, as
+    ``_year_ago_days`` (``DayHistory.memo``: again after one of its days is recorded)."""
+    return history.memo(
+        ("year_ago_level", countries), day, _YEAR_AGO, lambda: _year_ago_level_of(history, day, countries)
+    )
+
+
+def _year_ago_level_of(
+    history: DayHistory, day: date, countries: tuple[str, ...]
+) -> tuple[float, int] | None:
     days = []
-    for shift in range(361, 368):
+    for shift in _YEAR_AGO:
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
         if got is not None and got[1] != CLOSED and not _near_holiday(countries, earlier):
@@ -305,8 +331,32 @@ class DayShape:
     nationalities: dict[str, int] = field(hash=False)
 
 
-#: (day, total) -> its shape; a detector keeps one so each day is summed once, not daily.
-ShapeCache = dict[tuple[date, int], DayShape]
+@dataclass(frozen=True)
+class _WeekdayShapes:
+    """What ``share_spread`` draws from the days of one weekday (two or more), in their
+    order: each day's total, its shares done by hour ``k`` (``done[k]``, one per day) and
+    its deviations from the other days' mean (``deviations[k]``). ``shapes``: the days'
+    shapes, held so the ids that key it (``ShapeCache.weekdays``) stay theirs."""
+
+    shapes: tuple[DayShape, ...]
+    totals: tuple[int, ...]
+    done: tuple[tuple[float, ...], ...]
+    deviations: tuple[tuple[float, ...], ...]
+
+
+class ShapeCache(dict[tuple[date, int], DayShape]):
+    """(day, total) -> its shape; a detector keeps one so each day is summed once, not daily.
+
+    Also what ``share_spread`` drew from each weekday's days (``weekdays``, by the ids of
+    their shapes): from one day to the next, one weekday's days change and six do not."""
+
+    #: The newest ``WEEKDAYS_KEPT`` sets of days are kept: a baseline uses seven, and the
+    #: next day's six of them and one new (a few kB each, per detector).
+    WEEKDAYS_KEPT = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weekdays: dict[tuple[int, ...], _WeekdayShapes] = {}
 
 
 def day_shape(d: _Day, cache: ShapeCache | None) -> DayShape | None:
@@ -329,6 +379,37 @@ def day_shape(d: _Day, cache: ShapeCache | None) -> DayShape | None:
     return shape
 
 
+def _weekday_shapes(
+    shapes: list[DayShape], kept: dict[tuple[int, ...], _WeekdayShapes] | None
+) -> _WeekdayShapes:
+    """``share_spread``'s figures of one weekday's days: each day's shares done by hour
+    against the mean of the other days' (leave one out), worked out once per set of days."""
+    key = tuple(map(id, shapes))
+    if kept is not None and key in kept:
+        return kept[key]
+    n = len(shapes)
+    scale = math.sqrt((n - 1) / n)
+    others = 1.0 / (n - 1)
+    sums = [sum(column) for column in zip(*(s.done_by_hour for s in shapes), strict=True)]
+    deviations: list[list[float]] = [[] for _ in range(HOURS - 1)]
+    for shape in shapes:
+        for k, (own, whole) in enumerate(zip(shape.done_by_hour, sums, strict=True)):
+            reference = (whole - own) * others
+            if reference > 0.0:
+                deviations[k].append(abs(own / reference - 1.0) * scale)
+    found = _WeekdayShapes(
+        tuple(shapes),
+        tuple(s.total for s in shapes),
+        tuple(s.done_by_hour for s in shapes),
+        tuple(map(tuple, deviations)),
+    )
+    if kept is not None:
+        kept[key] = found
+        while len(kept) > ShapeCache.WEEKDAYS_KEPT:
+            del kept[next(iter(kept))]
+    return found
+
+
 def share_spread(
     days: list[_Day], config: BaselineConfig, averaged: int = 0, cache: ShapeCache | None = None
 ) -> tuple[float, ...]:
@@ -347,25 +428,19 @@ def share_spread(
         shape = day_shape(d, cache)
         if shape is not None:
             by_weekday.setdefault(d.day.weekday(), []).append(shape)
-    deviations: list[list[float]] = [[] for _ in range(HOURS - 1)]
-    totals: list[int] = []
-    mean_done = [0.0] * (HOURS - 1)
-    for shapes in by_weekday.values():
-        n = len(shapes)
-        if n < 2:
-            continue
-        scale = math.sqrt((n - 1) / n)
-        others = 1.0 / (n - 1)
-        sums = [sum(column) for column in zip(*(s.done_by_hour for s in shapes), strict=True)]
-        for shape in shapes:
-            totals.append(shape.total)
-            for k, (own, whole) in enumerate(zip(shape.done_by_hour, sums, strict=True)):
-                mean_done[k] += own
-                reference = (whole - own) * others
-                if reference > 0.0:
-                    deviations[k].append(abs(own / reference - 1.0) * scale)
+    kept = cache.weekdays if isinstance(cache, ShapeCache) else None
+    weekdays = [_weekday_shapes(shapes, kept) for shapes in by_weekday.values() if len(shapes) >= 2]
+    totals = [total for w in weekdays for total in w.totals]
     if len(totals) < config.min_shape_days:
         return ()
+    # The days' shares, each hour summed in the days' order (as one running sum would), and
+    # the deviations of every weekday's days together.
+    mean_done = [
+        reduce(add, hour, 0.0) for hour in zip(*(done for w in weekdays for done in w.done), strict=True)
+    ]
+    deviations = [
+        list(chain.from_iterable(hour)) for hour in zip(*(w.deviations for w in weekdays), strict=True)
+    ]
     typical_total = statistics.median(totals)
     inflate = 1.0 + 1.0 / averaged if averaged else 1.0
     spread = [0.0] * (HOURS + 1)
@@ -450,7 +525,8 @@ def build_baseline(
     """Baseline for ``day``, or None while learning (or while nothing ordinary is known).
     ``shapes``: a cache of the days' shapes the caller keeps between days (optional)."""
     past = _past_days(day, lookup, history, config.max_weeks if history else config.weeks, config.weeks)
-    recent = [d for d in past if d.day >= day - timedelta(days=7 * config.weeks)]
+    weeks_ago = day - timedelta(days=7 * config.weeks)
+    recent = [d for d in past if d.day >= weeks_ago]
     open_days = [d for d in past if d.flag != CLOSED]
     if not open_days:
         return None

@@ -10,7 +10,7 @@ with Eid al-Adha last year even though the dates differ.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 import holidays
 import pycountry
@@ -41,6 +41,10 @@ def _base_name(name: str) -> str:
     return name.split(" (")[0].split(";")[0].strip()
 
 
+#: Remembered: a baseline asks about the same days hundreds of times (its weeks, and each of
+#: them a year back), every day. Bounded (a worker runs for years): 65,536 pairs of countries
+#: and days are two years of days for ninety pairs of countries.
+@lru_cache(maxsize=1 << 16)
 def holiday_names(countries: tuple[str, ...], day: date) -> tuple[str, ...]:
     """Names of the holidays on ``day`` in any of ``countries`` (alpha-3 or alpha-2)."""
     return tuple(sorted({n for c in countries if (n := _country_year(c, day.year).get(day))}))

@@ -127,7 +127,7 @@ class CheckpointDetector(PostView):
         #: read from the history alone (a cache: not part of the state).
         self._patterns: dict[date, Pattern | None] = {}
         #: Each completed day's shape, summed once (a cache: not part of the state).
-        self._shapes: ShapeCache = {}
+        self._shapes = ShapeCache()
         saved = DetectorState.of(state)
         self.episode: Episode | None = copied(saved.episode)
         self.group_episode: Episode | None = copied(saved.group_episode)
@@ -194,9 +194,8 @@ class CheckpointDetector(PostView):
             baseline = build_baseline(
                 day, self.lookup, self.baseline_config, self.history, self.countries, self._shapes
             )
-            for key in [
-                k for k in self._shapes if k[0] < day - timedelta(days=7 * self.baseline_config.weeks + 7)
-            ]:
+            oldest = day - timedelta(days=7 * self.baseline_config.weeks + 7)
+            for key in [k for k in self._shapes if k[0] < oldest]:
                 del self._shapes[key]
             if baseline is not None and baseline.history_days < self.config.warmup_days:
                 baseline = None

@@ -10,8 +10,9 @@ shifts found in them (``changepoint.py``: the days before a shift are read at th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from streams.domain.detect.changepoint import LevelShifts
 
@@ -19,6 +20,8 @@ KEEP_DAYS = 400
 
 #: Flag characters: an ordinary day, a day in an alarm episode, a day the post was closed.
 NORMAL, ALARM, CLOSED = ".", "a", "c"
+
+T = TypeVar("T")
 
 
 class DayHistory:
@@ -29,6 +32,9 @@ class DayHistory:
         self.flags: str = state.get("flags", "." * len(self.totals))
         #: Absent from a state saved before level shifts existed: none.
         self.shifts = LevelShifts.from_state(state.get("shifts"))
+        #: Values worked out from the days (``memo``): name -> (the days back each reads, day
+        #: -> value). Not state: a cache, dropped where a day it read changes.
+        self._memos: dict[Hashable, tuple[range, dict[date, Any]]] = {}
 
     def state(self) -> dict[str, Any]:
         return {
@@ -49,12 +55,21 @@ class DayHistory:
             self.flags += NORMAL
         self.totals[index] = total
         self.flags = self.flags[:index] + flag + self.flags[index + 1 :]
+        for back, values in self._memos.values():
+            for k in back:
+                values.pop(day + timedelta(days=k), None)
         drop = len(self.totals) - KEEP_DAYS
         if drop > 0:
             self.totals = self.totals[drop:]
             self.flags = self.flags[drop:]
             self.start += timedelta(days=drop)
             self.shifts.forget_before(self.start)
+            for back, values in self._memos.values():
+                # Each value that read a day now forgotten (and any that read only days
+                # forgotten before: never asked for again).
+                oldest = self.start + timedelta(days=back[-1])
+                for stale in [d for d in values if d < oldest]:
+                    del values[stale]
 
     def get(self, day: date) -> tuple[int, str] | None:
         """(total, flag) of a recorded day, or None."""
@@ -65,6 +80,20 @@ class DayHistory:
             return None
         total = self.totals[index]
         return None if total is None else (total, self.flags[index])
+
+    def memo(self, name: Hashable, day: date, back: range, compute: Callable[[], T]) -> T:
+        """``compute()``, a value of ``day`` that reads only the days ``day - k`` (``k`` in
+        ``back``, ascending) of this history: worked out once, and again only after one of
+        those days changed (``record``) or was forgotten (``KEEP_DAYS``). ``name`` tells
+        the kinds of values apart (each always with the same ``back``)."""
+        family = self._memos.get(name)
+        if family is None:
+            family = self._memos[name] = (back, {})
+        values = family[1]
+        if day in values:
+            return values[day]
+        found = values[day] = compute()
+        return found
 
     def scale(self, day: date, as_of: date) -> float:
         """The factor that reads ``day``'s total at ``as_of``'s level (1.0 without a shift

@@ -48,6 +48,7 @@ class S3Access:
     secret: str = field(repr=False)
     use_ssl: bool = False
     region: str = "us-east-1"
+    session_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,23 +77,30 @@ def _install_extensions(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"LOAD {name}")
 
 
+def _secret(con: duckdb.DuckDBPyConnection, s3: S3Access) -> None:
+    """The store's credentials, as parameters: never in a statement's text (or a log)."""
+    options = {"key": s3.key_id, "secret": s3.secret, "ssl": s3.use_ssl, "region": s3.region}
+    extra = ""
+    if s3.endpoint:  # a store other than AWS: path-style URLs
+        extra += ", ENDPOINT $endpoint, URL_STYLE 'path'"
+        options["endpoint"] = s3.endpoint
+    if s3.session_token:
+        extra += ", SESSION_TOKEN $token"
+        options["token"] = s3.session_token
+    con.execute(
+        "CREATE SECRET lake_s3 (TYPE s3, KEY_ID $key, SECRET $secret, USE_SSL $ssl, REGION $region"
+        + extra
+        + ")",
+        options,
+    )
+
+
 def connect(location: LakeLocation) -> duckdb.DuckDBPyConnection:
     """A connection with the lake attached as ``lake``."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False})
     _install_extensions(con)
     if location.s3 is not None:
-        s3 = location.s3
-        con.execute(
-            "CREATE SECRET lake_s3 (TYPE s3, KEY_ID $key, SECRET $secret, ENDPOINT $endpoint, "
-            "URL_STYLE 'path', USE_SSL $ssl, REGION $region)",
-            {
-                "key": s3.key_id,
-                "secret": s3.secret,
-                "endpoint": s3.endpoint,
-                "ssl": s3.use_ssl,
-                "region": s3.region,
-            },
-        )
+        _secret(con, location.s3)
     con.execute(
         f"ATTACH 'ducklake:{location.catalog}' AS {ALIAS} "
         f"(DATA_PATH '{location.data_path}', DATA_INLINING_ROW_LIMIT {int(location.inline_rows)}"
@@ -101,7 +109,9 @@ def connect(location: LakeLocation) -> duckdb.DuckDBPyConnection:
     )
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {ALIAS}.commits (kafka_partition INTEGER NOT NULL, "
-        "commit_seq BIGINT NOT NULL, last_offset BIGINT NOT NULL, epoch BIGINT NOT NULL)"
+        "commit_seq BIGINT NOT NULL, last_offset BIGINT NOT NULL, epoch BIGINT NOT NULL, "
+        # The snapshot the partition's last commit read: its rows as they were before it.
+        "base_snapshot BIGINT)"
     )
     return con
 
@@ -151,7 +161,11 @@ class PartitionWriter:
             ).fetchone()
             if row is None:
                 seq, last, epoch = 0, -1, 1
-                con.execute(f"INSERT INTO {ALIAS}.commits VALUES (?, 0, -1, 1)", [self.partition])
+                con.execute(
+                    f"INSERT INTO {ALIAS}.commits (kafka_partition, commit_seq, last_offset, epoch) "
+                    "VALUES (?, 0, -1, 1)",
+                    [self.partition],
+                )
             else:
                 seq, last, epoch = row[0], row[1], row[2] + 1
                 con.execute(

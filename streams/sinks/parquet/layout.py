@@ -33,12 +33,15 @@ once.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+from streams.domain import rows
 
 EVENTS = "events"
 DAILY_COUNTS = "daily_counts"
@@ -73,71 +76,54 @@ COMMIT_FILE = re.compile(
     r"^p(?P<partition>\d{3})-(?P<seq>\d{10})-(?:o(?P<first>\d+)-(?P<last>\d+)|timer)\.parquet$"
 )
 
-_UTC_MICROS = pa.timestamp("us", tz="UTC")
+#: The Arrow type of each column type of ``streams.domain.rows``.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "binary": pa.binary(),
+    "int8": pa.int8(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "timestamp[us]": pa.timestamp("us", tz="UTC"),
+    "timestamp[ms]": pa.timestamp("ms", tz="UTC"),
+    "date": pa.date32(),
+    "list<float64>": pa.list_(pa.float64()),
+    "list<string>": pa.list_(pa.string()),
+}
 
-EVENTS_SCHEMA = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("direction", pa.string(), nullable=False),
-        pa.field("occurred_at", _UTC_MICROS, nullable=False),
-        pa.field("local_hour", pa.int8(), nullable=False),
-        pa.field("nationality", pa.string(), nullable=False),
-        pa.field("purpose", pa.string(), nullable=False),
-        pa.field("mode", pa.string(), nullable=False),
-        pa.field("outcome", pa.string(), nullable=False),
-        pa.field("kafka_partition", pa.int32(), nullable=False),
-        pa.field("kafka_offset", pa.int64(), nullable=False),
-        #: When the record reached Kafka (its broker timestamp): deterministic on replay.
-        pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
-    ]
-)
 
-DAILY_COUNTS_SCHEMA = pa.schema(
-    [
-        pa.field("direction", pa.string(), nullable=False),
-        pa.field("nationality", pa.string(), nullable=False),
-        pa.field("purpose", pa.string(), nullable=False),
-        pa.field("count", pa.int64(), nullable=False),
-        pa.field("as_of", _UTC_MICROS, nullable=False),
-    ]
-)
+def arrow_schema(row: Sequence[rows.Column], version: int | None = None) -> pa.Schema:
+    """The Parquet schema of a row's lake columns (as of ``version``; default: the newest)."""
+    return pa.schema(
+        [pa.field(c.lake_name, ARROW_TYPES[c.type], c.nullable) for c in rows.lake_columns(row, version)]
+    )
 
-ALERTS_SCHEMA = pa.schema(
-    [
-        pa.field("version", pa.int16(), nullable=False),
-        pa.field("alert_id", pa.string(), nullable=False),
-        pa.field("episode_id", pa.string(), nullable=False),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),
-        pa.field("checkpoint_name", pa.string(), nullable=False),
-        pa.field("direction", pa.string(), nullable=False),
-        pa.field("window", pa.string(), nullable=False),
-        pa.field("as_of", _UTC_MICROS, nullable=False),
-        pa.field("raised_at", _UTC_MICROS, nullable=False),
-        pa.field("observed", pa.int64(), nullable=False),
-        pa.field("expected", pa.float64(), nullable=False),
-        pa.field("ratio", pa.float64(), nullable=False),
-        pa.field("score", pa.float64(), nullable=False),
-        pa.field("drivers_json", pa.string(), nullable=False),
-        pa.field("summary", pa.string(), nullable=False),
-    ]
-)
 
-#: A replay's invalid messages: the original bytes (key and value) and why.
-DEAD_LETTERS_SCHEMA = pa.schema(
-    [
-        pa.field("kafka_partition", pa.int32(), nullable=False),
-        pa.field("kafka_offset", pa.int64(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("detail", pa.string(), nullable=False),
-        pa.field("key", pa.binary()),
-        pa.field("value", pa.binary()),
-        # Set when key and value were cut to CROSSINGS_DEAD_LETTER_MAX_BYTES: the whole
-        # message's size and its value's SHA-256 (hex).
-        pa.field("original_size", pa.int64()),
-        pa.field("original_sha256", pa.string()),
-    ]
-)
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` (a file of this or an older version) with ``schema``'s columns: one it
+    lacks is null, which only a nullable (later) column may be."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name).cast(field.type))
+        elif field.nullable:
+            columns.append(pa.nulls(len(table), field.type))
+        else:
+            raise ValueError(f"a file without the required column {field.name!r} is not of this dataset")
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+EVENTS_SCHEMA = arrow_schema(rows.EVENT)
+DAILY_COUNTS_SCHEMA = arrow_schema(rows.DAILY_COUNT)
+ALERTS_SCHEMA = arrow_schema(rows.ALERT)
+DEAD_LETTERS_SCHEMA = arrow_schema(rows.DEAD_LETTER)
+SCHEMAS = {
+    EVENTS: EVENTS_SCHEMA,
+    ALERTS: ALERTS_SCHEMA,
+    DAILY_COUNTS: DAILY_COUNTS_SCHEMA,
+    DEAD_LETTERS: DEAD_LETTERS_SCHEMA,
+}
 
 
 @cache

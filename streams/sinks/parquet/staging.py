@@ -45,6 +45,7 @@ from streams.sinks.parquet.layout import (
     COMMIT_FILE,
     TEMP_PREFIX,
     commit_file_name,
+    conform,
     staging_dir,
 )
 
@@ -159,7 +160,8 @@ class Staging:
         write_bytes(folder / f"{INTENT_PREFIX}{publication.seq:010d}.json", publication.intent(), partition)
 
     def read(self, partition: int, staged: StagedFile, schema: pa.Schema) -> pa.Table:
-        return pq.read_table(self.folder(partition) / staged.relative).cast(schema)
+        """A staged file as ``schema`` (a file staged before an upgrade lacks newer columns)."""
+        return conform(pq.read_table(self.folder(partition) / staged.relative), schema)
 
     def prepared(
         self, partition: int, seq: int, publication: Publication | None, staged: list[StagedFile]

@@ -1,0 +1,48 @@
+"""Reading a DuckLake lake: what the tests, ``crossings replay`` and the query views attach."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from streams.settings.lake import LakeConfig
+from streams.sinks.ducklake.commit import ALIAS, _install_extensions, _secret
+
+
+def attach(
+    lake: LakeConfig, data_dir: Path, con: duckdb.DuckDBPyConnection | None = None, *, alias: str = ALIAS
+) -> duckdb.DuckDBPyConnection:
+    """``con`` (or a new in-memory connection) with the lake attached read-only as ``alias``."""
+    from streams.sinks.ducklake.sink import location_of
+
+    location = location_of(lake, data_dir)
+    con = con if con is not None else duckdb.connect(config={"autoinstall_known_extensions": False})
+    _install_extensions(con)
+    if location.s3 is not None:
+        _secret(con, location.s3)
+    con.execute(f"ATTACH 'ducklake:{location.catalog}' AS {alias} (READ_ONLY)")
+    return con
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str, alias: str = ALIAS) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [alias, name]
+    ).fetchall()
+    return bool(found[0][0])
+
+
+def read_table(
+    lake: LakeConfig, data_dir: Path, name: str, *, exclude: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Every row of one table (none if the lake or the table does not exist yet)."""
+    con = attach(lake, data_dir)
+    try:
+        if not has_table(con, name):
+            return []
+        columns = f"* EXCLUDE ({', '.join(exclude)})" if exclude else "*"
+        return con.execute(f"SELECT {columns} FROM {ALIAS}.{name}").to_arrow_table().to_pylist()
+    finally:
+        con.close()

@@ -1,0 +1,95 @@
+"""SIGKILL workers that share nothing but Kafka, an S3 store and a PostgreSQL catalog:
+the DuckLake lake is exact (``load_tests/crash_test.py``, as ``test_crash.py``).
+
+Both services are real and started by the project (SeaweedFS, PostgreSQL; fixtures in
+``conftest.py``); each test gets a database of its own and a prefix of the bucket. Two
+workers commit to the same catalog: a kill moves partitions to the other worker, whose
+opening fences the dead one's epoch and undoes a catalog commit Kafka did not make.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+from test_crash import _check
+
+from load_tests.crash_test import run
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def shared_lake(s3_store, pg_catalog, monkeypatch) -> dict[str, str]:
+    """CROSSINGS_LAKE and the store's credentials, for the workers and for this process."""
+    from streams.ops.lakestore import postgres
+
+    name = f"crash_{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            str(postgres.bin_dir() / "createdb"),
+            "-h",
+            pg_catalog.host,
+            "-p",
+            str(pg_catalog.port),
+            "-U",
+            pg_catalog.user,
+            name,
+        ],
+        check=True,
+        timeout=60,
+    )
+    catalog = f"host={pg_catalog.host} port={pg_catalog.port} dbname={name} user={pg_catalog.user}"
+    credentials = {
+        "AWS_ACCESS_KEY_ID": s3_store.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_store.secret_key,
+        "AWS_ENDPOINT_URL": f"http://{s3_store.endpoint}",
+    }
+    for key, value in credentials.items():  # the lake is read here too
+        monkeypatch.setenv(key, value)
+    return {
+        "CROSSINGS_LAKE": f"ducklake:postgres:{catalog}",
+        "CROSSINGS_LAKE_DATA_PATH": f"s3://{s3_store.bucket}/{name}/",
+        # Small: most commits write Parquet objects to the bucket, not inlined rows.
+        "CROSSINGS_LAKE_INLINE_ROWS": "50",
+        **credentials,
+    }
+
+
+def test_one_of_two_workers_on_s3_and_postgres_killed(kafka_bootstrap, tmp_path, shared_lake):
+    result = run(
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        days=7,
+        kills=2,
+        workers=2,
+        seed=12,
+        drain_timeout=300,
+        extra_env=shared_lake,
+    )
+    print(json.dumps(result.summary(), default=str)[:200])
+    _check(result, kills=2)
+    assert result.lake.startswith("ducklake:postgres:") and "s3://" in result.lake
+
+
+def test_three_workers_one_joining_one_stalling_on_s3_and_postgres(kafka_bootstrap, tmp_path, shared_lake):
+    # A worker stopped past its session timeout is a zombie when it resumes: its partitions
+    # were taken (their lake epochs raised); whatever it commits is refused and it lets go.
+    result = run(
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        days=7,
+        kills=2,
+        workers=3,
+        pauses=1,
+        seed=13,
+        drain_timeout=300,
+        extra_env=shared_lake,
+    )
+    _check(result, kills=2)
+    assert result.partitions == 6 and [entry["worker"] for entry in result.join_log] == [2]
+    assert len(result.pause_log) == 1
