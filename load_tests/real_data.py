@@ -15,8 +15,11 @@ One scoring for every set and every detector (ours and :mod:`load_tests.peers`),
 the same constants, so nothing here is tuned to one set:
 
 - **recall**: a label is found by an episode of its kind and checkpoint (and direction,
-  if named) that opens from the label's first day to 2 days after it
-  (:func:`streams.backtest.score`); delay from the label's first local midnight;
+  if named) that opens from the label's first day to 2 days after it, or in the
+  :data:`FIND_BEFORE` days before it and is still open on it (a city that empties in the
+  days before a lockdown's official date: the episode open on that date is the one an
+  operator has; :func:`streams.backtest.score`); delay from the label's first local
+  midnight (negative: ahead of it);
 - **settling**: an episode that opens from a label's first day to :data:`SETTLE` after
   its last is neither found nor false: a closure's rebound and the weeks of recovery
   after a reopening are part of the event. Surges opening after a drop label's last day
@@ -52,6 +55,8 @@ DATA = Path(__file__).resolve().parent / "data"
 SETTLE = timedelta(days=14)
 #: How far after a label's first day an episode still finds it (``score``'s default).
 FIND_AFTER = timedelta(days=2)
+#: How far before a label's first day an episode still open on it finds it.
+FIND_BEFORE = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -189,8 +194,8 @@ def scorer(
     total = Counter(label.name for label in labels)
 
     def run(found: list[EpisodeRow]) -> dict[str, Any]:
-        result = score(found, labels, data, after=FIND_AFTER)
-        found_ids = {id(r) for label in labels for r in found if label.covers(r, timedelta(0), FIND_AFTER)}
+        result = score(found, labels, data, before=FIND_BEFORE, after=FIND_AFTER)
+        found_ids = {id(r) for label in labels for r in found if label.covers(r, FIND_BEFORE, FIND_AFTER)}
         alarms = [
             r
             for r in found

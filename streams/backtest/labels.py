@@ -4,7 +4,8 @@ A label is (date or time, checkpoint, kind[, direction][, end]). It is *found* b
 episode of the same kind, checkpoint (and direction, if the label names one; a post-level
 episode, direction ``both``, speaks for either) that opens
 between ``before`` ahead of the label's start and ``after`` past it (two days: an alarm
-weeks into a crackdown is not the crackdown's alarm);
+weeks into a crackdown is not the crackdown's alarm), and, if it opened ahead of the
+label, is still open at the label's start (one that ended before it saw something else);
 the delay is from the label's start to the first such episode's opening. An episode that
 finds no label, and does not open inside any labelled period of its series (a second
 episode during the same closure is not a false alarm), is a false alarm.
@@ -43,6 +44,7 @@ class Label:
             and row.kind == self.kind
             and self._direction_matches(row)
             and self.start - before <= row.opened_at <= self.start + after
+            and (row.opened_at >= self.start or row.resolved_at is None or row.resolved_at > self.start)
         )
 
     def during(self, row: EpisodeRow, after: timedelta) -> bool:

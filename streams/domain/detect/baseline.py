@@ -43,9 +43,9 @@ from itertools import chain
 from operator import add
 
 from streams.domain.counts import HOURS, DayProfile, split_group
-from streams.domain.detect.calendar import holiday_names, same_holiday_last_year
+from streams.domain.detect.calendar import beside_holiday_last_year, holiday_names, same_holiday_last_year
 from streams.domain.detect.changepoint import Trend, trend_estimate
-from streams.domain.detect.history import CLOSED, NORMAL, DayHistory
+from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
 
 ProfileLookup = Callable[[date], DayProfile | None]
 
@@ -191,7 +191,9 @@ def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -
     Days that raised an alarm count: a ramp that alarmed last year is still what last year
     did, and this year it is expected; only a closure's zeros are left out. Read as they
     were, not rescaled by the level shifts found since (``changepoint.py``): last year's
-    harvest ramp re-anchored the level too, and it is the season, not a one-off.
+    harvest ramp re-anchored the level too, and it is the season, not a one-off. The eve of
+    a holiday and the day after it are left out as the holiday is (each has a factor of
+    its own, ``beside_holiday_last_year``: counted here too, it would count twice).
 
     Worked out once per day and history (``DayHistory.memo``): a baseline reads it for each
     of a month of days, and the next day's baseline for the same days again."""
@@ -209,9 +211,42 @@ def _year_ago_values(history: DayHistory, day: date, countries: tuple[str, ...])
     for shift in _YEAR_AGO:
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
-        if got is not None and got[1] != CLOSED and not holiday_names(countries, earlier):
+        if got is not None and got[1] != CLOSED and not _near_holiday(countries, earlier):
             values.append(got[0])
     return values
+
+
+def _year_ago_level(history: DayHistory, day: date, countries: tuple[str, ...]) -> tuple[float, int] | None:
+    """Last year's level around ``day`` (the mean of ``_year_ago_days``' days) and how many
+    days it was read off; None with fewer than four. One or two alarm days among them are
+    a one-off (a storm, a closure that alarmed) and are left out, so this year's same week
+    is not expected low (or high) for it; more are a ramp or a step that lasted, which is
+    what last year did, and count. Worked out once per day and history, as
+    ``_year_ago_days`` (``DayHistory.memo``: again after one of its days is recorded)."""
+    return history.memo(
+        ("year_ago_level", countries), day, _YEAR_AGO, lambda: _year_ago_level_of(history, day, countries)
+    )
+
+
+def _year_ago_level_of(
+    history: DayHistory, day: date, countries: tuple[str, ...]
+) -> tuple[float, int] | None:
+    days = []
+    for shift in _YEAR_AGO:
+        earlier = day - timedelta(days=shift)
+        got = history.get(earlier)
+        if got is not None and got[1] != CLOSED and not _near_holiday(countries, earlier):
+            days.append(got)
+    if len(days) < 4:
+        return None
+    kept = [total for total, flag in days if flag != ALARM]
+    if len(days) - len(kept) > 2:
+        kept = [total for total, _ in days]
+    return sum(kept) / len(kept), len(days)
+
+
+def _near_holiday(countries: tuple[str, ...], day: date) -> bool:
+    return any(holiday_names(countries, day + timedelta(days=k)) for k in (-1, 0, 1))
 
 
 @dataclass(frozen=True)
@@ -234,19 +269,19 @@ def season_estimate(
 ) -> Season | None:
     """How last year moved from the days the weekly level was taken from to this date:
     last year's level around ``day`` over its mean level around ``reference_days`` (each a
-    year back). The weekly level lags a ramp by two or three weeks; last year's ramp over
-    the same weeks says by how much. None without a year of history."""
-    now = _year_ago_days(history, day, countries)
-    if len(now) < 4:
+    year back, ``_year_ago_level``). The weekly level lags a ramp by two or three weeks;
+    last year's ramp over the same weeks says by how much. None without a year of history."""
+    now = _year_ago_level(history, day, countries)
+    if now is None:
         return None
-    before = [values for d in reference_days if len(values := _year_ago_days(history, d, countries)) >= 4]
+    before = [level for d in reference_days if (level := _year_ago_level(history, d, countries)) is not None]
     if len(before) < max(1, len(reference_days) // 2):
         return None
-    levels = [sum(values) / len(values) for values in before]
+    levels = [level for level, _ in before]
     if sum(levels) <= 0:
         return None
-    factor = (sum(now) / len(now)) / (sum(levels) / len(levels))
-    return Season(factor, len(now), sum(len(values) for values in before))
+    factor = now[0] / (sum(levels) / len(levels))
+    return Season(factor, now[1], sum(days for _, days in before))
 
 
 def season_factor(
@@ -582,6 +617,19 @@ def build_baseline(
         else:
             dispersion = max(dispersion, config.unknown_day_dispersion)
             notes.append(f"holiday {', '.join(names)}: no history, wide band")
+    elif history is not None and (beside := beside_holiday_last_year(countries, day)) is not None:
+        # The eve of a holiday (or the day after it) moves people too: last year's eve
+        # against its ordinary days, as a holiday's own factor.
+        words, then = beside
+        effect = holiday_effect(history, then, countries)
+        if effect is not None:
+            ratio = min(max(effect[0], config.min_factor), config.max_factor)
+            if abs(math.log(ratio)) > 0.05:
+                notes.append(f"{words}: x{ratio:.2f} last year")
+            expected_day *= ratio
+            dispersion = min(
+                math.sqrt(2 * dispersion * dispersion + 1.0 / max(effect[1], 1)), config.max_dispersion
+            )
 
     with_profiles = [d for d in chosen if d.profile is not None and d.total > 0]
     if len(with_profiles) < 2:

@@ -9,7 +9,7 @@ with Eid al-Adha last year even though the dates differ.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from functools import cache, lru_cache
 
 import holidays
@@ -61,6 +61,38 @@ def same_holiday_last_year(countries: tuple[str, ...], name: str, day: date) -> 
         else date(day.year - 1, 2, 28)
     )
     return min(candidates, key=lambda d: (abs((d - target).days), d))
+
+
+def holiday_block(countries: tuple[str, ...], day: date) -> tuple[date, date]:
+    """The first and last day of the run of consecutive holidays (of any name) that
+    ``day`` is in (``day`` twice if it is not a holiday)."""
+    first = last = day
+    while holiday_names(countries, first - timedelta(days=1)):
+        first -= timedelta(days=1)
+    while holiday_names(countries, last + timedelta(days=1)):
+        last += timedelta(days=1)
+    return first, last
+
+
+def beside_holiday_last_year(countries: tuple[str, ...], day: date) -> tuple[str, date] | None:
+    """For an ordinary day right before a holiday (its eve: people leave) or right after one
+    (people come back): (what it is, in words; last year's day in the same place), if last
+    year's was an ordinary day too. None for any other day."""
+    if holiday_names(countries, day):
+        return None
+    for step, words in ((1, "eve of"), (-1, "day after")):
+        beside = day + timedelta(days=step)
+        names = holiday_names(countries, beside)
+        if not names:
+            continue
+        then = same_holiday_last_year(countries, names[0], beside)
+        if then is None:
+            continue
+        first, last = holiday_block(countries, then)
+        counterpart = first - timedelta(days=1) if step == 1 else last + timedelta(days=1)
+        if not holiday_names(countries, counterpart):
+            return f"{words} {names[0]}", counterpart
+    return None
 
 
 def is_holiday(countries: tuple[str, ...], day: date) -> bool:

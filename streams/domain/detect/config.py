@@ -67,6 +67,22 @@ class DetectorConfig:
     #: a post of 10,000 a day is certain but moves 2 points: the post's views speak for it.
     group_min_excess: float = 50.0
     group_min_share_change: float = 0.05
+    #: Intermittent series (``intermittent.py``: a cruise terminal, traffic on ship days
+    #: only): judged by a hurdle model of the last ``intermittent_days`` recorded days once
+    #: at least ``intermittent_min_zero_share`` of them are silent, traffic came back after
+    #: a silent day ``intermittent_min_visits`` times, and ``intermittent_min_mixed`` of
+    #: the days disagree with their weekday's usual (no weekly rhythm explains the silence).
+    intermittent_days: int = 182
+    intermittent_min_zero_share: float = 0.2
+    intermittent_min_visits: int = 6
+    intermittent_min_mixed: float = 0.1
+    #: The days with traffic are counted over the last 14, 28 and this many days, against
+    #: the days before them (their chance multiplied: a surge).
+    intermittent_window: int = 56
+    #: A gap without traffic is a drop only beyond this many times the longest of the window.
+    intermittent_gap_factor: float = 1.5
+    #: Floor of the spread of a day with traffic's size.
+    intermittent_min_size_cv: float = 0.2
     #: Level shifts (``changepoint.py``): the CUSUM that re-anchors the baseline once a change
     #: has persisted. It opens no episode of its own: a shift no view flagged while it built
     #: up was within the bands (a monthly series steps every month), and becomes the level.

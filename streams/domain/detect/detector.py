@@ -65,6 +65,7 @@ from streams.domain.detect.config import DetectorConfig
 from streams.domain.detect.countmodel import tail_score
 from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, _total
 from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
+from streams.domain.detect.intermittent import Pattern, assess_intermittent, intermittent_pattern
 from streams.domain.detect.post import PostView
 from streams.domain.detect.state import DetectorState, HistoryState, copied
 from streams.domain.registry import Checkpoint
@@ -122,6 +123,9 @@ class CheckpointDetector(PostView):
         self.baseline_config = baseline_config
         self.countries = tuple(c for c in (checkpoint.country_a, checkpoint.country_b) if c)
         self._baselines: dict[date, Baseline | None] = {}
+        #: Per day: the hurdle model if the series is intermittent (``intermittent.py``),
+        #: read from the history alone (a cache: not part of the state).
+        self._patterns: dict[date, Pattern | None] = {}
         #: Each completed day's shape, summed once (a cache: not part of the state).
         self._shapes = ShapeCache()
         saved = DetectorState.of(state)
@@ -200,6 +204,14 @@ class CheckpointDetector(PostView):
                 del self._baselines[old]
         return self._baselines[day]
 
+    def pattern(self, day: date) -> Pattern | None:
+        """The series' hurdle model on ``day`` if it is intermittent (``intermittent.py``)."""
+        if day not in self._patterns:
+            self._patterns[day] = intermittent_pattern(self.history, day, self.config)
+            for old in [d for d in self._patterns if d < day - timedelta(days=2)]:
+                del self._patterns[old]
+        return self._patterns[day]
+
     def evaluate(self, as_of: datetime) -> list[Transition]:
         local = as_of.astimezone(self.checkpoint.tz)
         day, hour = local.date(), local.hour
@@ -225,6 +237,12 @@ class CheckpointDetector(PostView):
         self.last_day, self.last_hour = day, hour
         profile = self.lookup(day)
         self._band, self._band_inputs = None, None
+        if self.pattern(day) is not None:
+            # Judged once a day, when the day is complete (``_close_day``): a ship day so
+            # far says nothing about the pattern of ship days.
+            transitions += self._end_closure(day, as_of)
+            self.alarm_today = self.alarm_today or self.episode is not None
+            return transitions
         if self.closed:
             transitions += self._reopened(profile, day, as_of)
             if self.closed and was_closed and completed is not None:
@@ -250,13 +268,16 @@ class CheckpointDetector(PostView):
 
     def _close_hour(self, day: date, hour: int, as_of: datetime) -> list[Transition]:
         baseline = self.baseline(day)
-        if baseline is None:
+        if baseline is None or self.pattern(day) is not None:
             return []
         return self._step(assess_hour(self.lookup(day), baseline, hour, self.config), as_of)
 
     def _close_day(self, day: date, as_of: datetime) -> list[Transition]:
         profile = self.lookup(day)
         total = profile["total"] if profile else 0
+        pattern = self.pattern(day)
+        if pattern is not None:
+            return self._close_intermittent_day(day, total, pattern, as_of)
         transitions: list[Transition] = []
         baseline = self.baseline(day)
         if not self.closed and baseline is not None:
@@ -279,6 +300,72 @@ class CheckpointDetector(PostView):
         self._level_shift(day, total, baseline)
         if not self.closed and self.zero_run >= self.config.closed_after_days:
             transitions += self._close_post(day, total, baseline, as_of)
+        return transitions
+
+    def _close_intermittent_day(
+        self, day: date, total: int, pattern: Pattern, as_of: datetime
+    ) -> list[Transition]:
+        """A completed day of an intermittent series: recorded, and judged by its hurdle
+        model (``assess_intermittent``). A silent day is ordinary (no closure); an episode
+        opens only when the pattern changes and resolves when the day is ordinary again."""
+        transitions = self._end_closure(day, as_of)
+        self.zero_run = self.zero_run + 1 if total <= self.config.silent_max else 0
+        alarmed = self.episode is not None or self.alarm_today
+        self.history.record(day, total, ALARM if alarmed else NORMAL)
+        self.alarm_today = False
+        self.history.shifts.reset()  # no weekly level to re-anchor
+        holding = self.episode.kind if self.episode is not None and self.episode.cause == "level" else None
+        assessment = assess_intermittent(self.history, day, total, pattern, self.config, holding)
+        if self.group_episode is not None:  # the mix of a ship day is the ship's
+            transitions.append(Transition("resolved", self.group_episode, assessment, as_of, opened=False))
+            self.group_episode = None
+        episode = self.episode
+        if episode is not None:
+            if assessment.kind == episode.kind:
+                self._track_peak(assessment)
+                return [*transitions, Transition("firing", episode, assessment, as_of, opened=False)]
+            self.episode = None
+            transitions.append(Transition("resolved", episode, assessment, as_of, opened=False))
+        if assessment.kind is None:
+            return transitions
+        local = as_of.astimezone(self.checkpoint.tz)
+        self.episode = Episode(
+            episode_id=f"{self.checkpoint.checkpoint_id}:{self.direction}:{assessment.kind}:{local:%Y-%m-%dT%H%M}",
+            kind=assessment.kind,
+            opened_by="full_day",
+            opened_as_of=as_of.isoformat(),
+            cause=assessment.cause,
+        )
+        self._track_peak(assessment)
+        self.history.record(day, total, ALARM)
+        return [*transitions, Transition("firing", self.episode, assessment, as_of, opened=True)]
+
+    def _end_closure(self, day: date, as_of: datetime) -> list[Transition]:
+        """A series closed (or reopened) under the weekly model that is now intermittent: its
+        silent days are its pattern, not a closure. The closure (or reopening) episode ends."""
+        transitions: list[Transition] = []
+        episode = self.episode
+        if episode is not None and episode.cause in ("closed", "no_data", "reopened", "new_traffic"):
+            assessment = Assessment(
+                "full_day",
+                day,
+                _total(self.lookup(day)),
+                0.0,
+                0.0,
+                None,
+                (),
+                episode.cause,
+                (0.0, 0.0),
+                None,
+                ("traffic on some days only: judged as an intermittent series",),
+                0.5,
+                0.0,
+            )
+            transitions.append(Transition("resolved", episode, assessment, as_of, opened=False))
+            self.episode = None
+        if self.closed:
+            self.closed_since = None
+            self._baselines.clear()
         return transitions
 
     def _level_shift(self, day: date, total: int, baseline: Baseline | None) -> None:
@@ -522,7 +609,11 @@ class CheckpointDetector(PostView):
         as_of: datetime,
         shape_cv: float = 0.0,
     ) -> list[Transition]:
-        """One nationality against the rest of the post, while the post as a whole is not alarming."""
+        """One nationality against the rest of the post, while the post as a whole is not alarming.
+        On a public holiday a nationality's surge is judged with a wide band (the day-level
+        view's for a holiday without history): a holiday brings one group out (mainland
+        visitors on a Chinese holiday), which the mix of ordinary days does not know. A
+        group that falls away on a holiday (a crackdown) is still judged as any day."""
         episode = self.group_episode
         if episode is not None:
             assessment = assess_groups(
@@ -535,6 +626,10 @@ class CheckpointDetector(PostView):
         if self.episode is not None:
             return []
         assessment = assess_groups(profile, baseline, expected_total, window, self.config, shape_cv=shape_cv)
+        holiday = bool(holiday_names(self.countries, baseline.day))
+        if assessment is not None and assessment.kind == "surge" and holiday:
+            wide = math.hypot(shape_cv, self.baseline_config.unknown_day_dispersion)
+            assessment = assess_groups(profile, baseline, expected_total, window, self.config, shape_cv=wide)
         if assessment is None or assessment.kind is None:
             return []
         local = as_of.astimezone(self.checkpoint.tz)

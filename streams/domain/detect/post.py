@@ -55,8 +55,8 @@ class PostView:
         """This direction has traffic to fall silent: not closed, and a level in its recent
         days (a one-way post's empty direction never has one). Read from the saved history,
         never from a cached baseline, so a restarted worker answers the same."""
-        if self.closed:
-            return False
+        if self.closed or self.pattern(day) is not None:
+            return False  # an intermittent series' silent days are its pattern
         level = self._recent_level(day)
         return level is not None and level > 0
 
