@@ -1,0 +1,244 @@
+"""Compaction and retention of the DuckLake lake (``streams.sinks.ducklake.upkeep``).
+
+Compaction must leave every row exactly as it was, in far fewer files, with row groups of
+at least 100,000 rows where there are that many; a reader querying throughout compaction
+and expiry sees the lake's one content before, or (expiry) the one after, never a mix.
+Retention deletes exactly the days before ``today - retention_days``.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from streams.cli.main import cli
+from streams.settings import ConfigError
+from streams.settings.lake import LakeConfig
+from streams.settings.lake_upkeep import load_upkeep
+from streams.sinks.ducklake import upkeep
+from streams.sinks.ducklake.read import attach
+from streams.sinks.ducklake.sink import location_of, open_lake
+
+TODAY = date(2026, 3, 10)
+DAYS = [TODAY - timedelta(days=n) for n in range(6)]  # today and the 5 days before
+ROWS_PER_COMMIT = 5_000
+INLINE = 1_000
+TABLES = upkeep.DAY_TABLES
+
+
+def _lake(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    location = location_of(LakeConfig("ducklake", inline_rows=INLINE), tmp_path)
+    return open_lake(location, dead_letters=True)
+
+
+def _commit(con: duckdb.DuckDBPyConnection, first: int, rows: int, *, seq: int) -> None:
+    """One commit's rows over the six days: events, alerts and daily counts."""
+    days = ", ".join(f"DATE '{d}'" for d in DAYS)
+    con.execute("BEGIN")
+    for table in upkeep.DAY_TABLES:
+        column = {"daily_counts": "count", "events": "kafka_offset", "alerts": "kafka_partition"}[table]
+        con.execute(
+            f"INSERT INTO lake.{table} (local_day, checkpoint_id, {column}, commit_seq) "
+            f"SELECT ([{days}])[1 + i % 6], 'CP' || (i % 4), i, ? FROM range(?, ?) t(i)",
+            [seq, first, first + rows],
+        )
+    con.execute("COMMIT")
+
+
+def _fill(con: duckdb.DuckDBPyConnection) -> int:
+    """40 file-sized commits and 30 inlined ones, one undone (rows deleted): a live lake."""
+    first = 0
+    for seq in range(40):
+        _commit(con, first, ROWS_PER_COMMIT, seq=seq)
+        first += ROWS_PER_COMMIT
+    for seq in range(40, 70):
+        _commit(con, first, 20, seq=seq)
+        first += 20
+    for table in upkeep.DAY_TABLES:  # an undo, as sink.py does after a crash
+        con.execute(f"DELETE FROM lake.{table} WHERE commit_seq = 7")
+    return first
+
+
+def _contents(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    return {table: con.execute(f"SELECT * FROM lake.{table} ORDER BY ALL").fetchall() for table in TABLES}
+
+
+def _row_group_rows(con: duckdb.DuckDBPyConnection, table: str) -> list[int]:
+    listed = con.execute("SELECT data_file FROM ducklake_list_files('lake', ?)", [table]).fetchall()
+    files = [r[0] for r in listed]
+    groups = []
+    for file in files:
+        query = "SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata(?)"
+        groups += [r[1] for r in con.execute(query, [file]).fetchall()]
+    return groups
+
+
+def test_compaction_keeps_every_row_in_few_large_files(tmp_path):
+    con = _lake(tmp_path)
+    _fill(con)
+    before = _contents(con)
+    files_before = upkeep.data_files(con)
+
+    stats = upkeep.compact(con, keep=timedelta(0), grace=timedelta(0))
+
+    assert _contents(con) == before
+    assert stats.files_before == files_before == 39 * 3  # a file a table a commit, one undone
+    assert stats.inlined_rows_flushed == 30 * 20 * 3
+    assert stats.files_after == upkeep.data_files(con) <= 2 * len(upkeep.DAY_TABLES)
+    assert stats.snapshots_expired > 0 and stats.files_deleted > 0
+    # 195,600 rows a table: the row groups are large (the last one takes the rest).
+    for table in upkeep.DAY_TABLES:
+        groups = sorted(_row_group_rows(con, table), reverse=True)
+        assert sum(groups) == len(before[table])
+        assert groups[0] >= 100_000
+    on_disk = list((tmp_path / "lake").rglob("*.parquet"))
+    assert len(on_disk) == stats.files_after  # unlinked files were deleted (grace 0)
+
+
+def test_compaction_keeps_the_snapshot_an_undo_travels_to(tmp_path):
+    con = _lake(tmp_path)
+    _commit(con, 0, ROWS_PER_COMMIT, seq=1)
+    base = con.execute("SELECT id FROM lake.current_snapshot()").fetchall()[0][0]
+    counted = con.execute("SELECT count(*) FROM lake.daily_counts").fetchall()[0][0]
+    con.execute("INSERT INTO lake.commits VALUES (0, 2, 99, 1, ?)", [base])
+    _commit(con, ROWS_PER_COMMIT, ROWS_PER_COMMIT, seq=2)
+
+    upkeep.compact(con, keep=timedelta(0), grace=timedelta(0))
+
+    kept = {r[0] for r in con.execute("SELECT snapshot_id FROM ducklake_snapshots('lake')").fetchall()}
+    assert base in kept
+    at_base = f"SELECT count(*) FROM (SELECT * FROM lake.daily_counts AT (VERSION => {base}))"
+    assert con.execute(at_base).fetchall()[0][0] == counted
+
+
+def test_retention_deletes_exactly_the_old_days(tmp_path):
+    con = _lake(tmp_path)
+    _fill(con)
+    before = _contents(con)
+
+    assert upkeep.expire(con, 0, TODAY).total == 0
+    stats = upkeep.expire(con, 2, TODAY)
+
+    after = _contents(con)
+    cutoff = TODAY - timedelta(days=2)
+    for table in upkeep.DAY_TABLES:
+        kept = [row for row in before[table] if row[0] >= cutoff]
+        assert after[table] == kept
+        assert stats.rows_deleted[table] == len(before[table]) - len(kept) > 0
+    days = con.execute("SELECT DISTINCT local_day FROM lake.events").fetchall()
+    assert {r[0] for r in days} == set(DAYS[:3])
+
+
+def test_a_reader_never_sees_a_row_twice_or_miss_one(tmp_path):
+    """A second, read-only connection (as an analyst's or ``crossings sql``'s, its own view
+    of the SQLite catalog) queries counts and sums without pause while the lake is
+    compacted, then expired, then compacted again."""
+    con = _lake(tmp_path)
+    _fill(con)
+    query = (
+        "SELECT (SELECT count(*) FROM lake.events), (SELECT sum(kafka_offset) FROM lake.events), "
+        "(SELECT sum(count) FROM lake.daily_counts)"
+    )
+    whole = con.execute(query).fetchall()[0]
+    expired = con.execute(
+        query.replace("lake.events)", "lake.events WHERE local_day >= ?)").replace(
+            "lake.daily_counts)", "lake.daily_counts WHERE local_day >= ?)"
+        ),
+        [TODAY - timedelta(days=3)] * 3,
+    ).fetchall()[0]
+    reader = attach(LakeConfig("ducklake"), tmp_path)  # read-only, as crossings sql and analysts
+    seen: list[tuple] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    first = threading.Event()
+
+    locked = 0
+
+    def read() -> None:
+        nonlocal locked
+        try:
+            while not stop.is_set():
+                try:
+                    seen.append(reader.execute(query).fetchall()[0])
+                except duckdb.Error as error:  # SQLite's lock: no answer, asked again
+                    if not upkeep.refused(error):
+                        raise
+                    locked += 1
+                first.set()
+        except BaseException as error:  # the test fails on it below
+            errors.append(error)
+            first.set()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    first.wait(30)
+    during_compaction = len(seen)
+    upkeep.compact(con, keep=timedelta(0))
+    during_compaction = len(seen) - during_compaction
+    upkeep.expire(con, 3, TODAY)
+    upkeep.compact(con, keep=timedelta(0))
+    last = len(seen)
+    while len(seen) == last and thread.is_alive():  # one read after everything
+        threading.Event().wait(0.01)
+    stop.set()
+    thread.join(30)
+
+    assert not errors
+    assert during_compaction >= 1, locked
+    assert set(seen) <= {whole, expired}
+    assert seen[0] == whole and seen[-1] == expired
+    # once the expiry is seen, never the whole lake again
+    assert seen[seen.index(expired) :] == [expired] * (len(seen) - seen.index(expired))
+
+
+def test_retention_setting_fails_fast_naming_itself():
+    assert load_upkeep({}).retention_days == 0
+    assert load_upkeep({"CROSSINGS_LAKE_RETENTION_DAYS": "400"}).retention_days == 400
+    for bad in ("forty", "-1", "1.5"):
+        with pytest.raises(ConfigError, match="CROSSINGS_LAKE_RETENTION_DAYS"):
+            load_upkeep({"CROSSINGS_LAKE_RETENTION_DAYS": bad})
+
+
+def test_cli_compacts_and_expires(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSINGS_HOME", str(tmp_path))
+    monkeypatch.setenv("CROSSINGS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CROSSINGS_LAKE", "ducklake")
+    con = _lake(tmp_path / "data")
+    for seq in range(5):
+        _commit(con, seq * ROWS_PER_COMMIT, ROWS_PER_COMMIT, seq=seq)
+    rows = con.execute("SELECT count(*) FROM lake.events").fetchall()[0][0]
+    con.close()
+    runner = CliRunner()
+
+    result = runner.invoke(cli, ["lake", "compact", "--keep-hours", "0"])
+    assert result.exit_code == 0, result.output
+    assert "files 15 -> 3" in result.output
+
+    result = runner.invoke(cli, ["lake", "expire"])
+    assert result.exit_code == 2 and "CROSSINGS_LAKE_RETENTION_DAYS" in result.output
+    monkeypatch.setenv("CROSSINGS_LAKE_RETENTION_DAYS", "nope")
+    result = runner.invoke(cli, ["lake", "expire"])
+    assert result.exit_code == 2 and "CROSSINGS_LAKE_RETENTION_DAYS='nope'" in result.output
+    monkeypatch.setenv("CROSSINGS_LAKE_RETENTION_DAYS", "100000")  # 1752: nothing is that old
+    result = runner.invoke(cli, ["lake", "expire"])
+    assert result.exit_code == 0, result.output
+    assert "events 0," in result.output
+    result = runner.invoke(cli, ["lake", "expire", "--days", "1"])  # the rows' days are past
+    assert result.exit_code == 0, result.output
+    assert f"events {rows}," in result.output
+    con = _lake(tmp_path / "data")
+    assert con.execute("SELECT count(*) FROM lake.events").fetchall()[0][0] == 0
+
+
+def test_the_sqlite_catalog_is_opened_in_wal_mode(tmp_path):
+    """Readers must not lock the writer out (``wal.py``): SQLite's WAL mode, kept in the file."""
+    import sqlite3
+
+    _lake(tmp_path).close()
+    connection = sqlite3.connect(tmp_path / "lake.sqlite")
+    assert connection.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
