@@ -9,7 +9,7 @@ Retention deletes exactly the days before ``today - retention_days``.
 from __future__ import annotations
 
 import threading
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -98,6 +98,21 @@ def test_compaction_keeps_every_row_in_few_large_files(tmp_path):
         assert groups[0] >= 100_000
     on_disk = list((tmp_path / "lake").rglob("*.parquet"))
     assert len(on_disk) == stats.files_after  # unlinked files were deleted (grace 0)
+
+
+def test_unlinked_files_stay_on_disk_for_a_grace(tmp_path):
+    """A query that started before the merge may still read the merged-away files."""
+    con = _lake(tmp_path)
+    _fill(con)
+    on_disk = lambda: len(list((tmp_path / "lake").rglob("*.parquet")))  # noqa: E731
+    files = on_disk()
+
+    first = upkeep.compact(con, keep=timedelta(0))  # grace: an hour
+    assert first.files_deleted == 0 and on_disk() > files
+    soon = upkeep.compact(con, keep=timedelta(0), now=datetime.now(timezone.utc) + timedelta(minutes=30))
+    assert soon.files_deleted == 0
+    later = upkeep.compact(con, keep=timedelta(0), now=datetime.now(timezone.utc) + timedelta(hours=2))
+    assert later.files_deleted > 0 and on_disk() == later.files_after == 3
 
 
 def test_compaction_keeps_the_snapshot_an_undo_travels_to(tmp_path):

@@ -10,8 +10,8 @@ reader's query sees one snapshot, before or after, never a row twice nor one mis
   122,880 rows where the data allows), files carrying many deleted rows rewritten, and
   snapshots older than ``keep`` expired, never one a partition's undo may still travel to
   (``commits.base_snapshot``: ``sink.py`` restores daily counts as of that snapshot after a
-  crash). Files no snapshot needs any more are deleted ``grace`` after they were
-  unlinked, so a query that started before still finds its files.
+  crash). Files no snapshot needs any more are deleted at a later run, once ``grace`` has
+  passed since they were unlinked, so a query that started before still finds its files.
 - **Expire**: one transaction deletes the rows of every local day before ``today -
   retention_days`` from ``events``, ``alerts`` and ``daily_counts`` (``dead_letters`` has
   no day: it is kept). The next compaction removes the emptied files.
@@ -91,6 +91,8 @@ def compact(
     started = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     before = data_files(con)
+    # First, so that the files this run unlinks wait a whole grace (the next run) on disk.
+    deleted = _retry(lambda: cleanup(con, now - grace))
     flushed_tables = _retry(lambda: _call(con, f"CALL ducklake_flush_inlined_data('{ALIAS}')"))
     flushed = sum(row[-1] for row in flushed_tables)
     _retry(lambda: _call(con, f"CALL ducklake_merge_adjacent_files('{ALIAS}')"))
@@ -101,16 +103,28 @@ def compact(
         listed = ", ".join(str(int(v)) for v in versions)
         statement = f"CALL ducklake_expire_snapshots('{ALIAS}', versions => [{listed}])"
         expired = len(_retry(lambda: _call(con, statement)))
-    deleted = len(
-        _retry(
-            lambda: con.execute(
-                f"CALL ducklake_cleanup_old_files('{ALIAS}', older_than => ?)", [now - grace]
-            ).fetchall()
-        )
-    )
+    end = max(now, datetime.now(timezone.utc))
+    deleted += _retry(lambda: cleanup(con, end - grace))  # this run's too, if grace is 0
     stats = CompactStats(before, data_files(con), flushed, expired, deleted, time.perf_counter() - started)
     log.info("lake compacted: %s", stats)
     return stats
+
+
+def cleanup(con: duckdb.DuckDBPyConnection, before: datetime) -> int:
+    """Delete the files unlinked from the lake (merged away, or of expired snapshots) if
+    every one of them was unlinked before ``before``; returns how many.
+
+    Not ``ducklake_cleanup_old_files(older_than => ...)``: on a SQLite catalog (DuckLake
+    1.5.5) it deleted files unlinked a second before with ``older_than`` an hour ago, which
+    would pull files from under a query that started before the merge. All or none, then:
+    upkeep runs an interval apart, so the last run's files are that old at the next run."""
+    youngest = con.execute(
+        f"SELECT max(schedule_start::TIMESTAMPTZ) FROM __ducklake_metadata_{ALIAS}."
+        "ducklake_files_scheduled_for_deletion"
+    ).fetchall()[0][0]
+    if youngest is None or youngest > before:
+        return 0
+    return len(con.execute(f"CALL ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)").fetchall())
 
 
 def expirable_snapshots(con: duckdb.DuckDBPyConnection, older_than: datetime) -> list[int]:
