@@ -8,6 +8,7 @@ Retention deletes exactly the days before ``today - retention_days``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -40,14 +41,19 @@ def _commit(con: duckdb.DuckDBPyConnection, first: int, rows: int, *, seq: int) 
     """One commit's rows over the six days: events, alerts and daily counts."""
     days = ", ".join(f"DATE '{d}'" for d in DAYS)
     con.execute("BEGIN")
-    for table in upkeep.DAY_TABLES:
-        column = {"daily_counts": "count", "events": "kafka_offset", "alerts": "kafka_partition"}[table]
-        con.execute(
-            f"INSERT INTO lake.{table} (local_day, checkpoint_id, {column}, commit_seq) "
-            f"SELECT ([{days}])[1 + i % 6], 'CP' || (i % 4), i, ? FROM range(?, ?) t(i)",
-            [seq, first, first + rows],
-        )
-    con.execute("COMMIT")
+    try:
+        for table in upkeep.DAY_TABLES:
+            column = {"daily_counts": "count", "events": "kafka_offset", "alerts": "kafka_partition"}[table]
+            con.execute(
+                f"INSERT INTO lake.{table} (local_day, checkpoint_id, {column}, commit_seq) "
+                f"SELECT ([{days}])[1 + i % 6], 'CP' || (i % 4), i, ? FROM range(?, ?) t(i)",
+                [seq, first, first + rows],
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
 
 
 def _fill(con: duckdb.DuckDBPyConnection) -> int:
@@ -209,6 +215,45 @@ def test_a_reader_never_sees_a_row_twice_or_miss_one(tmp_path):
     assert seen[0] == whole and seen[-1] == expired
     # once the expiry is seen, never the whole lake again
     assert seen[seen.index(expired) :] == [expired] * (len(seen) - seen.index(expired))
+
+
+def test_a_writer_committing_during_compaction_loses_nothing(tmp_path):
+    """The worker commits while its upkeep compacts: each commit lands once, refused
+    transactions are retried by whichever side was refused."""
+    con = _lake(tmp_path)
+    _fill(con)
+    expected = _contents(con)["events"]
+    writer = _lake(tmp_path)  # the worker's sink: its own connection
+    first = 10_000_000
+    done = threading.Event()
+    errors: list[BaseException] = []
+    commits = 0
+
+    def write() -> None:
+        nonlocal commits
+        try:
+            for seq in range(100, 140):
+                start = first + seq * 10_000
+                upkeep._retry(lambda s=start, q=seq: _commit(writer, s, 50 if q % 2 else 1_500, seq=q))
+                commits += 1
+                if done.is_set() and commits >= 3:
+                    break
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    upkeep.compact(con, keep=timedelta(0), grace=timedelta(0))
+    done.set()
+    thread.join(120)
+    upkeep.compact(con, keep=timedelta(0), grace=timedelta(0))
+
+    assert not errors
+    added = sum(50 if q % 2 else 1_500 for q in range(100, 100 + commits))
+    events = _contents(con)["events"]
+    assert len(events) == len(expected) + added
+    offsets = con.execute("SELECT kafka_offset FROM lake.events").fetchall()
+    assert len(set(offsets)) == len(offsets)  # each commit's rows once
 
 
 def test_retention_setting_fails_fast_naming_itself():
