@@ -3,7 +3,9 @@
 Commits inline their rows in the catalog or write small files; :func:`compact` turns them
 into few large files while readers keep reading, and :func:`expire` drops the days past
 ``CROSSINGS_LAKE_RETENTION_DAYS``. Both are catalog transactions of DuckLake's own: a
-reader's query sees one snapshot, before or after, never a row twice nor one missing.
+reader's query sees one snapshot, before or after, never a row twice nor one missing --
+except (DuckLake 1.5.5, SQLite catalog, measured) a query running while the inlined rows
+are written out, which can miss those rows: the test marks it ``xfail``.
 
 - **Compact**: the inlined rows are written out (``ducklake_flush_inlined_data``), adjacent
   small files merged (``ducklake_merge_adjacent_files``; row groups of DuckDB's default
@@ -95,8 +97,8 @@ def compact(
     deleted = _retry(lambda: cleanup(con, now - grace))
     flushed_tables = _retry(lambda: _call(con, f"CALL ducklake_flush_inlined_data('{ALIAS}')"))
     flushed = sum(row[-1] for row in flushed_tables)
-    _retry(lambda: _call(con, f"CALL ducklake_merge_adjacent_files('{ALIAS}')"))
     _retry(lambda: _call(con, f"CALL ducklake_rewrite_data_files('{ALIAS}')"))
+    _retry(lambda: _call(con, f"CALL ducklake_merge_adjacent_files('{ALIAS}')"))
     versions = expirable_snapshots(con, now - keep)
     expired = 0
     if versions:
@@ -118,13 +120,14 @@ def cleanup(con: duckdb.DuckDBPyConnection, before: datetime) -> int:
     1.5.5) it deleted files unlinked a second before with ``older_than`` an hour ago, which
     would pull files from under a query that started before the merge. All or none, then:
     upkeep runs an interval apart, so the last run's files are that old at the next run."""
-    youngest = con.execute(
+    youngest = _call(
+        con,
         f"SELECT max(schedule_start::TIMESTAMPTZ) FROM __ducklake_metadata_{ALIAS}."
-        "ducklake_files_scheduled_for_deletion"
-    ).fetchall()[0][0]
+        "ducklake_files_scheduled_for_deletion",
+    )[0][0]
     if youngest is None or youngest > before:
         return 0
-    return len(con.execute(f"CALL ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)").fetchall())
+    return len(_call(con, f"CALL ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)"))
 
 
 def expirable_snapshots(con: duckdb.DuckDBPyConnection, older_than: datetime) -> list[int]:
@@ -178,8 +181,15 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [row[0] for row in rows]
 
 
-def _call(con: duckdb.DuckDBPyConnection, statement: str) -> list[tuple]:
-    return con.execute(statement).fetchall()
+def _call(con: duckdb.DuckDBPyConnection, statement: str, parameters: list | None = None) -> list[tuple]:
+    """One statement; on failure the connection's transaction is rolled back, so a retry
+    starts clean (a refused commit can leave it aborted)."""
+    try:
+        return con.execute(statement, parameters).fetchall()
+    except duckdb.Error:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
 
 
 def refused(error: duckdb.Error) -> bool:
