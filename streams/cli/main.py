@@ -3,8 +3,8 @@
 ``main`` is the one entry for both ``crossings`` (the console script) and
 ``python -m streams.cli``: it configures logging, then runs the command, so both log the
 same. The subcommands live beside this file: ``kafka`` (kafka up/down/status, topics),
-``worker``, ``notify``, ``replay``, ``report``, ``sql``, ``checkpoints`` (validate, list), ``backtest``
-and ``quarantine`` (list, skip).
+``worker``, ``notify``, ``replay``, ``report``, ``sql``, ``checkpoints`` (validate, list), ``backtest``,
+``quarantine`` (list, skip) and ``lake`` (compact, expire).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from streams.cli.backtest import backtest
 from streams.cli.checkpoints import checkpoints
 from streams.cli.common import Group
 from streams.cli.kafka import kafka, topics
+from streams.cli.lake import lake
 from streams.cli.logs import configure as configure_logging
 from streams.cli.notify import notify
 from streams.cli.quarantine import quarantine
@@ -41,7 +42,7 @@ def cli() -> None:
     """crossings: streaming border-crossing counts, spike alerts and history."""
 
 
-for _command in (kafka, topics, worker, notify, replay, report, sql, checkpoints, backtest, quarantine):
+for _command in (kafka, topics, worker, notify, replay, report, sql, checkpoints, backtest, quarantine, lake):
     cli.add_command(_command)
 
 

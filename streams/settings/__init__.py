@@ -21,6 +21,7 @@ from pathlib import Path
 from streams.core.processor import CoreConfig
 from streams.ops.bounded_batches import DEFAULT_LIMIT as DEFAULT_BATCH_LIMIT
 from streams.settings.lake import LakeConfig, load_lake
+from streams.settings.lake_upkeep import UpkeepConfig, load_upkeep
 from streams.settings.names import unknown_variables, warn_unknown_variables
 from streams.settings.notify import NotifySettings, Receiver, load_notify
 from streams.settings.paths import (
@@ -148,6 +149,8 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     #: The lake's format and place (CROSSINGS_LAKE, ``streams.settings.lake``).
     lake: LakeConfig = field(default_factory=LakeConfig)
+    #: DuckLake's compaction and retention (``streams.settings.lake_upkeep``).
+    lake_upkeep: UpkeepConfig = field(default_factory=UpkeepConfig)
 
     def core_config(self) -> CoreConfig:
         """What the core (worker and replay alike) takes from these settings."""
@@ -228,4 +231,5 @@ def load_settings(env: Mapping[str, str] | None = None, broker: str | None = Non
         security=load_security(env),
         notify=load_notify(env, _int(env, "CROSSINGS_WEB_PORT", 6066, 1024, 65535)),
         lake=load_lake(env),
+        lake_upkeep=load_upkeep(env),
     )

@@ -25,7 +25,7 @@ decided in ``guard.py`` (records carry the group generation they were fetched in
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
@@ -45,6 +45,7 @@ from streams.sinks.select import lake_sink
 from streams.worker.consumer import read_committed
 from streams.worker.guard import Membership, Worker
 from streams.worker.kafka_outputs import KafkaOutputs
+from streams.worker.lake_upkeep import LakeUpkeep, LakeUpkeepMetrics
 from streams.worker.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
 from streams.worker.quarantine import QuarantineBoard
 
@@ -75,6 +76,27 @@ def build_engine(settings: Settings, registry: Registry, outputs: Outputs, **clo
         ),
         outputs,
         **clocks,
+    )
+
+
+def lake_upkeep(
+    settings: Settings, metrics: WorkerMetrics, *, leads: Callable[[], bool]
+) -> LakeUpkeep | None:
+    """The DuckLake lake's compaction and retention on a thread (``lake_upkeep.py``), on its
+    own connection to the catalog; None for the Parquet lake, or a DuckDB-file catalog
+    (one connection per process: ``crossings lake compact`` while the worker is stopped)."""
+    config = settings.lake_upkeep
+    if not settings.lake.is_ducklake or settings.lake.single_process or config.interval_seconds <= 0:
+        return None
+    from streams.sinks.ducklake.sink import location_of, open_lake
+
+    location = location_of(settings.lake, settings.data_dir)
+    return LakeUpkeep(
+        lambda: open_lake(location),
+        retention_days=config.retention_days,
+        interval=config.interval_seconds,
+        metrics=LakeUpkeepMetrics(metrics.registry),
+        leads=leads,
     )
 
 
@@ -135,6 +157,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
         settings, registry if registry is not None else load_registry(settings.checkpoints_file), outputs
     )
     metrics = WorkerMetrics()
+    held: set[int] = set()  # the events topic's partitions this worker holds now
+    upkeep = lake_upkeep(settings, metrics, leads=lambda: 0 in held)
 
     def ours(tps: set[Any]) -> set[int]:
         return {tp.partition for tp in tps if tp.topic == settings.topics.events}
@@ -243,14 +267,21 @@ def create_app(settings: Settings, registry: Registry | None = None) -> faust.Ap
 
     @app.on_partitions_revoked.connect
     async def commit_before_losing(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        held.difference_update(ours(revoked))
         await worker.on_revoked(ours(revoked))
 
     @app.on_partitions_assigned.connect
     async def let_go_of_moved(app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        held.clear()
+        held.update(ours(assigned))
+        if upkeep is not None:
+            upkeep.start()  # once: compaction and retention of the DuckLake lake
         await worker.on_assigned(ours(assigned))
 
     @app.on_before_shutdown.connect
     async def commit_on_shutdown(app: faust.App, **kwargs: Any) -> None:
+        if upkeep is not None:
+            upkeep.stop()
         await worker.shutdown()
         await outputs.close()
 

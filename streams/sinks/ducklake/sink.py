@@ -50,6 +50,7 @@ from streams.core.effects import CommitBatch
 from streams.core.ports import Fenced
 from streams.settings.lake import LakeConfig
 from streams.sinks.ducklake.commit import ALIAS, LakeLocation, S3Access, connect
+from streams.sinks.ducklake.wal import use_wal
 from streams.sinks.parquet.layout import (
     ALERTS,
     ALERTS_SCHEMA,
@@ -128,6 +129,7 @@ def open_lake(location: LakeLocation, *, dead_letters: bool = False) -> duckdb.D
         Path(location.catalog.removeprefix("sqlite:")).parent.mkdir(parents=True, exist_ok=True)
     if "://" not in location.data_path:
         Path(location.data_path).mkdir(parents=True, exist_ok=True)
+    use_wal(location.catalog)  # readers never lock the writer out (wal.py, issue 19 item 5)
     con = connect(location)
     for name, schema in TABLES.items():
         if name == DEAD_LETTERS and not dead_letters:

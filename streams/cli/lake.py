@@ -1,0 +1,88 @@
+"""``crossings lake compact|expire``: keep the DuckLake lake by hand (or from cron).
+
+The worker does the same by itself every ``CROSSINGS_LAKE_UPKEEP_SECONDS``; running both
+at once is safe: DuckLake refuses the later of two conflicting transactions, which is
+retried or left to the next run (``streams.sinks.ducklake.upkeep``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import click
+
+from streams.cli.common import settings_or_usage_error
+
+
+@click.group()
+def lake() -> None:
+    """Compact the DuckLake lake, or drop its old days (CROSSINGS_LAKE=ducklake)."""
+
+
+def _connect():
+    from streams.sinks.ducklake.sink import location_of, open_lake
+
+    settings = settings_or_usage_error(None)
+    if not settings.lake.is_ducklake:
+        raise click.UsageError(
+            "CROSSINGS_LAKE is parquet: compaction and retention are for the DuckLake lake; "
+            "set CROSSINGS_LAKE=ducklake (or ducklake:<catalog>)"
+        )
+    return open_lake(location_of(settings.lake, settings.data_dir))
+
+
+@lake.command()
+@click.option(
+    "--keep-hours",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    help="Snapshots (time travel) younger than this are kept.",
+)
+def compact(keep_hours: float) -> None:
+    """Write inlined rows out, merge small files, expire old snapshots, delete unused files."""
+    from streams.sinks.ducklake import upkeep
+
+    con = _connect()
+    try:
+        stats = upkeep.compact(con, keep=timedelta(hours=keep_hours))
+    finally:
+        con.close()
+    click.echo(
+        f"files {stats.files_before} -> {stats.files_after}, {stats.inlined_rows_flushed} inlined rows "
+        f"written out, {stats.snapshots_expired} snapshots expired, {stats.files_deleted} files deleted "
+        f"({stats.seconds:.2f} s)"
+    )
+
+
+@lake.command()
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep this many days before today (default: CROSSINGS_LAKE_RETENTION_DAYS).",
+)
+def expire(days: int | None) -> None:
+    """Delete the rows of local days older than the retention, in one transaction."""
+    from streams.settings import ConfigError
+    from streams.settings.lake_upkeep import load_upkeep
+    from streams.sinks.ducklake import upkeep
+
+    if days is None:
+        import os
+
+        try:
+            days = load_upkeep(os.environ).retention_days
+        except ConfigError as error:
+            raise click.UsageError(str(error)) from None
+        if not days:
+            raise click.UsageError(
+                "no retention: set CROSSINGS_LAKE_RETENTION_DAYS (days to keep) or pass --days"
+            )
+    con = _connect()
+    try:
+        stats = upkeep.expire(con, days, date.today())
+    finally:
+        con.close()
+    rows = ", ".join(f"{table} {n}" for table, n in stats.rows_deleted.items())
+    click.echo(f"deleted the days before {stats.before}: {rows} rows ({stats.seconds:.2f} s)")
