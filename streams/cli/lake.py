@@ -11,10 +11,10 @@ from datetime import date, timedelta
 
 import click
 
-from streams.cli.common import settings_or_usage_error
+from streams.cli.common import Group, settings_or_usage_error
 
 
-@click.group()
+@click.group(cls=Group)
 def lake() -> None:
     """Compact the DuckLake lake, or drop its old days (CROSSINGS_LAKE=ducklake)."""
 
