@@ -195,8 +195,14 @@ def _call(con: duckdb.DuckDBPyConnection, statement: str, parameters: list | Non
 def refused(error: duckdb.Error) -> bool:
     """The catalog refused the transaction for now: another writer's commit landed first
     (DuckLake's conflict), or a SQLite catalog was locked by another connection (SQLite
-    answers "database is locked" at once; DuckDB's SQLite catalog sets no busy timeout)."""
-    return isinstance(error, duckdb.TransactionException) or "database is locked" in str(error)
+    answers "database is locked" at once; DuckDB's SQLite catalog sets no busy timeout), or
+    a refusal left the connection's transaction aborted (``_call`` has rolled it back)."""
+    text = str(error)
+    return (
+        isinstance(error, duckdb.TransactionException)
+        or "database is locked" in text
+        or "Current transaction is aborted" in text
+    )
 
 
 def _retry(run: Callable[[], T]) -> T:
