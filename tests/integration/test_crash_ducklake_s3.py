@@ -1,5 +1,6 @@
-"""SIGKILL workers that share nothing but Kafka, an S3 store and a PostgreSQL catalog:
-the DuckLake lake is exact (``load_tests/crash_test.py``, as ``test_crash.py``).
+"""SIGKILL workers that share nothing but Kafka, an S3 store and a PostgreSQL catalog (a
+home and a data folder each, as on two hosts): the DuckLake lake is exact
+(``load_tests/crash_test.py``, as ``test_crash.py``).
 
 Both services are real and started by the project (SeaweedFS, PostgreSQL; fixtures in
 ``conftest.py``); each test gets a database of its own and a prefix of the bucket. Two
@@ -73,6 +74,8 @@ def test_one_of_two_workers_on_s3_and_postgres_killed(kafka_bootstrap, tmp_path,
     print(json.dumps(result.summary(), default=str)[:200])
     _check(result, kills=2)
     assert result.lake.startswith("ducklake:postgres:") and "s3://" in result.lake
+    # Two hosts: each worker its own home and data folder, and no lake file in either.
+    assert len(set(result.worker_data_dirs)) == 2 and result.local_lake_files == []
 
 
 def test_three_workers_one_joining_one_stalling_on_s3_and_postgres(kafka_bootstrap, tmp_path, shared_lake):
