@@ -86,3 +86,42 @@ def test_a_post_closed_every_sunday_keeps_its_weekly_model():
         ships.record(START + timedelta(days=k), counts[k], NORMAL)
     pattern = intermittent_pattern(ships, START + timedelta(days=200), DetectorConfig())
     assert pattern is not None and 0.15 < pattern.chance < 0.35
+
+
+def _hourly_run(counts: list[int], restart: bool) -> list[tuple]:
+    """The worker's detector over ``counts`` (a day's crossings spread over 06:00-21:00),
+    evaluated every hour; restarted from its saved state (through JSON, as the changelog
+    keeps it) before every evaluation if ``restart``: its transitions."""
+    from datetime import datetime, time
+
+    from streams.domain.counts import count_event
+    from streams.domain.detect import CheckpointDetector
+    from streams.domain.registry import load_registry
+
+    post = load_registry()["zhibek-zholy"]
+    profiles: dict = {}
+    detector = CheckpointDetector(post, "entry", profiles.get)
+    found = []
+    for k, count in enumerate(counts):
+        day = START + timedelta(days=k)
+        for hour in range(24):
+            if restart:
+                state = json.loads(json.dumps(detector.state().to_dict()))
+                detector = CheckpointDetector(post, "entry", profiles.get, state=state)
+            moment = datetime.combine(day, time(hour), tzinfo=post.tz)
+            for t in detector.evaluate(moment):
+                found.append((t.status, t.opened, t.episode.kind, t.assessment.cause, t.as_of))
+            if 6 <= hour < 22 and count:
+                share = count // 16 + (1 if hour - 6 < count % 16 else 0)
+                profiles[day] = count_event(profiles.get(day), hour, "CHN", "tourism", share)
+    return found
+
+
+def test_a_restart_at_every_hour_changes_nothing_for_an_intermittent_series():
+    """The hurdle model is read from the saved day totals alone: a worker restarted before
+    every evaluation judges ship days, and the ships stopping, as one never restarted."""
+    counts = _ship_days(1, {CHANGE: 0.0})[: CHANGE + 40]
+    calm = _hourly_run(counts, restart=False)
+    stopped = START + timedelta(days=CHANGE)
+    assert [kind for _, opened, kind, _, at in calm if opened and at.date() >= stopped] == ["drop"]
+    assert calm == _hourly_run(counts, restart=True)
