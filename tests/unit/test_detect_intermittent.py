@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hourly_detector import hourly_transitions
 
 from streams.cli.main import cli
 from streams.domain.detect.config import DetectorConfig
@@ -89,32 +90,10 @@ def test_a_post_closed_every_sunday_keeps_its_weekly_model():
 
 
 def _hourly_run(counts: list[int], restart: bool) -> list[tuple]:
-    """The worker's detector over ``counts`` (a day's crossings spread over 06:00-21:00),
-    evaluated every hour; restarted from its saved state (through JSON, as the changelog
-    keeps it) before every evaluation if ``restart``: its transitions."""
-    from datetime import datetime, time
-
-    from streams.domain.counts import count_event
-    from streams.domain.detect import CheckpointDetector
-    from streams.domain.registry import load_registry
-
-    post = load_registry()["zhibek-zholy"]
-    profiles: dict = {}
-    detector = CheckpointDetector(post, "entry", profiles.get)
-    found = []
-    for k, count in enumerate(counts):
-        day = START + timedelta(days=k)
-        for hour in range(24):
-            if restart:
-                state = json.loads(json.dumps(detector.state().to_dict()))
-                detector = CheckpointDetector(post, "entry", profiles.get, state=state)
-            moment = datetime.combine(day, time(hour), tzinfo=post.tz)
-            for t in detector.evaluate(moment):
-                found.append((t.status, t.opened, t.episode.kind, t.assessment.cause, t.as_of))
-            if 6 <= hour < 22 and count:
-                share = count // 16 + (1 if hour - 6 < count % 16 else 0)
-                profiles[day] = count_event(profiles.get(day), hour, "CHN", "tourism", share)
-    return found
+    return [
+        (t.status, t.opened, t.episode.kind, t.assessment.cause, t.as_of)
+        for t in hourly_transitions("zhibek-zholy", counts, START, restart=restart, group=("CHN", "tourism"))
+    ]
 
 
 def test_a_restart_at_every_hour_changes_nothing_for_an_intermittent_series():
