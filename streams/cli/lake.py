@@ -20,7 +20,8 @@ def lake() -> None:
 
 
 def _connect():
-    from streams.sinks.ducklake.sink import location_of, open_lake
+    from streams.sinks.ducklake.sink import location_of
+    from streams.sinks.ducklake.upkeep import open_for_upkeep
 
     settings = settings_or_usage_error(None)
     if not settings.lake.is_ducklake:
@@ -28,7 +29,7 @@ def _connect():
             "CROSSINGS_LAKE is parquet: compaction and retention are for the DuckLake lake; "
             "set CROSSINGS_LAKE=ducklake (or ducklake:<catalog>)"
         )
-    return open_lake(location_of(settings.lake, settings.data_dir))
+    return open_for_upkeep(location_of(settings.lake, settings.data_dir))
 
 
 @lake.command()
