@@ -191,6 +191,57 @@ def test_retention_deletes_exactly_the_old_days(tmp_path):
     assert {r[0] for r in days} == set(DAYS[:3])
 
 
+def test_retention_deletes_the_dead_letters_written_before_the_cut_off(tmp_path):
+    """Dead letters carry no day: those committed before the cut-off go, with the old days."""
+    con = _lake(tmp_path)
+
+    def dead_letters(first: int, rows: int) -> None:
+        con.execute(
+            "INSERT INTO lake.dead_letters (kafka_partition, kafka_offset, reason, detail, commit_seq) "
+            "SELECT 0, i, 'undecodable', '', 1 FROM range(?, ?) t(i)",
+            [first, first + rows],
+        )
+
+    dead_letters(0, 5_000)  # a file
+    dead_letters(5_000, 20)  # inlined
+    cut = con.execute("SELECT max(snapshot_time) FROM ducklake_snapshots('lake')").fetchall()[0][0]
+    cut += timedelta(microseconds=1)
+    while datetime.now(timezone.utc) <= cut:  # the next commit is taken after the cut
+        threading.Event().wait(0.001)
+    dead_letters(6_000, 7)
+    con = _upkeep(tmp_path)
+
+    kept = upkeep.expire(con, 2, TODAY, dead_letters_before=cut - timedelta(days=1))
+    assert kept.rows_deleted["dead_letters"] == 0
+    stats = upkeep.expire(con, 2, TODAY, dead_letters_before=cut)
+    assert stats.rows_deleted["dead_letters"] == 5_020
+    left = con.execute("SELECT min(kafka_offset), count(*) FROM lake.dead_letters").fetchall()
+    assert left == [(6_000, 7)]
+    # By default the cut-off is the start of the first day kept: today's letters stay.
+    assert upkeep.expire(con, 1, date.today()).rows_deleted["dead_letters"] == 0
+    assert upkeep.expire(con, 1, date.today() + timedelta(days=2)).rows_deleted["dead_letters"] == 7
+
+
+def test_inlined_dead_letters_are_dated_by_their_write_out(tmp_path):
+    """A row compaction wrote out of the catalog is dated by that write-out (at most an
+    upkeep interval late): kept a little longer, never deleted early."""
+    con = _lake(tmp_path)
+    con.execute(
+        "INSERT INTO lake.dead_letters (kafka_partition, kafka_offset, reason, detail, commit_seq) "
+        "SELECT 0, i, 'undecodable', '', 1 FROM range(20) t(i)"
+    )
+    cut = con.execute("SELECT max(snapshot_time) FROM ducklake_snapshots('lake')").fetchall()[0][0]
+    cut += timedelta(microseconds=1)
+    while datetime.now(timezone.utc) <= cut:
+        threading.Event().wait(0.001)
+    con = _upkeep(tmp_path)
+    assert upkeep.compact(con, keep=timedelta(0)).inlined_rows_flushed == 20
+
+    assert upkeep.expire(con, 2, TODAY, dead_letters_before=cut).rows_deleted["dead_letters"] == 0
+    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert upkeep.expire(con, 2, TODAY, dead_letters_before=later).rows_deleted["dead_letters"] == 20
+
+
 def _totals(where: str = "TRUE") -> str:
     """A count and sums over every table: one query, one snapshot."""
     return (
