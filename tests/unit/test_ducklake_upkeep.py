@@ -2,8 +2,10 @@
 
 Compaction must leave every row exactly as it was, in far fewer files, with row groups of
 at least 100,000 rows where there are that many; a reader querying throughout compaction
-and expiry sees the lake's one content before, or (expiry) the one after, never a mix.
-Retention deletes exactly the days before ``today - retention_days``.
+(the moment inlined rows leave the catalog included) and expiry sees the lake's one
+content before, or (expiry) the one after, never a mix, never a row missing. Retention
+deletes exactly the days before ``today - retention_days``, and the dead letters committed
+before that day.
 """
 
 from __future__ import annotations
