@@ -18,9 +18,11 @@ needs:
   deleted, which only stamps their ``end_snapshot``. A reader at an older snapshot still
   reads them where they were; one at the new snapshot reads the file.
 - **Merge** (``ducklake_merge_adjacent_files``; row groups of DuckDB's default 122,880 rows
-  where the data allows) and **rewrite** of files carrying many deleted rows: the old
-  files stay listed for older snapshots until those expire.
-- **Expiry of snapshots** older than ``keep``, never one a partition's undo may still
+  where the data allows) and **rewrite** of files carrying many deleted rows: one catalog
+  transaction swaps the files (a merged file is dated back to its oldest source and keeps
+  each row's snapshot, so every snapshot reads the same rows); the old files stay on disk.
+- **Expiry of snapshots** older than ``keep`` and no longer current for ``grace`` (a query
+  reads the snapshot current when it began), never one a partition's undo may still
   travel to (``commits.base_snapshot``: ``sink.py`` restores daily counts as of that
   snapshot after a crash).
 - **Deletion**, a run later: files no snapshot needs once ``grace`` has passed since they
