@@ -419,13 +419,14 @@ def test_cli_compacts_and_expires(tmp_path, monkeypatch):
     con = _lake(tmp_path / "data")
     for seq in range(5):
         _commit(con, seq * ROWS_PER_COMMIT, ROWS_PER_COMMIT, seq=seq)
+    _commit(con, 5 * ROWS_PER_COMMIT, 20, seq=5)  # inlined: the command's connection writes it out
     rows = con.execute("SELECT count(*) FROM lake.events").fetchall()[0][0]
     con.close()
     runner = CliRunner()
 
     result = runner.invoke(cli, ["lake", "compact", "--keep-hours", "0"])
     assert result.exit_code == 0, result.output
-    assert "files 15 -> 3" in result.output
+    assert "files 15 -> 3, 60 inlined rows written out" in result.output
 
     result = runner.invoke(cli, ["lake", "expire"])
     assert result.exit_code == 2 and "CROSSINGS_LAKE_RETENTION_DAYS" in result.output
