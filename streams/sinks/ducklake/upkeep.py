@@ -114,13 +114,13 @@ def data_files(con: duckdb.DuckDBPyConnection) -> int:
     return total
 
 
-def open_for_upkeep(location: LakeLocation) -> duckdb.DuckDBPyConnection:
+def open_for_upkeep(location: LakeLocation, *, dead_letters: bool = False) -> duckdb.DuckDBPyConnection:
     """The lake opened for :func:`compact`: a connection that inlines nothing, so that the
     rows :func:`write_out` inserts go to a file (the limit is the connection's, not the
     catalog's: the worker's commits still inline)."""
     from streams.sinks.ducklake.sink import open_lake
 
-    return open_lake(dataclasses.replace(location, inline_rows=0))
+    return open_lake(dataclasses.replace(location, inline_rows=0), dead_letters=dead_letters)
 
 
 def compact(
