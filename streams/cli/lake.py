@@ -23,8 +23,11 @@ def lake() -> None:
     For CROSSINGS_LAKE=ducklake (or ducklake:<catalog>)."""
 
 
-def _connect(*, dead_letters: bool = False):
+def _connect(*, dead_letters: bool = False, upkeep: bool = True):
+    """The lake, for upkeep (a connection that inlines nothing: ``upkeep.open_for_upkeep``)
+    or, ``upkeep=False``, as the worker opens it."""
     from streams.sinks.ducklake.sink import location_of, open_lake
+    from streams.sinks.ducklake.upkeep import open_for_upkeep
 
     settings = settings_or_usage_error(None)
     if not settings.lake.is_ducklake:
@@ -32,7 +35,10 @@ def _connect(*, dead_letters: bool = False):
             "CROSSINGS_LAKE is parquet: compaction and retention are for the DuckLake lake; "
             "set CROSSINGS_LAKE=ducklake (or ducklake:<catalog>)"
         )
-    return open_lake(location_of(settings.lake, settings.data_dir), dead_letters=dead_letters)
+    location = location_of(settings.lake, settings.data_dir)
+    if upkeep:
+        return open_for_upkeep(location, dead_letters=dead_letters)
+    return open_lake(location, dead_letters=dead_letters)
 
 
 @lake.command()
@@ -102,7 +108,7 @@ def convert(source: Path) -> None:
     from streams.sinks.ducklake.convert import ConvertRefused
     from streams.sinks.ducklake.convert import convert as run
 
-    con = _connect(dead_letters=(Path(source) / "dead_letters").is_dir())
+    con = _connect(dead_letters=(Path(source) / "dead_letters").is_dir(), upkeep=False)
     try:
         stats = run(Path(source), con)
     except ConvertRefused as error:
