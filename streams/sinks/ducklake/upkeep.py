@@ -60,7 +60,7 @@ from typing import TypeVar
 
 import duckdb
 
-from streams.sinks.ducklake.commit import ALIAS, LakeLocation
+from streams.sinks.ducklake.commit import ALIAS, LakeLocation, transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -165,8 +165,7 @@ def write_out(con: duckdb.DuckDBPyConnection, table: str) -> int:
     deleted -- which stamps their ``end_snapshot`` and leaves them in the catalog for the
     readers of older snapshots until :func:`purge_inlined`."""
     inlined = f"{ALIAS}.{table} WHERE filename LIKE '{INLINED}'"
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         moved = con.execute(f"INSERT INTO {ALIAS}.{table} SELECT * FROM {inlined}").fetchall()[0][0]
         if moved:
             deleted = con.execute(f"DELETE FROM {inlined}").fetchall()[0][0]
@@ -177,11 +176,6 @@ def write_out(con: duckdb.DuckDBPyConnection, table: str) -> int:
                     f"{deleted} deleted, {left} left): open the lake for compaction with "
                     "upkeep.open_for_upkeep(), a connection that inlines nothing"
                 )
-        con.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("ROLLBACK")
-        raise
     return moved
 
 
@@ -272,19 +266,13 @@ def expire(
 
     def once() -> dict[str, int]:
         deleted: dict[str, int] = {}
-        con.execute("BEGIN")
-        try:
+        with transaction(con):
             for table in tables:
                 deleted[table] = con.execute(
                     f"DELETE FROM {ALIAS}.{table} WHERE local_day < ?", [before]
                 ).fetchall()[0][0]
             if DEAD_LETTERS in present:
                 deleted[DEAD_LETTERS] = _delete_written_before(con, DEAD_LETTERS, dead_before)
-            con.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
-            raise
         return deleted
 
     stats = ExpireStats(before, _retry(once), time.perf_counter() - started)
