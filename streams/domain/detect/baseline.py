@@ -34,7 +34,6 @@ hour, same weekday where possible) and the mix are averaged over the chosen days
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -46,6 +45,7 @@ from streams.domain.counts import HOURS, DayProfile, split_group
 from streams.domain.detect.calendar import beside_holiday_last_year, holiday_names, same_holiday_last_year
 from streams.domain.detect.changepoint import Trend, trend_estimate
 from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
+from streams.domain.detect.robust import median
 
 ProfileLookup = Callable[[date], DayProfile | None]
 
@@ -146,8 +146,8 @@ class Baseline:
 def _mad_cv(ratios: list[float]) -> float:
     if len(ratios) < 2:
         return 0.0
-    centre = statistics.median(ratios)
-    return 1.4826 * statistics.median(abs(r - centre) for r in ratios)
+    centre = median(ratios)
+    return 1.4826 * median(abs(r - centre) for r in ratios)
 
 
 @dataclass
@@ -172,16 +172,20 @@ def _past_days(
     Without a history (a detector just started, or a caller passing none) a day with no
     profile is unknown; with one, a day recorded as zero is a zero."""
     found = []
-    earlier, one_day, profile_days = day, timedelta(days=1), 7 * profile_weeks
-    for back in range(1, 7 * weeks + 1):
+    earlier, one_day, profile_days, count = day, timedelta(days=1), 7 * profile_weeks, 7 * weeks
+    # The recorded days in one slice (``DayHistory.before``, oldest first), not a look-up each.
+    totals, flags = history.before(day, count) if history is not None else ([None] * count, NORMAL * count)
+    shifted = history is not None and bool(history.shifts.shifts)
+    for back in range(1, count + 1):
         earlier -= one_day
-        recorded = history.get(earlier) if history is not None else None
+        total = totals[count - back]
         profile = lookup(earlier) if back <= profile_days else None
-        scale = history.scale(earlier, day) if history is not None else 1.0
+        scale = history.scale(earlier, day) if shifted else 1.0  # type: ignore[union-attr]
         if profile is not None and profile["total"] > 0:
-            found.append(_Day(earlier, profile["total"], profile, recorded[1] if recorded else NORMAL, scale))
-        elif recorded is not None:
-            found.append(_Day(earlier, recorded[0], profile, recorded[1], scale))
+            flag = flags[count - back] if total is not None else NORMAL
+            found.append(_Day(earlier, profile["total"], profile, flag, scale))
+        elif total is not None:
+            found.append(_Day(earlier, total, profile, flags[count - back], scale))
     return found
 
 
@@ -310,14 +314,14 @@ def holiday_effect(
         ordinary = history.get(d)
         if ordinary is not None and ordinary[1] != CLOSED and not holiday_names(countries, d):
             around.append(ordinary[0])
-    if len(around) < 2 or statistics.median(around) <= 0:
+    if len(around) < 2 or median(around) <= 0:
         return None
-    return got[0] / statistics.median(around), got[0]
+    return got[0] / median(around), got[0]
 
 
 def _robust_spread(deviations: list[float]) -> float:
     """1.4826 * the median absolute deviation from zero: a standard deviation robust to outliers."""
-    return 1.4826 * statistics.median(abs(x) for x in deviations)
+    return 1.4826 * median(abs(x) for x in deviations)
 
 
 @dataclass(frozen=True)
@@ -441,7 +445,7 @@ def share_spread(
     deviations = [
         list(chain.from_iterable(hour)) for hour in zip(*(w.deviations for w in weekdays), strict=True)
     ]
-    typical_total = statistics.median(totals)
+    typical_total = median(totals)
     inflate = 1.0 + 1.0 / averaged if averaged else 1.0
     spread = [0.0] * (HOURS + 1)
     for k, found in enumerate(deviations):
@@ -450,7 +454,7 @@ def share_spread(
             continue
         share = mean_done[k] / len(totals)
         poisson = (1.0 - share) / (share * typical_total) if share > 0 else 0.0
-        excess = ((1.4826 * statistics.median(found)) ** 2 - poisson) * inflate
+        excess = ((1.4826 * median(found)) ** 2 - poisson) * inflate
         spread[k + 1] = min(max(math.sqrt(max(excess, 0.0)), config.min_share_dispersion), 1.0)
     return tuple(spread)
 
@@ -477,10 +481,10 @@ def group_spread(
             poisson.append(1.0 / max(own, 1) + 1.0 / rest)
         if len(ratios) < config.min_shape_days:
             continue
-        centre = statistics.median(ratios)
+        centre = median(ratios)
         if centre <= 0:
             continue
-        excess = _robust_spread([r / centre - 1.0 for r in ratios]) ** 2 - statistics.median(poisson)
+        excess = _robust_spread([r / centre - 1.0 for r in ratios]) ** 2 - median(poisson)
         spreads[nationality] = min(max(math.sqrt(max(excess, 0.0)), config.min_share_dispersion), 1.0)
     return spreads
 
@@ -540,10 +544,10 @@ def build_baseline(
     same = [d for d in pool if d.day.weekday() == day.weekday()][:4]
     if len(same) >= config.min_same_weekday:
         chosen = same
-        expected_day = float(statistics.median(d.level for d in same))
+        expected_day = float(median(d.level for d in same))
     elif len(pool) >= config.min_recent_days:
         chosen = pool[:7]
-        expected_day = float(statistics.median(d.level for d in chosen))
+        expected_day = float(median(d.level for d in chosen))
         floor = config.fallback_min_dispersion
     else:
         return None
@@ -555,7 +559,7 @@ def build_baseline(
     by_weekday: dict[int, list[float]] = {}
     for d in pool[:28]:
         by_weekday.setdefault(d.day.weekday(), []).append(d.level)
-    weekday_level = {wd: statistics.median(t) for wd, t in by_weekday.items()}
+    weekday_level = {wd: median(t) for wd, t in by_weekday.items()}
     ratios = [
         d.level / weekday_level[d.day.weekday()]
         for d in pool[:28]
