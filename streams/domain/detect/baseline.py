@@ -166,10 +166,13 @@ class _Day:
     flag: str
     #: Reads the total at the level of the day judged (a level shift since: ``changepoint.py``).
     scale: float = 1.0
+    #: ``total * scale`` and ``day.weekday()``: read many times per baseline, worked out once.
+    level: float = field(init=False, repr=False, compare=False)
+    weekday: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def level(self) -> float:
-        return self.total * self.scale
+    def __post_init__(self) -> None:
+        self.level = self.total * self.scale
+        self.weekday = self.day.weekday()
 
 
 def _past_days(
@@ -366,7 +369,7 @@ def _trend(
             if last_year is None:
                 continue
             value -= last_year
-        groups.setdefault(d.day.weekday(), []).append((-float(age), value))
+        groups.setdefault(d.weekday, []).append((-float(age), value))
     trend = trend_estimate(groups, config.trend_min_points)
     return trend if trend is not None and trend.z >= config.trend_min_z else None
 
@@ -382,6 +385,7 @@ def build_baseline(
     """Baseline for ``day``, or None while learning (or while nothing ordinary is known).
     ``shapes``: a cache of the days' shapes the caller keeps between days (optional)."""
     past = _past_days(day, lookup, history, config.max_weeks if history else config.weeks, config.weeks)
+    weekday = day.weekday()
     weeks_ago = day - timedelta(days=7 * config.weeks)
     recent = [d for d in past if d.day >= weeks_ago]
     open_days = [d for d in past if d.flag != CLOSED]
@@ -391,10 +395,10 @@ def build_baseline(
     notes: list[str] = []
     # Ordinary days first; alarm days only if too few ordinary ones (a lasting new level).
     ordinary = [d for d in open_days if d.flag == NORMAL and not holiday_names(countries, d.day)]
-    pool = ordinary if len([d for d in ordinary if d.day.weekday() == day.weekday()][:4]) >= 2 else None
+    pool = ordinary if len([d for d in ordinary if d.weekday == weekday][:4]) >= 2 else None
     if pool is None:
         pool = [d for d in recent if d.flag != CLOSED] or open_days
-    same = [d for d in pool if d.day.weekday() == day.weekday()][:4]
+    same = [d for d in pool if d.weekday == weekday][:4]
     if len(same) >= config.min_same_weekday:
         chosen = same
         expected_day = float(median(d.level for d in same))
@@ -411,12 +415,12 @@ def build_baseline(
 
     by_weekday: dict[int, list[float]] = {}
     for d in pool[:28]:
-        by_weekday.setdefault(d.day.weekday(), []).append(d.level)
+        by_weekday.setdefault(d.weekday, []).append(d.level)
     weekday_level = {wd: median(t) for wd, t in by_weekday.items()}
     ratios = [
-        d.level / weekday_level[d.day.weekday()]
+        d.level / weekday_level[d.weekday]
         for d in pool[:28]
-        if len(by_weekday[d.day.weekday()]) >= 2 and weekday_level[d.day.weekday()] > 0
+        if len(by_weekday[d.weekday]) >= 2 and weekday_level[d.weekday] > 0
     ]
     # A new day strays from a median of n days by its own spread and the median's error
     # (about pi/2 * spread^2 / n): a prediction interval, not a confidence interval. The

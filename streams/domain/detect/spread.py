@@ -161,7 +161,7 @@ def share_spread(
 
 def _shapes_of(days: list[_Day], cache: ShapeCache | None) -> list[tuple[int, DayShape]]:
     """The days with a shape (``day_shape``), each with its weekday, in order."""
-    return [(d.day.weekday(), shape) for d in days if (shape := day_shape(d, cache)) is not None]
+    return [(d.weekday, shape) for d in days if (shape := day_shape(d, cache)) is not None]
 
 
 def _share_spread(
