@@ -16,7 +16,7 @@ from datetime import date
 from functools import reduce
 from itertools import chain
 from operator import add
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streams.domain.counts import HOURS, split_group
 from streams.domain.detect.robust import median
@@ -61,29 +61,59 @@ def _odds(own: int, rest: int) -> tuple[float, float] | None:
 @dataclass(frozen=True)
 class _WeekdayShapes:
     """What ``share_spread`` draws from the days of one weekday (two or more), in their
-    order: each day's total, its shares done by hour ``k`` (``done[k]``, one per day) and
-    its deviations from the other days' mean (``deviations[k]``). ``shapes``: the days'
-    shapes, held so the ids that key it (``ShapeCache.weekdays``) stay theirs."""
+    order: each day's shares done by hour (``done``, one tuple per day) and, per hour
+    ``k``, the days' deviations from the other days' mean (``deviations[k]``). Holds the
+    ``done`` tuples whose ids key it (``ShapeCache.weekdays``), so those ids stay theirs."""
 
-    shapes: tuple[DayShape, ...]
-    totals: tuple[int, ...]
     done: tuple[tuple[float, ...], ...]
     deviations: tuple[tuple[float, ...], ...]
+
+
+@dataclass(frozen=True)
+class _Hours:
+    """What ``share_spread`` draws from a window's weekdays together (``_WeekdayShapes``, in
+    order): per hour, the days' shares summed in order (``done``), how many deviations
+    there are and their median (None: none). Holds the weekdays whose ids key it."""
+
+    weekdays: tuple[_WeekdayShapes, ...]
+    done: tuple[float, ...]
+    counts: tuple[int, ...]
+    medians: tuple[float | None, ...]
 
 
 class ShapeCache(dict[tuple[date, int], DayShape]):
     """(day, total) -> its shape; a detector keeps one so each day is summed once, not daily.
 
     Also what ``share_spread`` drew from each weekday's days (``weekdays``, by the ids of
-    their shapes): from one day to the next, one weekday's days change and six do not."""
+    their shares done by hour) and from a window's weekdays together (``hours``, by the
+    ids of those): from one day to the next, one weekday's days change and six do not. A
+    day's shares done by hour are one tuple per content (``done``), so days of the same
+    shape (a daily file: every day's count in its first hour) share their figures."""
 
     #: The newest ``WEEKDAYS_KEPT`` sets of days are kept: a baseline uses seven, and the
-    #: next day's six of them and one new (a few kB each, per detector).
+    #: next day's six of them and one new (a few kB each, per detector); as many windows.
     WEEKDAYS_KEPT = 16
+    #: Distinct shapes kept (a month of days, with room): a shape forgotten while still in
+    #: use only costs a recomputation, never a wrong figure (its ids are held where used).
+    DONE_KEPT = 64
 
     def __init__(self) -> None:
         super().__init__()
         self.weekdays: dict[tuple[int, ...], _WeekdayShapes] = {}
+        self.hours: dict[tuple[int, ...], _Hours] = {}
+        self.done: dict[tuple[float, ...], tuple[float, ...]] = {}
+
+    def shared(self, done: tuple[float, ...]) -> tuple[float, ...]:
+        """The one tuple kept for this content (``done``)."""
+        found = self.done.setdefault(done, done)
+        _bound(self.done, self.DONE_KEPT)
+        return found
+
+
+def _bound(kept: dict[Any, Any], most: int) -> None:
+    """Forget the oldest entries of ``kept`` beyond ``most``."""
+    while len(kept) > most:
+        del kept[next(iter(kept))]
 
 
 def day_shape(d: _Day, cache: ShapeCache | None) -> DayShape | None:
@@ -100,21 +130,23 @@ def day_shape(d: _Day, cache: ShapeCache | None) -> DayShape | None:
     for group, count in d.profile["groups"].items():
         nationality = split_group(group)[0]
         nationalities[nationality] = nationalities.get(nationality, 0) + count
-    shape = DayShape(total, tuple(done), nationalities)
+    shares = tuple(done)
+    shape = DayShape(total, cache.shared(shares) if isinstance(cache, ShapeCache) else shares, nationalities)
     if cache is not None:
         cache[key] = shape
     return shape
 
 
 def _weekday_shapes(
-    shapes: list[DayShape], kept: dict[tuple[int, ...], _WeekdayShapes] | None
+    done: list[tuple[float, ...]], kept: dict[tuple[int, ...], _WeekdayShapes] | None
 ) -> _WeekdayShapes:
-    """``share_spread``'s figures of one weekday's days: each day's shares done by hour
-    against the mean of the other days' (leave one out), worked out once per set of days."""
-    key = tuple(map(id, shapes))
+    """``share_spread``'s figures of one weekday's days (their shares done by hour): each
+    day's shares against the mean of the other days' (leave one out), worked out once per
+    set of shapes."""
+    key = tuple(map(id, done))
     if kept is not None and key in kept:
         return kept[key]
-    n = len(shapes)
+    n = len(done)
     scale = math.sqrt((n - 1) / n)
     others = 1.0 / (n - 1)
     # Per hour, each day's share against the others' mean (``reference``), days in order.
@@ -125,21 +157,38 @@ def _weekday_shapes(
             if (reference := (whole - own) * others) > 0.0
         )
         for column, whole in zip(
-            zip(*(s.done_by_hour for s in shapes), strict=True),
-            [sum(column) for column in zip(*(s.done_by_hour for s in shapes), strict=True)],
-            strict=True,
+            zip(*done, strict=True), [sum(column) for column in zip(*done, strict=True)], strict=True
         )
     )
-    found = _WeekdayShapes(
-        tuple(shapes),
-        tuple(s.total for s in shapes),
-        tuple(s.done_by_hour for s in shapes),
-        deviations,
+    found = _WeekdayShapes(tuple(done), deviations)
+    if kept is not None:
+        kept[key] = found
+        _bound(kept, ShapeCache.WEEKDAYS_KEPT)
+    return found
+
+
+def _hours(weekdays: list[_WeekdayShapes], kept: dict[tuple[int, ...], _Hours] | None) -> _Hours:
+    """The figures per hour of a window's weekdays together: the days' shares summed in the
+    days' order (as one running sum would), and the deviations of every weekday's days
+    together counted and their median. Worked out once per set of weekdays."""
+    key = tuple(map(id, weekdays))
+    if kept is not None and key in kept:
+        return kept[key]
+    done = tuple(
+        reduce(add, hour, 0.0) for hour in zip(*(done for w in weekdays for done in w.done), strict=True)
+    )
+    deviations = [
+        list(chain.from_iterable(hour)) for hour in zip(*(w.deviations for w in weekdays), strict=True)
+    ]
+    found = _Hours(
+        tuple(weekdays),
+        done,
+        tuple(len(hour) for hour in deviations),
+        tuple(median(hour) if hour else None for hour in deviations),
     )
     if kept is not None:
         kept[key] = found
-        while len(kept) > ShapeCache.WEEKDAYS_KEPT:
-            del kept[next(iter(kept))]
+        _bound(kept, ShapeCache.WEEKDAYS_KEPT)
     return found
 
 
@@ -171,29 +220,26 @@ def _share_spread(
     by_weekday: dict[int, list[DayShape]] = {}
     for weekday, shape in shapes:
         by_weekday.setdefault(weekday, []).append(shape)
-    kept = cache.weekdays if isinstance(cache, ShapeCache) else None
-    weekdays = [_weekday_shapes(shapes, kept) for shapes in by_weekday.values() if len(shapes) >= 2]
-    totals = [total for w in weekdays for total in w.totals]
+    groups = [found for found in by_weekday.values() if len(found) >= 2]
+    totals = [shape.total for group in groups for shape in group]
     if len(totals) < config.min_shape_days:
         return ()
-    # The days' shares, each hour summed in the days' order (as one running sum would), and
-    # the deviations of every weekday's days together.
-    mean_done = [
-        reduce(add, hour, 0.0) for hour in zip(*(done for w in weekdays for done in w.done), strict=True)
+    kept = cache if isinstance(cache, ShapeCache) else None
+    weekdays = [
+        _weekday_shapes([shape.done_by_hour for shape in group], kept.weekdays if kept else None)
+        for group in groups
     ]
-    deviations = [
-        list(chain.from_iterable(hour)) for hour in zip(*(w.deviations for w in weekdays), strict=True)
-    ]
+    hours = _hours(weekdays, kept.hours if kept else None)
     typical_total = median(totals)
     inflate = 1.0 + 1.0 / averaged if averaged else 1.0
     spread = [0.0] * (HOURS + 1)
-    for k, found in enumerate(deviations):
-        if len(found) < config.min_shape_days:
+    for k, (count, middle) in enumerate(zip(hours.counts, hours.medians, strict=True)):
+        if count < config.min_shape_days or middle is None:
             spread[k + 1] = config.unknown_share_dispersion
             continue
-        share = mean_done[k] / len(totals)
+        share = hours.done[k] / len(totals)
         poisson = (1.0 - share) / (share * typical_total) if share > 0 else 0.0
-        excess = ((1.4826 * median(found)) ** 2 - poisson) * inflate
+        excess = ((1.4826 * middle) ** 2 - poisson) * inflate
         spread[k + 1] = min(max(math.sqrt(max(excess, 0.0)), config.min_share_dispersion), 1.0)
     return tuple(spread)
 
