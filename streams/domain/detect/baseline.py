@@ -25,9 +25,9 @@ Then the calendar, from the detector's own year of daily totals (``history.py``)
 How uncertain is the day so far? The day's level by the weekday ratios' robust spread
 (widened for the error of a median of a few days: a prediction interval), and the share
 of the day done by each local hour by how much the recent days' own shapes strayed from
-their weekday's (``share_spread``, beyond Poisson), so a surge is judged within hours
+their weekday's (``spread.share_spread``, beyond Poisson), so a surge is judged within hours
 where the days are regular and cautiously where they are not. The mix of nationalities
-gets the same treatment (``group_spread``). The shape of the day (mean share per local
+gets the same treatment (``spread.group_spread``). The shape of the day (mean share per local
 hour, same weekday where possible) and the mix are averaged over the chosen days.
 """
 
