@@ -115,7 +115,7 @@ def open_lake(
 
 @contextmanager
 def _open_ducklake(root: Path, registry: Registry, lake: LakeConfig) -> Iterator[duckdb.DuckDBPyConnection]:
-    from streams.sinks.ducklake.read import attach, has_table
+    from streams.sinks.ducklake.read import attach, has_table, pin, pinned
 
     with duckdb.connect(config={"autoinstall_known_extensions": False}) as connection:
         try:
@@ -123,9 +123,10 @@ def _open_ducklake(root: Path, registry: Registry, lake: LakeConfig) -> Iterator
         except duckdb.Error as error:
             raise QueryError(f"cannot open the lake {lake.describe(root)}: {error}") from None
         connection.execute("SET TimeZone = 'UTC'")
+        pin(connection)  # the views read the lake as of now, whoever commits meanwhile
         for dataset, schema in DATASETS.items():
             if has_table(connection, dataset):
-                source = f"SELECT * EXCLUDE ({', '.join(DUCKLAKE_ONLY[dataset])}) FROM lake.{dataset}"
+                source = f"SELECT * EXCLUDE ({', '.join(DUCKLAKE_ONLY[dataset])}) FROM {pinned(dataset)}"
             else:  # no commit has made it yet: its columns, no rows
                 connection.register(f"empty_{dataset}", schema.empty_table())
                 source = (

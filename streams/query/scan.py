@@ -108,9 +108,13 @@ def _ducklake(root: DuckLakeRoot) -> duckdb.DuckDBPyConnection:
 
 
 def ducklake_rows(root: DuckLakeRoot, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict]:
-    """``sql`` over the attached lake (its tables as ``lake.<name>``), as dicts."""
+    """``sql`` over the attached lake (its tables as ``lake.<name>``, or ``read.pinned``:
+    the snapshot pinned just before), as dicts."""
+    from streams.sinks.ducklake.read import pin
+
     cursor = _ducklake(root).cursor()
     try:
+        pin(cursor)  # the query's pinned tables read one snapshot, whoever commits meanwhile
         cursor.execute(sql, dict(parameters or {}))
         columns = [column[0] for column in cursor.description]
         return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
@@ -131,9 +135,11 @@ def _fetch_ducklake(
     Parquet folders name them (``date``, ``checkpoint``)."""
     if not ducklake_has(root, dataset):
         return []
+    from streams.sinks.ducklake.read import pinned
+
     table = (
         "(SELECT local_day AS date, checkpoint_id AS checkpoint, * EXCLUDE (local_day, checkpoint_id) "
-        f"FROM lake.{dataset})"
+        f"FROM {pinned(dataset)})"
     )
     parameters.pop("files")
     return ducklake_rows(root, sql.replace(SCAN, table), parameters)

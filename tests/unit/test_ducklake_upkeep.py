@@ -24,7 +24,7 @@ from streams.settings import ConfigError
 from streams.settings.lake import LakeConfig
 from streams.settings.lake_upkeep import load_upkeep
 from streams.sinks.ducklake import upkeep
-from streams.sinks.ducklake.read import attach
+from streams.sinks.ducklake.read import attach, pin, pinned
 from streams.sinks.ducklake.sink import location_of, open_lake
 
 TODAY = date(2026, 3, 10)
@@ -244,17 +244,21 @@ def test_inlined_dead_letters_are_dated_by_their_write_out(tmp_path):
     assert upkeep.expire(con, 2, TODAY, dead_letters_before=later).rows_deleted["dead_letters"] == 20
 
 
-def _totals(where: str = "TRUE") -> str:
+def _totals(where: str = "TRUE", table=lambda name: f"lake.{name}") -> str:
     """A count and sums over every table: one query, one snapshot."""
     return (
-        f"SELECT (SELECT count(*) FROM lake.events WHERE {where}), "
-        f"(SELECT sum(kafka_offset) FROM lake.events WHERE {where}), "
-        f"(SELECT count(*) FROM lake.alerts WHERE {where}), "
-        f"(SELECT sum(count) FROM lake.daily_counts WHERE {where})"
+        f"SELECT (SELECT count(*) FROM {table('events')} WHERE {where}), "
+        f"(SELECT sum(kafka_offset) FROM {table('events')} WHERE {where}), "
+        f"(SELECT count(*) FROM {table('alerts')} WHERE {where}), "
+        f"(SELECT sum(count) FROM {table('daily_counts')} WHERE {where})"
     )
 
 
 TOTALS = _totals()
+#: The same, read as ``crossings sql`` and the reports read: at the snapshot pinned just
+#: before the query (``read.pin``). Unpinned, a query over the SQLite catalog that spans
+#: the write-out's commit was seen to count the written-out rows twice (1 read in ~900).
+PINNED_TOTALS = _totals(table=pinned)
 
 
 class _Reader:
@@ -293,6 +297,7 @@ class _Reader:
                 with self.lock:
                     want = self.expected()
                     try:
+                        pin(self.con)
                         got = self.con.execute(self.query).fetchall()[0]
                     except duckdb.Error as error:  # SQLite's lock: no answer, asked again
                         if not upkeep.refused(error):
@@ -313,7 +318,7 @@ def test_a_reader_never_sees_a_row_twice_or_miss_one(tmp_path):
     whole = con.execute(TOTALS).fetchall()[0]
     expired = con.execute(_totals(f"local_day >= DATE '{TODAY - timedelta(days=3)}'")).fetchall()[0]
 
-    with _Reader(tmp_path, TOTALS, lambda: None) as reader:
+    with _Reader(tmp_path, PINNED_TOTALS, lambda: None) as reader:
         upkeep.compact(con, keep=timedelta(0))
         upkeep.expire(con, 3, TODAY)
         upkeep.compact(con, keep=timedelta(0))
@@ -342,7 +347,7 @@ def test_every_read_counts_exactly_what_was_committed_while_inlined_rows_leave_t
     totals = [writer.execute(TOTALS).fetchall()[0]]
     during: list[int] = []
 
-    with _Reader(tmp_path, TOTALS, lambda: totals[-1]) as reader:
+    with _Reader(tmp_path, PINNED_TOTALS, lambda: totals[-1]) as reader:
         for round_ in range(ROUNDS):
             with reader.lock:  # the worker commits: the reader waits, then expects the new totals
                 for seq in range(30):
