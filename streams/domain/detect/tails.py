@@ -1,0 +1,137 @@
+"""The series' own tail: how far its days stray from their expectation on its worst days.
+
+The baseline's spread is a robust (MAD) spread of the recent ordinary days, and alarm days
+are left out of it, so it describes a typical day and never learns a heavy tail: a
+pedestrian street on a day of heavy rain (x0.2-0.5), a waterfront on a festival day
+(x1.5-2.3), bike rentals on a snowy day. Each such day is "unlikely" under the count model
+and opened an episode (load_tests/DETECTOR_RESULTS.md, 2026-12-07: most of the ordinary-day
+alarms left on the real sets). Only the series' own history says how often it does that.
+
+So each completed day's expectation is kept with its total (``DayHistory.expected``), and
+before an episode opens, the day's ratio to its expectation must also lie beyond what
+this series did on more than about two days a year (``TailBand``). The band is read off
+the last ``days`` (a year) of the series' own day ratios, in log terms:
+
+- every open day counts, alarm days included (the weather that alarmed is the weather the
+  series has), except a closure's days (its zeros are the closure, not the tail) and
+  days without an expectation;
+- a run of consecutive days on one side (beyond ``run_ratio``, or flagged as one alarm)
+  counts once, as its most extreme day: a lockdown of seven weeks is one occasion, not 13 %
+  of the year, so one lockdown in the history does not blind the band to the next;
+- the ``quantile`` (5 %: some 18 occasions a year, so a handful of past events do not set
+  it) on each side, taken from the median, reached ``reach`` times as far. For an
+  exponential (Laplace) tail, the quantile of ``2 / 365`` lies ln(4/365) / ln(0.1) = 1.96
+  times as far out as the 5 % one; for a Gaussian, 1.55 times. Two: about two days a year.
+
+A series with fewer than ``min_samples`` such days (a new series, the first two months of
+a file) has no band: it is judged as before. Read only from the saved history, so a
+restarted worker judges the same as the backtest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from streams.domain.detect.history import ALARM, CLOSED, DayHistory
+
+
+@dataclass(frozen=True)
+class TailConfig:
+    #: Off: every verdict opens an episode as it did before the band existed.
+    enabled: bool = True
+    #: Days of the series' own history the band is read off.
+    days: int = 365
+    #: The share of occasions beyond the band's base on each side...
+    quantile: float = 0.05
+    #: ...and how many times as far from the median the band reaches.
+    reach: float = 2.0
+    #: Occasions needed before the band is trusted.
+    min_samples: int = 56
+    #: A day beyond this ratio (or its inverse) on the same side as the day before belongs
+    #: to the same occasion.
+    run_ratio: float = 1.25
+    #: Below this many expected crossings a day's ratio is noise, not tail.
+    min_expected: float = 8.0
+    #: A departure on the day after a completed day that departed the same way (its ratio
+    #: to its expectation beyond the detector's ``drop_ratio`` or ``surge_ratio``) opens an
+    #: episode within the band too: weather passes in a day, a lockdown does not.
+    persist: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.quantile < 0.5:
+            raise ValueError(
+                f"TailConfig: quantile ({self.quantile}) is a share of days on one side: above 0 "
+                "and below 0.5"
+            )
+        if self.reach < 1.0:
+            raise ValueError(f"TailConfig: reach ({self.reach}) must be at least 1 (the quantile itself)")
+        if self.run_ratio <= 1.0:
+            raise ValueError(f"TailConfig: run_ratio ({self.run_ratio}) must be above 1")
+
+
+@dataclass(frozen=True)
+class TailBand:
+    """The ratios (observed / expected) beyond which a day is in the series' own tail."""
+
+    low: float
+    high: float
+    #: Occasions it was read off.
+    samples: int
+
+    def beyond(self, kind: str, ratio: float) -> bool:
+        """A drop below ``low`` or a surge above ``high``."""
+        return ratio <= self.low if kind == "drop" else ratio >= self.high
+
+
+def log_ratio(observed: float, expected: float) -> float:
+    """The day's log ratio, with half a crossing on each side (a silent day is finite)."""
+    return math.log((observed + 0.5) / (expected + 0.5))
+
+
+def occasions(history: DayHistory, day: date, config: TailConfig) -> list[float]:
+    """The log ratios of the ``config.days`` before ``day``, each run of days on one side
+    as one occasion (its most extreme), closures and days without an expectation left out."""
+    found: list[float] = []
+    run: float | None = None
+    run_flagged = False
+    mild = math.log(config.run_ratio)
+    for back in range(config.days, 0, -1):
+        earlier = day - timedelta(days=back)
+        got = history.get(earlier)
+        expected = history.expected_on(earlier)
+        if got is None or got[1] == CLOSED or expected is None or expected < config.min_expected:
+            if run is not None:
+                found.append(run)
+                run = None
+            continue
+        value = log_ratio(got[0], expected)
+        alarm = got[1] == ALARM
+        if run is not None and (value > 0) == (run > 0) and (abs(value) > mild or (alarm and run_flagged)):
+            run = max(run, value) if value > 0 else min(run, value)
+            continue
+        if run is not None:
+            found.append(run)
+            run = None
+        if abs(value) > mild or alarm:
+            run, run_flagged = value, alarm
+        else:
+            found.append(value)
+    if run is not None:
+        found.append(run)
+    return found
+
+
+def tail_band(history: DayHistory, day: date, config: TailConfig) -> TailBand | None:
+    """The band for ``day`` (see the module), or None with too little history."""
+    values = occasions(history, day, config)
+    if len(values) < config.min_samples:
+        return None
+    values.sort()
+    n = len(values)
+    centre = values[n // 2]
+    k = int(config.quantile * n)
+    low = centre + config.reach * min(values[k] - centre, 0.0)
+    high = centre + config.reach * max(values[n - 1 - k] - centre, 0.0)
+    return TailBand(math.exp(low), math.exp(high), n)
