@@ -111,5 +111,5 @@ def test_the_band_reaches_past_the_series_own_rainy_days():
 def test_a_tail_config_that_cannot_work_fails_fast():
     with pytest.raises(ValueError, match="quantile"):
         TailConfig(quantile=0.6)
-    with pytest.raises(ValueError, match="reach"):
-        TailConfig(reach=0.5)
+    with pytest.raises(ValueError, match="days_a_year"):
+        TailConfig(days_a_year=20)

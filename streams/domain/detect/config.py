@@ -90,7 +90,7 @@ class DetectorConfig:
     level_shift: ShiftConfig = field(default_factory=ShiftConfig)
     #: The series' own tail (``tails.py``): a day's verdict opens an episode only beyond what
     #: the series did on more than about two days of its last year, or on the second day
-    #: in a row of a departure (``tail_persist``).
+    #: in a row of a drop (``TailConfig.persist``).
     tail: TailConfig = field(default_factory=TailConfig)
 
     def __post_init__(self) -> None:

@@ -297,7 +297,10 @@ class CheckpointDetector(PostView):
         alarmed = self.episode is not None or self.alarm_today
         flag = CLOSED if self.closed else (ALARM if alarmed else NORMAL)
         self.history.record(day, total, flag)
-        self.history.expect(day, baseline.expected_day if baseline is not None and not self.closed else None)
+        # A day whose expectation was itself a guess (the wide band of a holiday never seen,
+        # of the weeks after a reopening) says nothing of how far the series strays.
+        known = baseline is not None and baseline.dispersion < self.baseline_config.unknown_day_dispersion
+        self.history.expect(day, baseline.expected_day if known and not self.closed else None)
         self.alarm_today = False
         self._level_shift(day, total, baseline)
         if not self.closed and self.zero_run >= self.config.closed_after_days:
@@ -701,14 +704,15 @@ class CheckpointDetector(PostView):
 
     def _in_tail_or_beyond(self, assessment: Assessment) -> bool:
         """A verdict opens an episode only where the day is beyond what the series did on
-        more than about two days of its last year (``tails.py``): a rainy day at a street
+        more than about two days of its last year (``tails.py``), or (a drop) the day before
+        dropped too: a rainy day at a street
         where rainy days are x0.4 is its weather, not an alarm. A silence always is."""
         if not self.config.tail.enabled or assessment.observed == 0 or assessment.kind is None:
             return True
         band = self.tail(assessment.local_day)
         if band is None or band.beyond(assessment.kind, assessment.ratio):
             return True
-        return self.config.tail.persist and self._departed_the_day_before(assessment)
+        return assessment.kind in self.config.tail.persist and self._departed_the_day_before(assessment)
 
     def _departed_the_day_before(self, assessment: Assessment) -> bool:
         """The completed day before ``assessment``'s departed the same way (its recorded
