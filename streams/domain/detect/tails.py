@@ -62,7 +62,7 @@ class TailConfig:
     #: band too: rain passes in a day, a lockdown or a closure does not. Not a surge: a
     #: busy spell of days within the series' own tail (a festival, a holiday season) is
     #: its weather still (with surges too, Auckland's alarms rose by a tenth, 256 -> 284,
-    #: and no label anywhere was found the sooner: load_tests/DETECTOR_RESULTS.md).
+    #: and no label of the real sets was found more: load_tests/DETECTOR_RESULTS.md).
     persist: tuple[str, ...] = ("drop",)
 
     def __post_init__(self) -> None:
