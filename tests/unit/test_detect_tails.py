@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from streams.backtest import Columns, backtest, build_series
 from streams.cli.main import cli
 from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
 from streams.domain.detect.tails import TailConfig, occasions, tail_band
@@ -113,3 +115,37 @@ def test_a_tail_config_that_cannot_work_fails_fast():
         TailConfig(quantile=0.6)
     with pytest.raises(ValueError, match="days_a_year"):
         TailConfig(days_a_year=20)
+
+
+def _hourly_episodes(quiet_first_hour: set[int], dropped: int, days: int = 150) -> list:
+    """A post of ~24,000 a day, hourly, the usual day's shape, 3 % day-to-day noise; on the
+    days in ``quiet_first_hour`` the first hour (00-01) carries x0.4 (the rest of the day as
+    usual); day ``dropped`` at x0.3 all day."""
+    rng = random.Random(9)
+    shape = [0.3, 0.2, 0.2, 0.3, 0.6, 1.0, 1.4, 1.6, 1.5, 1.4, 1.3, 1.3]
+    shape += [1.3, 1.3, 1.3, 1.4, 1.5, 1.5, 1.3, 1.1, 0.9, 0.7, 0.5, 0.4]
+    rows = []
+    for k in range(days):
+        day = START + timedelta(days=k)
+        level = 1000 * rng.gauss(1.0, 0.03) * (0.3 if k == dropped else 1.0)
+        for hour, weight in enumerate(shape):
+            mean = level * weight * (0.4 if hour == 0 and k in quiet_first_hour else 1.0)
+            count = max(round(rng.gauss(mean, math.sqrt(mean))), 0)
+            rows.append({"time": f"{day.isoformat()}T{hour:02d}:00:00", "checkpoint": "post", "count": count})
+    data = build_series(rows, "time", Columns(direction=None, group=None), {}, tz="UTC")
+    return backtest(data)
+
+
+def test_a_quiet_first_hour_the_series_often_has_is_no_drop_and_a_day_that_falls_still_is():
+    """One night in five the first hour is x0.4 and the day is ordinary (the nights after
+    the holidays in NAB's taxis): the day so far at 01:00 is the day times its shape, and
+    the shape's own tail (a month of the series' first hours) says that is its weather. A
+    day at x0.3 all day still opens one drop that day."""
+    rng = random.Random(4)
+    quiet = {k for k in range(150) if rng.random() < 0.2}
+    dropped = 140
+    episodes = _hourly_episodes(quiet - {dropped}, dropped)
+    late = [e for e in episodes if e.start >= _day(90)]
+    assert [(e.kind, e.start[:10]) for e in late] == [("drop", _day(dropped))], [
+        (e.kind, e.start, e.ratio) for e in late
+    ]

@@ -68,7 +68,7 @@ from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayH
 from streams.domain.detect.intermittent import Pattern, assess_intermittent, intermittent_pattern
 from streams.domain.detect.post import PostView
 from streams.domain.detect.state import DetectorState, HistoryState, copied
-from streams.domain.detect.tails import TailBand, tail_band
+from streams.domain.detect.tails import TailBand, shape_reach, tail_band, widened
 from streams.domain.registry import Checkpoint
 
 #: Moved to ``assess``, ``config`` and ``episode``; importable from here as before.
@@ -156,6 +156,8 @@ class CheckpointDetector(PostView):
         #: the pair's first detector) and the local day ``evaluate_post`` last saw.
         self.post_episode: Episode | None = copied(saved.post_episode)
         self.post_day: date | None = saved.post_day
+        #: The local time of the running-day verdict being judged (``_in_tail_or_beyond``).
+        self._running_at: datetime | None = None
 
     def state(self) -> DetectorState:
         """What must survive a restart (kept in a changelogged table by the worker, as
@@ -257,7 +259,9 @@ class CheckpointDetector(PostView):
         if baseline is not None:
             self._band_inputs = (baseline, local, profile["total"] if profile else 0)
             running = assess_running_day(profile, baseline, local, self.config)
+            self._running_at = local
             transitions += self._step(running, as_of)
+            self._running_at = None
             if running is not None:
                 shape_cv = math.sqrt(max(running.cv * running.cv - baseline.dispersion**2, 0.0))
                 transitions += self._group_step(
@@ -710,6 +714,13 @@ class CheckpointDetector(PostView):
         if not self.config.tail.enabled or assessment.observed == 0 or assessment.kind is None:
             return True
         band = self.tail(assessment.local_day)
+        if band is not None and assessment.window == "running_day" and self._running_at is not None:
+            # The day so far is the day times its shape: early in the day, the band of the
+            # share done by now (the series' own worst days of a month) comes on top.
+            local = self._running_at
+            fraction = (local.minute * 60 + local.second) / 3600
+            far = shape_reach(self.lookup, assessment.local_day, local.hour, fraction, self.config.tail)
+            band = widened(band, far)
         if band is None or band.beyond(assessment.kind, assessment.ratio):
             return True
         return assessment.kind in self.config.tail.persist and self._departed_the_day_before(assessment)

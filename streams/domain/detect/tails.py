@@ -24,6 +24,14 @@ band is read off the last ``days`` (a year) of the series' own day ratios, in lo
   it) on each side, taken from the median, reached as far as an exponential (Laplace)
   tail puts the share of ``days_a_year`` (``reach``: 1.96 times as far for two days a year).
 
+A running-day verdict (the day so far, hourly data) is the day times its shape: the share
+of the day done by this hour strays too, and on some days far more than a month of robust
+spreads says (the first hour of the nights after the holidays: NAB's taxis at x0.56-0.60
+at 01:00 on days that ended at x0.90-0.98). So for it the band is widened, in quadrature,
+by the shape's own tail (``shape_reach``: the share done by this hour on each of the last
+28 days against its weekday's other days, the same quantile and reach). It narrows as the
+day goes on, so a day that really falls is found within hours.
+
 A series with fewer than ``min_samples`` such days (a new series, the first two months of
 a file) has no band: it is judged as before. Read only from the saved history, so a
 restarted worker judges the same as the backtest.
@@ -32,9 +40,11 @@ restarted worker judges the same as the backtest.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from streams.domain.counts import DayProfile
 from streams.domain.detect.history import ALARM, CLOSED, DayHistory
 
 
@@ -153,3 +163,47 @@ def tail_band(history: DayHistory, day: date, config: TailConfig) -> TailBand | 
     low = centre + far * min(values[k] - centre, 0.0)
     high = centre + far * max(values[n - 1 - k] - centre, 0.0)
     return TailBand(math.exp(low), math.exp(high), n)
+
+
+#: Days of profiles the shape's tail is read off (the worker keeps 35).
+SHAPE_DAYS = 28
+
+
+def shape_reach(
+    lookup: Callable[[date], DayProfile | None], day: date, hour: int, fraction: float, config: TailConfig
+) -> float:
+    """How far (log terms) the share of a day done by ``hour:fraction`` (local) strays on
+    the series' own worst days of the last ``SHAPE_DAYS``:
+    each day's share done by then against the mean of its weekday's other days, the
+    ``quantile`` of those deviations reached as far as the day's band. The day so far is
+    the day times its shape: early in a night after the holidays, the first hour's share
+    is not what a month of ordinary nights said, however regular most nights were. 0.0 with
+    too few days."""
+    shares: dict[int, list[float]] = {}
+    for back in range(1, SHAPE_DAYS + 1):
+        earlier = day - timedelta(days=back)
+        profile = lookup(earlier)
+        if profile is None or profile["total"] <= 0:
+            continue
+        counted = sum(profile["hourly"][:hour]) + profile["hourly"][hour] * fraction
+        shares.setdefault(earlier.weekday(), []).append(counted / profile["total"])
+    deviations = []
+    for values in shares.values():
+        if len(values) < 2:
+            continue
+        whole = sum(values)
+        for own in values:
+            others = (whole - own) / (len(values) - 1)
+            if others > 0 and own > 0:
+                deviations.append(abs(math.log(own / others)))
+    if len(deviations) < 7:
+        return 0.0
+    deviations.sort(reverse=True)
+    return reach(config) * deviations[int(config.quantile * len(deviations))]
+
+
+def widened(band: TailBand, far: float) -> TailBand:
+    """The day's band with the shape's uncertainty ``far`` (log terms) added in quadrature."""
+    low = -math.hypot(math.log(min(band.low, 1.0)), far)
+    high = math.hypot(math.log(max(band.high, 1.0)), far)
+    return TailBand(math.exp(low), math.exp(high), band.samples)
