@@ -140,6 +140,10 @@ class CrashRun:
     home: str = ""
     #: The lake the workers wrote (``CROSSINGS_LAKE``).
     lake: str = ""
+    #: A remote lake (PostgreSQL catalog, object store): each worker's own data folder, and
+    #: the Parquet or catalog files found in them after the run (none: the lake is remote).
+    worker_data_dirs: list[str] = field(default_factory=list)
+    local_lake_files: list[str] = field(default_factory=list)
     diagnosis: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -157,6 +161,7 @@ class CrashRun:
             and self.alert_kills_missed == 0
             and self.alerts_doubled == 0
             and self.forwards_doubled == 0
+            and not self.local_lake_files
         )
 
     def summary(self) -> dict[str, Any]:
@@ -468,10 +473,18 @@ def run(
     settings = load_settings(env)
     ensure_topics(settings)
     data_dir = settings.data_dir
-    # Each worker its own state folder (as on two machines), one shared lake.
+    # Each worker its own state folder (as on two machines), one shared lake. A lake whose
+    # catalog and files are both remote (a PostgreSQL catalog, an object store) shares
+    # nothing else either: each worker gets a data folder of its own, checked empty of lake
+    # files after the run, so the workers share only Kafka, the store and the catalog.
+    remote = settings.lake.shares_nothing_local
     pool = [
         WorkerProcess(
-            {**env, "CROSSINGS_HOME": str(home / f"w{n}"), "CROSSINGS_DATA_DIR": str(data_dir)},
+            {
+                **env,
+                "CROSSINGS_HOME": str(home / f"w{n}"),
+                "CROSSINGS_DATA_DIR": str(home / f"w{n}" / "data" if remote else data_dir),
+            },
             free_port(),
             home / f"worker-{n}.log",
         )
@@ -662,6 +675,14 @@ def run(
 
     # -- the checks ------------------------------------------------------------------------
     lake = settings.lake
+    if remote:
+        result.worker_data_dirs = [worker.env["CROSSINGS_DATA_DIR"] for worker in pool]
+        result.local_lake_files = sorted(
+            str(path)
+            for folder in result.worker_data_dirs
+            for pattern in ("**/*.parquet", "**/*.sqlite", "**/*.ducklake")
+            for path in Path(folder).glob(pattern)
+        )
     result.lake = lake.describe(data_dir)
     ids = lake_event_ids(data_dir, lake)
     result.staged_left = sum(1 for _ in data_dir.glob("_staging/**/*.parquet"))

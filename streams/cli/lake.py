@@ -1,4 +1,5 @@
-"""``crossings lake compact|expire``: keep the DuckLake lake by hand (or from cron).
+"""``crossings lake compact|expire|convert``: keep the DuckLake lake by hand (or from cron),
+or fill it from a Parquet lake.
 
 The worker does the same by itself every ``CROSSINGS_LAKE_UPKEEP_SECONDS``; running both
 at once is safe: DuckLake refuses the later of two conflicting transactions, which is
@@ -8,6 +9,7 @@ retried or left to the next run (``streams.sinks.ducklake.upkeep``).
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import click
 
@@ -16,11 +18,16 @@ from streams.cli.common import Group, settings_or_usage_error
 
 @click.group(cls=Group)
 def lake() -> None:
-    """Compact the DuckLake lake, or drop its old days (CROSSINGS_LAKE=ducklake)."""
+    """Compact the DuckLake lake, drop its old days, or fill it from a Parquet lake.
+
+    For CROSSINGS_LAKE=ducklake (or ducklake:<catalog>)."""
 
 
-def _connect():
+def _connect(*, dead_letters: bool = False, upkeep: bool = True):
+    """The lake, for upkeep (a connection that inlines nothing: ``upkeep.open_for_upkeep``)
+    or, ``upkeep=False``, as the worker opens it."""
     from streams.sinks.ducklake.sink import location_of, open_lake
+    from streams.sinks.ducklake.upkeep import open_for_upkeep
 
     settings = settings_or_usage_error(None)
     if not settings.lake.is_ducklake:
@@ -28,7 +35,10 @@ def _connect():
             "CROSSINGS_LAKE is parquet: compaction and retention are for the DuckLake lake; "
             "set CROSSINGS_LAKE=ducklake (or ducklake:<catalog>)"
         )
-    return open_lake(location_of(settings.lake, settings.data_dir))
+    location = location_of(settings.lake, settings.data_dir)
+    if upkeep:
+        return open_for_upkeep(location, dead_letters=dead_letters)
+    return open_lake(location, dead_letters=dead_letters)
 
 
 @lake.command()
@@ -86,3 +96,26 @@ def expire(days: int | None) -> None:
         con.close()
     rows = ", ".join(f"{table} {n}" for table, n in stats.rows_deleted.items())
     click.echo(f"deleted the days before {stats.before}: {rows} rows ({stats.seconds:.2f} s)")
+
+
+@lake.command()
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def convert(source: Path) -> None:
+    """Copy a Parquet lake (its data folder) into the DuckLake lake, in one transaction.
+
+    Events, alerts, daily counts and dead letters as they were written (alerts are copied,
+    not recomputed). The DuckLake lake must be empty; stop the worker first."""
+    from streams.sinks.ducklake.convert import ConvertRefused
+    from streams.sinks.ducklake.convert import convert as run
+
+    con = _connect(dead_letters=(Path(source) / "dead_letters").is_dir(), upkeep=False)
+    try:
+        stats = run(Path(source), con)
+    except ConvertRefused as error:
+        raise click.UsageError(str(error)) from None
+    finally:
+        con.close()
+    copied = ", ".join(
+        f"{table} {n:,} rows ({stats.files[table]:,} files)" for table, n in stats.rows.items()
+    )
+    click.echo(f"converted {source}: {copied or 'nothing'} ({stats.seconds:.2f} s)")

@@ -2,7 +2,8 @@
 
 Everything that spells out a row derives from these tuples: the lake's Arrow schemas
 (``sinks/parquet/layout.py``), its writers (``sink.py``), the replay's and the backtest's
-readers (``replay/sources.py``), the event's fast decoder (``domain/event.py``). The JSON
+readers (``replay/sources.py``), the event's fast decoder (``domain/event.py``), the
+typed alert ``crossings notify`` reads (``domain/alert_type.py``). The JSON
 Schemas in ``schemas/`` stay files (they are the public wire contract); a test holds them
 to these definitions, and ``schemas/lake.json`` publishes the lake's columns per version.
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.domain.alert_type import Alert
+
 #: A drop whose flow is at most this share of normal is a closure: nobody is crossing.
 CLOSED_RATIO = 0.05
 
@@ -43,30 +45,30 @@ _WINDOW_WORDS = {
 }
 
 
-def alert_name(alert: dict[str, Any]) -> str:
+def alert_name(alert: Alert) -> str:
     """CrossingSurge, CrossingDrop, or CheckpointClosed for a drop to (almost) nothing."""
-    if alert["kind"] == "surge":
+    if alert.kind == "surge":
         return "CrossingSurge"
-    return "CheckpointClosed" if alert["ratio"] <= CLOSED_RATIO else "CrossingDrop"
+    return "CheckpointClosed" if alert.ratio <= CLOSED_RATIO else "CrossingDrop"
 
 
-def top_groups(alert: dict[str, Any]) -> str:
+def top_groups(alert: Alert) -> str:
     return "; ".join(
-        f"{d['nationality']} {d['purpose']} {d['observed']:,} vs {d['expected']:,.0f} ({d['delta']:+,.0f})"
-        for d in alert["drivers"]
+        f"{d.nationality} {d.purpose} {d.observed:,} vs {d.expected:,.0f} ({d.delta:+,.0f})"
+        for d in alert.drivers
     )
 
 
-def description(alert: dict[str, Any], name: str) -> str:
+def description(alert: Alert, name: str) -> str:
     """Words for a person: what is happening, by how much, who, and what to do."""
-    flow = {"entry": "Entries", "exit": "Exits"}.get(alert["direction"], "Entries and exits")
-    where = f"{alert['checkpoint_name']} ({alert['checkpoint_id']})"
-    window = _WINDOW_WORDS[alert["window"]]
+    flow = {"entry": "Entries", "exit": "Exits"}.get(alert.direction, "Entries and exits")
+    where = f"{alert.checkpoint_name} ({alert.checkpoint_id})"
+    window = _WINDOW_WORDS[alert.window]
     figures = (
-        f"{alert['observed']:,} {window} on {alert['local_day']} (local day) against "
-        f"{alert['expected']:,.0f} expected, {alert['ratio']:.2f} times normal"
+        f"{alert.observed:,} {window} on {alert.local_day} (local day) against "
+        f"{alert.expected:,.0f} expected, {alert.ratio:.2f} times normal"
     )
-    if alert["status"] == "resolved":
+    if alert.status == "resolved":
         text = f"{flow} at {where} are back within their normal range: {figures}."
     elif name == "CheckpointClosed":
         text = f"{flow} at {where} have stopped: {figures}."
@@ -74,46 +76,44 @@ def description(alert: dict[str, Any], name: str) -> str:
         text = f"{flow} at {where} are well above normal: {figures}."
     else:
         text = f"{flow} at {where} are well below normal: {figures}."
-    if alert["drivers"]:
+    if alert.drivers:
         text += f" Top groups: {top_groups(alert)}."
-    if alert["status"] != "resolved":
+    if alert.status != "resolved":
         text += f" What to do: {ACTIONS[name]}"
     return text
 
 
-def generator_url(template: str, alert: dict[str, Any]) -> str:
+def generator_url(template: str, alert: Alert) -> str:
     return template.format(
-        checkpoint=alert["checkpoint_id"], direction=alert["direction"], episode=alert["episode_id"]
+        checkpoint=alert.checkpoint_id, direction=alert.direction, episode=alert.episode_id
     )
 
 
-def to_alertmanager(
-    alert: dict[str, Any], *, name: str, starts_at: str, generator_template: str
-) -> dict[str, Any]:
+def to_alertmanager(alert: Alert, *, name: str, starts_at: str, generator_template: str) -> dict[str, Any]:
     """The Alertmanager API v2 ``postableAlert`` for one message of an episode whose
     alert name and start were fixed by its first message."""
     posted: dict[str, Any] = {
         "labels": {
             "alertname": name,
-            "checkpoint": alert["checkpoint_id"],
-            "direction": alert["direction"],
+            "checkpoint": alert.checkpoint_id,
+            "direction": alert.direction,
             "severity": _SEVERITY[name],
-            "episode": alert["episode_id"],
+            "episode": alert.episode_id,
         },
         "annotations": {
-            "summary": alert["summary"],
+            "summary": alert.summary,
             "description": description(alert, name),
-            "observed": str(alert["observed"]),
-            "expected": f"{alert['expected']:.1f}",
-            "ratio": f"{alert['ratio']:.3f}",
-            "window": alert["window"],
-            "local_day": alert["local_day"],
+            "observed": str(alert.observed),
+            "expected": f"{alert.expected:.1f}",
+            "ratio": f"{alert.ratio:.3f}",
+            "window": alert.window,
+            "local_day": alert.local_day,
             "top_groups": top_groups(alert),
-            "alert_id": alert["alert_id"],
+            "alert_id": alert.alert_id,
         },
         "startsAt": starts_at,
         "generatorURL": generator_url(generator_template, alert),
     }
-    if alert["status"] == "resolved":
-        posted["endsAt"] = alert["as_of"]
+    if alert.status == "resolved":
+        posted["endsAt"] = alert.as_of
     return posted

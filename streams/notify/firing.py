@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from streams.domain.alert_type import Alert
 from streams.notify.alertmanager import alert_name, to_alertmanager
 
 
@@ -22,7 +23,7 @@ class Episode:
 
     name: str
     starts_at: str
-    latest: dict[str, Any]
+    latest: Alert
 
     def posted(self, generator_template: str) -> dict[str, Any]:
         return to_alertmanager(
@@ -36,18 +37,18 @@ class FiringSet:
     def __init__(self) -> None:
         self._open: dict[str, Episode] = {}
 
-    def apply(self, alert: dict[str, Any]) -> Episode:
+    def apply(self, alert: Alert) -> Episode:
         """Take in one message; returns the episode as this message shows it (a resolve
         returns the closed episode with the resolving figures)."""
-        known = self._open.get(alert["episode_id"])
+        known = self._open.get(alert.episode_id)
         if known is None:
-            episode = Episode(alert_name(alert), alert["as_of"], alert)
+            episode = Episode(alert_name(alert), alert.as_of, alert)
         else:
             episode = Episode(known.name, known.starts_at, alert)
-        if alert["status"] == "resolved":
-            self._open.pop(alert["episode_id"], None)
+        if alert.status == "resolved":
+            self._open.pop(alert.episode_id, None)
         else:
-            self._open[alert["episode_id"]] = episode
+            self._open[alert.episode_id] = episode
         return episode
 
     def open(self) -> list[Episode]:

@@ -15,7 +15,9 @@ from functools import cache
 from typing import Any
 
 import fastjsonschema
+import msgspec
 
+from streams.domain.alert_type import Alert, decode_alert
 from streams.schemas import load_json
 
 
@@ -36,7 +38,8 @@ class AlertRecord:
     #: The record's bytes as the worker wrote them (JSON per schemas/alert.v1.json):
     #: webhooks get exactly these, so the signature covers what the worker published.
     value: bytes
-    alert: dict[str, Any]
+    #: The message as a typed value (fields generated from ``rows.ALERT``).
+    alert: Alert
 
     @classmethod
     def from_kafka(cls, offset: int, value: bytes | None) -> AlertRecord:
@@ -51,11 +54,15 @@ class AlertRecord:
             _validate()(alert)
         except fastjsonschema.JsonSchemaException as error:
             raise MalformedAlert(f"not an alert of schemas/alert.v1.json: {error.message[:200]}") from None
-        return cls(offset, value, alert)
+        try:
+            typed = decode_alert(value)
+        except msgspec.ValidationError as error:  # a type the schema lets through
+            raise MalformedAlert(f"not an alert of schemas/alert.v1.json: {str(error)[:200]}") from None
+        return cls(offset, value, typed)
 
     @property
     def episode_id(self) -> str:
-        return self.alert["episode_id"]
+        return self.alert.episode_id
 
     @property
     def idempotency_key(self) -> str:

@@ -69,7 +69,7 @@ class WebhookSink:
             **_JSON,
             **signed_headers(secret, int(time.time()), body),
             IDEMPOTENCY_HEADER: record.idempotency_key,
-            ALERT_ID_HEADER: record.alert["alert_id"],
+            ALERT_ID_HEADER: record.alert.alert_id,
         }
 
 

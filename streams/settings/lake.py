@@ -69,6 +69,17 @@ class LakeConfig:
         catalog = self.catalog or "sqlite:"
         return self.is_ducklake and not catalog.startswith(("sqlite:", "postgres:"))
 
+    @property
+    def shares_nothing_local(self) -> bool:
+        """Catalog on a server and files on an object store: workers on several hosts need
+        no shared folder for the lake."""
+        catalog = self.catalog or ""
+        return (
+            self.is_ducklake
+            and catalog.startswith("postgres:")
+            and (self.data_path or "").startswith("s3://")
+        )
+
     def describe(self, data_dir: Path) -> str:
         """For logs: the catalog with any ``password=`` masked."""
         if not self.is_ducklake:

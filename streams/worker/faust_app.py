@@ -88,11 +88,12 @@ def lake_upkeep(
     config = settings.lake_upkeep
     if not settings.lake.is_ducklake or settings.lake.single_process or config.interval_seconds <= 0:
         return None
-    from streams.sinks.ducklake.sink import location_of, open_lake
+    from streams.sinks.ducklake.sink import location_of
+    from streams.sinks.ducklake.upkeep import open_for_upkeep
 
     location = location_of(settings.lake, settings.data_dir)
     return LakeUpkeep(
-        lambda: open_lake(location),
+        lambda: open_for_upkeep(location),
         retention_days=config.retention_days,
         interval=config.interval_seconds,
         metrics=LakeUpkeepMetrics(metrics.registry),

@@ -50,7 +50,7 @@ class LakeUpkeepMetrics:
         )
         for outcome in ("done", "failed"):
             self.compactions.labels(outcome)
-        for table in upkeep.DAY_TABLES:
+        for table in (*upkeep.DAY_TABLES, upkeep.DEAD_LETTERS):
             self.expired_rows.labels(table)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -86,3 +87,40 @@ def pg_catalog():
     finally:
         postgres.down(directory / "cluster")
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def shared_lake(s3_store, pg_catalog, monkeypatch) -> dict[str, str]:
+    """CROSSINGS_LAKE and the store's credentials, for the workers and for this process."""
+    from streams.ops.lakestore import postgres
+
+    name = f"lake_{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            str(postgres.bin_dir() / "createdb"),
+            "-h",
+            pg_catalog.host,
+            "-p",
+            str(pg_catalog.port),
+            "-U",
+            pg_catalog.user,
+            name,
+        ],
+        check=True,
+        timeout=60,
+    )
+    catalog = f"host={pg_catalog.host} port={pg_catalog.port} dbname={name} user={pg_catalog.user}"
+    credentials = {
+        "AWS_ACCESS_KEY_ID": s3_store.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_store.secret_key,
+        "AWS_ENDPOINT_URL": f"http://{s3_store.endpoint}",
+    }
+    for key, value in credentials.items():  # the lake is read here too
+        monkeypatch.setenv(key, value)
+    return {
+        "CROSSINGS_LAKE": f"ducklake:postgres:{catalog}",
+        "CROSSINGS_LAKE_DATA_PATH": f"s3://{s3_store.bucket}/{name}/",
+        # Small: most commits write Parquet objects to the bucket, not inlined rows.
+        "CROSSINGS_LAKE_INLINE_ROWS": "50",
+        **credentials,
+    }

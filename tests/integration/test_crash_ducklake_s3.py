@@ -1,8 +1,10 @@
-"""SIGKILL workers that share nothing but Kafka, an S3 store and a PostgreSQL catalog:
-the DuckLake lake is exact (``load_tests/crash_test.py``, as ``test_crash.py``).
+"""SIGKILL workers that share nothing but Kafka, an S3 store and a PostgreSQL catalog (a
+home and a data folder each, as on two hosts): the DuckLake lake is exact
+(``load_tests/crash_test.py``, as ``test_crash.py``).
 
 Both services are real and started by the project (SeaweedFS, PostgreSQL; fixtures in
-``conftest.py``); each test gets a database of its own and a prefix of the bucket. Two
+``conftest.py``, ``shared_lake`` among them); each test gets a database of its own and a
+prefix of the bucket. Two
 workers commit to the same catalog: a kill moves partitions to the other worker, whose
 opening fences the dead one's epoch and undoes a catalog commit Kafka did not make.
 """
@@ -10,8 +12,6 @@ opening fences the dead one's epoch and undoes a catalog commit Kafka did not ma
 from __future__ import annotations
 
 import json
-import subprocess
-import uuid
 
 import pytest
 from test_crash import _check
@@ -19,43 +19,6 @@ from test_crash import _check
 from load_tests.crash_test import run
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def shared_lake(s3_store, pg_catalog, monkeypatch) -> dict[str, str]:
-    """CROSSINGS_LAKE and the store's credentials, for the workers and for this process."""
-    from streams.ops.lakestore import postgres
-
-    name = f"crash_{uuid.uuid4().hex[:8]}"
-    subprocess.run(
-        [
-            str(postgres.bin_dir() / "createdb"),
-            "-h",
-            pg_catalog.host,
-            "-p",
-            str(pg_catalog.port),
-            "-U",
-            pg_catalog.user,
-            name,
-        ],
-        check=True,
-        timeout=60,
-    )
-    catalog = f"host={pg_catalog.host} port={pg_catalog.port} dbname={name} user={pg_catalog.user}"
-    credentials = {
-        "AWS_ACCESS_KEY_ID": s3_store.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_store.secret_key,
-        "AWS_ENDPOINT_URL": f"http://{s3_store.endpoint}",
-    }
-    for key, value in credentials.items():  # the lake is read here too
-        monkeypatch.setenv(key, value)
-    return {
-        "CROSSINGS_LAKE": f"ducklake:postgres:{catalog}",
-        "CROSSINGS_LAKE_DATA_PATH": f"s3://{s3_store.bucket}/{name}/",
-        # Small: most commits write Parquet objects to the bucket, not inlined rows.
-        "CROSSINGS_LAKE_INLINE_ROWS": "50",
-        **credentials,
-    }
 
 
 def test_one_of_two_workers_on_s3_and_postgres_killed(kafka_bootstrap, tmp_path, shared_lake):
@@ -73,6 +36,8 @@ def test_one_of_two_workers_on_s3_and_postgres_killed(kafka_bootstrap, tmp_path,
     print(json.dumps(result.summary(), default=str)[:200])
     _check(result, kills=2)
     assert result.lake.startswith("ducklake:postgres:") and "s3://" in result.lake
+    # Two hosts: each worker its own home and data folder, and no lake file in either.
+    assert len(set(result.worker_data_dirs)) == 2 and result.local_lake_files == []
 
 
 def test_three_workers_one_joining_one_stalling_on_s3_and_postgres(kafka_bootstrap, tmp_path, shared_lake):

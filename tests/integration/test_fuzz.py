@@ -22,10 +22,12 @@ from load_tests.fuzz import run
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("lake", ["parquet", "ducklake"])
+@pytest.mark.parametrize("lake", ["parquet", "ducklake", "ducklake-s3"])
 def test_every_bad_message_is_dead_lettered_with_its_reason_and_every_valid_one_counted_once(
-    kafka_bootstrap, tmp_path, lake
+    kafka_bootstrap, tmp_path, lake, request
 ):
+    # ducklake-s3: a PostgreSQL catalog and the files on the S3 store (``shared_lake``).
+    env = request.getfixturevalue("shared_lake") if lake == "ducklake-s3" else {"CROSSINGS_LAKE": lake}
     result = run(
         kafka_bootstrap,
         tmp_path,
@@ -33,7 +35,7 @@ def test_every_bad_message_is_dead_lettered_with_its_reason_and_every_valid_one_
         valid=5000,
         seed=5,
         drain_timeout=300,
-        extra_env={"CROSSINGS_LAKE": lake},
+        extra_env=env,
     )
     figures = json.dumps(result.figures(), indent=1, default=str)
     print(result.table())  # shown with -s or -rA

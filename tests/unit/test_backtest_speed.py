@@ -20,7 +20,6 @@ from streams.backtest import Columns, backtest, build_series, parallel, render
 from streams.cli.main import cli
 from streams.domain.detect.baseline import (
     BaselineConfig,
-    DayShape,
     ShapeCache,
     _Day,
     _year_ago_days,
@@ -106,7 +105,9 @@ def test_share_spread_with_the_cache_is_share_spread_without(seed, averaged):
         window = every[max(0, end - 28) : end][::-1]
         assert share_spread(window, config, averaged, cache) == share_spread(window, config, averaged)
     assert cache.weekdays and len(cache.weekdays) <= ShapeCache.WEEKDAYS_KEPT
-    assert all(isinstance(s, DayShape) for w in cache.weekdays.values() for s in w.shapes)
+    shapes = [shape.done_by_hour for shape in cache.values()]
+    assert all(any(d is s for s in shapes) for w in cache.weekdays.values() for d in w.done)
+    assert cache.hours and len(cache.hours) <= ShapeCache.WEEKDAYS_KEPT
 
 
 # -- the backtest in several processes -----------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hourly_detector import hourly_transitions
 
 from streams.cli.main import cli
 from streams.domain.detect.config import DetectorConfig
@@ -86,3 +87,20 @@ def test_a_post_closed_every_sunday_keeps_its_weekly_model():
         ships.record(START + timedelta(days=k), counts[k], NORMAL)
     pattern = intermittent_pattern(ships, START + timedelta(days=200), DetectorConfig())
     assert pattern is not None and 0.15 < pattern.chance < 0.35
+
+
+def _hourly_run(counts: list[int], restart: bool) -> list[tuple]:
+    return [
+        (t.status, t.opened, t.episode.kind, t.assessment.cause, t.as_of)
+        for t in hourly_transitions("zhibek-zholy", counts, START, restart=restart, group=("CHN", "tourism"))
+    ]
+
+
+def test_a_restart_at_every_hour_changes_nothing_for_an_intermittent_series():
+    """The hurdle model is read from the saved day totals alone: a worker restarted before
+    every evaluation judges ship days, and the ships stopping, as one never restarted."""
+    counts = _ship_days(1, {CHANGE: 0.0})[: CHANGE + 40]
+    calm = _hourly_run(counts, restart=False)
+    stopped = START + timedelta(days=CHANGE)
+    assert [kind for _, opened, kind, _, at in calm if opened and at.date() >= stopped] == ["drop"]
+    assert calm == _hourly_run(counts, restart=True)

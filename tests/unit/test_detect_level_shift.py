@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import math
 import random
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
+from hourly_detector import hourly_transitions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.backtest import Columns, backtest, build_series
-from streams.domain.counts import count_event
 from streams.domain.detect import CheckpointDetector
 from streams.domain.detect.baseline import BaselineConfig, build_baseline
 from streams.domain.detect.changepoint import LevelShifts, ShiftConfig
@@ -97,26 +97,13 @@ REGISTRY = load_registry()
 
 
 def _hourly(levels: list[int], restart: bool) -> list[tuple]:
-    """Korday entry evaluated every hour as the worker does, ``levels[k]`` crossings on day
-    k (spread over 06:00-21:00), restarted from its JSON state before every evaluation if
-    ``restart``: the transitions as comparable tuples."""
-    korday = REGISTRY["korday"]
-    profiles: dict = {}
-    detector = CheckpointDetector(korday, "entry", profiles.get)
-    found = []
-    start = date(2024, 2, 1)  # no holiday of Korday's countries in the step's weeks below
-    for k, level in enumerate(levels):
-        day = start + timedelta(days=k)
-        for hour in range(24):
-            if restart:
-                state = json.loads(json.dumps(detector.state().to_dict()))
-                detector = CheckpointDetector(korday, "entry", profiles.get, state=state)
-            moment = datetime.combine(day, time(hour), tzinfo=korday.tz)
-            for t in detector.evaluate(moment):
-                found.append((t.status, t.opened, t.episode.episode_id, t.episode.kind, t.as_of.isoformat()))
-            if 6 <= hour < 22 and level:
-                profiles[day] = count_event(profiles.get(day), hour, "KGZ", "labour", level // 16)
-    return found
+    """Korday entry evaluated every hour as the worker does (restarted from its JSON state
+    before every evaluation if ``restart``): the transitions as comparable tuples."""
+    # 2024-02-01: no holiday of Korday's countries in the step's weeks below.
+    return [
+        (t.status, t.opened, t.episode.episode_id, t.episode.kind, t.as_of.isoformat())
+        for t in hourly_transitions("korday", levels, date(2024, 2, 1), restart=restart)
+    ]
 
 
 def test_the_worker_re_anchors_too_and_a_restart_changes_nothing():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hourly_detector import hourly_transitions
 from samples import event_bytes
 
 from streams.cli.main import cli
@@ -155,25 +156,12 @@ def test_the_worker_flags_a_post_that_starts_carrying_traffic_at_its_first_hour(
 
 
 def _hourly_run(levels: list[int], restart: bool) -> list[tuple]:
-    """One Korday direction evaluated every hour of ``len(levels)`` days, ``levels[k]``
-    crossings on day k (spread over 06:00-21:00), restarted from its saved state before
-    every evaluation if ``restart``: the transitions, as comparable tuples."""
-    korday = REGISTRY["korday"]
-    profiles: dict = {}
-    detector = CheckpointDetector(korday, "entry", profiles.get)
-    found = []
-    for k, level in enumerate(levels):
-        day = START + timedelta(days=k)
-        for hour in range(24):
-            if restart:
-                state = json.loads(json.dumps(detector.state().to_dict()))
-                detector = CheckpointDetector(korday, "entry", profiles.get, state=state)
-            moment = datetime.combine(day, time(hour), tzinfo=korday.tz)
-            for t in detector.evaluate(moment):
-                found.append((t.status, t.opened, t.episode.kind, t.assessment.cause, t.as_of))
-            if 6 <= hour < 22 and level:
-                profiles[day] = count_event(profiles.get(day), hour, "KGZ", "labour", level // 16)
-    return found
+    """Korday entry every hour over ``levels`` (restarted before every evaluation if
+    ``restart``): the transitions, as comparable tuples."""
+    return [
+        (t.status, t.opened, t.episode.kind, t.assessment.cause, t.as_of)
+        for t in hourly_transitions("korday", levels, START, restart=restart)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import duckdb
 from prometheus_client import CollectorRegistry, generate_latest
-from test_ducklake_upkeep import ROWS_PER_COMMIT, TODAY, _commit, _lake
+from test_ducklake_upkeep import ROWS_PER_COMMIT, TODAY, _commit, _lake, _upkeep
 
 from streams.settings import Settings
 from streams.settings.lake import LakeConfig
@@ -35,7 +35,7 @@ def test_a_run_compacts_expires_and_is_measured(tmp_path):
     con.close()
     registry = CollectorRegistry()
     upkeep = LakeUpkeep(
-        lambda: _lake(tmp_path),
+        lambda: _upkeep(tmp_path),
         retention_days=2,
         interval=3600,
         metrics=LakeUpkeepMetrics(registry),
@@ -102,3 +102,10 @@ def test_the_worker_keeps_only_a_ducklake_lake(tmp_path):
     upkeep = lake_upkeep(on, metrics, leads=lambda: True)
     assert upkeep is not None and upkeep.retention_days == 30 and upkeep.interval == 3600
     assert b"crossings_lake_files" in metrics.exposition()
+    # Its connection inlines nothing: the rows compaction writes out of the catalog go to a file.
+    con = upkeep._connect()
+    con.execute(
+        "INSERT INTO lake.events (local_day, checkpoint_id, kafka_offset, commit_seq) VALUES (?, 'CP', 1, 1)",
+        [TODAY],
+    )
+    assert con.execute("SELECT count(*) FROM ducklake_list_files('lake', 'events')").fetchall() == [(1,)]

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.domain.alert_type import alert_from_dict, alert_to_dict
 from streams.notify.alertmanager import alert_name, to_alertmanager
 from streams.notify.firing import FiringSet
 from streams.notify.message import AlertRecord, MalformedAlert
@@ -52,20 +53,25 @@ def message(status: str = "firing", *, kind: str = "surge", ratio: float = 2.5, 
     return alert
 
 
+def typed(status: str = "firing", **fields):
+    """The message as notify holds it: the typed alert."""
+    return alert_from_dict(message(status, **fields))
+
+
 OPENED = "2024-03-04T04:00:00+00:00"
 UPDATED = "2024-03-04T19:00:00+00:00"
 RESOLVED = "2024-03-06T04:00:00+00:00"
 
 
 def test_alert_names_say_surge_drop_or_closed():
-    assert alert_name(message(as_of=OPENED)) == "CrossingSurge"
-    assert alert_name(message(as_of=OPENED, kind="drop", ratio=0.4)) == "CrossingDrop"
-    assert alert_name(message(as_of=OPENED, kind="drop", ratio=0.0)) == "CheckpointClosed"
+    assert alert_name(typed(as_of=OPENED)) == "CrossingSurge"
+    assert alert_name(typed(as_of=OPENED, kind="drop", ratio=0.4)) == "CrossingDrop"
+    assert alert_name(typed(as_of=OPENED, kind="drop", ratio=0.0)) == "CheckpointClosed"
 
 
 def test_alertmanager_form_of_a_firing_and_a_resolved_message():
     firing = to_alertmanager(
-        message(as_of=OPENED),
+        typed(as_of=OPENED),
         name="CrossingSurge",
         starts_at=OPENED,
         generator_template="http://g/{checkpoint}",
@@ -85,7 +91,7 @@ def test_alertmanager_form_of_a_firing_and_a_resolved_message():
     assert "well above normal" in notes["description"] and "What to do" in notes["description"]
     assert all(isinstance(v, str) for v in notes.values())  # Alertmanager wants strings
     resolved = to_alertmanager(
-        message("resolved", as_of=RESOLVED),
+        typed("resolved", as_of=RESOLVED),
         name="CrossingSurge",
         starts_at=OPENED,
         generator_template="http://g",
@@ -96,13 +102,13 @@ def test_alertmanager_form_of_a_firing_and_a_resolved_message():
 
 def test_firing_set_keeps_name_and_start_of_the_episode_and_drops_it_on_resolve():
     firing = FiringSet()
-    opened = firing.apply(message(kind="drop", ratio=0.0, as_of=OPENED))
+    opened = firing.apply(typed(kind="drop", ratio=0.0, as_of=OPENED))
     assert opened.name == "CheckpointClosed"
     # The next day's figures are only a drop, but it is the same alert to Alertmanager.
-    updated = firing.apply(message(kind="drop", ratio=0.3, as_of=UPDATED, window="full_day"))
-    assert (updated.name, updated.starts_at, updated.latest["as_of"]) == ("CheckpointClosed", OPENED, UPDATED)
+    updated = firing.apply(typed(kind="drop", ratio=0.3, as_of=UPDATED, window="full_day"))
+    assert (updated.name, updated.starts_at, updated.latest.as_of) == ("CheckpointClosed", OPENED, UPDATED)
     assert len(firing) == 1
-    resolved = firing.apply(message("resolved", kind="drop", ratio=0.95, as_of=RESOLVED))
+    resolved = firing.apply(typed("resolved", kind="drop", ratio=0.95, as_of=RESOLVED))
     assert (resolved.name, resolved.starts_at) == ("CheckpointClosed", OPENED)
     assert len(firing) == 0
     assert resolved.posted("http://g")["endsAt"] == RESOLVED
@@ -119,11 +125,12 @@ def test_firing_set_holds_exactly_the_episodes_whose_last_message_fires(steps):
     ]
     firing = FiringSet()
     for alert in alerts:
-        firing.apply(alert)
+        firing.apply(alert_from_dict(alert))
     last = {a["episode_id"]: a["status"] for a in alerts}
-    assert {e.latest["episode_id"] for e in firing.open()} == {ep for ep, s in last.items() if s == "firing"}
+    assert {e.latest.episode_id for e in firing.open()} == {ep for ep, s in last.items() if s == "firing"}
     for episode in firing.open():
-        assert episode.latest == [a for a in alerts if a["episode_id"] == episode.latest["episode_id"]][-1]
+        newest = [a for a in alerts if a["episode_id"] == episode.latest.episode_id][-1]
+        assert episode.latest == alert_from_dict(newest)
 
 
 def test_idempotency_key_is_episode_and_offset():
@@ -260,7 +267,14 @@ def test_a_message_that_is_not_an_alert_is_malformed_with_its_reason(value):
 
 def test_an_alert_of_the_schema_is_read():
     record = AlertRecord.from_kafka(7, VALID)
-    assert record.alert == json.loads(VALID) and record.value == VALID
+    assert record.value == VALID
+    # A message without the optional fields (as of v1) reads them as None.
+    assert alert_to_dict(record.alert) == {
+        "cause": None,
+        "scope": None,
+        "band": None,
+        "notes": None,
+    } | json.loads(VALID)
     assert record.idempotency_key == "zhibek-zholy:entry:surge:2024-03-04T0900:7"
 
 

@@ -301,3 +301,62 @@ def test_a_replay_into_ducklake_killed_and_run_again_writes_each_row_once(histor
     result = _cli_replay_ducklake(history, tmp_path, "--jobs", "1")
     assert result.exit_code == 0, result.output
     assert lake_content(tmp_path / "data", "ducklake") == expected
+
+
+def _tables_of(data: Path) -> dict[str, list[tuple]]:
+    """Every row of each DuckLake table but its commit sequence (a replay stamps each commit's,
+    a conversion the publishing commit's), in a fixed order."""
+    from streams.settings.lake import load_lake
+    from streams.sinks.ducklake.read import attach
+
+    con = attach(load_lake({"CROSSINGS_LAKE": "ducklake"}), data)
+    try:
+        return {
+            table: con.execute(f"SELECT * EXCLUDE (commit_seq) FROM lake.{table} ORDER BY ALL").fetchall()
+            for table in ("events", "alerts", "daily_counts", "dead_letters")
+        }
+    finally:
+        con.close()
+
+
+def test_a_parquet_lake_converted_into_ducklake_holds_the_rows_a_ducklake_replay_writes(
+    history, one_job, tmp_path
+):
+    env = {
+        "CROSSINGS_HOME": str(tmp_path / "home"),
+        "CROSSINGS_PARTITIONS": str(PARTITIONS),
+        "CROSSINGS_LAKE": "ducklake",
+        "CROSSINGS_DATA_DIR": str(tmp_path / "converted"),
+    }
+    result = CliRunner().invoke(cli, ["lake", "convert", str(one_job[0])], env=env)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"converted .*: events [\d,]+ rows \([\d,]+ files\)", result.output), result.output
+    # Through the query views: the rows of the Parquet lake, dead letters included.
+    assert lake_content(tmp_path / "converted", "ducklake") == lake_content(one_job[0], "parquet")
+    # In the tables: the rows, days, checkpoints and source partitions the DuckLake sink
+    # writes (a worker going on with the lake replaces its partitions' daily counts).
+    replayed = _cli_replay_ducklake(history, tmp_path / "replayed")
+    assert replayed.exit_code == 0, replayed.output
+    expected = _tables_of(tmp_path / "replayed" / "data")
+    assert all(expected.values())
+    assert _tables_of(tmp_path / "converted") == expected
+    # A second run would double every row: refused, saying why.
+    again = CliRunner().invoke(cli, ["lake", "convert", str(one_job[0])], env=env)
+    assert again.exit_code == 2 and "already holds rows" in again.output
+
+
+def test_a_parquet_lake_with_rows_still_staged_is_not_converted(one_job, tmp_path):
+    import shutil
+
+    source = tmp_path / "parquet"
+    shutil.copytree(one_job[0], source)
+    staged = source / "_staging" / "p000" / "events" / "date=2024-03-01" / "checkpoint=korday"
+    staged.mkdir(parents=True)
+    next((source / "events").rglob("*.parquet")).rename(staged / "p000-0000000009-o1-2.parquet")
+    env = {
+        "CROSSINGS_HOME": str(tmp_path / "home"),
+        "CROSSINGS_LAKE": "ducklake",
+        "CROSSINGS_DATA_DIR": str(tmp_path / "converted"),
+    }
+    result = CliRunner().invoke(cli, ["lake", "convert", str(source)], env=env)
+    assert result.exit_code == 2 and "still staged" in result.output and "stop it" in result.output

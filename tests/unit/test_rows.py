@@ -15,6 +15,7 @@ import pytest
 from streams.core.effects import EventColumns
 from streams.domain import rows
 from streams.domain.alert import alert_message
+from streams.domain.alert_type import Alert, alert_to_dict, decode_alert
 from streams.domain.detect.assess import Assessment, Driver
 from streams.domain.detect.episodes import Episode, Transition
 from streams.domain.event import CrossingEvent, EventDecoder, _WireEvent
@@ -120,3 +121,40 @@ def test_an_alert_message_has_the_alert_fields() -> None:
         checkpoint, "entry", Transition("firing", episode, assessment, at, True), raised_at=at
     )
     assert set(message) == {c.name for c in rows.wire_fields(rows.ALERT)}
+    # notify's typed alert carries the whole message, each field with its value and type.
+    typed = decode_alert(json.dumps(message).encode())
+    assert alert_to_dict(typed) == message
+    assert [f.name for f in msgspec.structs.fields(Alert)] == [c.name for c in rows.wire_fields(rows.ALERT)]
+
+
+def test_the_typed_alert_reads_a_message_of_v1_and_refuses_a_wrong_type() -> None:
+    nullable = [c for c in rows.wire_fields(rows.ALERT) if c.nullable]
+    assert {c.name for c in nullable} >= {"cause", "scope"}
+    v1 = {
+        "version": 1,
+        "alert_id": "a",
+        "episode_id": "e",
+        "status": "firing",
+        "kind": "surge",
+        "checkpoint_id": "korday",
+        "checkpoint_name": "Korday",
+        "direction": "entry",
+        "local_day": "2024-03-04",
+        "window": "full_day",
+        "as_of": "2024-03-04T19:00:00+00:00",
+        "raised_at": "2024-03-04T19:00:01+00:00",
+        "observed": 10,
+        "expected": 4.0,
+        "ratio": 2.5,
+        "score": 5.0,
+        "drivers": [],
+        "summary": "s",
+        "a_field_of_a_later_version": {"any": "thing"},
+    }
+    typed = decode_alert(json.dumps(v1).encode())
+    assert all(getattr(typed, c.name) is None for c in nullable)
+    assert (typed.observed, typed.ratio, typed.drivers) == (10, 2.5, [])
+    with pytest.raises(msgspec.ValidationError, match="observed"):
+        decode_alert(json.dumps({**v1, "observed": "ten"}).encode())
+    with pytest.raises(msgspec.ValidationError, match="summary"):
+        decode_alert(json.dumps({k: v for k, v in v1.items() if k != "summary"}).encode())

@@ -25,27 +25,35 @@ Then the calendar, from the detector's own year of daily totals (``history.py``)
 How uncertain is the day so far? The day's level by the weekday ratios' robust spread
 (widened for the error of a median of a few days: a prediction interval), and the share
 of the day done by each local hour by how much the recent days' own shapes strayed from
-their weekday's (``share_spread``, beyond Poisson), so a surge is judged within hours
+their weekday's (``spread.share_spread``, beyond Poisson), so a surge is judged within hours
 where the days are regular and cautiously where they are not. The mix of nationalities
-gets the same treatment (``group_spread``). The shape of the day (mean share per local
+gets the same treatment (``spread.group_spread``). The shape of the day (mean share per local
 hour, same weekday where possible) and the mix are averaged over the chosen days.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import reduce
-from itertools import chain
-from operator import add
+from functools import lru_cache
 
 from streams.domain.counts import HOURS, DayProfile, split_group
 from streams.domain.detect.calendar import beside_holiday_last_year, holiday_names, same_holiday_last_year
 from streams.domain.detect.changepoint import Trend, trend_estimate
 from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
+from streams.domain.detect.robust import median
+from streams.domain.detect.spread import (  # noqa: F401 (re-exported: the spreads were here)
+    DayShape,
+    ShapeCache,
+    _group_spread,
+    _shapes_of,
+    _share_spread,
+    day_shape,
+    group_spread,
+    share_spread,
+)
 
 ProfileLookup = Callable[[date], DayProfile | None]
 
@@ -146,8 +154,8 @@ class Baseline:
 def _mad_cv(ratios: list[float]) -> float:
     if len(ratios) < 2:
         return 0.0
-    centre = statistics.median(ratios)
-    return 1.4826 * statistics.median(abs(r - centre) for r in ratios)
+    centre = median(ratios)
+    return 1.4826 * median(abs(r - centre) for r in ratios)
 
 
 @dataclass
@@ -158,10 +166,13 @@ class _Day:
     flag: str
     #: Reads the total at the level of the day judged (a level shift since: ``changepoint.py``).
     scale: float = 1.0
+    #: ``total * scale`` and ``day.weekday()``: read many times per baseline, worked out once.
+    level: float = field(init=False, repr=False, compare=False)
+    weekday: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def level(self) -> float:
-        return self.total * self.scale
+    def __post_init__(self) -> None:
+        self.level = self.total * self.scale
+        self.weekday = self.day.weekday()
 
 
 def _past_days(
@@ -172,16 +183,20 @@ def _past_days(
     Without a history (a detector just started, or a caller passing none) a day with no
     profile is unknown; with one, a day recorded as zero is a zero."""
     found = []
-    earlier, one_day, profile_days = day, timedelta(days=1), 7 * profile_weeks
-    for back in range(1, 7 * weeks + 1):
+    earlier, one_day, profile_days, count = day, timedelta(days=1), 7 * profile_weeks, 7 * weeks
+    # The recorded days in one slice (``DayHistory.before``, oldest first), not a look-up each.
+    totals, flags = history.before(day, count) if history is not None else ([None] * count, NORMAL * count)
+    shifted = history is not None and bool(history.shifts.shifts)
+    for back in range(1, count + 1):
         earlier -= one_day
-        recorded = history.get(earlier) if history is not None else None
+        total = totals[count - back]
         profile = lookup(earlier) if back <= profile_days else None
-        scale = history.scale(earlier, day) if history is not None else 1.0
+        scale = history.scale(earlier, day) if shifted else 1.0  # type: ignore[union-attr]
         if profile is not None and profile["total"] > 0:
-            found.append(_Day(earlier, profile["total"], profile, recorded[1] if recorded else NORMAL, scale))
-        elif recorded is not None:
-            found.append(_Day(earlier, recorded[0], profile, recorded[1], scale))
+            flag = flags[count - back] if total is not None else NORMAL
+            found.append(_Day(earlier, profile["total"], profile, flag, scale))
+        elif total is not None:
+            found.append(_Day(earlier, total, profile, flags[count - back], scale))
     return found
 
 
@@ -216,6 +231,19 @@ def _year_ago_values(history: DayHistory, day: date, countries: tuple[str, ...])
     return values
 
 
+def _year_ago_log(history: DayHistory, day: date, countries: tuple[str, ...]) -> float | None:
+    """The log of the mean of ``_year_ago_days``' days, None with fewer than four or no
+    crossings (``_trend`` reads it for each of a month of days): worked out once, as they are."""
+
+    def compute() -> float | None:
+        last_year = _year_ago_days(history, day, countries)
+        if len(last_year) < 4 or sum(last_year) <= 0:
+            return None
+        return math.log(sum(last_year) / len(last_year))
+
+    return history.memo(("year_ago_log", countries), day, _YEAR_AGO, compute)
+
+
 def _year_ago_level(history: DayHistory, day: date, countries: tuple[str, ...]) -> tuple[float, int] | None:
     """Last year's level around ``day`` (the mean of ``_year_ago_days``' days) and how many
     days it was read off; None with fewer than four. One or two alarm days among them are
@@ -245,7 +273,9 @@ def _year_ago_level_of(
     return sum(kept) / len(kept), len(days)
 
 
+@lru_cache(maxsize=1 << 16)
 def _near_holiday(countries: tuple[str, ...], day: date) -> bool:
+    """A holiday on ``day``, its eve or the day after (remembered, as ``holiday_names``)."""
     return any(holiday_names(countries, day + timedelta(days=k)) for k in (-1, 0, 1))
 
 
@@ -310,179 +340,9 @@ def holiday_effect(
         ordinary = history.get(d)
         if ordinary is not None and ordinary[1] != CLOSED and not holiday_names(countries, d):
             around.append(ordinary[0])
-    if len(around) < 2 or statistics.median(around) <= 0:
+    if len(around) < 2 or median(around) <= 0:
         return None
-    return got[0] / statistics.median(around), got[0]
-
-
-def _robust_spread(deviations: list[float]) -> float:
-    """1.4826 * the median absolute deviation from zero: a standard deviation robust to outliers."""
-    return 1.4826 * statistics.median(abs(x) for x in deviations)
-
-
-@dataclass(frozen=True)
-class DayShape:
-    """What the spreads need of one completed day: the share of it done by each local hour
-    (index k: hours up to and including k, for k < 23) and its crossings per nationality.
-    Worked out once per day and total (``ShapeCache``), not at every baseline."""
-
-    total: int
-    done_by_hour: tuple[float, ...]
-    nationalities: dict[str, int] = field(hash=False)
-
-
-@dataclass(frozen=True)
-class _WeekdayShapes:
-    """What ``share_spread`` draws from the days of one weekday (two or more), in their
-    order: each day's total, its shares done by hour ``k`` (``done[k]``, one per day) and
-    its deviations from the other days' mean (``deviations[k]``). ``shapes``: the days'
-    shapes, held so the ids that key it (``ShapeCache.weekdays``) stay theirs."""
-
-    shapes: tuple[DayShape, ...]
-    totals: tuple[int, ...]
-    done: tuple[tuple[float, ...], ...]
-    deviations: tuple[tuple[float, ...], ...]
-
-
-class ShapeCache(dict[tuple[date, int], DayShape]):
-    """(day, total) -> its shape; a detector keeps one so each day is summed once, not daily.
-
-    Also what ``share_spread`` drew from each weekday's days (``weekdays``, by the ids of
-    their shapes): from one day to the next, one weekday's days change and six do not."""
-
-    #: The newest ``WEEKDAYS_KEPT`` sets of days are kept: a baseline uses seven, and the
-    #: next day's six of them and one new (a few kB each, per detector).
-    WEEKDAYS_KEPT = 16
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weekdays: dict[tuple[int, ...], _WeekdayShapes] = {}
-
-
-def day_shape(d: _Day, cache: ShapeCache | None) -> DayShape | None:
-    if d.profile is None or d.total <= 0:
-        return None
-    key = (d.day, d.total)
-    if cache is not None and key in cache:
-        return cache[key]
-    done, running, total = [], 0, d.total
-    for count in d.profile["hourly"][: HOURS - 1]:
-        running += count
-        done.append(running / total)
-    nationalities: dict[str, int] = {}
-    for group, count in d.profile["groups"].items():
-        nationality = split_group(group)[0]
-        nationalities[nationality] = nationalities.get(nationality, 0) + count
-    shape = DayShape(total, tuple(done), nationalities)
-    if cache is not None:
-        cache[key] = shape
-    return shape
-
-
-def _weekday_shapes(
-    shapes: list[DayShape], kept: dict[tuple[int, ...], _WeekdayShapes] | None
-) -> _WeekdayShapes:
-    """``share_spread``'s figures of one weekday's days: each day's shares done by hour
-    against the mean of the other days' (leave one out), worked out once per set of days."""
-    key = tuple(map(id, shapes))
-    if kept is not None and key in kept:
-        return kept[key]
-    n = len(shapes)
-    scale = math.sqrt((n - 1) / n)
-    others = 1.0 / (n - 1)
-    sums = [sum(column) for column in zip(*(s.done_by_hour for s in shapes), strict=True)]
-    deviations: list[list[float]] = [[] for _ in range(HOURS - 1)]
-    for shape in shapes:
-        for k, (own, whole) in enumerate(zip(shape.done_by_hour, sums, strict=True)):
-            reference = (whole - own) * others
-            if reference > 0.0:
-                deviations[k].append(abs(own / reference - 1.0) * scale)
-    found = _WeekdayShapes(
-        tuple(shapes),
-        tuple(s.total for s in shapes),
-        tuple(s.done_by_hour for s in shapes),
-        tuple(map(tuple, deviations)),
-    )
-    if kept is not None:
-        kept[key] = found
-        while len(kept) > ShapeCache.WEEKDAYS_KEPT:
-            del kept[next(iter(kept))]
-    return found
-
-
-def share_spread(
-    days: list[_Day], config: BaselineConfig, averaged: int = 0, cache: ShapeCache | None = None
-) -> tuple[float, ...]:
-    """How far a day's share done by each local hour strays from the usual, beyond Poisson.
-
-    Each day's cumulative share by hour k is compared with the mean of the other days of
-    the same weekday (leave one out, so a day is not part of its own yardstick); the
-    robust spread of those ratios, less the Poisson part expected from the counts
-    (``(1 - share) / (share * total)``), is the extra relative uncertainty of "the share
-    of the day done by now". Index k: the hours before k (0 and 24 carry none). Empty if
-    fewer than ``min_shape_days`` days compare. ``averaged``: how many days the expected
-    shape is the mean of (its own error adds ``spread^2 / averaged``, as for a prediction
-    interval)."""
-    by_weekday: dict[int, list[DayShape]] = {}
-    for d in days:
-        shape = day_shape(d, cache)
-        if shape is not None:
-            by_weekday.setdefault(d.day.weekday(), []).append(shape)
-    kept = cache.weekdays if isinstance(cache, ShapeCache) else None
-    weekdays = [_weekday_shapes(shapes, kept) for shapes in by_weekday.values() if len(shapes) >= 2]
-    totals = [total for w in weekdays for total in w.totals]
-    if len(totals) < config.min_shape_days:
-        return ()
-    # The days' shares, each hour summed in the days' order (as one running sum would), and
-    # the deviations of every weekday's days together.
-    mean_done = [
-        reduce(add, hour, 0.0) for hour in zip(*(done for w in weekdays for done in w.done), strict=True)
-    ]
-    deviations = [
-        list(chain.from_iterable(hour)) for hour in zip(*(w.deviations for w in weekdays), strict=True)
-    ]
-    typical_total = statistics.median(totals)
-    inflate = 1.0 + 1.0 / averaged if averaged else 1.0
-    spread = [0.0] * (HOURS + 1)
-    for k, found in enumerate(deviations):
-        if len(found) < config.min_shape_days:
-            spread[k + 1] = config.unknown_share_dispersion
-            continue
-        share = mean_done[k] / len(totals)
-        poisson = (1.0 - share) / (share * typical_total) if share > 0 else 0.0
-        excess = ((1.4826 * statistics.median(found)) ** 2 - poisson) * inflate
-        spread[k + 1] = min(max(math.sqrt(max(excess, 0.0)), config.min_share_dispersion), 1.0)
-    return tuple(spread)
-
-
-def group_spread(
-    days: list[_Day], config: BaselineConfig, cache: ShapeCache | None = None
-) -> dict[str, float]:
-    """Per nationality: the robust day-to-day spread of its ratio to the rest of the post,
-    beyond Poisson (``1/own + 1/rest``). A crackdown on one nationality is judged against
-    the other nationalities of the same day, so the day's level and shape cancel."""
-    shapes = [shape for d in days if (shape := day_shape(d, cache)) is not None]
-    if len(shapes) < config.min_shape_days:
-        return {}
-    names = sorted({n for shape in shapes for n in shape.nationalities})
-    spreads = {}
-    for nationality in names:
-        ratios, poisson = [], []
-        for shape in shapes:
-            own = shape.nationalities.get(nationality, 0)
-            rest = shape.total - own
-            if rest <= 0:
-                continue
-            ratios.append(own / rest)
-            poisson.append(1.0 / max(own, 1) + 1.0 / rest)
-        if len(ratios) < config.min_shape_days:
-            continue
-        centre = statistics.median(ratios)
-        if centre <= 0:
-            continue
-        excess = _robust_spread([r / centre - 1.0 for r in ratios]) ** 2 - statistics.median(poisson)
-        spreads[nationality] = min(max(math.sqrt(max(excess, 0.0)), config.min_share_dispersion), 1.0)
-    return spreads
+    return got[0] / median(around), got[0]
 
 
 def _trend(
@@ -505,11 +365,11 @@ def _trend(
             continue
         value = math.log(d.level)
         if history is not None:
-            last_year = _year_ago_days(history, d.day, countries)
-            if len(last_year) < 4 or sum(last_year) <= 0:
+            last_year = _year_ago_log(history, d.day, countries)
+            if last_year is None:
                 continue
-            value -= math.log(sum(last_year) / len(last_year))
-        groups.setdefault(d.day.weekday(), []).append((-float(age), value))
+            value -= last_year
+        groups.setdefault(d.weekday, []).append((-float(age), value))
     trend = trend_estimate(groups, config.trend_min_points)
     return trend if trend is not None and trend.z >= config.trend_min_z else None
 
@@ -525,6 +385,7 @@ def build_baseline(
     """Baseline for ``day``, or None while learning (or while nothing ordinary is known).
     ``shapes``: a cache of the days' shapes the caller keeps between days (optional)."""
     past = _past_days(day, lookup, history, config.max_weeks if history else config.weeks, config.weeks)
+    weekday = day.weekday()
     weeks_ago = day - timedelta(days=7 * config.weeks)
     recent = [d for d in past if d.day >= weeks_ago]
     open_days = [d for d in past if d.flag != CLOSED]
@@ -534,16 +395,16 @@ def build_baseline(
     notes: list[str] = []
     # Ordinary days first; alarm days only if too few ordinary ones (a lasting new level).
     ordinary = [d for d in open_days if d.flag == NORMAL and not holiday_names(countries, d.day)]
-    pool = ordinary if len([d for d in ordinary if d.day.weekday() == day.weekday()][:4]) >= 2 else None
+    pool = ordinary if len([d for d in ordinary if d.weekday == weekday][:4]) >= 2 else None
     if pool is None:
         pool = [d for d in recent if d.flag != CLOSED] or open_days
-    same = [d for d in pool if d.day.weekday() == day.weekday()][:4]
+    same = [d for d in pool if d.weekday == weekday][:4]
     if len(same) >= config.min_same_weekday:
         chosen = same
-        expected_day = float(statistics.median(d.level for d in same))
+        expected_day = float(median(d.level for d in same))
     elif len(pool) >= config.min_recent_days:
         chosen = pool[:7]
-        expected_day = float(statistics.median(d.level for d in chosen))
+        expected_day = float(median(d.level for d in chosen))
         floor = config.fallback_min_dispersion
     else:
         return None
@@ -554,12 +415,12 @@ def build_baseline(
 
     by_weekday: dict[int, list[float]] = {}
     for d in pool[:28]:
-        by_weekday.setdefault(d.day.weekday(), []).append(d.level)
-    weekday_level = {wd: statistics.median(t) for wd, t in by_weekday.items()}
+        by_weekday.setdefault(d.weekday, []).append(d.level)
+    weekday_level = {wd: median(t) for wd, t in by_weekday.items()}
     ratios = [
-        d.level / weekday_level[d.day.weekday()]
+        d.level / weekday_level[d.weekday]
         for d in pool[:28]
-        if len(by_weekday[d.day.weekday()]) >= 2 and weekday_level[d.day.weekday()] > 0
+        if len(by_weekday[d.weekday]) >= 2 and weekday_level[d.weekday] > 0
     ]
     # A new day strays from a median of n days by its own spread and the median's error
     # (about pi/2 * spread^2 / n): a prediction interval, not a confidence interval. The
@@ -647,7 +508,7 @@ def build_baseline(
         for group, count in d.profile["groups"].items():
             group_totals[group] = group_totals.get(group, 0.0) + count / d.total
     group_share = {g: c / n for g, c in group_totals.items()} if n else {}
-    shape_days = [d for d in pool[:28] if d.profile is not None]
+    shape_days = _shapes_of([d for d in pool[:28] if d.profile is not None], shapes)
 
     return Baseline(
         day=day,
@@ -657,6 +518,6 @@ def build_baseline(
         dispersion=dispersion,
         history_days=len(past),
         notes=tuple(notes),
-        share_dispersion=share_spread(shape_days, config, len(with_profiles), shapes),
-        group_dispersion=group_spread(shape_days, config, shapes),
+        share_dispersion=_share_spread(shape_days, config, len(with_profiles), shapes),
+        group_dispersion=_group_spread([shape for _, shape in shape_days], config),
     )

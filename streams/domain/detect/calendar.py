@@ -33,7 +33,24 @@ def _country_year(code: str, year: int) -> dict[date, str]:
         found = holidays.country_holidays(alpha2, years=year)
     except NotImplementedError:  # a country the package does not know
         return {}
-    return {day: _base_name(name) for day, name in found.items()}
+    days = {day: _base_name(name) for day, name in found.items()}
+    return days | _bridged_weekends(days, frozenset(getattr(found, "weekend", (5, 6))))
+
+
+def _bridged_weekends(days: dict[date, str], weekend: frozenset[int]) -> dict[date, str]:
+    """Weekend days with a holiday on both sides (China's golden weeks: the package lists
+    1-4 and 7 October, not the Saturday and Sunday between; Easter's Saturday between Good
+    Friday and Easter Monday): one holiday block to the people crossing, named after the
+    holiday before them and their place after it (matched to last year's by that name)."""
+    bridged = {}
+    for day in sorted(days):
+        gap, after = [], day + timedelta(days=1)
+        while after not in days and after.weekday() in weekend and len(gap) < 3:
+            gap.append(after)
+            after += timedelta(days=1)
+        if gap and after in days:
+            bridged |= {d: f"{days[day]}, weekend day {k}" for k, d in enumerate(gap, 1)}
+    return bridged
 
 
 def _base_name(name: str) -> str:

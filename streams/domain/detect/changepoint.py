@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from streams.domain.detect.robust import median
+
 
 @dataclass(frozen=True)
 class ShiftConfig:
@@ -204,4 +206,4 @@ def trend_estimate(groups: dict[int, list[tuple[float, float]]], min_points: int
     if n_all < min_points or not slopes or variance <= 0:
         return None
     z = (abs(s) - 1) / math.sqrt(variance) if s else 0.0
-    return Trend(statistics.median(slopes), max(z, 0.0), n_all)
+    return Trend(median(slopes), max(z, 0.0), n_all)

@@ -107,6 +107,21 @@ class DayHistory:
         index = (day - self.start).days
         return index if 0 <= index < len(self.totals) else None
 
+    def before(self, day: date, count: int) -> tuple[list[int | None], str]:
+        """The totals and flags of the ``count`` days before ``day``, oldest first, as
+        ``get`` reads them one by one (a day not recorded: None, flag ``NORMAL``), in one
+        slice: the detector reads a month or half a year of them every day."""
+        if self.start is None:
+            return [None] * count, NORMAL * count
+        high = (day - self.start).days
+        low = high - count
+        first, last = max(low, 0), min(high, len(self.totals))
+        totals = self.totals[first:last] if first < last else []
+        flags = self.flags[first:last] if first < last else ""
+        front = min(max(-low, 0), count)
+        back = count - front - len(totals)
+        return [None] * front + totals + [None] * back, NORMAL * front + flags + NORMAL * back
+
     def memo(self, name: Hashable, day: date, back: range, compute: Callable[[], T]) -> T:
         """``compute()``, a value of ``day`` that reads only the days ``day - k`` (``k`` in
         ``back``, ascending) of this history: worked out once, and again only after one of

@@ -62,19 +62,22 @@ def _silent(total: int, config: DetectorConfig) -> bool:
 def intermittent_pattern(history: DayHistory, day: date, config: DetectorConfig) -> Pattern | None:
     """The hurdle model of the days before ``day``, if the series is intermittent (see the
     module docstring); None if it is not (the weekly model judges it)."""
-    recorded: list[tuple[date, int]] = []
-    for back in range(config.intermittent_days, 0, -1):
-        earlier = day - timedelta(days=back)
-        got = history.get(earlier)
-        if got is not None:
-            recorded.append((earlier, got[0]))
-    if len(recorded) < config.intermittent_days // 2:
+    # Most series are busy and fail the first tests: those read counts alone, off one slice
+    # of the history (asked every day of every series); the days' dates only past them.
+    window = history.before(day, config.intermittent_days)[0]
+    kept = [total for total in window if total is not None]
+    if len(kept) < config.intermittent_days // 2:
         return None
+    zeros = len([total for total in kept if total <= config.silent_max])  # _silent
+    busy = len(kept) - zeros
+    if zeros < config.intermittent_min_zero_share * len(kept) or busy < config.intermittent_min_visits:
+        return None
+    recorded = [
+        (day - timedelta(days=config.intermittent_days - i), total)
+        for i, total in enumerate(window)
+        if total is not None
+    ]
     silent = [_silent(total, config) for _, total in recorded]
-    zeros = sum(silent)
-    busy = len(recorded) - zeros
-    if zeros < config.intermittent_min_zero_share * len(recorded) or busy < config.intermittent_min_visits:
-        return None
     visits = sum(1 for before, now in itertools.pairwise(silent) if before and not now)
     if visits < config.intermittent_min_visits:
         return None

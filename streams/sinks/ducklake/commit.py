@@ -26,7 +26,7 @@ import contextlib
 import glob
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -154,7 +154,7 @@ class PartitionWriter:
         raise AssertionError("unreachable")
 
     def _open_once(self) -> tuple[int, int]:
-        with self._transaction() as con:
+        with transaction(self.con) as con:
             row = con.execute(
                 f"SELECT commit_seq, last_offset, epoch FROM {ALIAS}.commits WHERE kafka_partition = ?",
                 [self.partition],
@@ -200,7 +200,7 @@ class PartitionWriter:
         raise AssertionError("unreachable")
 
     def _commit_once(self, seq, last_offset, tables, before_commit) -> str:
-        with self._transaction() as con:
+        with transaction(self.con) as con:
             row = con.execute(
                 f"SELECT commit_seq, epoch FROM {ALIAS}.commits WHERE kafka_partition = ?", [self.partition]
             ).fetchone()
@@ -225,17 +225,19 @@ class PartitionWriter:
                 before_commit()
         return "committed"
 
-    @contextlib.contextmanager
-    def _transaction(self):
-        con = self.con
-        con.execute("BEGIN")
-        try:
-            yield con
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One catalog transaction: committed when the block ends, rolled back if it raises
+    (a refused rollback is ignored: the error that got us there is the one to report)."""
+    con.execute("BEGIN")
+    try:
+        yield con
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 class _Duplicate(Exception):

@@ -34,12 +34,11 @@ a pool): a lock keeps them one at a time.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -49,7 +48,7 @@ import pyarrow as pa
 from streams.core.effects import CommitBatch
 from streams.core.ports import Fenced
 from streams.settings.lake import LakeConfig
-from streams.sinks.ducklake.commit import ALIAS, LakeLocation, S3Access, connect
+from streams.sinks.ducklake.commit import ALIAS, LakeLocation, S3Access, connect, transaction
 from streams.sinks.ducklake.wal import use_wal
 from streams.sinks.parquet.layout import (
     ALERTS,
@@ -230,7 +229,7 @@ class DuckLakeSink:
     # -- transactions ------------------------------------------------------------------------
 
     def _open_once(self, partition: int, committed_seq: int) -> tuple[int, int]:
-        with self._transaction() as con:
+        with transaction(self.con) as con:
             row = self._commits_row(con, partition)
             if row is None:
                 con.execute(
@@ -273,7 +272,7 @@ class DuckLakeSink:
 
     def _flush_once(self, batch: CommitBatch, epoch: int, tables: dict[str, pa.Table]) -> None:
         partition, seq = batch.partition, batch.commit_seq
-        with self._transaction() as con:
+        with transaction(self.con) as con:
             row = self._commits_row(con, partition)
             owner = row[2] if row is not None else None
             if owner != epoch:
@@ -359,18 +358,6 @@ class DuckLakeSink:
             [partition],
         ).fetchall()
         return rows[0] if rows else None
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self.con
-        con.execute("BEGIN")
-        try:
-            yield con
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
 
     def _table_exists(self, name: str) -> bool:
         found = self.con.execute(
