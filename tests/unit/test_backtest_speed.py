@@ -77,7 +77,8 @@ def test_the_memo_keeps_only_days_it_can_still_read():
         _year_ago_days(history, day, COUNTRIES)
     ((back, values),) = history._memos.values()
     assert len(values) <= KEEP_DAYS - back[-1] + 1
-    assert history.state().keys() == {"from", "totals", "flags", "shifts"}  # no cache in the state
+    # No cache in the state.
+    assert history.state().keys() == {"from", "totals", "flags", "shifts", "expected"}
 
 
 # -- share_spread: each weekday's figures kept, the same floats ---------------------------

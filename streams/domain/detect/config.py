@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams.domain.detect.changepoint import ShiftConfig
+from streams.domain.detect.tails import TailConfig
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ class DetectorConfig:
     #: has persisted. It opens no episode of its own: a shift no view flagged while it built
     #: up was within the bands (a monthly series steps every month), and becomes the level.
     level_shift: ShiftConfig = field(default_factory=ShiftConfig)
+    #: The series' own tail (``tails.py``): a day's verdict opens an episode only beyond what
+    #: the series did on more than about two days of its last year, or on the second day
+    #: in a row of a drop (``TailConfig.persist``).
+    tail: TailConfig = field(default_factory=TailConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.silent_max < self.reopen_min:

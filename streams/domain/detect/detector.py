@@ -68,6 +68,7 @@ from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayH
 from streams.domain.detect.intermittent import Pattern, assess_intermittent, intermittent_pattern
 from streams.domain.detect.post import PostView
 from streams.domain.detect.state import DetectorState, HistoryState, copied
+from streams.domain.detect.tails import TailBand, shape_reach, tail_band, widened
 from streams.domain.registry import Checkpoint
 
 #: Moved to ``assess``, ``config`` and ``episode``; importable from here as before.
@@ -155,6 +156,8 @@ class CheckpointDetector(PostView):
         #: the pair's first detector) and the local day ``evaluate_post`` last saw.
         self.post_episode: Episode | None = copied(saved.post_episode)
         self.post_day: date | None = saved.post_day
+        #: The local time of the running-day verdict being judged (``_in_tail_or_beyond``).
+        self._running_at: datetime | None = None
 
     def state(self) -> DetectorState:
         """What must survive a restart (kept in a changelogged table by the worker, as
@@ -256,7 +259,9 @@ class CheckpointDetector(PostView):
         if baseline is not None:
             self._band_inputs = (baseline, local, profile["total"] if profile else 0)
             running = assess_running_day(profile, baseline, local, self.config)
+            self._running_at = local
             transitions += self._step(running, as_of)
+            self._running_at = None
             if running is not None:
                 shape_cv = math.sqrt(max(running.cv * running.cv - baseline.dispersion**2, 0.0))
                 transitions += self._group_step(
@@ -296,6 +301,10 @@ class CheckpointDetector(PostView):
         alarmed = self.episode is not None or self.alarm_today
         flag = CLOSED if self.closed else (ALARM if alarmed else NORMAL)
         self.history.record(day, total, flag)
+        # A day whose expectation was itself a guess (the wide band of a holiday never seen,
+        # of the weeks after a reopening) says nothing of how far the series strays.
+        known = baseline is not None and baseline.dispersion < self.baseline_config.unknown_day_dispersion
+        self.history.expect(day, baseline.expected_day if known and not self.closed else None)
         self.alarm_today = False
         self._level_shift(day, total, baseline)
         if not self.closed and self.zero_run >= self.config.closed_after_days:
@@ -659,6 +668,13 @@ class CheckpointDetector(PostView):
                 return []
             if assessment.kind == "surge" and self._rebound(assessment):
                 return []
+            if not self._in_tail_or_beyond(assessment):
+                # The series' weather: no alarm, but no ordinary day either. Flagged as an
+                # alarm day, it stays out of the weekly level (a median of four Mondays two
+                # of which rained is not a Monday's level) and in the tail, as it would have
+                # with the episode it no longer opens.
+                self.alarm_today = True
+                return []
             local = as_of.astimezone(self.checkpoint.tz)
             episode = Episode(
                 episode_id=(
@@ -683,6 +699,43 @@ class CheckpointDetector(PostView):
             self._track_peak(assessment)
             return [Transition("firing", episode, assessment, as_of, opened=False)]
         return []
+
+    def tail(self, day: date) -> TailBand | None:
+        """The series' own tail on ``day`` (``tails.py``), None while too little is known.
+        Read afresh from the history each time (only a verdict that would open an episode
+        asks), so a restarted worker, and a history re-flagged since, answer the same."""
+        return tail_band(self.history, day, self.config.tail)
+
+    def _in_tail_or_beyond(self, assessment: Assessment) -> bool:
+        """A verdict opens an episode only where the day is beyond what the series did on
+        more than about two days of its last year (``tails.py``), or (a drop) the day before
+        dropped too: a rainy day at a street
+        where rainy days are x0.4 is its weather, not an alarm. A silence always is."""
+        if not self.config.tail.enabled or assessment.observed == 0 or assessment.kind is None:
+            return True
+        band = self.tail(assessment.local_day)
+        if band is not None and assessment.window == "running_day" and self._running_at is not None:
+            # The day so far is the day times its shape: early in the day, the band of the
+            # share done by now (the series' own worst days of a month) comes on top.
+            local = self._running_at
+            fraction = (local.minute * 60 + local.second) / 3600
+            far = shape_reach(self.lookup, assessment.local_day, local.hour, fraction, self.config.tail)
+            band = widened(band, far)
+        if band is None or band.beyond(assessment.kind, assessment.ratio):
+            return True
+        return assessment.kind in self.config.tail.persist and self._departed_the_day_before(assessment)
+
+    def _departed_the_day_before(self, assessment: Assessment) -> bool:
+        """The completed day before ``assessment``'s departed the same way (its recorded
+        total against its recorded expectation): the second day of a departure."""
+        before = assessment.local_day - timedelta(days=1)
+        got, expected = self.history.get(before), self.history.expected_on(before)
+        if got is None or not expected or expected < self.config.tail.min_expected:
+            return False
+        ratio = got[0] / expected
+        if assessment.kind == "drop":
+            return ratio <= self.config.drop_ratio
+        return ratio >= self.config.surge_ratio
 
     def _rebound(self, assessment: Assessment) -> bool:
         """A surge no larger than the crossings a short closure just held back: the rebound

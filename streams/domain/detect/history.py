@@ -4,8 +4,10 @@ The worker keeps full day profiles for 35 days only; comparing with the same sea
 year needs a year of totals. So the detector records each completed day's total, and
 whether that day was part of an alarm (so a past surge or closure does not become
 "normal": Farrington's down-weighting of past outbreaks), in its own persisted state:
-a start date, a list of ints and a string of one flag character per day; and the level
-shifts found in them (``changepoint.py``: the days before a shift are read at the new level).
+a start date, a list of ints and a string of one flag character per day; the level
+shifts found in them (``changepoint.py``: the days before a shift are read at the new level);
+and what the day was expected to be (rounded; ``tails.py``: how far the series' days stray
+from their expectation on its worst days).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class DayHistory:
         self.start: date | None = date.fromisoformat(state["from"]) if state.get("from") else None
         self.totals: list[int | None] = list(state.get("totals", []))
         self.flags: str = state.get("flags", "." * len(self.totals))
+        #: Each day's expected total, as the full-day view judged it (None: not judged).
+        #: Absent from a state saved before it existed: none known.
+        expected = list(state.get("expected", []))[: len(self.totals)]
+        self.expected: list[int | None] = expected + [None] * (len(self.totals) - len(expected))
         #: Absent from a state saved before level shifts existed: none.
         self.shifts = LevelShifts.from_state(state.get("shifts"))
         #: Values worked out from the days (``memo``): name -> (the days back each reads, day
@@ -42,6 +48,7 @@ class DayHistory:
             "totals": self.totals,
             "flags": self.flags,
             "shifts": self.shifts.state(),
+            "expected": self.expected,
         }
 
     def record(self, day: date, total: int, flag: str) -> None:
@@ -52,6 +59,7 @@ class DayHistory:
             return
         while len(self.totals) <= index:
             self.totals.append(None)
+            self.expected.append(None)
             self.flags += NORMAL
         self.totals[index] = total
         self.flags = self.flags[:index] + flag + self.flags[index + 1 :]
@@ -61,6 +69,7 @@ class DayHistory:
         drop = len(self.totals) - KEEP_DAYS
         if drop > 0:
             self.totals = self.totals[drop:]
+            self.expected = self.expected[drop:]
             self.flags = self.flags[drop:]
             self.start += timedelta(days=drop)
             self.shifts.forget_before(self.start)
@@ -80,6 +89,23 @@ class DayHistory:
             return None
         total = self.totals[index]
         return None if total is None else (total, self.flags[index])
+
+    def expect(self, day: date, expected: float | None) -> None:
+        """What a recorded day was expected to be (kept rounded, as the saved state has it)."""
+        index = self._index(day)
+        if index is not None:
+            self.expected[index] = None if expected is None else round(expected)
+
+    def expected_on(self, day: date) -> int | None:
+        """A recorded day's expected total, or None (not judged, or not recorded)."""
+        index = self._index(day)
+        return None if index is None else self.expected[index]
+
+    def _index(self, day: date) -> int | None:
+        if self.start is None:
+            return None
+        index = (day - self.start).days
+        return index if 0 <= index < len(self.totals) else None
 
     def before(self, day: date, count: int) -> tuple[list[int | None], str]:
         """The totals and flags of the ``count`` days before ``day``, oldest first, as

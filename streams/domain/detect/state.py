@@ -75,7 +75,7 @@ class DetectorState:
     post_day: date | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """As JSON for the changelog: small (< 4 kB with a year of history)."""
+        """As JSON for the changelog: small (~6 kB with a year of day totals and expectations)."""
         return {
             "episode": vars(self.episode).copy() if self.episode else None,
             "group_episode": vars(self.group_episode).copy() if self.group_episode else None,
