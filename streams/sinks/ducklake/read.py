@@ -34,12 +34,12 @@ SNAPSHOT_VARIABLE = "lake_snapshot"
 def pin(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> int:
     """Fix the snapshot that :func:`pinned` reads on ``con`` see: the lake's newest now.
 
-    A query plans its reads of a SQLite catalog in several statements; one that runs while
-    another connection commits (the worker, compaction writing inlined rows out) can take
-    the snapshot after that commit and the inlined rows before it, and count rows twice
-    (seen about once in 900 reads during compaction). Reads at a snapshot fixed before the
-    query filter every part of the catalog by that one id, and compaction keeps what an
-    older snapshot still reads for a grace (``upkeep.py``)."""
+    A query reads each table's metadata in statements of its own; reads at a snapshot fixed
+    before the query filter every table by that one id, so a query joining or comparing
+    tables sees them as of one commit however long it runs (compaction keeps what an older
+    snapshot reads for a grace, ``upkeep.py``). It does not cure DuckLake 1.5.5's
+    ``count(*)`` from the catalog's row counts, seen to count rows being written out twice
+    for a moment (README, "Compaction and retention")."""
     snapshot = int(con.execute(f"SELECT id FROM {alias}.current_snapshot()").fetchall()[0][0])
     con.execute(f"SET VARIABLE {SNAPSHOT_VARIABLE} = {snapshot}")
     return snapshot
