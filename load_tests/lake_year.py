@@ -211,23 +211,7 @@ def stop_services(work: Path) -> None:
 
 
 def lake_env(store, catalog, name: str) -> dict[str, str]:
-    from streams.ops.lakestore import postgres
-
-    subprocess.run(
-        [
-            str(postgres.bin_dir() / "createdb"),
-            "-h",
-            catalog.host,
-            "-p",
-            str(catalog.port),
-            "-U",
-            catalog.user,
-            name,
-        ],
-        check=True,
-        timeout=60,
-    )
-    libpq = f"host={catalog.host} port={catalog.port} dbname={name} user={catalog.user}"
+    libpq = catalog.create_database(name).libpq
     return {
         "CROSSINGS_LAKE": f"ducklake:postgres:{libpq}",
         "CROSSINGS_LAKE_DATA_PATH": f"s3://{store.bucket}/{name}/",

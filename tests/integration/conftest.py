@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -92,24 +91,8 @@ def pg_catalog():
 @pytest.fixture
 def shared_lake(s3_store, pg_catalog, monkeypatch) -> dict[str, str]:
     """CROSSINGS_LAKE and the store's credentials, for the workers and for this process."""
-    from streams.ops.lakestore import postgres
-
     name = f"lake_{uuid.uuid4().hex[:8]}"
-    subprocess.run(
-        [
-            str(postgres.bin_dir() / "createdb"),
-            "-h",
-            pg_catalog.host,
-            "-p",
-            str(pg_catalog.port),
-            "-U",
-            pg_catalog.user,
-            name,
-        ],
-        check=True,
-        timeout=60,
-    )
-    catalog = f"host={pg_catalog.host} port={pg_catalog.port} dbname={name} user={pg_catalog.user}"
+    catalog = pg_catalog.create_database(name).libpq
     credentials = {
         "AWS_ACCESS_KEY_ID": s3_store.access_key,
         "AWS_SECRET_ACCESS_KEY": s3_store.secret_key,

@@ -9,7 +9,6 @@ by the reader as the lake before it or after it, never a mix.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -47,15 +46,8 @@ COLUMNS = {"events": "kafka_offset", "alerts": "kafka_partition", "daily_counts"
 @pytest.fixture
 def shared_lake(s3_store, pg_catalog, monkeypatch):
     """The lake's setting, on a database and a bucket prefix of this test's own."""
-    from streams.ops.lakestore import postgres
-
     name = f"upkeep_{uuid.uuid4().hex[:8]}"
-    createdb = str(postgres.bin_dir() / "createdb")
-    subprocess.run(
-        [createdb, "-h", pg_catalog.host, "-p", str(pg_catalog.port), "-U", pg_catalog.user, name],
-        check=True,
-        timeout=60,
-    )
+    catalog = pg_catalog.create_database(name).libpq
     credentials = {
         "AWS_ACCESS_KEY_ID": s3_store.access_key,
         "AWS_SECRET_ACCESS_KEY": s3_store.secret_key,
@@ -63,7 +55,6 @@ def shared_lake(s3_store, pg_catalog, monkeypatch):
     }
     for key, value in credentials.items():
         monkeypatch.setenv(key, value)
-    catalog = f"host={pg_catalog.host} port={pg_catalog.port} dbname={name} user={pg_catalog.user}"
     return load_lake(
         {
             "CROSSINGS_LAKE": f"ducklake:postgres:{catalog}",

@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from streams.ops.lakestore.process import (
@@ -50,6 +50,15 @@ class Catalog:
     def libpq(self) -> str:
         """The connection string DuckDB's postgres extension and psql take."""
         return f"host={self.host} port={self.port} dbname={self.database} user={self.user}"
+
+    def create_database(self, name: str) -> Catalog:
+        """A new, empty database ``name`` on this server (a test's or a run's own catalog)."""
+        subprocess.run(
+            [str(bin_dir() / "createdb"), "-h", self.host, "-p", str(self.port), "-U", self.user, name],
+            check=True,
+            timeout=60,
+        )
+        return replace(self, database=name)
 
 
 def bin_dir() -> Path:
