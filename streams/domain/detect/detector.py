@@ -315,7 +315,11 @@ class CheckpointDetector(PostView):
         self.alarm_today = False
         transitions += self._pooled_days(day, baseline, as_of)
         self._level_shift(day, total, baseline)
-        if not self.closed and self.zero_run >= self.config.closed_after_days:
+        if (
+            not self.closed
+            and self.zero_run >= self.config.closed_after_days
+            and self._silence_unlikely(day, level)
+        ):
             transitions += self._close_post(day, total, baseline, as_of)
         return transitions
 
@@ -518,6 +522,19 @@ class CheckpointDetector(PostView):
             return False
         baseline = self.baseline(day)
         return baseline is not None and baseline.expected_day < CLEAR_MIN_EXPECTED
+
+    def _silence_unlikely(self, day: date, level: float | None) -> bool:
+        """The run of near-zero days up to ``day`` is no chance of a quiet series: together
+        they are beyond ``min_score`` under Poisson at ``level`` a day. A post of thousands
+        that counts two a day for three days is closed; one of five a day that does is its
+        noise (1 in 130), and calling it closed made its next busy day a "reopened" surge."""
+        if not level:
+            return True
+        counted = 0
+        for k in range(self.zero_run):
+            got = self.history.get(day - timedelta(days=k))
+            counted += got[0] if got is not None else 0
+        return tail_score(counted, level * self.zero_run, 0.0) <= -self.config.min_score
 
     def _recent_level(self, day: date) -> float | None:
         got = [self.history.get(day - timedelta(days=k)) for k in range(1, 15)]
