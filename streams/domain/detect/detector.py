@@ -437,7 +437,7 @@ class CheckpointDetector(PostView):
             if not self._held_by_days(episode, day) or not pooled_back_inside(
                 self.history, day, episode.kind, config.clear_drop_ratio, config.clear_surge_ratio, opened
             ):
-                return []
+                return []  # held, or (None) nothing judged to hold it by: the views decide
             assessment = assess_full_day(self.lookup(day), baseline, config) if baseline is not None else None
             if assessment is None:
                 return []
@@ -816,7 +816,11 @@ class CheckpointDetector(PostView):
             self.episode = episode
             self._track_peak(assessment)
             return [Transition("firing", episode, assessment, as_of, opened=True)]
-        held = self._held_by_days(episode, assessment.local_day) and assessment.kind in (None, episode.kind)
+        held = (
+            self._held_by_days(episode, assessment.local_day)
+            and assessment.kind in (None, episode.kind)
+            and self.history.expected_on(assessment.local_day - timedelta(days=1)) is not None
+        )
         if not held and episode.clears(assessment, self.config):
             self.episode = None
             resolved = [Transition("resolved", episode, assessment, as_of, opened=False)]

@@ -231,13 +231,13 @@ def pooled_back_inside(
     since: date,
     min_expected: float = CLEAR_MIN_EXPECTED,
     max_days: int = MAX_DAYS,
-) -> bool:
+) -> bool | None:
     """The completed days up to ``last`` and from ``since`` (the episode's first day) on,
     those judged, newest first until together they expect ``min_expected``, summed, are
     back inside (``low``, ``high``) of their expectation: an episode ends on a return its
     days can show, not on one quiet day's Poisson noise. False while its days expect fewer
-    than that, unless ``max_days`` of them are in (then they say what they can); True
-    where none of them was judged (nothing holds it open)."""
+    than that, unless ``max_days`` of them are in (then they say what they can); None
+    where none of them was judged (they cannot say: the views judge it, as any episode)."""
     observed = expected = 0.0
     counted = 0
     for k in range(max_days):
@@ -253,7 +253,7 @@ def pooled_back_inside(
         if expected >= min_expected:
             break
     if expected <= 0:
-        return True
+        return None
     if expected < min_expected and counted < max_days:
         return False
     ratio = observed / expected
