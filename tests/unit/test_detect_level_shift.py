@@ -260,7 +260,11 @@ def test_an_episode_saved_before_pooled_days_loads():
     assert detector.episode is not None
     assert (detector.episode.pooled_days, detector.episode.re_anchored) == (0, False)
     saved = detector.state().to_dict()
-    assert (saved["episode"]["pooled_days"], saved["episode"]["re_anchored"]) == (0, False)
+    assert not {"pooled_days", "re_anchored"} & set(saved["episode"])  # written as before
+    detector.episode.pooled_days, detector.episode.re_anchored = 3, True
+    saved = json.loads(json.dumps(detector.state().to_dict()))
+    again = CheckpointDetector(korday, "entry", {}.get, state=saved)
+    assert again.episode is not None and (again.episode.pooled_days, again.episode.re_anchored) == (3, True)
 
 
 def test_a_state_saved_before_level_shifts_loads():

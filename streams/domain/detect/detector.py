@@ -530,11 +530,13 @@ class CheckpointDetector(PostView):
         noise (1 in 130), and calling it closed made its next busy day a "reopened" surge."""
         if not level:
             return True
-        counted = 0
+        counted, expected = 0, 0.0
         for k in range(self.zero_run):
-            got = self.history.get(day - timedelta(days=k))
+            earlier = day - timedelta(days=k)
+            got, own = self.history.get(earlier), self.history.expected_on(earlier)
             counted += got[0] if got is not None else 0
-        return tail_score(counted, level * self.zero_run, 0.0) <= -self.config.min_score
+            expected += own if own else level  # its weekday's expectation where it was judged
+        return tail_score(counted, expected, 0.0) <= -self.config.min_score
 
     def _recent_level(self, day: date) -> float | None:
         got = [self.history.get(day - timedelta(days=k)) for k in range(1, 15)]
@@ -716,13 +718,20 @@ class CheckpointDetector(PostView):
     def _without_traffic_before(self, day: date) -> bool:
         """The ``closed_after_days`` recorded days before ``day`` carried no traffic (and are
         not a closure already accounted for), and no baseline can judge ``day``: nothing in
-        the days it reads, or none of them recorded."""
+        the days it reads, or none of them recorded; and most days it remembers carried
+        none (a series of a few a day has three quiet days by chance)."""
         for k in range(1, self.config.closed_after_days + 1):
             got = self.history.get(day - timedelta(days=k))
             if got is None or got[0] > self.config.silent_max or got[1] == CLOSED:
                 return False
         baseline = self.baseline(day)
-        return baseline is None or baseline.expected_day < self.config.min_expected
+        if baseline is not None and baseline.expected_day >= self.config.min_expected:
+            return False
+        # A series too quiet for a baseline (a few a day, zeros among them) carried traffic:
+        # three quiet days and then ten are its noise, unless most days it remembers had none.
+        totals, flags = self.history.before(day, 7 * self.baseline_config.weeks)
+        remembered = [t for t, f in zip(totals, flags, strict=True) if t is not None and f != CLOSED]
+        return not remembered or statistics.median(remembered) <= self.config.silent_max
 
     def _mark_silence(self, day: date) -> tuple[date, int]:
         """Mark the run of silent days before ``day`` as a closure; its first day and length."""
