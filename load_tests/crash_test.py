@@ -422,6 +422,7 @@ def run(
     extra_env: dict[str, str] | None = None,
     outages: Sequence[float] = (),
     broker_control: tuple[Callable[[], object], Callable[[], object]] | None = None,
+    outage_of: str = "broker",
     spec: ScenarioSpec | None = None,
     check_alerts: bool = False,
     alert_kills: int = 0,
@@ -430,9 +431,10 @@ def run(
     """One crash run against ``bootstrap`` with everything under ``home``.
 
     ``workers`` is the group's final size; from 3 on it starts one short and the last one
-    joins at a random point of the traffic. ``outages``: the broker is stopped for each
-    of these many seconds at a random point of the traffic (``broker_control``: stop,
-    start), while the workers and the producer keep running. ``check_alerts``: compare the
+    joins at a random point of the traffic. ``outages``: the broker (or what
+    ``outage_of`` names: the lake's object store, its catalog) is stopped for each of these
+    many seconds at a random point of the traffic (``broker_control``: stop, start), while
+    the workers and the producer keep running. ``check_alerts``: compare the
     alerts topic and the lake's alerts with an uninterrupted replay of the same topic
     (each alert once). ``alert_kills``: besides ``kills``, SIGKILL a worker that many times
     inside a commit whose transaction carries alerts (``load_tests/alert_hold``: the first
@@ -587,16 +589,16 @@ def run(
                 at = produced[0]
                 before = sum(_commits(w) for w in pool[:running])
                 broker_control[0]()
-                say(f"  outage: broker stopped at record {at} of {len(records)} for {seconds:.0f}s")
+                say(f"  outage: {outage_of} stopped at record {at} of {len(records)} for {seconds:.0f}s")
                 time.sleep(seconds)
                 broker_control[1]()
                 back = time.monotonic()
-                # Resumed: a commit made after the broker's return (none can be made without it).
+                # Resumed: a commit made after the service's return (none can be made without it).
                 while sum(_commits(w) for w in pool[:running]) <= before and time.monotonic() - back < 600:
                     time.sleep(0.2)
                 resumed = round(time.monotonic() - back, 1)
                 result.outage_log.append({"at_record": at, "seconds": seconds, "resumed_after_s": resumed})
-                say(f"  outage over: first commit {resumed}s after the broker came back")
+                say(f"  outage over: first commit {resumed}s after the {outage_of} came back")
                 continue
             if event == "pause":
                 index = rng.randrange(running)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -549,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         result["replay"] = {
             "seconds": round(seconds, 1),
             "events_per_s": round(args.events / seconds),
+            # The largest process of the load (a job, its source reader), once they are gone.
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
             "output": out,
             "load_after": load_average(),
         }

@@ -43,7 +43,7 @@ from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.domain.event import EventDecoder
 from streams.domain.registry import Checkpoint
-from streams.replay.sources import LAKE_EVENT_COLUMNS, lake_event_value
+from streams.replay.sources import LAKE_EVENT_COLUMNS, lake_event_value, sorting_connection
 from streams.sinks.parquet.layout import EVENTS, STAGING
 
 #: Records of one partition between two commits of the in-memory state.
@@ -118,7 +118,7 @@ def lake_records(root: Path) -> Iterator[list[SourceRecord]]:
         FROM read_parquet({_files(root)!r}, hive_partitioning = true, union_by_name = true)
         ORDER BY kafka_partition, kafka_offset
     """
-    with duckdb.connect() as connection:
+    with sorting_connection() as connection:
         reader = connection.sql(query).to_arrow_reader(COMMIT_EVERY)
         for chunk in reader:
             yield [

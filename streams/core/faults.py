@@ -6,8 +6,10 @@ A commit fails for one of four kinds of reasons, and the worker treats each diff
 - ``broker``: the cluster is away or busy (a connection, a timeout, a leader moving).
   Retrying cures it; the partition is retried with backoff and never quarantined.
 - ``storage``: the lake or the state volume refused a write (full, read-only, no
-  permission). The partition keeps its place and is retried with backoff until the
-  space or the permission comes back, reported as quarantined meanwhile.
+  permission), or the lake's object store or catalog cannot be reached (DuckDB's
+  ``IOException``/``HTTPException``). The partition keeps its place and is retried with
+  backoff until the space, the permission or the service comes back, reported as
+  quarantined meanwhile.
 - ``record``: the broker refused an output one record produced (its dead letter or its
   forwarded copy was too large, say). Retrying cannot cure it: quarantined at once, and
   an operator may move the record aside (``crossings quarantine skip``).
@@ -54,6 +56,11 @@ _BROKER_ERRORS = frozenset(
     }
 )
 _STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+#: DuckDB's errors for a lake it cannot read or write: a file, the object store (S3 over
+#: HTTP) or the catalog's server (PostgreSQL) refused or unreachable. Not retriable in
+#: itself, but the partition's place is kept and it is retried until the service is back:
+#: no record of its is at fault, so an operator must not be told to move one aside.
+_LAKE_ERRORS = frozenset({"IOException", "HTTPException"})
 
 
 class OutputRefused(Exception):
@@ -93,6 +100,8 @@ def classify(error: BaseException) -> FaultKind:
             and not isinstance(cause, ConnectionError)
             and (cause.errno in _STORAGE_ERRNOS or type(cause).__module__.startswith(("rocks", "pyarrow")))
         ):
+            return "storage"
+        if name in _LAKE_ERRORS and type(cause).__module__.startswith(("duckdb", "_duckdb")):
             return "storage"
         if name in _BROKER_ERRORS or isinstance(cause, ConnectionError | asyncio.TimeoutError | TimeoutError):
             return "broker"

@@ -13,7 +13,9 @@ offsets of a single-job replay; with the replay's commit points fixed by record 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -210,6 +212,22 @@ def _file_may_hold(path: Path, partitions: int, keep: frozenset[int]) -> bool:
     return partition_for(folder.removeprefix("checkpoint=").encode(), partitions) in keep
 
 
+#: DuckDB's memory for a lake replay's sort; the rest spills to a temporary folder.
+SORT_MEMORY = "512MB"
+
+
+@contextlib.contextmanager
+def sorting_connection() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection for sorting a whole lake before its first row comes out. DuckDB's
+    default memory limit (80% of the machine) let a year of 100 M events grow a replay's
+    reader to 17 GB; held to ``SORT_MEMORY``, the sort spills to a folder under TMPDIR
+    (removed after) and took about as long (66 s for the 100 M)."""
+    with tempfile.TemporaryDirectory(prefix="crossings-sort-") as spill, duckdb.connect() as connection:
+        connection.execute(f"SET memory_limit = '{SORT_MEMORY}'")
+        connection.execute(f"SET temp_directory = '{spill}'")
+        yield connection
+
+
 def _parquet_batches(
     files: list[Path], partitions: int, keep: frozenset[int] | None
 ) -> Iterator[list[SourceRecord]]:
@@ -222,7 +240,7 @@ def _parquet_batches(
     # A checkpoint's key and partition, worked out once: murmur2 in Python was a fifth of
     # the reader's time, for a handful of distinct checkpoints.
     routes: dict[str, tuple[bytes, int]] = {}
-    with duckdb.connect() as connection:
+    with sorting_connection() as connection:
         reader = connection.sql(query).to_arrow_reader(BATCH)
         for chunk in reader:
             batch = []

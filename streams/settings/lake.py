@@ -106,6 +106,12 @@ def load_lake(env: Mapping[str, str]) -> LakeConfig:
         catalog = None
     elif raw.startswith("ducklake:") and raw[len("ducklake:") :].strip():
         catalog = raw[len("ducklake:") :].strip()
+    elif "://" in raw:
+        raise ConfigError(
+            f"CROSSINGS_LAKE={raw!r} names where the files go, not the lake: set "
+            f"CROSSINGS_LAKE_DATA_PATH={raw} and CROSSINGS_LAKE=ducklake (its catalog in the data "
+            "folder, one writing process) or ducklake:postgres:host=... dbname=... (several hosts)"
+        )
     else:
         raise ConfigError(
             f"CROSSINGS_LAKE={raw!r} is not a lake; set it to parquet, ducklake, or "

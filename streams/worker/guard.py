@@ -95,7 +95,8 @@ class Hold:
         what = {
             "broker": "the broker cannot be reached or refused for now: retrying by itself",
             "storage": "the lake or state volume refused a write (full, read-only or no "
-            "permission): free space or fix the permission, it goes on by itself",
+            "permission) or the lake's object store or catalog cannot be reached: free space, fix "
+            "the permission or bring the service back, it goes on by itself",
             "record": "the broker refused an output of one record: if it stays, move it aside with "
             f"`crossings quarantine skip --partition {partition} --offset "
             f"{self.offset if self.offset is not None else 'O'}`",

@@ -295,6 +295,25 @@ def test_faults_are_told_apart():
     assert classify(ValueError("what")) == "unknown"
 
 
+def test_a_lake_service_away_is_storage_not_a_record():
+    """DuckDB's own errors when the object store or the catalog's server is away (their
+    messages as DuckDB 1.5.5 words them): the partition waits for the service; no operator
+    is told to move a record aside."""
+    import duckdb
+
+    s3 = duckdb.IOException(
+        "IO Error: Could not connect to server error for HTTP PUT to 'http://127.0.0.1:1/x'"
+    )
+    pg = duckdb.IOException('IO Error: Unable to connect to Postgres at "host=127.0.0.1": Connection refused')
+    http = duckdb.HTTPException("HTTP Error: Unable to connect to URL: 503 (Service Unavailable)")
+    for error in (s3, pg, http):
+        assert classify(error) == "storage", error
+        wrapped = RuntimeError("partition 0: commit 3 failed")
+        wrapped.__cause__ = error
+        assert classify(wrapped) == "storage"
+    assert classify(duckdb.TransactionException("conflict")) == "unknown"
+
+
 def test_records_handed_over_twice_in_one_batch_are_applied_once(tmp_path):
     """Around a seek back, records fetched before it and their re-read copies can come in
     one batch: each offset is applied once (found in the crash test as a forwarded copy

@@ -97,3 +97,24 @@ def test_a_lake_kept_to_some_partitions_gives_their_records_unchanged(original):
 def test_a_lake_without_events_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"no \.parquet files"):
         parquet_records([tmp_path], PARTITIONS)
+
+
+def test_the_lake_is_sorted_within_a_bounded_memory(original, monkeypatch, tmp_path):
+    """A lake's rows are sorted before the first comes out; the sort is held to
+    ``SORT_MEMORY`` (spilling to TMPDIR), not DuckDB's default of most of the machine,
+    which let the reader of a 100 M-event year grow to 17 GB. Too small a bound to sort
+    even this lake fails, so the bound is on; a spill folder is used and removed."""
+    import tempfile
+
+    import streams.replay.sources as sources
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    monkeypatch.setattr(sources, "SORT_MEMORY", "256KB")
+    with pytest.raises(duckdb.OutOfMemoryException):
+        next(iter(parquet_records([original / "events"], PARTITIONS)))
+    monkeypatch.setattr(sources, "SORT_MEMORY", "64MB")
+    records = [r for batch in parquet_records([original / "events"], PARTITIONS) for r in batch]
+    assert len(records) == len(_events(original))
+    assert [r.timestamp_ms for r in records] == sorted(r.timestamp_ms for r in records)
+    assert list(tmp_path.iterdir()) == []  # the spill folder went with the reader

@@ -47,6 +47,11 @@ def test_a_named_catalog_and_an_s3_data_path_with_credentials_from_the_environme
     [
         ({"CROSSINGS_LAKE": "delta"}, "CROSSINGS_LAKE='delta'"),
         ({"CROSSINGS_LAKE": "ducklake:"}, "CROSSINGS_LAKE='ducklake:'"),
+        # An object store's address where the lake's kind goes: says which two settings to set.
+        (
+            {"CROSSINGS_LAKE": "s3://bucket/lake"},
+            "CROSSINGS_LAKE_DATA_PATH=s3://bucket/lake and CROSSINGS_LAKE=ducklake",
+        ),
         ({"CROSSINGS_LAKE": "ducklake:postgres:host=h password=x"}, "PGPASSWORD"),
         ({"CROSSINGS_LAKE_DATA_PATH": "/srv/lake"}, "CROSSINGS_LAKE_DATA_PATH is set but"),
         ({"CROSSINGS_LAKE": "ducklake", "CROSSINGS_LAKE_DATA_PATH": "s3://b/p"}, "AWS_ACCESS_KEY_ID"),

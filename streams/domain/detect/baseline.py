@@ -14,7 +14,8 @@ Then the calendar, from the detector's own year of daily totals (``history.py``)
 - the season: last year's level around this date over last year's level around the days
   the weekly level was taken from (``season_factor``), so a harvest ramp that happened
   last year is expected this year. Last year's alarm days count here: a ramp that
-  alarmed last year (it could not be known then) is what last year did;
+  alarmed last year (it could not be known then) is what last year did; but not a drop
+  that lasted two weeks or more (``_lasting_drop``: a lockdown is not a season);
 - a public holiday of either country: last year's same holiday (the day that carried the
   same set of holidays, else the holiday with the largest effect) against the same
   weekday in the three weeks before and after it (``holiday_effect``), so a holiday surge
@@ -92,6 +93,12 @@ class BaselineConfig:
     trend_min_points: int = 14
     trend_min_z: float = 3.0
     max_weekly_trend: float = 0.03
+    #: Last year's days at this share of their own expectation or below (and alarm days
+    #: below it) are left out of the season (``_fell``): a lockdown, not a season. The
+    #: detector's ``drop_ratio``.
+    season_fell_ratio: float = 0.65
+    #: ...when they are part of a drop (or closure) that lasted this many days or more.
+    season_lasting_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -244,33 +251,111 @@ def _year_ago_log(history: DayHistory, day: date, countries: tuple[str, ...]) ->
     return history.memo(("year_ago_log", countries), day, _YEAR_AGO, compute)
 
 
-def _year_ago_level(history: DayHistory, day: date, countries: tuple[str, ...]) -> tuple[float, int] | None:
+def _year_ago_level(
+    history: DayHistory,
+    day: date,
+    countries: tuple[str, ...],
+    fell_ratio: float = 0.65,
+    lasting: int = 14,
+) -> tuple[float, int] | None:
     """Last year's level around ``day`` (the mean of ``_year_ago_days``' days) and how many
     days it was read off; None with fewer than four. One or two alarm days among them are
     a one-off (a storm, a closure that alarmed) and are left out, so this year's same week
     is not expected low (or high) for it; more are a ramp or a step that lasted, which is
-    what last year did, and count. Worked out once per day and history, as
-    ``_year_ago_days`` (``DayHistory.memo``: again after one of its days is recorded)."""
+    what last year did, and count; but not a drop that lasted ``lasting`` days or more
+    (``_lasting_drop``). Worked out once per day and history, as ``_year_ago_days``
+    (``DayHistory.memo``: again after one of the days it read is recorded)."""
     return history.memo(
-        ("year_ago_level", countries), day, _YEAR_AGO, lambda: _year_ago_level_of(history, day, countries)
+        ("year_ago_level", countries, fell_ratio, lasting),
+        day,
+        _around(lasting),
+        lambda: _year_ago_level_of(history, day, countries, fell_ratio, lasting),
     )
 
 
+#: How far before last year's week a lasting drop through it is traced back to its start.
+_ANCHOR_DAYS = 91
+
+
+@lru_cache(maxsize=8)
+def _around(lasting: int) -> range:
+    """The days (back from a day) ``_year_ago_level`` reads: last year's week, as far after
+    it as a drop through one of its days must run to be a lasting one, and ``_ANCHOR_DAYS``
+    before it (where a drop through it began, and the days before that:
+    ``_lasting_drop``'s reference)."""
+    return range(_YEAR_AGO.start - lasting + 1, _YEAR_AGO.stop + _ANCHOR_DAYS)
+
+
 def _year_ago_level_of(
-    history: DayHistory, day: date, countries: tuple[str, ...]
+    history: DayHistory, day: date, countries: tuple[str, ...], fell_ratio: float, lasting: int
 ) -> tuple[float, int] | None:
+    gone = _lasting_drop(history, day, fell_ratio, lasting)
     days = []
     for shift in _YEAR_AGO:
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
-        if got is not None and got[1] != CLOSED and not _near_holiday(countries, earlier):
-            days.append(got)
+        if got is None or got[1] == CLOSED or shift in gone or _near_holiday(countries, earlier):
+            continue
+        days.append(got)
     if len(days) < 4:
         return None
     kept = [total for total, flag in days if flag != ALARM]
     if len(days) - len(kept) > 2:
         kept = [total for total, _ in days]
     return sum(kept) / len(kept), len(days)
+
+
+def _lasting_drop(history: DayHistory, day: date, fell_ratio: float, lasting: int) -> set[int]:
+    """The days of last year's week around ``day`` (as days back) inside a drop that lasted
+    ``lasting`` days or more: a run of days that fell away (``_fell``) or were closed. A
+    lockdown of weeks, a sensor that undercounted for a month, a street dug up for a
+    season: not the season. Counted, last August's lockdown made this August's same weeks
+    expected at a third (Auckland 2021: a week of surges at every sensor, and the next
+    lockdown's first days within the band). A shorter drop (the week between Christmas
+    and New Year at a city street, which alarmed the first year) is what last year did,
+    and counts; a surge that lasted (a harvest ramp) counts too.
+
+    A day fell against the expectation of the last day of its weekday before it that did
+    not: a level shift (``changepoint.py``) re-anchors the expectation within days of a
+    drop's start, and against that the rest of the drop would look ordinary."""
+    span = _around(lasting)
+    anchor: dict[int, int] = {}
+    fallen = []
+    for shift in reversed(span):  # oldest first
+        earlier = day - timedelta(days=shift)
+        got, expected = history.get(earlier), history.expected_on(earlier)
+        weekday = earlier.weekday()
+        reference = anchor.get(weekday, expected)
+        fell = got is not None and (
+            got[1] == CLOSED
+            or _fell(got, expected, fell_ratio)
+            or (reference is not None and got[0] <= fell_ratio * reference)
+        )
+        if not fell and expected is not None:
+            anchor[weekday] = expected
+        fallen.append((shift, fell))
+    gone: set[int] = set()
+    run: list[int] = []
+    for shift, fell in [*fallen, (0, False)]:
+        if fell:
+            run.append(shift)
+            continue
+        if len(run) >= lasting:
+            gone.update(run)
+        run = []
+    return gone
+
+
+def _fell(got: tuple[int, str], expected: int | None, fell_ratio: float) -> bool:
+    """A day that fell away from what it was expected to be (``DayHistory.expected``): an
+    alarm day below its expectation, or any day at ``fell_ratio`` of it or below. Without
+    a recorded expectation (a guess: the weeks after a reopening; a state saved before
+    expectations were kept) it is not known to have fallen (``_lasting_drop`` still
+    compares it with the days before the drop)."""
+    total, flag = got
+    if expected is None:
+        return False
+    return total <= fell_ratio * expected or (flag == ALARM and total < expected)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -295,16 +380,25 @@ class Season:
 
 
 def season_estimate(
-    history: DayHistory, day: date, reference_days: list[date], countries: tuple[str, ...]
+    history: DayHistory,
+    day: date,
+    reference_days: list[date],
+    countries: tuple[str, ...],
+    fell_ratio: float = 0.65,
+    lasting: int = 14,
 ) -> Season | None:
     """How last year moved from the days the weekly level was taken from to this date:
     last year's level around ``day`` over its mean level around ``reference_days`` (each a
     year back, ``_year_ago_level``). The weekly level lags a ramp by two or three weeks;
     last year's ramp over the same weeks says by how much. None without a year of history."""
-    now = _year_ago_level(history, day, countries)
+    now = _year_ago_level(history, day, countries, fell_ratio, lasting)
     if now is None:
         return None
-    before = [level for d in reference_days if (level := _year_ago_level(history, d, countries)) is not None]
+    before = [
+        level
+        for d in reference_days
+        if (level := _year_ago_level(history, d, countries, fell_ratio, lasting)) is not None
+    ]
     if len(before) < max(1, len(reference_days) // 2):
         return None
     levels = [level for level, _ in before]
@@ -428,7 +522,18 @@ def build_baseline(
     own_spread = max(_mad_cv(ratios), floor)
     dispersion = min(own_spread * math.sqrt(1.0 + math.pi / (2 * len(chosen))), config.max_dispersion)
 
-    found = season_estimate(history, day, [d.day for d in chosen], countries) if history is not None else None
+    found = (
+        season_estimate(
+            history,
+            day,
+            [d.day for d in chosen],
+            countries,
+            config.season_fell_ratio,
+            config.season_lasting_days,
+        )
+        if history is not None
+        else None
+    )
     trend = _trend(day, pool, history if found is not None else None, countries, config)
     if trend is not None:
         lag = sum((day - d.day).days for d in chosen) / len(chosen)
