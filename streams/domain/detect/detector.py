@@ -67,7 +67,6 @@ from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, 
 from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
 from streams.domain.detect.intermittent import Pattern, assess_intermittent, intermittent_pattern
 from streams.domain.detect.onset import (
-    CLEAR_MIN_EXPECTED,
     Onset,
     find_onset,
     pooled_back_inside,
@@ -508,20 +507,16 @@ class CheckpointDetector(PostView):
     def _held_by_days(self, episode: Episode, day: date) -> bool:
         """A level episode whose end is judged on completed days together
         (``onset.pooled_back_inside``), not by one view: one the days opened together, or
-        one of a series whose day expects fewer than ``CLEAR_MIN_EXPECTED`` (a quiet day's
-        noise reaches the clear band by chance) while the level-shift CUSUM says its level
-        has moved (its side past the threshold: the baseline is about to re-anchor, and an
-        end now would open a second episode against the old level). Not once re-anchored."""
+        one whose series' level the level-shift CUSUM says has moved (its side past the
+        threshold: the baseline is about to re-anchor, and an end on one day's noise would
+        open a second episode against the old level). Not once re-anchored."""
         if episode.cause != "level" or episode.re_anchored or episode.scope is not None:
             return False
         if episode.pooled_days:
             return True
         shifts = self.history.shifts
         side = shifts.up if episode.kind == "surge" else shifts.down
-        if side <= self.config.level_shift.threshold:
-            return False
-        baseline = self.baseline(day)
-        return baseline is not None and baseline.expected_day < CLEAR_MIN_EXPECTED
+        return side > self.config.level_shift.threshold
 
     def _silence_unlikely(self, day: date, level: float | None) -> bool:
         """The run of near-zero days up to ``day`` is no chance of a quiet series: together

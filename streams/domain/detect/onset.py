@@ -231,15 +231,18 @@ def pooled_back_inside(
     since: date,
     min_expected: float = CLEAR_MIN_EXPECTED,
     max_days: int = MAX_DAYS,
+    min_days: int = 2,
 ) -> bool | None:
     """The completed days up to ``last`` and from ``since`` (the episode's first day) on,
-    those judged, newest first until together they expect ``min_expected``, summed, are
-    back inside (``low``, ``high``) of their expectation: an episode ends on a return its
-    days can show, not on one quiet day's Poisson noise. False while its days expect fewer
-    than that, unless ``max_days`` of them are in (then they say what they can); None
+    those judged, newest first until together they expect ``min_expected`` and are at
+    least ``min_days``, summed, are back inside (``low``, ``high``) of their expectation:
+    an episode ends on a return its days can show, not on one day's noise (a day of a
+    moved level at x1.11, four standard deviations low, ended a step's episode and the
+    next day opened a second). False while its days are fewer than that, unless
+    ``max_days`` of them are in (then they say what they can); None
     where none of them was judged (they cannot say: the views judge it, as any episode)."""
     observed = expected = 0.0
-    counted = 0
+    counted = judged = 0
     for k in range(max_days):
         day = last - timedelta(days=k)
         if day < since:
@@ -250,11 +253,12 @@ def pooled_back_inside(
             continue
         observed += got[0]
         expected += mu
-        if expected >= min_expected:
+        judged += 1
+        if expected >= min_expected and judged >= min_days:
             break
     if expected <= 0:
         return None
-    if expected < min_expected and counted < max_days:
+    if (expected < min_expected or judged < min_days) and counted < max_days:
         return False
     ratio = observed / expected
     return ratio < high if kind == "surge" else ratio > low
