@@ -99,15 +99,37 @@ EXPECTATION_DAYS = 13.0
 N_SD = 3.0
 
 
-def _week_sd(level: float, factor: float) -> float:
+#: The series' day-level noise (coefficient of variation) averages over a week and over
+#: the expectation's days, but no volume takes it away: with it the week strays by
+#: noise * sqrt(1/7 + 1/EXPECTATION_DAYS) more (in quadrature), and from a noise of ~0.049
+#: (x1.5) a step sits fewer than N_SD of those from the threshold at any level. The
+#: exactly-one property draws its noise up to MAX_NOISE and its level from the bound that
+#: noise gives (``_level_for``): seed 12 of CI's hypothesis seeds found a x1.5 step at 443 a
+#: day with a noise of 0.047 (the bound there: ~4,000) with no episode.
+MAX_NOISE = 0.04
+
+
+def _week_sd(level: float, factor: float, noise: float = 0.0) -> float:
     """Standard deviation (log terms) of a week of the step against its expectation."""
-    return math.sqrt(1.0 / (7 * factor * level) + 1.0 / (EXPECTATION_DAYS * level))
+    days = 1.0 / 7 + 1.0 / EXPECTATION_DAYS
+    return math.sqrt(1.0 / (7 * factor * level) + 1.0 / (EXPECTATION_DAYS * level) + noise**2 * days)
 
 
-def _level_for(margin: float, factor: float, n_sd: float) -> float:
+def _level_for(margin: float, factor: float, n_sd: float, noise: float = 0.0) -> float:
     """The daily level at which a week of a step by ``factor`` is ``n_sd`` standard
-    deviations (``_week_sd``) from ``margin`` (log terms) away."""
-    return (n_sd * math.sqrt(1.0 / (7 * factor) + 1.0 / EXPECTATION_DAYS) / margin) ** 2
+    deviations (``_week_sd``) from ``margin`` (log terms) away; infinite where the day
+    noise alone is more than that."""
+    room = (margin / n_sd) ** 2 - noise**2 * (1.0 / 7 + 1.0 / EXPECTATION_DAYS)
+    if room <= 0:
+        return math.inf
+    return (1.0 / (7 * factor) + 1.0 / EXPECTATION_DAYS) / room
+
+
+def _step_min_level(step: float, noise: float) -> float:
+    """From this level a step by ``step`` (x1.5 or x0.6) with day noise ``noise`` must be
+    exactly one episode."""
+    margin = math.log(1.5 / 1.4) if step > 1 else math.log(0.65 / 0.6)
+    return _level_for(margin, step, N_SD, noise)
 
 
 TELLABLE_LEVEL = (4.0 / (0.4 * math.sqrt(7))) ** 2  # x0.6: 2.8 L / sqrt(7 L) = 4
@@ -122,18 +144,28 @@ def test_the_bounds_are_the_derivations():
     assert 14 <= TELLABLE_LEVEL <= 16
     assert 430 <= STEP_MIN_LEVEL <= 450
     assert math.isclose(math.log(0.65 / 0.6), N_SD * _week_sd(STEP_MIN_LEVEL, 0.6))
+    assert max(_step_min_level(1.5, 0.0), _step_min_level(0.6, 0.0)) == STEP_MIN_LEVEL
+    for step in (1.5, 0.6):
+        bound = _step_min_level(step, MAX_NOISE)
+        assert 800 <= bound <= 1_000
+        margin = math.log(1.5 / 1.4) if step > 1 else math.log(0.65 / 0.6)
+        assert math.isclose(margin, N_SD * _week_sd(bound, step, MAX_NOISE))
+    assert _step_min_level(1.5, 0.05) == math.inf
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10**6),
-    level=st.floats(STEP_MIN_LEVEL, 30_000.0),
-    noise=st.floats(0.0, 0.06),
+    height=st.floats(0.0, 1.0),
+    noise=st.floats(0.0, MAX_NOISE),
     step=st.sampled_from([1.5, 0.6]),
     at=st.integers(120, 220),
 )
-def test_a_permanent_step_is_one_episode_then_the_new_normal(seed, level, noise, step, at):
-    _one_episode_then_the_new_normal(seed, level, noise, step, at)
+def test_a_permanent_step_is_one_episode_then_the_new_normal(seed, height, noise, step, at):
+    """From the level its noise allows (``_step_min_level``; ``height`` places the level
+    between that bound and 30,000 a day) a step is exactly one episode."""
+    bound = _step_min_level(step, noise)
+    _one_episode_then_the_new_normal(seed, bound + height * (30_000.0 - bound), noise, step, at)
 
 
 def _one_episode_then_the_new_normal(seed: int, level: float, noise: float, step: float, at: int) -> None:
@@ -158,8 +190,20 @@ def test_a_low_volume_step_is_one_episode(seed, level, noise, step, at):
     _one_episode_then_the_new_normal(seed, level, noise, step, at)
 
 
-#: Levels from half a crossing a day (mostly zeros) to 30,000, evenly in log terms.
-any_level = st.floats(-0.3, 4.5).map(lambda x: 10.0**x)
+#: Levels from where a step can be told (TELLABLE_LEVEL, ~15 a day) to 30,000, evenly in
+#: log terms. Below it a quiet series can still raise a surge of chance before any step:
+#: ``test_a_chance_surge_at_a_few_crossings_a_day`` keeps one, found by hypothesis.
+any_level = st.floats(math.log10(TELLABLE_LEVEL), 4.5).map(lambda x: 10.0**x)
+
+
+@pytest.mark.xfail(strict=True, reason="a surge of chance at ~4.5 crossings a day, before any step")
+def test_a_chance_surge_at_a_few_crossings_a_day():
+    """At 4.5 a day (seed 47, no day noise) a surge opens on day 53 and is held for weeks,
+    long before the step at day 120; main's detector (before several days together) raises
+    it too. Strict: this passes (XPASS, a failure) the day the detector stops raising it."""
+    counts = _series(47, 10.0**0.65625, 0.0, 300, lambda k: 0.6 if k >= 120 else 1.0)
+    episodes = _episodes(counts)
+    assert all(e.start >= _day(120) for e in episodes), [(e.kind, e.start, e.end) for e in episodes]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
