@@ -50,34 +50,122 @@ def _series(seed: int, level: float, noise: float, days: int, factor) -> list[in
     counts = []
     for k in range(days):
         mean = level * week[k % 7] * factor(k) * max(rng.gauss(1.0, noise), 0.1)
-        # Poisson by its normal approximation (means of hundreds and more).
-        counts.append(max(round(rng.gauss(mean, math.sqrt(mean))), 0))
+        counts.append(_poisson(rng, mean))
     return counts
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw: by its normal approximation from a mean of 50 (the series of hundreds
+    and more this test was written for draw as they did), exactly below it (a few a day,
+    zeros included)."""
+    if mean >= 50:
+        return max(round(rng.gauss(mean, math.sqrt(mean))), 0)
+    # Knuth: count uniform draws until their product falls below e^-mean.
+    limit, product, k = math.exp(-mean), rng.random(), 0
+    while product > limit:
+        product *= rng.random()
+        k += 1
+    return k
 
 
 def _day(k: int) -> str:
     return (START + timedelta(days=k)).isoformat()
 
 
-#: The lowest daily level the step property holds at today. Below it a step can go unseen:
-#: at 300 a day (weekdays 150-450) each day of a x1.5 or x0.6 step scores 3-4.4, under the
-#: 4.5 one day needs, until the trend has taken the step in. Several days' evidence together
-#: (a short CUSUM opening an episode) would find them; not built yet. Random series, half
-#: of them at exactly the bound and half without day noise (drop ratio 0.65): 0 of 150
-#: missed at 1,500 a day, 1 of 120 x0.6 steps at 300 (``test_a_low_volume_step_...``).
-STEP_MIN_LEVEL = 1_500.0
+# Below which level can a step not be told, and from which must it be one episode?
+#
+# A step is judged against an expectation that is itself a median of recent days (of the
+# same weekday two to four weeks back: about 3 weeks of days, a median's efficiency 0.64,
+# so ~EXPECTATION_DAYS days' worth of counts), and a week of the step (7 days at a mean
+# level L, weekdays x0.5-1.5 averaging 1) is Poisson: in log terms a week at the step's
+# level f*L strays by sqrt(1/(7 f L)) and the expectation by sqrt(1/(EXPECTATION_DAYS L)).
+#
+# - No detector can tell a step from chance where a week of it is fewer than some 4
+#   standard deviations (a one-sided 10^-4.5, the score a day needs) from the old level:
+#   x0.6 over a week at L a day is 2.8 L fewer than 7 L expected, sqrt(7 L) Poisson, so
+#   2.8 L / sqrt(7 L) >= 4 needs L >= ~15 a day (TELLABLE_LEVEL; x1.5: ~10).
+# - A detector that calls a change only from x1.4 (or x0.65: ``DetectorConfig``) must also
+#   tell the step from its threshold, not only from 1: x1.5 is ln(1.5/1.4) = 0.069 from it,
+#   x0.6 ln(0.65/0.6) = 0.080. With N_SD = 3 standard deviations of the week-and-
+#   expectation noise above between the step and the threshold, a step's week lies beyond
+#   the threshold but about once in 700: from STEP_MIN_LEVEL (~440 a day, set by x0.6) a
+#   step must be exactly one episode. Below it a step may be missed (its week can read as
+#   x1.35 or x0.68 against a median that came out high or low) or found; a random series
+#   at 150 a day was found 40 of 40 times, at 100 a day 35 of 40.
+#
+# At every level, down to a few crossings a day with zeros among them, a step is never
+# more than one episode, and one it opens is of its kind and opens after it.
+EXPECTATION_DAYS = 13.0
+N_SD = 3.0
+
+
+#: The series' day-level noise (coefficient of variation) averages over a week and over
+#: the expectation's days, but no volume takes it away: with it the week strays by
+#: noise * sqrt(1/7 + 1/EXPECTATION_DAYS) more (in quadrature), and from a noise of ~0.049
+#: (x1.5) a step sits fewer than N_SD of those from the threshold at any level. The
+#: exactly-one property draws its noise up to MAX_NOISE and its level from the bound that
+#: noise gives (``_level_for``): seed 12 of CI's hypothesis seeds found a x1.5 step at 443 a
+#: day with a noise of 0.047 (the bound there: ~4,000) with no episode.
+MAX_NOISE = 0.04
+
+
+def _week_sd(level: float, factor: float, noise: float = 0.0) -> float:
+    """Standard deviation (log terms) of a week of the step against its expectation."""
+    days = 1.0 / 7 + 1.0 / EXPECTATION_DAYS
+    return math.sqrt(1.0 / (7 * factor * level) + 1.0 / (EXPECTATION_DAYS * level) + noise**2 * days)
+
+
+def _level_for(margin: float, factor: float, n_sd: float, noise: float = 0.0) -> float:
+    """The daily level at which a week of a step by ``factor`` is ``n_sd`` standard
+    deviations (``_week_sd``) from ``margin`` (log terms) away; infinite where the day
+    noise alone is more than that."""
+    room = (margin / n_sd) ** 2 - noise**2 * (1.0 / 7 + 1.0 / EXPECTATION_DAYS)
+    if room <= 0:
+        return math.inf
+    return (1.0 / (7 * factor) + 1.0 / EXPECTATION_DAYS) / room
+
+
+def _step_min_level(step: float, noise: float) -> float:
+    """From this level a step by ``step`` (x1.5 or x0.6) with day noise ``noise`` must be
+    exactly one episode."""
+    margin = math.log(1.5 / 1.4) if step > 1 else math.log(0.65 / 0.6)
+    return _level_for(margin, step, N_SD, noise)
+
+
+TELLABLE_LEVEL = (4.0 / (0.4 * math.sqrt(7))) ** 2  # x0.6: 2.8 L / sqrt(7 L) = 4
+STEP_MIN_LEVEL = max(
+    _level_for(math.log(1.5 / 1.4), 1.5, N_SD),
+    _level_for(math.log(0.65 / 0.6), 0.6, N_SD),
+)
+
+
+def test_the_bounds_are_the_derivations():
+    """The figures the comment above quotes are what its formulas give."""
+    assert 14 <= TELLABLE_LEVEL <= 16
+    assert 430 <= STEP_MIN_LEVEL <= 450
+    assert math.isclose(math.log(0.65 / 0.6), N_SD * _week_sd(STEP_MIN_LEVEL, 0.6))
+    assert max(_step_min_level(1.5, 0.0), _step_min_level(0.6, 0.0)) == STEP_MIN_LEVEL
+    for step in (1.5, 0.6):
+        bound = _step_min_level(step, MAX_NOISE)
+        assert 800 <= bound <= 1_000
+        margin = math.log(1.5 / 1.4) if step > 1 else math.log(0.65 / 0.6)
+        assert math.isclose(margin, N_SD * _week_sd(bound, step, MAX_NOISE))
+    assert _step_min_level(1.5, 0.05) == math.inf
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10**6),
-    level=st.floats(STEP_MIN_LEVEL, 30_000.0),
-    noise=st.floats(0.0, 0.06),
+    height=st.floats(0.0, 1.0),
+    noise=st.floats(0.0, MAX_NOISE),
     step=st.sampled_from([1.5, 0.6]),
     at=st.integers(120, 220),
 )
-def test_a_permanent_step_is_one_episode_then_the_new_normal(seed, level, noise, step, at):
-    _one_episode_then_the_new_normal(seed, level, noise, step, at)
+def test_a_permanent_step_is_one_episode_then_the_new_normal(seed, height, noise, step, at):
+    """From the level its noise allows (``_step_min_level``; ``height`` places the level
+    between that bound and 30,000 a day) a step is exactly one episode."""
+    bound = _step_min_level(step, noise)
+    _one_episode_then_the_new_normal(seed, bound + height * (30_000.0 - bound), noise, step, at)
 
 
 def _one_episode_then_the_new_normal(seed: int, level: float, noise: float, step: float, at: int) -> None:
@@ -91,21 +179,55 @@ def _one_episode_then_the_new_normal(seed: int, level: float, noise: float, step
     assert episode.end is not None and episode.end <= _day(at + RE_ANCHORED_WITHIN), episode
 
 
-@pytest.mark.xfail(strict=True, reason="a low-volume step: no single day crosses; see STEP_MIN_LEVEL")
 @pytest.mark.parametrize(
     ("seed", "level", "noise", "step", "at"),
     [(243, 300.0, 0.0, 1.5, 136), (113160, 300.0, 0.02, 0.6, 175)],
 )
 def test_a_low_volume_step_is_one_episode(seed, level, noise, step, at):
-    """The step property at levels below ``STEP_MIN_LEVEL``, on series found to miss it:
-    strict, so this fails (XPASS) the day the detector finds them, and the bound goes."""
+    """Steps no single day proves (at 300 a day, each day of these scores 3-4.4 against the
+    4.5 a day needs; on ``main`` they opened nothing): several days together open the
+    episode (``onset.py``)."""
     _one_episode_then_the_new_normal(seed, level, noise, step, at)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: Levels from where a step can be told (TELLABLE_LEVEL, ~15 a day) to 30,000, evenly in
+#: log terms. Below it a quiet series can still raise a surge of chance before any step:
+#: ``test_a_chance_surge_at_a_few_crossings_a_day`` keeps one, found by hypothesis.
+any_level = st.floats(math.log10(TELLABLE_LEVEL), 4.5).map(lambda x: 10.0**x)
+
+
+@pytest.mark.xfail(strict=True, reason="a surge of chance at ~4.5 crossings a day, before any step")
+def test_a_chance_surge_at_a_few_crossings_a_day():
+    """At 4.5 a day (seed 47, no day noise) a surge opens on day 53 and is held for weeks,
+    long before the step at day 120; main's detector (before several days together) raises
+    it too. Strict: this passes (XPASS, a failure) the day the detector stops raising it."""
+    counts = _series(47, 10.0**0.65625, 0.0, 300, lambda k: 0.6 if k >= 120 else 1.0)
+    episodes = _episodes(counts)
+    assert all(e.start >= _day(120) for e in episodes), [(e.kind, e.start, e.end) for e in episodes]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10**6),
-    level=st.floats(300.0, 30_000.0),
+    level=any_level,
+    noise=st.floats(0.0, 0.06),
+    step=st.sampled_from([1.5, 0.6]),
+    at=st.integers(120, 220),
+)
+def test_a_permanent_step_at_any_level_is_at_most_one_episode_of_its_kind(seed, level, noise, step, at):
+    counts = _series(seed, level, noise, 300, lambda k: step if k >= at else 1.0)
+    episodes = _episodes(counts)
+    found = [(e.kind, e.start, e.end, e.ratio) for e in episodes]
+    assert len(episodes) <= 1, found
+    for episode in episodes:
+        assert episode.kind == ("surge" if step > 1 else "drop"), found
+        assert episode.start >= _day(at), found
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10**6),
+    level=any_level,
     noise=st.floats(0.0, 0.06),
     start=st.integers(60, 120),
 )
@@ -143,6 +265,50 @@ def test_the_worker_re_anchors_too_and_a_restart_changes_nothing():
     assert [t[2] for t in resolved] == [opened[0][2]], resolved
     ended = datetime.fromisoformat(resolved[0][4]).date()
     assert ended <= date(2024, 2, 1) + timedelta(days=at + RE_ANCHORED_WITHIN)
+
+
+def test_a_low_volume_step_in_the_worker_is_one_episode_and_a_restart_changes_nothing():
+    """96 a day, then 144: no day proves it alone (144 against 96 scores under 4.5, and on
+    ``main`` nothing opened), three days together do (``onset.py``), in the worker as in
+    the backtest; restarted from its JSON state before every evaluation, it judges the same."""
+    at = 50
+    levels = [144 if k >= at else 96 for k in range(at + 35)]
+    calm = _hourly(levels, restart=False)
+    assert calm == _hourly(levels, restart=True)
+    opened = [t for t in calm if t[1]]
+    assert [t[3] for t in opened] == ["surge"], opened
+    started = datetime.fromisoformat(opened[0][4]).date()
+    assert date(2024, 2, 1) + timedelta(days=at) <= started <= date(2024, 2, 1) + timedelta(days=at + 7)
+    resolved = [t for t in calm if t[0] == "resolved"]
+    assert [t[2] for t in resolved] == [opened[0][2]], resolved
+    ended = datetime.fromisoformat(resolved[0][4]).date()
+    assert ended <= date(2024, 2, 1) + timedelta(days=at + RE_ANCHORED_WITHIN)
+
+
+def test_an_episode_saved_before_pooled_days_loads():
+    """An open episode saved before ``pooled_days`` and ``re_anchored`` existed loads as one
+    opened by a single view, not yet re-anchored."""
+    korday = REGISTRY["korday"]
+    old = {
+        "episode": {
+            "episode_id": "korday:entry:surge:2024-03-01T1000",
+            "kind": "surge",
+            "opened_by": "running_day",
+            "opened_as_of": "2024-03-01T05:00:00+00:00",
+        },
+        "last_day": "2024-03-01",
+        "last_hour": 10,
+        "history": {"from": "2024-02-01", "totals": [1500] * 29, "flags": "." * 29},
+    }
+    detector = CheckpointDetector(korday, "entry", {}.get, state=old)
+    assert detector.episode is not None
+    assert (detector.episode.pooled_days, detector.episode.re_anchored) == (0, False)
+    saved = detector.state().to_dict()
+    assert not {"pooled_days", "re_anchored"} & set(saved["episode"])  # written as before
+    detector.episode.pooled_days, detector.episode.re_anchored = 3, True
+    saved = json.loads(json.dumps(detector.state().to_dict()))
+    again = CheckpointDetector(korday, "entry", {}.get, state=saved)
+    assert again.episode is not None and (again.episode.pooled_days, again.episode.re_anchored) == (3, True)
 
 
 def test_a_state_saved_before_level_shifts_loads():

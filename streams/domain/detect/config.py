@@ -91,6 +91,7 @@ class DetectorConfig:
     #: Level shifts (``changepoint.py``): the CUSUM that re-anchors the baseline once a change
     #: has persisted. It opens no episode of its own: a shift no view flagged while it built
     #: up was within the bands (a monthly series steps every month), and becomes the level.
+    #: (Days together can open one where each was short of a day's score: ``onset.py``.)
     level_shift: ShiftConfig = field(default_factory=ShiftConfig)
     #: The series' own tail (``tails.py``): a day's verdict opens an episode only beyond what
     #: the series did on more than about two days of its last year, or on the second day

@@ -62,10 +62,16 @@ from streams.domain.detect.baseline import (
 )
 from streams.domain.detect.calendar import holiday_names
 from streams.domain.detect.config import DetectorConfig
-from streams.domain.detect.countmodel import tail_score
+from streams.domain.detect.countmodel import band, tail_score
 from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, _total
 from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
 from streams.domain.detect.intermittent import Pattern, assess_intermittent, intermittent_pattern
+from streams.domain.detect.onset import (
+    Onset,
+    find_onset,
+    pooled_back_inside,
+    pooled_tail_band,
+)
 from streams.domain.detect.post import PostView
 from streams.domain.detect.state import DetectorState, HistoryState, copied
 from streams.domain.detect.tails import TailBand, shape_reach, tail_band, widened
@@ -306,8 +312,13 @@ class CheckpointDetector(PostView):
         known = baseline is not None and baseline.dispersion < self.baseline_config.unknown_day_dispersion
         self.history.expect(day, baseline.expected_day if known and not self.closed else None)
         self.alarm_today = False
+        transitions += self._pooled_days(day, baseline, as_of)
         self._level_shift(day, total, baseline)
-        if not self.closed and self.zero_run >= self.config.closed_after_days:
+        if (
+            not self.closed
+            and self.zero_run >= self.config.closed_after_days
+            and self._silence_unlikely(day, level)
+        ):
             transitions += self._close_post(day, total, baseline, as_of)
         return transitions
 
@@ -405,9 +416,122 @@ class CheckpointDetector(PostView):
         allowed = 1 if episode.kind == "surge" else -1
         shift = shifts.update(day, log_ratio, sigma, self.config.level_shift, allowed)
         if shift is not None:
+            # Re-anchored: the next evaluation judges against the new level, one view alone.
+            episode.re_anchored = True
             for counted in shift.run:  # the new level's days; a holiday among them stays what it was
                 self.history.reflag(counted, counted, ALARM, NORMAL)
             self._baselines.clear()
+
+    def _pooled_days(self, day: date, baseline: Baseline | None, as_of: datetime) -> list[Transition]:
+        """Several completed days together (``onset.py``): a departure none of them proved
+        alone opens one episode; an episode they opened ends when they are back inside
+        together (the clear band, over as many days as opened it)."""
+        config = self.config
+        episode = self.episode
+        if episode is not None:
+            opened = datetime.fromisoformat(episode.opened_as_of).astimezone(self.checkpoint.tz).date()
+            if episode.opened_by == "full_day":  # a completed day's verdict, the next day
+                opened -= timedelta(days=1)
+            opened = min(opened, day)
+            if not self._held_by_days(episode, day) or not pooled_back_inside(
+                self.history, day, episode.kind, config.clear_drop_ratio, config.clear_surge_ratio, opened
+            ):
+                return []  # held, or (None) nothing judged to hold it by: the views decide
+            assessment = assess_full_day(self.lookup(day), baseline, config) if baseline is not None else None
+            if assessment is None:
+                return []
+            self.episode = None
+            return [Transition("resolved", episode, assessment, as_of, opened=False)]
+        if self.closed or baseline is None:
+            return []
+        if holiday_names(self.countries, day):
+            return []
+        onset = find_onset(
+            self.history,
+            day,
+            baseline.dispersion,
+            surge_ratio=config.surge_ratio,
+            drop_ratio=config.drop_ratio,
+            clear_surge_ratio=config.clear_surge_ratio,
+            clear_drop_ratio=config.clear_drop_ratio,
+            min_excess=config.min_excess,
+            min_score=config.min_score,
+            excluded=lambda d: bool(holiday_names(self.countries, d)),
+            accept=self._beyond_pooled_tail,
+        )
+        if onset is None:
+            return []
+        assessment = Assessment(
+            "full_day",
+            day,
+            onset.observed,
+            onset.expected,
+            onset.ratio,
+            onset.kind,
+            top_drivers(self.lookup(day), baseline, baseline.expected_day, onset.kind, config.max_drivers),
+            "level",
+            band(onset.expected, onset.cv),
+            None,
+            (*baseline.notes, f"{len(onset.days)} days together since {onset.days[0].isoformat()}"),
+            onset.cv,
+            onset.score,
+        )
+        if onset.kind == "drop" and self._post_covers(day):
+            return []
+        if onset.kind == "surge" and onset.observed - onset.expected <= self._rebound_backlog(onset.days[0]):
+            return []
+        local = as_of.astimezone(self.checkpoint.tz)
+        self.episode = Episode(
+            episode_id=f"{self.checkpoint.checkpoint_id}:{self.direction}:{onset.kind}:{local:%Y-%m-%dT%H%M}",
+            kind=onset.kind,
+            opened_by="full_day",
+            opened_as_of=as_of.isoformat(),
+            peak_observed=onset.observed,
+            peak_expected=onset.expected,
+            peak_day=day.isoformat(),
+            pooled_days=len(onset.days),
+        )
+        for counted in onset.days:  # the departure's days: alarm days, as an episode's are
+            self.history.reflag(counted, counted, NORMAL, ALARM)
+        self._baselines.pop(day + timedelta(days=1), None)
+        return [Transition("firing", self.episode, assessment, as_of, opened=True)]
+
+    def _beyond_pooled_tail(self, onset: Onset) -> bool:
+        """The days together lie beyond what as many days together of this series did on
+        about two occasions of its last year (``onset.pooled_tail_band``)."""
+        if not self.config.tail.enabled:
+            return True
+        band = pooled_tail_band(self.history, onset.days[0], len(onset.days), self.config.tail)
+        return band is None or band.beyond(onset.kind, onset.ratio)
+
+    def _held_by_days(self, episode: Episode, day: date) -> bool:
+        """A level episode whose end is judged on completed days together
+        (``onset.pooled_back_inside``), not by one view: one the days opened together, or
+        one whose series' level the level-shift CUSUM says has moved (its side past the
+        threshold: the baseline is about to re-anchor, and an end on one day's noise would
+        open a second episode against the old level). Not once re-anchored."""
+        if episode.cause != "level" or episode.re_anchored or episode.scope is not None:
+            return False
+        if episode.pooled_days:
+            return True
+        shifts = self.history.shifts
+        side = shifts.up if episode.kind == "surge" else shifts.down
+        return side > self.config.level_shift.threshold
+
+    def _silence_unlikely(self, day: date, level: float | None) -> bool:
+        """The run of near-zero days up to ``day`` is no chance of a quiet series: together
+        they are beyond ``min_score`` under Poisson at ``level`` a day. A post of thousands
+        that counts two a day for three days is closed; one of five a day that does is its
+        noise (1 in 130), and calling it closed made its next busy day a "reopened" surge."""
+        if not level:
+            return True
+        counted, expected = 0, 0.0
+        for k in range(self.zero_run):
+            earlier = day - timedelta(days=k)
+            got, own = self.history.get(earlier), self.history.expected_on(earlier)
+            counted += got[0] if got is not None else 0
+            expected += own if own else level  # its weekday's expectation where it was judged
+        return tail_score(counted, expected, 0.0) <= -self.config.min_score
 
     def _recent_level(self, day: date) -> float | None:
         got = [self.history.get(day - timedelta(days=k)) for k in range(1, 15)]
@@ -589,13 +713,20 @@ class CheckpointDetector(PostView):
     def _without_traffic_before(self, day: date) -> bool:
         """The ``closed_after_days`` recorded days before ``day`` carried no traffic (and are
         not a closure already accounted for), and no baseline can judge ``day``: nothing in
-        the days it reads, or none of them recorded."""
+        the days it reads, or none of them recorded; and most days it remembers carried
+        none (a series of a few a day has three quiet days by chance)."""
         for k in range(1, self.config.closed_after_days + 1):
             got = self.history.get(day - timedelta(days=k))
             if got is None or got[0] > self.config.silent_max or got[1] == CLOSED:
                 return False
         baseline = self.baseline(day)
-        return baseline is None or baseline.expected_day < self.config.min_expected
+        if baseline is not None and baseline.expected_day >= self.config.min_expected:
+            return False
+        # A series too quiet for a baseline (a few a day, zeros among them) carried traffic:
+        # three quiet days and then ten are its noise, unless most days it remembers had none.
+        totals, flags = self.history.before(day, 7 * self.baseline_config.weeks)
+        remembered = [t for t, f in zip(totals, flags, strict=True) if t is not None and f != CLOSED]
+        return not remembered or statistics.median(remembered) <= self.config.silent_max
 
     def _mark_silence(self, day: date) -> tuple[date, int]:
         """Mark the run of silent days before ``day`` as a closure; its first day and length."""
@@ -689,7 +820,12 @@ class CheckpointDetector(PostView):
             self.episode = episode
             self._track_peak(assessment)
             return [Transition("firing", episode, assessment, as_of, opened=True)]
-        if episode.clears(assessment, self.config):
+        held = (
+            self._held_by_days(episode, assessment.local_day)
+            and assessment.kind in (None, episode.kind)
+            and self.history.expected_on(assessment.local_day - timedelta(days=1)) is not None
+        )
+        if not held and episode.clears(assessment, self.config):
             self.episode = None
             resolved = [Transition("resolved", episode, assessment, as_of, opened=False)]
             if assessment.kind is not None and assessment.kind != episode.kind:

@@ -23,6 +23,12 @@ class Episode:
     cause: Cause = "level"
     #: The nationality of a group episode; None for the whole post.
     scope: str | None = None
+    #: Opened by this many completed days together (``onset.py``), none of which alone
+    #: proved it: it ends on days together too, not on one day's noise. 0: opened by one view.
+    pooled_days: int = 0
+    #: The level-shift CUSUM re-anchored the baseline while it was open: the next view,
+    #: judged against the new level, ends it (``changepoint.py``).
+    re_anchored: bool = False
 
     def clears(self, assessment: Assessment, config: DetectorConfig) -> bool:
         """Back to normal, judged by a view as steady as the one that opened it."""

@@ -77,8 +77,8 @@ class DetectorState:
     def to_dict(self) -> dict[str, Any]:
         """As JSON for the changelog: small (~6 kB with a year of day totals and expectations)."""
         return {
-            "episode": vars(self.episode).copy() if self.episode else None,
-            "group_episode": vars(self.group_episode).copy() if self.group_episode else None,
+            "episode": _episode_dict(self.episode),
+            "group_episode": _episode_dict(self.group_episode),
             "last_day": self.last_day.isoformat() if self.last_day else None,
             "last_hour": self.last_hour,
             "closed_since": self.closed_since.isoformat() if self.closed_since else None,
@@ -86,7 +86,7 @@ class DetectorState:
             "alarm_today": self.alarm_today,
             "history": self.history.to_dict(),
             "band": self.band.as_list() if self.band else None,
-            "post_episode": vars(self.post_episode).copy() if self.post_episode else None,
+            "post_episode": _episode_dict(self.post_episode),
             "post_day": self.post_day.isoformat() if self.post_day else None,
         }
 
@@ -112,6 +112,17 @@ class DetectorState:
     def of(cls, saved: DetectorState | Mapping[str, Any] | None) -> DetectorState:
         """A typed state as is; a dict (saved JSON, of any version) read with ``from_dict``."""
         return saved if isinstance(saved, DetectorState) else cls.from_dict(saved)
+
+
+#: Episode fields written only when set: a state saved before they existed is written
+#: back exactly as it was read.
+_OMITTED_AT_DEFAULT = {"pooled_days": 0, "re_anchored": False}
+
+
+def _episode_dict(episode: Episode | None) -> dict[str, Any] | None:
+    if episode is None:
+        return None
+    return {k: v for k, v in vars(episode).items() if _OMITTED_AT_DEFAULT.get(k, object()) != v}
 
 
 def copied(episode: Episode | None) -> Episode | None:
