@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from load_tests.harness import HANDLED, free_port, scrape
+from load_tests.harness import HANDLED, free_broker_port, free_port, scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -43,7 +43,12 @@ def readme_command(prefix: str) -> str:
 
 
 def test_the_readme_walkthrough_gives_outputs_that_agree(tmp_path: Path) -> None:
-    home, port, web_port = tmp_path / "home", free_port(), free_port()
+    # The broker's controller listener takes port + 1: both must be free (CI once found
+    # port + 1 taken with a plain free_port()), and the worker's web port is neither.
+    home, port = tmp_path / "home", free_broker_port()
+    web_port = free_port()
+    while web_port in (port, port + 1):
+        web_port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("CROSSINGS_", "KAFKA_BOOTSTRAP"))},
         "CROSSINGS_HOME": str(home),
