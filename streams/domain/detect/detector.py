@@ -63,7 +63,7 @@ from streams.domain.detect.baseline import (
 from streams.domain.detect.calendar import holiday_names
 from streams.domain.detect.config import DetectorConfig
 from streams.domain.detect.countmodel import band, tail_score
-from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, _total
+from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, _total, episode_id
 from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
 from streams.domain.detect.intermittent import Pattern, assess_intermittent, intermittent_pattern
 from streams.domain.detect.onset import (
@@ -350,7 +350,7 @@ class CheckpointDetector(PostView):
             return transitions
         local = as_of.astimezone(self.checkpoint.tz)
         self.episode = Episode(
-            episode_id=f"{self.checkpoint.checkpoint_id}:{self.direction}:{assessment.kind}:{local:%Y-%m-%dT%H%M}",
+            episode_id=episode_id(self.checkpoint.checkpoint_id, self.direction, assessment.kind, local),
             kind=assessment.kind,
             opened_by="full_day",
             opened_as_of=as_of.isoformat(),
@@ -482,7 +482,7 @@ class CheckpointDetector(PostView):
             return []
         local = as_of.astimezone(self.checkpoint.tz)
         self.episode = Episode(
-            episode_id=f"{self.checkpoint.checkpoint_id}:{self.direction}:{onset.kind}:{local:%Y-%m-%dT%H%M}",
+            episode_id=episode_id(self.checkpoint.checkpoint_id, self.direction, onset.kind, local),
             kind=onset.kind,
             opened_by="full_day",
             opened_as_of=as_of.isoformat(),
@@ -637,7 +637,7 @@ class CheckpointDetector(PostView):
             transitions.append(Transition("resolved", self.episode, assessment, as_of, opened=False))
         local = as_of.astimezone(self.checkpoint.tz)
         self.episode = Episode(
-            episode_id=f"{self.checkpoint.checkpoint_id}:{self.direction}:surge:{local:%Y-%m-%dT%H%M}",
+            episode_id=episode_id(self.checkpoint.checkpoint_id, self.direction, "surge", local),
             kind="surge",
             opened_by="running_day",
             opened_as_of=as_of.isoformat(),

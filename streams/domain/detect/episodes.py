@@ -63,6 +63,12 @@ class Transition:
 POST_DIRECTION = "both"
 
 
+def episode_id(checkpoint_id: str, direction: str, kind: str, local: datetime) -> str:
+    """An episode's id: where, which way, what, and the local minute it opened (alerts and
+    the backtest compare these, so one spelling for every opener)."""
+    return f"{checkpoint_id}:{direction}:{kind}:{local:%Y-%m-%dT%H%M}"
+
+
 def _total(profile: DayProfile | None) -> int:
     return profile["total"] if profile else 0
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from streams.domain.detect.assess import Assessment, assess_post_silence
 from streams.domain.detect.countmodel import tail_score
-from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, _total
+from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, _total, episode_id
 from streams.domain.detect.history import ALARM, NORMAL
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class PostView:
                     # worker would build them with the alarm: build them again here too.
                     detector._baselines.clear()
         self.post_episode = Episode(
-            episode_id=f"{self.checkpoint.checkpoint_id}:{POST_DIRECTION}:drop:{local:%Y-%m-%dT%H%M}",
+            episode_id=episode_id(self.checkpoint.checkpoint_id, POST_DIRECTION, "drop", local),
             kind="drop",
             opened_by=found.window,
             opened_as_of=as_of.isoformat(),
@@ -139,7 +139,7 @@ class PostView:
                 # ``reopen_min`` soon: an episode of its own could stay open for weeks.
                 continue
             detector.episode = Episode(
-                episode_id=f"{self.checkpoint.checkpoint_id}:{detector.direction}:drop:{local:%Y-%m-%dT%H%M}",
+                episode_id=episode_id(self.checkpoint.checkpoint_id, detector.direction, "drop", local),
                 kind="drop",
                 opened_by="running_day",
                 opened_as_of=as_of.isoformat(),
