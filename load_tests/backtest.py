@@ -28,7 +28,7 @@ class BacktestResult:
     manifest: Manifest
     outcomes: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)  # alert_type.Alert
     records: int = 0
     seconds: float = 0.0
 

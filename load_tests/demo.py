@@ -62,7 +62,7 @@ def _backtest_matches(root, alert_messages: list) -> bool:
     from streams.domain.registry import load_registry
 
     published = sorted(json.loads(m.value)["alert_id"] for m in alert_messages)
-    return sorted(a["alert_id"] for a in backtest_lake(root, load_registry()).alerts) == published
+    return sorted(a.alert_id for a in backtest_lake(root, load_registry()).alerts) == published
 
 
 def main() -> int:

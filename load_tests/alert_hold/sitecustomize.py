@@ -50,7 +50,7 @@ def _install(folder: Path) -> None:
                     "pid": os.getpid(),
                     "partition": batch.partition,
                     "commit_seq": batch.commit_seq,
-                    "alert_ids": [alert["alert_id"] for alert in batch.alerts],
+                    "alert_ids": [alert.alert_id for alert in batch.alerts],
                 }
                 tmp = folder / f"{token}.tmp"
                 tmp.write_text(json.dumps(held))

@@ -72,7 +72,7 @@ class LakeRun:
     unknown: tuple[str, ...] = ()
     granularity: str = "hour"
     #: The alert messages raised, as the worker would have published them.
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)  # alert_type.Alert
 
 
 class _Forgetful:
@@ -169,7 +169,7 @@ def backtest_lake(
         )  # type: ignore[arg-type]  # the store: only ``remembered`` is asked
         for partition, checkpoints in own.items()
     }
-    alerts: list[dict[str, Any]] = []
+    alerts: list[Any] = []
     events = 0
     # Only records without a broker timestamp read it; every lake row has one.
     now = datetime.now(UTC)
@@ -195,7 +195,7 @@ def backtest_lake(
                 progress(len(batch))
     # The worker publishes a partition's alerts in the order it raised them; partitions
     # are independent, so order them by the event time they speak of.
-    alerts.sort(key=lambda a: datetime.fromisoformat(a["as_of"]))
+    alerts.sort(key=lambda a: datetime.fromisoformat(a.as_of))
     episodes = alert_episodes(judged, "hour", alerts)
     episodes.sort(key=lambda r: (r.opened_at, r.checkpoint, r.direction, r.kind))
     first = min(row[4] for row in summary).astimezone(UTC).replace(minute=0, second=0, microsecond=0)

@@ -186,44 +186,43 @@ def episode_rows(
 
 
 def alert_episodes(
-    checkpoints: Mapping[str, Checkpoint], granularity: str, alerts: Iterable[Mapping[str, Any]]
+    checkpoints: Mapping[str, Checkpoint], granularity: str, alerts: Iterable[Any]
 ) -> list[EpisodeRow]:
-    """One row per episode of alert messages (in the order they were raised): the figures
-    of the message that opened it (an episode's first), and when one resolved it."""
+    """One row per episode of ``alert_type.Alert`` messages (in the order they were raised):
+    the figures of the message that opened it (an episode's first), and when one resolved it."""
     rows: list[EpisodeRow] = []
     #: Episode id -> its row while it is open (an id may come back once its episode ended).
     open_rows: dict[str, EpisodeRow] = {}
     for alert in alerts:
-        episode_id = alert["episode_id"]
-        checkpoint = checkpoints[alert["checkpoint_id"]]
-        as_of = datetime.fromisoformat(alert["as_of"]).astimezone(UTC)
+        episode_id = alert.episode_id
+        checkpoint = checkpoints[alert.checkpoint_id]
+        as_of = datetime.fromisoformat(alert.as_of).astimezone(UTC)
         row = open_rows.get(episode_id)
         if row is None:
             local = as_of.astimezone(checkpoint.tz)
-            start = alert["local_day"] if granularity == "day" else local.isoformat()
+            start = alert.local_day if granularity == "day" else local.isoformat()
             row = open_rows[episode_id] = EpisodeRow(
                 checkpoint=checkpoint.checkpoint_id,
-                direction=alert["direction"],
-                kind=alert["kind"],
+                direction=alert.direction,
+                kind=alert.kind,
                 start=start,
                 end=None,
-                observed=alert["observed"],
-                expected=alert["expected"],
-                ratio=alert["ratio"],
-                score=alert["score"],
-                window=alert["window"],
-                cause=alert.get("cause", "level"),
+                observed=alert.observed,
+                expected=alert.expected,
+                ratio=alert.ratio,
+                score=alert.score,
+                window=alert.window,
+                cause=alert.cause or "level",
                 drivers="; ".join(
-                    f"{d['nationality']}|{d['purpose']} {d['observed']} vs {d['expected']:.0f}"
-                    for d in alert["drivers"]
+                    f"{d.nationality}|{d.purpose} {d.observed} vs {d.expected:.0f}" for d in alert.drivers
                 ),
-                summary=alert["summary"],
+                summary=alert.summary,
                 episode=episode_id,
-                opened_at=as_of if granularity == "hour" else _day_start(alert, checkpoint),
+                opened_at=as_of if granularity == "hour" else _day_start(alert.local_day, checkpoint),
                 resolved_at=None,
             )
             rows.append(row)
-        if alert["status"] == "resolved":
+        if alert.status == "resolved":
             local = as_of.astimezone(checkpoint.tz)
             row.end = local.date().isoformat() if granularity == "day" else local.isoformat()
             row.resolved_at = as_of
@@ -231,8 +230,8 @@ def alert_episodes(
     return rows
 
 
-def _day_start(alert: dict[str, Any], checkpoint: Any) -> datetime:
-    return local_midnight(date.fromisoformat(alert["local_day"]), checkpoint.tz).astimezone(UTC)
+def _day_start(local_day: str, checkpoint: Any) -> datetime:
+    return local_midnight(date.fromisoformat(local_day), checkpoint.tz).astimezone(UTC)
 
 
 def series_start(series: Series, data: SeriesSet) -> datetime:

@@ -140,7 +140,8 @@ class Effects:
     last_offset: int | None = None
     #: Counted records by folder (local day, checkpoint), in offset order.
     events: dict[tuple[date, str], CountedRows] = field(default_factory=dict)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    #: ``alert_type.Alert`` structs (generated, so typed ``Any``), in the order raised.
+    alerts: list[Any] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     forwards: list[Forward] = field(default_factory=list)
     #: (checkpoint_id, local_day) whose counts changed: their snapshots are rewritten.
@@ -167,7 +168,7 @@ class CommitBatch:
     first_offset: int | None
     last_offset: int
     events: dict[tuple[date, str], EventColumns]
-    alerts: list[dict[str, Any]]
+    alerts: list[Any]  # alert_type.Alert
     snapshots: list[DailySnapshot]
     dead_letters: list[DeadLetter]
     changes: list[Change]

@@ -309,7 +309,7 @@ class PartitionProcessor:
             alert = alert_message(checkpoint, speaks_for, transition, raised_at=raised_at)
             if transition.opened:
                 metrics.alerts_raised[(checkpoint.checkpoint_id, speaks_for, transition.episode.kind)] += 1
-            metrics.alert_messages[(alert["status"], alert["window"])] += 1
+            metrics.alert_messages[(alert.status, alert.window)] += 1
             self.effects.alerts.append(alert)
             log.warning("%s", alert_log_line(alert))
 

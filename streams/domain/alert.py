@@ -1,7 +1,9 @@
 """Turn detector transitions into alert messages (schemas/alert.v1.json).
 
-One shape for every channel: the Kafka topic, the log line, the Parquet history, and
-later Alertmanager and webhooks all carry the same dict.
+One value for every channel: the Kafka topic, the log line, the lake, Alertmanager and
+webhooks all carry the same :data:`~streams.domain.alert_type.Alert`, a typed struct whose
+fields are generated from the one definition of the alert (``rows.ALERT``): a field this
+module misspells or leaves out fails here, not in a consumer.
 
 Deterministic: the id is derived from the episode, the status, the window and the
 event-time ``as_of``, and ``raised_at`` is given by the caller (the broker timestamp of
@@ -15,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.domain.alert_type import Alert, Driver
 from streams.domain.detect import Transition
 from streams.domain.registry import Checkpoint
 
@@ -76,46 +79,47 @@ def alert_id(episode_id: str, status: str, window: str, as_of: datetime) -> str:
 
 def alert_message(
     checkpoint: Checkpoint, direction: str, transition: Transition, *, raised_at: datetime
-) -> dict[str, Any]:
+) -> Any:
+    """The :data:`Alert` a transition publishes (``Any``: the struct is generated)."""
     a, e = transition.assessment, transition.episode
     as_of = transition.as_of.astimezone(UTC)
-    return {
-        "version": ALERT_SCHEMA_VERSION,
-        "alert_id": alert_id(e.episode_id, transition.status, a.window, as_of),
-        "episode_id": e.episode_id,
-        "status": transition.status,
-        "kind": e.kind,
-        "checkpoint_id": checkpoint.checkpoint_id,
-        "checkpoint_name": checkpoint.name,
-        "direction": direction,
-        "local_day": a.local_day.isoformat(),
-        "window": a.window,
-        "as_of": as_of.isoformat(),
-        "raised_at": raised_at.astimezone(UTC).isoformat(),
-        "observed": a.observed,
-        "expected": round(a.expected, 1),
-        "ratio": round(a.ratio, 3),
-        "score": round(a.score, 2),
-        "drivers": [
-            {
-                "nationality": d.nationality,
-                "purpose": d.purpose,
-                "observed": d.observed,
-                "expected": round(d.expected, 1),
-                "delta": round(d.delta, 1),
-            }
+    return Alert(
+        version=ALERT_SCHEMA_VERSION,
+        alert_id=alert_id(e.episode_id, transition.status, a.window, as_of),
+        episode_id=e.episode_id,
+        status=transition.status,
+        kind=e.kind,
+        checkpoint_id=checkpoint.checkpoint_id,
+        checkpoint_name=checkpoint.name,
+        direction=direction,
+        local_day=a.local_day.isoformat(),
+        window=a.window,
+        as_of=as_of.isoformat(),
+        raised_at=raised_at.astimezone(UTC).isoformat(),
+        observed=a.observed,
+        expected=round(a.expected, 1),
+        ratio=round(a.ratio, 3),
+        score=round(a.score, 2),
+        drivers=[
+            Driver(
+                nationality=d.nationality,
+                purpose=d.purpose,
+                observed=d.observed,
+                expected=round(d.expected, 1),
+                delta=round(d.delta, 1),
+            )
             for d in a.drivers
         ],
-        "cause": a.cause,
-        "scope": a.scope,
-        "band": [round(a.band[0], 1), round(a.band[1], 1)],
-        "notes": list(a.notes),
-        "summary": summary_line(checkpoint, direction, transition),
-    }
+        cause=a.cause,
+        scope=a.scope,
+        band=[round(a.band[0], 1), round(a.band[1], 1)],
+        notes=list(a.notes),
+        summary=summary_line(checkpoint, direction, transition),
+    )
 
 
-def alert_log_line(alert: dict) -> str:
-    """One log line for an alert message: its status once, then what it says."""
-    summary = str(alert["summary"])
-    status = str(alert["status"])
+def alert_log_line(alert: Any) -> str:
+    """One log line for an :data:`Alert`: its status once, then what it says."""
+    summary = str(alert.summary)
+    status = str(alert.status)
     return f"alert {status}: {summary.removeprefix(status + ': ')}"

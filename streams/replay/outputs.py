@@ -16,7 +16,7 @@ from streams.core.store import Change
 class LocalOutputs:
     def __init__(self) -> None:
         self.dead_letters: list[DeadLetter] = []
-        self.alerts: list[dict[str, Any]] = []
+        self.alerts: list[Any] = []  # alert_type.Alert
         #: Events of a checkpoint read on another's partition. Not sent anywhere: over a
         #: topic the worker has processed, its re-keyed copies are there to be counted.
         self.forwards: list[Forward] = []

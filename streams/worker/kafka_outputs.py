@@ -15,11 +15,11 @@ Readers of the changelog, the alerts and the dead letters use ``read_committed``
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
@@ -171,7 +171,7 @@ class KafkaOutputs:
             ]
             sent += [
                 await producer.send(
-                    self.alerts_topic, key=alert["episode_id"].encode(), value=alert_bytes(alert), partition=0
+                    self.alerts_topic, key=alert.episode_id.encode(), value=alert_bytes(alert), partition=0
                 )
                 for alert in batch.alerts
             ]
@@ -275,5 +275,9 @@ def dead_letter_headers(letter: DeadLetter, topic: str) -> list[tuple[str, bytes
     return headers
 
 
-def alert_bytes(alert: dict) -> bytes:
-    return json.dumps(alert).encode()
+def alert_bytes(alert: Any) -> bytes:
+    """An ``alert_type.Alert`` as the alerts topic carries it (schemas/alert.v1.json)."""
+    return _ALERT_ENCODER.encode(alert)
+
+
+_ALERT_ENCODER = msgspec.json.Encoder()

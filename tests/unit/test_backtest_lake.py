@@ -25,6 +25,7 @@ from streams.cli.main import cli
 from streams.core.engine import Engine, EngineConfig
 from streams.core.partitioning import partition_for
 from streams.core.records import SourceRecord
+from streams.domain.alert_type import alert_to_dict
 from streams.domain.registry import load_registry
 from streams.replay.outputs import LocalOutputs
 from streams.sinks.parquet.sink import LakeSink
@@ -60,7 +61,7 @@ def _worker_lake(tmp_path) -> tuple[list[dict], object]:
         await engine.close(list(engine.tasks))
 
     asyncio.run(run())
-    return outputs.alerts, tmp_path / "data"
+    return [alert_to_dict(a) for a in outputs.alerts], tmp_path / "data"
 
 
 def _episodes(alerts: list[dict]) -> dict[str, tuple]:
@@ -100,7 +101,7 @@ def test_backtest_of_a_lake_raises_the_workers_alerts(tmp_path):
     assert backtest == worker
 
     # Message for message: the same alerts (ids, figures, the broker time that raised them).
-    replayed = backtest_lake(lake, REGISTRY).alerts
+    replayed = [alert_to_dict(a) for a in backtest_lake(lake, REGISTRY).alerts]
     key = lambda a: (a["as_of"], a["alert_id"])  # noqa: E731
     assert sorted(replayed, key=key) == sorted(alerts, key=key)
 

@@ -22,6 +22,7 @@ from load_tests.scenario import Scenario, ScenarioSpec
 from streams.cli.main import cli
 from streams.core.engine import Engine, EngineConfig
 from streams.core.records import SourceRecord
+from streams.domain.alert_type import alert_to_dict
 from streams.domain.registry import load_registry
 from streams.replay.outputs import LocalOutputs
 from streams.sinks.parquet.sink import LakeSink
@@ -56,9 +57,10 @@ def test_worker_and_backtest_open_the_same_episodes(tmp_path):
         await engine.close(list(engine.tasks))
 
     asyncio.run(run())
-    opened_ids = {a["episode_id"] for a in outputs.alerts}
+    published = [alert_to_dict(a) for a in outputs.alerts]
+    opened_ids = {a["episode_id"] for a in published}
     first_alerts = {}
-    for alert in sorted(outputs.alerts, key=lambda a: a["as_of"]):
+    for alert in sorted(published, key=lambda a: a["as_of"]):
         first_alerts.setdefault(alert["episode_id"], alert)
     worker = {
         (a["checkpoint_id"], a["direction"], a["kind"], datetime.fromisoformat(a["as_of"]).astimezone(UTC))

@@ -127,14 +127,12 @@ def test_the_worker_flags_a_post_that_starts_carrying_traffic_at_its_first_hour(
         processor.process(records, start + timedelta(days=30))
     finally:
         store.close()
-    alerts = [
-        a for a in processor.effects.alerts if a["checkpoint_id"] == "korday" and a["status"] == "firing"
-    ]
+    alerts = [a for a in processor.effects.alerts if a.checkpoint_id == "korday" and a.status == "firing"]
     assert alerts, "no alert for korday"
     first = alerts[0]
-    assert (first["kind"], first["cause"], first["direction"]) == ("surge", "new_traffic", "entry")
+    assert (first.kind, first.cause, first.direction) == ("surge", "new_traffic", "entry")
     # Judged at the first whole hour after its first crossings.
-    assert datetime.fromisoformat(first["as_of"]) == opens.replace(minute=0) + timedelta(hours=1)
+    assert datetime.fromisoformat(first.as_of) == opens.replace(minute=0) + timedelta(hours=1)
 
     # ``crossings backtest`` on the same hourly counts opens the same episode at the same
     # hour. A file says a post was watched and silent by its rows of zero (here one, at the
@@ -151,7 +149,7 @@ def test_the_worker_flags_a_post_that_starts_carrying_traffic_at_its_first_hour(
     ]
     backtest = [e for e in _backtest(tmp_path, rows) if e["checkpoint"] == "korday"]
     assert [(e["kind"], e["cause"], datetime.fromisoformat(e["start"])) for e in backtest[:1]] == [
-        ("surge", "new_traffic", datetime.fromisoformat(first["as_of"]))
+        ("surge", "new_traffic", datetime.fromisoformat(first.as_of))
     ]
 
 

@@ -18,6 +18,7 @@ from load_tests.scenario import Scenario, ScenarioSpec
 from streams.core.engine import Engine, EngineConfig
 from streams.core.partitioning import partition_for
 from streams.core.records import SourceRecord
+from streams.domain.alert_type import alert_to_dict
 from streams.domain.detect import DetectorConfig
 from streams.domain.registry import load_registry
 from streams.replay.outputs import LocalOutputs
@@ -83,7 +84,7 @@ def closure_day() -> date:
 def korday_drops_on(alerts: list[dict], day: date) -> list[dict]:
     return [
         a
-        for a in alerts
+        for a in map(alert_to_dict, alerts)
         if a["checkpoint_id"] == "korday" and a["kind"] == "drop" and a["local_day"] == day.isoformat()
     ]
 

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from streams.backtest.lake import lake_records
 from streams.core.effects import CommitBatch, EventColumns, MetricDeltas
 from streams.domain import rows
+from streams.domain.alert_type import alert_from_dict
 from streams.domain.registry import load_registry
 from streams.query.lake import open_lake, query
 from streams.query.reports import alerts as alerts_report
@@ -58,7 +59,11 @@ def _write(root: Path, dataset: str, checkpoint: str, name: str, table: pa.Table
 
 def _v1_alerts(alerts: list[dict]) -> pa.Table:
     """What the writer of version 1 wrote: the columns of v1 only."""
-    return _alerts_table(alerts).select(arrow_schema(rows.ALERT, 1).names).cast(arrow_schema(rows.ALERT, 1))
+    return (
+        _alerts_table([alert_from_dict(a) for a in alerts])
+        .select(arrow_schema(rows.ALERT, 1).names)
+        .cast(arrow_schema(rows.ALERT, 1))
+    )
 
 
 def test_a_view_has_a_new_column_even_when_every_file_is_older(tmp_path: Path) -> None:
@@ -70,7 +75,12 @@ def test_a_view_has_a_new_column_even_when_every_file_is_older(tmp_path: Path) -
 
 def test_old_and_new_alert_files_read_side_by_side(tmp_path: Path) -> None:
     _write(tmp_path, ALERTS, CHECKPOINTS[0], "p000-1.parquet", _v1_alerts([_alert("a1")]))
-    new = _alerts_table([_alert("a2", cause="group", scope="UZB"), _alert("a3", cause="level", scope=None)])
+    new = _alerts_table(
+        [
+            alert_from_dict(_alert("a2", cause="group", scope="UZB")),
+            alert_from_dict(_alert("a3", cause="level")),
+        ]
+    )
     _write(tmp_path, ALERTS, CHECKPOINTS[0], "p000-2.parquet", new)
     with open_lake(tmp_path, load_registry()) as connection:
         found = query(connection, "SELECT alert_id, cause, scope FROM alerts ORDER BY alert_id").to_pylist()
@@ -131,7 +141,7 @@ def _commit(seq: int, alerts: list[dict], *, publish: bool) -> CommitBatch:
         first_offset=seq,
         last_offset=seq,
         events={},
-        alerts=alerts,
+        alerts=[alert_from_dict(a) for a in alerts],
         snapshots=[],
         dead_letters=[],
         changes=[],

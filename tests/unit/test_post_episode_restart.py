@@ -18,6 +18,7 @@ from pathlib import Path
 from load_tests.scenario import DEFAULT_START, Scenario, ScenarioSpec
 from streams.core.engine import Engine, EngineConfig
 from streams.core.records import SourceRecord
+from streams.domain.alert_type import alert_to_dict
 from streams.domain.registry import load_registry
 from streams.replay.outputs import LocalOutputs
 from streams.sinks.parquet.sink import LakeSink
@@ -59,7 +60,7 @@ def run(root: Path, records: list[SourceRecord], cuts: list[int]) -> list[dict]:
         await core.close(list(core.tasks))
 
     asyncio.run(go())
-    return outputs.alerts
+    return [alert_to_dict(a) for a in outputs.alerts]
 
 
 def test_restarts_while_the_post_falls_silent_change_no_alert(tmp_path):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from streams import query
 from streams.core.effects import CommitBatch, DailySnapshot, EventColumns, MetricDeltas
+from streams.domain.alert_type import alert_from_dict
 from streams.query import scan
 from streams.sinks.parquet.sink import LakeSink
 
@@ -70,7 +71,7 @@ def write_commit(
         first_offset=min(offsets) if offsets else None,
         last_offset=max(offsets, default=0),
         events=columns,
-        alerts=alerts,
+        alerts=[alert_from_dict(a) for a in alerts],
         snapshots=snapshots,
         dead_letters=[],
         changes=[],

@@ -381,9 +381,9 @@ class DuckLakeSink:
         if batch.alerts:
             alerts = []
             for alert in batch.alerts:
-                day = date.fromisoformat(alert["local_day"])
-                check_partition(day, alert["checkpoint_id"])
-                alerts.append(_stamped(_alerts_table([alert]), day, alert["checkpoint_id"], partition, seq))
+                day = date.fromisoformat(alert.local_day)
+                check_partition(day, alert.checkpoint_id)
+                alerts.append(_stamped(_alerts_table([alert]), day, alert.checkpoint_id, partition, seq))
             tables[ALERTS] = _concat(alerts, TABLES[ALERTS])
         if self.dead_letters and batch.dead_letters:
             letters = _dead_letters_table(batch.dead_letters)

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pyarrow as pa
 
 from streams.core.effects import CommitBatch, DailySnapshot, DeadLetter, EventColumns
@@ -91,9 +93,9 @@ class LakeSink:
         appended: dict[str, tuple[Callable[[], pa.Table], int]] = {}
         for (day, checkpoint_id), columns in sorted(batch.events.items()):
             appended[_folder(EVENTS, day, checkpoint_id)] = (partial(_events_table, columns), len(columns))
-        by_folder: dict[tuple[str, str], list[dict]] = {}
+        by_folder: dict[tuple[str, str], list[Any]] = {}
         for alert in batch.alerts:
-            by_folder.setdefault((alert["local_day"], alert["checkpoint_id"]), []).append(alert)
+            by_folder.setdefault((alert.local_day, alert.checkpoint_id), []).append(alert)
         for (day, checkpoint_id), alerts in sorted(by_folder.items()):
             folder = _folder(ALERTS, date.fromisoformat(day), checkpoint_id)
             appended[folder] = (partial(_alerts_table, alerts), len(alerts))
@@ -178,19 +180,19 @@ def _events_table(columns: EventColumns) -> pa.Table:
     return pa.table({name: getattr(columns, attr) for name, attr in _EVENT_BUFFERS}, schema=EVENTS_SCHEMA)
 
 
-def _alert_value(column: rows.Column, alert: dict) -> object:
-    # A nullable column may be absent (an alert from before it existed); a required one not.
-    value = alert.get(column.name) if column.nullable else alert[column.name]
+def _alert_value(column: rows.Column, alert: Any) -> object:
+    value = getattr(alert, column.name)
     if value is None:
         return None
     if column.json:
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(msgspec.to_builtins(value), ensure_ascii=False)
     if column.type.startswith("timestamp"):
         return datetime.fromisoformat(value)
     return value
 
 
-def _alerts_table(alerts: list[dict]) -> pa.Table:
+def _alerts_table(alerts: list[Any]) -> pa.Table:
+    """``alert_type.Alert`` structs as the lake's ``alerts`` rows."""
     columns = rows.lake_columns(rows.ALERT)
     data = {c.lake_name: [_alert_value(c, alert) for alert in alerts] for c in columns}
     return pa.table(data, schema=ALERTS_SCHEMA)
