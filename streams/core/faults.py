@@ -7,7 +7,8 @@ A commit fails for one of four kinds of reasons, and the worker treats each diff
   Retrying cures it; the partition is retried with backoff and never quarantined.
 - ``storage``: the lake or the state volume refused a write (full, read-only, no
   permission), or the lake's object store or catalog cannot be reached (DuckDB's
-  ``IOException``/``HTTPException``). The partition keeps its place and is retried with
+  ``IOException``/``HTTPException``, or any DuckDB error saying the catalog's server
+  connection is gone: :data:`_CATALOG_UNREACHABLE`). The partition keeps its place and is retried with
   backoff until the space, the permission or the service comes back, reported as
   quarantined meanwhile.
 - ``record``: the broker refused an output one record produced (its dead letter or its
@@ -61,6 +62,27 @@ _STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACC
 #: itself, but the partition's place is kept and it is retried until the service is back:
 #: no record of its is at fault, so an operator must not be told to move one aside.
 _LAKE_ERRORS = frozenset({"IOException", "HTTPException"})
+#: What libpq and PostgreSQL say when the catalog's server is gone, going or coming back,
+#: whatever class DuckDB wraps it in: a server crashed mid-query surfaces as a "Binder
+#: Error: Failed to get extended data file list from DuckLake: ... server closed the
+#: connection unexpectedly" (``test_lake_outage.py``, PostgreSQL's immediate shutdown).
+_CATALOG_UNREACHABLE = (
+    "server closed the connection unexpectedly",
+    "no connection to the server",
+    "could not connect to server",
+    "could not receive data from server",
+    "could not send data to server",
+    "unable to connect to postgres",
+    "connection refused",
+    "connection reset by peer",
+    "ssl syscall error",
+    "terminating connection due to administrator command",
+    "terminating connection because of crash of another server process",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+)
 
 
 class OutputRefused(Exception):
@@ -101,7 +123,9 @@ def classify(error: BaseException) -> FaultKind:
             and (cause.errno in _STORAGE_ERRNOS or type(cause).__module__.startswith(("rocks", "pyarrow")))
         ):
             return "storage"
-        if name in _LAKE_ERRORS and type(cause).__module__.startswith(("duckdb", "_duckdb")):
+        if type(cause).__module__.startswith(("duckdb", "_duckdb")) and (
+            name in _LAKE_ERRORS or any(said in str(cause).lower() for said in _CATALOG_UNREACHABLE)
+        ):
             return "storage"
         if name in _BROKER_ERRORS or isinstance(cause, ConnectionError | asyncio.TimeoutError | TimeoutError):
             return "broker"

@@ -1,9 +1,11 @@
 """The lake's object store and its catalog going away mid-run, end to end: two workers on
 the DuckLake lake (SeaweedFS for the files, PostgreSQL for the catalog, both this test's
 own: they are stopped), the object store stopped for 20 s and then the catalog's server
-for 20 s while traffic flows. The workers ride it out without a restart (their commits
-held back as storage faults, retried until the service is back), and afterwards the lake
-holds every event once and the daily counts agree with what was sent."""
+for 20 s while traffic flows, shut down cleanly or crashed (SeaweedFS killed, PostgreSQL's
+immediate shutdown: connections cut mid-statement, the catalog recovered from its WAL).
+The workers ride it out without a restart (their commits held back as storage faults,
+retried until the service is back), and afterwards the lake holds every event once and
+the daily counts agree with what was sent."""
 
 from __future__ import annotations
 
@@ -30,13 +32,21 @@ class _Services:
     """Stop and start the object store and the catalog in turn: the first outage takes the
     object store away, the second the catalog's server."""
 
-    def __init__(self, s3_dir: Path, pg_dir: Path) -> None:
+    def __init__(self, s3_dir: Path, pg_dir: Path, *, crash: bool) -> None:
         from streams.ops.lakestore import postgres, seaweedfs
 
         self.s3_dir, self.pg_dir = s3_dir, pg_dir
         self.turns = [
-            ("object store", lambda: seaweedfs.down(s3_dir), lambda: seaweedfs.up(s3_dir, S3_PORT)),
-            ("catalog", lambda: postgres.down(pg_dir), lambda: postgres.up(pg_dir, OWN_PG_PORT)),
+            (
+                "object store",
+                lambda: seaweedfs.down(s3_dir, crash=crash),
+                lambda: seaweedfs.up(s3_dir, S3_PORT),
+            ),
+            (
+                "catalog",
+                lambda: postgres.down(pg_dir, crash=crash),
+                lambda: postgres.up(pg_dir, OWN_PG_PORT),
+            ),
         ]
         self.stopped: list[str] = []
         self._up = None
@@ -52,7 +62,8 @@ class _Services:
         self._up()
 
 
-def test_two_workers_ride_out_the_object_store_and_the_catalog_going_away(kafka_bootstrap, tmp_path):
+@pytest.mark.parametrize("crash", [False, True], ids=["stopped", "crashed"])
+def test_two_workers_ride_out_the_object_store_and_the_catalog_going_away(kafka_bootstrap, tmp_path, crash):
     from streams.ops.lakestore import ServiceError, postgres, seaweedfs
 
     try:
@@ -74,7 +85,7 @@ def test_two_workers_ride_out_the_object_store_and_the_catalog_going_away(kafka_
             "AWS_ENDPOINT_URL": f"http://{store.endpoint}",
         }
         os.environ.update(credentials)  # the lake is read here too, after the run
-        services = _Services(s3_dir, pg_dir)
+        services = _Services(s3_dir, pg_dir, crash=crash)
         result = run(
             kafka_bootstrap,
             tmp_path / "run",

@@ -312,6 +312,21 @@ def test_a_lake_service_away_is_storage_not_a_record():
         wrapped.__cause__ = error
         assert classify(wrapped) == "storage"
     assert classify(duckdb.TransactionException("conflict")) == "unknown"
+    # The catalog's server crashing mid-query: DuckDB wraps libpq's words in other classes.
+    crashed = duckdb.BinderException(
+        "Binder Error: Failed to get extended data file list from DuckLake: Failed to prepare "
+        'query "SELECT data_file_id FROM ducklake_file_column_stats": server closed the '
+        "connection unexpectedly\n\tThis probably means the server terminated abnormally"
+    )
+    recovering = duckdb.InvalidInputException(
+        'connection to server at "127.0.0.1", port 5432 failed: FATAL:  the database system is '
+        "in recovery mode"
+    )
+    for error in (crashed, recovering):
+        assert classify(error) == "storage", error
+    # The words alone, from no DuckDB error, or another DuckDB error: not the lake's outage.
+    assert classify(ValueError("server closed the connection unexpectedly")) == "unknown"
+    assert classify(duckdb.BinderException("Binder Error: column x not found")) == "unknown"
 
 
 def test_records_handed_over_twice_in_one_batch_are_applied_once(tmp_path):

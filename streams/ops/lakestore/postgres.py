@@ -206,12 +206,17 @@ def up(
     return catalog
 
 
-def down(directory: Path, timeout: float = 30.0) -> None:
-    """Stop the cluster (fast shutdown); data is kept. Nothing running is not an error."""
+def down(directory: Path, timeout: float = 30.0, *, crash: bool = False) -> None:
+    """Stop the cluster (fast shutdown); data is kept. Nothing running is not an error.
+
+    ``crash``: PostgreSQL's immediate shutdown (SIGQUIT) instead, what its manual offers in
+    place of killing the server: every backend exits at once, nothing is checkpointed, and
+    the next start recovers from the WAL, as after a power cut (the tests' lake outage)."""
     data = Path(directory).resolve() / "data"
     pid = running_pid(data / "postmaster.pid", "postgres")
     if pid is None:
         if read_pid(data / "postmaster.pid") is not None:
             (data / "postmaster.pid").unlink(missing_ok=True)
         return
-    stop(pid, timeout=timeout, sig=signal.SIGINT)  # SIGINT: PostgreSQL's "fast" shutdown
+    # SIGINT: PostgreSQL's "fast" shutdown; SIGQUIT: its "immediate" one
+    stop(pid, timeout=timeout, sig=signal.SIGQUIT if crash else signal.SIGINT)

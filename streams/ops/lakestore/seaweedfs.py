@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,10 +253,11 @@ def up(
     return store
 
 
-def down(directory: Path, timeout: float = 30.0) -> None:
-    """Stop this directory's store (data is kept); nothing running is not an error."""
+def down(directory: Path, timeout: float = 30.0, *, crash: bool = False) -> None:
+    """Stop this directory's store (data is kept); nothing running is not an error.
+    ``crash``: SIGKILL, no shutdown at all (the tests' lake outage)."""
     pid = running_pid(_pid_file(directory), "weed")
     if pid is not None:
-        stop(pid, timeout=timeout)
+        stop(pid, timeout=timeout, sig=signal.SIGKILL if crash else signal.SIGTERM)
     if read_pid(_pid_file(directory)) is not None:
         _pid_file(directory).unlink(missing_ok=True)
