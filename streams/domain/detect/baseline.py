@@ -119,6 +119,12 @@ class Baseline:
     #: Per nationality: how much its ratio to the rest of the post moves from day to day,
     #: beyond Poisson noise (``group_spread``); a nationality not in it is judged with a floor.
     group_dispersion: dict[str, float] = field(default_factory=dict, hash=False)
+    #: The season factor ``expected_day`` carries (last year's move to this date), 1.0 for
+    #: none: ``expected_day / season`` is the recent weekly level without it.
+    season: float = 1.0
+    #: The factor of today's holiday (or its eve, the day after) ``expected_day`` carries:
+    #: last year's one day against the weeks around it; 1.0 for none.
+    holiday: float = 1.0
     _cumulative: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
     _nationalities: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -543,6 +549,7 @@ def build_baseline(
         if abs(math.log(factor)) > 0.01:
             notes.append(f"trend {math.expm1(7 * slope):+.1%} a week: x{factor:.2f}")
             expected_day *= factor
+    season = holiday = 1.0
     if found is not None:
         season = min(max(found.factor, config.min_factor), config.max_factor)
         if abs(math.log(season)) > 0.05:
@@ -575,6 +582,7 @@ def build_baseline(
             ratio = min(max(ratio, config.min_factor), config.max_factor)
             notes.append(f"holiday {name}: x{ratio:.2f} last year")
             expected_day *= ratio
+            holiday = ratio
             # A factor read off last year's holiday is itself uncertain: its Poisson part and
             # that day's own day-to-day noise, on top of today's.
             dispersion = min(
@@ -593,6 +601,7 @@ def build_baseline(
             if abs(math.log(ratio)) > 0.05:
                 notes.append(f"{words}: x{ratio:.2f} last year")
             expected_day *= ratio
+            holiday = ratio
             dispersion = min(
                 math.sqrt(2 * dispersion * dispersion + 1.0 / max(effect[1], 1)), config.max_dispersion
             )
@@ -625,4 +634,6 @@ def build_baseline(
         notes=tuple(notes),
         share_dispersion=_share_spread(shape_days, config, len(with_profiles), shapes),
         group_dispersion=_group_spread([shape for _, shape in shape_days], config),
+        season=season,
+        holiday=holiday,
     )
