@@ -296,17 +296,33 @@ def _year_ago_level_of(
     history: DayHistory, day: date, countries: tuple[str, ...], fell_ratio: float, lasting: int
 ) -> tuple[float, int] | None:
     gone = _lasting_drop(history, day, fell_ratio, lasting)
-    days = []
+    days, holidays = [], 0
     for shift in _YEAR_AGO:
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
-        if got is None or got[1] == CLOSED or shift in gone or _near_holiday(countries, earlier):
+        if got is None or got[1] == CLOSED or shift in gone:
+            continue
+        if _near_holiday(countries, earlier):
+            holidays += 1
             continue
         days.append(got)
-    if len(days) < 4:
+    # Between holidays (the days from Christmas to New Year) the week holds few ordinary
+    # days; the two or three it has are that season, which the weeks around it are not.
+    # Only between them (a holiday within a week on both sides of last year's same
+    # weekday: the few ordinary days left beside one holiday block, the days before Hong
+    # Kong's Mid-Autumn, say, are no season) and not for a day by a holiday itself: its
+    # own factor says what last year's did.
+    then = day - timedelta(days=364)
+    between = (
+        holidays >= 3
+        and _holiday_within(countries, then, -1)
+        and _holiday_within(countries, then, 1)
+        and not _near_holiday(countries, day)
+    )
+    if len(days) < (2 if between else 4):
         return None
     kept = [total for total, flag in days if flag != ALARM]
-    if len(days) - len(kept) > 2:
+    if len(days) - len(kept) > 2 or len(kept) < 2:
         kept = [total for total, _ in days]
     return sum(kept) / len(kept), len(days)
 
@@ -362,6 +378,12 @@ def _fell(got: tuple[int, str], expected: int | None, fell_ratio: float) -> bool
     if expected is None:
         return False
     return total <= fell_ratio * expected or (flag == ALARM and total < expected)
+
+
+def _holiday_within(countries: tuple[str, ...], day: date, step: int, days: int = 7) -> bool:
+    """A holiday (or its eve, the day after) within ``days`` after ``day`` (``step`` 1) or
+    before it (``step`` -1)."""
+    return any(_near_holiday(countries, day + timedelta(days=step * k)) for k in range(1, days + 1))
 
 
 @lru_cache(maxsize=1 << 16)
