@@ -1,7 +1,8 @@
 """Last year's lasting drop (a lockdown of weeks, a sensor that undercounted for a month)
 is not the season: this year's same weeks are not expected at a third for it, so they
 raise no surges and a drop in them is still found (issue 17; Auckland, August 2021 after
-August 2020)."""
+August 2020). A week of last year between holidays (Christmas to New Year), thinned by
+the holidays to two or three ordinary days, still gives its season."""
 
 from __future__ import annotations
 
@@ -95,3 +96,12 @@ def test_last_years_month_long_drop_that_alarmed_is_not_the_season():
     drop = {date(2023, 6, 13) + timedelta(days=k): 300 for k in range(30)}
     history = _history(drop, dict.fromkeys(drop, ALARM), {}, date(2024, 6, 20))
     assert 950 <= _expected(history, date(2024, 6, 20)) <= 1050
+
+
+def test_last_years_week_between_christmas_and_new_year_is_still_expected():
+    """Last year's days between Boxing Day and New Year at x0.5 (they alarmed: nothing said
+    so then): this year's are expected low too, though holidays and their eves leave two
+    or three ordinary days of last year's week (ported from branch detect-auckland)."""
+    lull = {date(2023, 12, 27) + timedelta(days=k): 500 for k in range(5)}
+    history = _history(lull, dict.fromkeys(lull, ALARM), {}, date(2024, 12, 30))
+    assert _expected(history, date(2024, 12, 30), ("NZ",)) <= 700

@@ -119,6 +119,12 @@ class Baseline:
     #: Per nationality: how much its ratio to the rest of the post moves from day to day,
     #: beyond Poisson noise (``group_spread``); a nationality not in it is judged with a floor.
     group_dispersion: dict[str, float] = field(default_factory=dict, hash=False)
+    #: The season factor ``expected_day`` carries (last year's move to this date), 1.0 for
+    #: none: ``expected_day / season`` is the recent weekly level without it.
+    season: float = 1.0
+    #: The factor of today's holiday (or its eve, the day after) ``expected_day`` carries:
+    #: last year's one day against the weeks around it; 1.0 for none.
+    holiday: float = 1.0
     _cumulative: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
     _nationalities: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -290,17 +296,33 @@ def _year_ago_level_of(
     history: DayHistory, day: date, countries: tuple[str, ...], fell_ratio: float, lasting: int
 ) -> tuple[float, int] | None:
     gone = _lasting_drop(history, day, fell_ratio, lasting)
-    days = []
+    days, holidays = [], 0
     for shift in _YEAR_AGO:
         earlier = day - timedelta(days=shift)
         got = history.get(earlier)
-        if got is None or got[1] == CLOSED or shift in gone or _near_holiday(countries, earlier):
+        if got is None or got[1] == CLOSED or shift in gone:
+            continue
+        if _near_holiday(countries, earlier):
+            holidays += 1
             continue
         days.append(got)
-    if len(days) < 4:
+    # Between holidays (the days from Christmas to New Year) the week holds few ordinary
+    # days; the two or three it has are that season, which the weeks around it are not.
+    # Only between them (a holiday within a week on both sides of last year's same
+    # weekday: the few ordinary days left beside one holiday block, the days before Hong
+    # Kong's Mid-Autumn, say, are no season) and not for a day by a holiday itself: its
+    # own factor says what last year's did.
+    then = day - timedelta(days=364)
+    between = (
+        holidays >= 3
+        and _holiday_within(countries, then, -1)
+        and _holiday_within(countries, then, 1)
+        and not _near_holiday(countries, day)
+    )
+    if len(days) < (2 if between else 4):
         return None
     kept = [total for total, flag in days if flag != ALARM]
-    if len(days) - len(kept) > 2:
+    if len(days) - len(kept) > 2 or len(kept) < 2:
         kept = [total for total, _ in days]
     return sum(kept) / len(kept), len(days)
 
@@ -356,6 +378,12 @@ def _fell(got: tuple[int, str], expected: int | None, fell_ratio: float) -> bool
     if expected is None:
         return False
     return total <= fell_ratio * expected or (flag == ALARM and total < expected)
+
+
+def _holiday_within(countries: tuple[str, ...], day: date, step: int, days: int = 7) -> bool:
+    """A holiday (or its eve, the day after) within ``days`` after ``day`` (``step`` 1) or
+    before it (``step`` -1)."""
+    return any(_near_holiday(countries, day + timedelta(days=step * k)) for k in range(1, days + 1))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -543,6 +571,7 @@ def build_baseline(
         if abs(math.log(factor)) > 0.01:
             notes.append(f"trend {math.expm1(7 * slope):+.1%} a week: x{factor:.2f}")
             expected_day *= factor
+    season = holiday = 1.0
     if found is not None:
         season = min(max(found.factor, config.min_factor), config.max_factor)
         if abs(math.log(season)) > 0.05:
@@ -575,6 +604,7 @@ def build_baseline(
             ratio = min(max(ratio, config.min_factor), config.max_factor)
             notes.append(f"holiday {name}: x{ratio:.2f} last year")
             expected_day *= ratio
+            holiday = ratio
             # A factor read off last year's holiday is itself uncertain: its Poisson part and
             # that day's own day-to-day noise, on top of today's.
             dispersion = min(
@@ -593,6 +623,7 @@ def build_baseline(
             if abs(math.log(ratio)) > 0.05:
                 notes.append(f"{words}: x{ratio:.2f} last year")
             expected_day *= ratio
+            holiday = ratio
             dispersion = min(
                 math.sqrt(2 * dispersion * dispersion + 1.0 / max(effect[1], 1)), config.max_dispersion
             )
@@ -625,4 +656,6 @@ def build_baseline(
         notes=tuple(notes),
         share_dispersion=_share_spread(shape_days, config, len(with_profiles), shapes),
         group_dispersion=_group_spread([shape for _, shape in shape_days], config),
+        season=season,
+        holiday=holiday,
     )

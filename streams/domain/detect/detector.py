@@ -857,21 +857,61 @@ class CheckpointDetector(PostView):
             fraction = (local.minute * 60 + local.second) / 3600
             far = shape_reach(self.lookup, assessment.local_day, local.hour, fraction, self.config.tail)
             band = widened(band, far)
-        if band is None or band.beyond(assessment.kind, assessment.ratio):
+        if band is None:
             return True
-        return assessment.kind in self.config.tail.persist and self._departed_the_day_before(assessment)
+        baseline = self.baseline(assessment.local_day)
+        if band.beyond(assessment.kind, assessment.ratio):
+            return baseline is None or not self._made_by_last_year(band, assessment, baseline)
+        season = baseline.season if baseline is not None else 1.0
+        return (
+            assessment.kind in self.config.tail.persist
+            and self._departed_the_day_before(assessment)
+            and self._departed_the_day_before(assessment, season)
+        )
 
-    def _departed_the_day_before(self, assessment: Assessment) -> bool:
+    @staticmethod
+    def _made_by_last_year(band: TailBand, assessment: Assessment, baseline: Baseline) -> bool:
+        """The departure is last year's factors' doing, not the day's: last year's factors
+        are there to explain a departure (a holiday that doubles every year, last year's
+        ramp expected again), not to make one. A factor read the other way than the verdict
+        (a surge on a day expected low because last year's was) made part of it:
+
+        - a holiday's (its eve's, the day after's) factor is one day of last year against
+          the weeks around it, that day's weather and all: the day must be beyond the band
+          without it too (a Christmas that rained last year, x0.3, and is x0.53 this year is
+          not a surge);
+        - the season factor is a week of last year against the weeks the level was taken
+          from: last year's storm week, a school holiday that moved with Easter, a sensor
+          that undercounted then are in it as much as a season. How far it reaches against
+          the verdict is as uncertain as the day itself, so the band is widened by it, in
+          quadrature (as a running day's by its shape's stray: ``tails.widened``).
+
+        A factor read the same way as the verdict only makes it smaller (as before)."""
+        toward = 1.0 if assessment.kind == "drop" else -1.0
+        if toward * math.log(baseline.holiday) > 0.0 and not band.beyond(
+            assessment.kind, assessment.ratio * baseline.holiday
+        ):
+            return True
+        against = toward * math.log(baseline.season)
+        return against > 0.0 and not widened(band, against).beyond(assessment.kind, assessment.ratio)
+
+    def _departed_the_day_before(self, assessment: Assessment, season: float | None = None) -> bool:
         """The completed day before ``assessment``'s departed the same way (its recorded
-        total against its recorded expectation): the second day of a departure."""
+        total against its recorded expectation): the second day of a departure. With
+        ``season`` (the day's season factor, ``Baseline.season``): the day and the day
+        before each departed against the weekly level without it too (a drop made by last
+        year's season has no second day either)."""
         before = assessment.local_day - timedelta(days=1)
         got, expected = self.history.get(before), self.history.expected_on(before)
         if got is None or not expected or expected < self.config.tail.min_expected:
             return False
-        ratio = got[0] / expected
+        if season is None:
+            ratio, today = got[0] / expected, None
+        else:
+            ratio, today = got[0] / expected * season, assessment.ratio * season
         if assessment.kind == "drop":
-            return ratio <= self.config.drop_ratio
-        return ratio >= self.config.surge_ratio
+            return ratio <= self.config.drop_ratio and (today is None or today <= self.config.drop_ratio)
+        return ratio >= self.config.surge_ratio and (today is None or today >= self.config.surge_ratio)
 
     def _rebound(self, assessment: Assessment) -> bool:
         """A surge no larger than the crossings a short closure just held back: the rebound
