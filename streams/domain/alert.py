@@ -3,7 +3,9 @@
 One value for every channel: the Kafka topic, the log line, the lake, Alertmanager and
 webhooks all carry the same :data:`~streams.domain.alert_type.Alert`, a typed struct whose
 fields are generated from the one definition of the alert (``rows.ALERT``): a field this
-module misspells or leaves out fails here, not in a consumer.
+module misspells, or a required one it leaves out, fails here, not in a consumer (types
+are checked where notify decodes the message, and ``test_rows`` holds a real alert's bytes
+to schemas/alert.v1.json).
 
 Deterministic: the id is derived from the episode, the status, the window and the
 event-time ``as_of``, and ``raised_at`` is given by the caller (the broker timestamp of

@@ -79,3 +79,32 @@ def test_a_surge_in_those_weeks_is_still_found_on_its_first_day(tmp_path, seed):
     factors = _odd_week(0.5) | dict.fromkeys(range(again, again + 7), 2.0)
     around = _in_same_weeks(_episodes(tmp_path, factors, seed))
     assert [(e["kind"], e["start"][:10]) for e in around] == [("surge", _day(again))], around
+
+
+def test_a_deeper_drop_opens_wherever_a_shallower_one_would():
+    """The gate is monotone in the day's ratio: a drop beyond the band only by last year's
+    season still opens as a drop's second day (the day before fell too, both against the
+    weekly level without the season), as a shallower one in the band does. Found in review:
+    x0.495 stayed shut between x0.45 and x0.52, which opened."""
+    from types import SimpleNamespace
+
+    from streams.domain.detect.assess import Assessment
+    from streams.domain.detect.config import DetectorConfig
+    from streams.domain.detect.detector import CheckpointDetector
+    from streams.domain.detect.tails import TailBand
+
+    detector = object.__new__(CheckpointDetector)  # the gate alone, its inputs given
+    detector.config, detector._running_at = DetectorConfig(), None
+    detector.tail = lambda day: TailBand(0.5, 2.0, 200)  # the series' band: x0.5 .. x2
+    detector.baseline = lambda day: SimpleNamespace(season=1.2, holiday=1.0)  # last year busier
+    # The day before: 5,000 against 10,000 expected, an alarm day.
+    detector.history = SimpleNamespace(get=lambda day: (5_000, "alarm"), expected_on=lambda day: 10_000.0)
+    day = date(2025, 6, 10)
+    ratios = [r / 1000 for r in range(400, 560, 5)]
+    opens = [
+        detector._in_tail_or_beyond(Assessment("full_day", day, round(10_000 * r), 10_000.0, r, "drop"))
+        for r in ratios
+    ]
+    assert any(opens) and not all(opens)  # the gate decides somewhere in this range
+    shut_at = [r for r, o in zip(ratios, opens, strict=True) if not o]
+    assert all(r > max(r for r, o in zip(ratios, opens, strict=True) if o) for r in shut_at), shut_at

@@ -860,8 +860,12 @@ class CheckpointDetector(PostView):
         if band is None:
             return True
         baseline = self.baseline(assessment.local_day)
-        if band.beyond(assessment.kind, assessment.ratio):
-            return baseline is None or not self._made_by_last_year(band, assessment, baseline)
+        if band.beyond(assessment.kind, assessment.ratio) and (
+            baseline is None or not self._made_by_last_year(band, assessment, baseline)
+        ):
+            return True
+        # In the band, or beyond it only by last year's factors: a drop's second day still
+        # opens (a deeper drop than one that would open this way must not be kept shut).
         season = baseline.season if baseline is not None else 1.0
         return (
             assessment.kind in self.config.tail.persist
