@@ -295,7 +295,8 @@ def _around(lasting: int) -> range:
 def _year_ago_level_of(
     history: DayHistory, day: date, countries: tuple[str, ...], fell_ratio: float, lasting: int
 ) -> tuple[float, int] | None:
-    gone = _lasting_drop(history, day, fell_ratio, lasting)
+    may_fall = _may_fall(history, day, fell_ratio, lasting)
+    gone = _lasting_drop(history, day, fell_ratio, lasting) if may_fall else set()
     days, holidays = [], 0
     for shift in _YEAR_AGO:
         earlier = day - timedelta(days=shift)
@@ -327,6 +328,33 @@ def _year_ago_level_of(
     return sum(kept) / len(kept), len(days)
 
 
+def _may_fall(history: DayHistory, day: date, fell_ratio: float, lasting: int) -> bool:
+    """Whether one of last year's week (``_YEAR_AGO``) could have fallen in ``_lasting_drop``,
+    so be in a lasting drop: a day falls only against its own expectation or an earlier one
+    of its weekday in the span, so against the largest of those at most. False: none is in
+    ``_lasting_drop``'s days (its walk of months, for each of a month of days, is spared)."""
+    if fell_ratio < 0:
+        return True  # the bound below needs ``fell_ratio * x`` to grow with x
+    span = _around(lasting)
+    count = len(span)
+    totals, flags, expected = history.before_expected(day - timedelta(days=span.start - 1), count)
+    oldest = span[-1]
+    for shift in _YEAR_AGO:
+        i = oldest - shift
+        total = totals[i]
+        if total is None:
+            continue
+        if flags[i] == CLOSED:
+            return True
+        own = expected[i]
+        if own is not None and (total <= fell_ratio * own or (flags[i] == ALARM and total < own)):
+            return True
+        earlier = [e for e in expected[i % 7 : i : 7] if e is not None]
+        if earlier and total <= fell_ratio * max(earlier):
+            return True
+    return False
+
+
 def _lasting_drop(history: DayHistory, day: date, fell_ratio: float, lasting: int) -> set[int]:
     """The days of last year's week around ``day`` (as days back) inside a drop that lasted
     ``lasting`` days or more: a run of days that fell away (``_fell``) or were closed. A
@@ -341,26 +369,33 @@ def _lasting_drop(history: DayHistory, day: date, fell_ratio: float, lasting: in
     not: a level shift (``changepoint.py``) re-anchors the expectation within days of a
     drop's start, and against that the rest of the drop would look ordinary."""
     span = _around(lasting)
-    anchor: dict[int, int] = {}
+    count = len(span)
+    # The span's days in one slice, oldest first (``day - span[-1]`` .. ``day - span.start``):
+    # not a look-up each (this runs for each of a month of days, every day).
+    totals, flags, expected = history.before_expected(day - timedelta(days=span.start - 1), count)
+    # Index i is ``span[-1] - i`` days back: the same weekday as i + 7 (per weekday, by i % 7).
+    anchor: list[int | None] = [None] * 7
     fallen = []
-    for shift in reversed(span):  # oldest first
-        earlier = day - timedelta(days=shift)
-        got, expected = history.get(earlier), history.expected_on(earlier)
-        weekday = earlier.weekday()
-        reference = anchor.get(weekday, expected)
-        fell = got is not None and (
-            got[1] == CLOSED
-            or _fell(got, expected, fell_ratio)
-            or (reference is not None and got[0] <= fell_ratio * reference)
+    for i in range(count):
+        total, own = totals[i], expected[i]
+        slot = i % 7
+        reference = anchor[slot]
+        if reference is None:
+            reference = own
+        fell = total is not None and (
+            flags[i] == CLOSED
+            or _fell((total, flags[i]), own, fell_ratio)
+            or (reference is not None and total <= fell_ratio * reference)
         )
-        if not fell and expected is not None:
-            anchor[weekday] = expected
-        fallen.append((shift, fell))
+        if not fell and own is not None:
+            anchor[slot] = own
+        fallen.append(fell)
     gone: set[int] = set()
     run: list[int] = []
-    for shift, fell in [*fallen, (0, False)]:
+    oldest = span[-1]
+    for i, fell in enumerate([*fallen, False]):
         if fell:
-            run.append(shift)
+            run.append(oldest - i)
             continue
         if len(run) >= lasting:
             gone.update(run)

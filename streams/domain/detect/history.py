@@ -64,6 +64,11 @@ class DayHistory:
         self.totals[index] = total
         self.flags = self.flags[:index] + flag + self.flags[index + 1 :]
         for back, values in self._memos.values():
+            if back.step == 1 and len(values) < len(back):
+                # Fewer values kept than days each reads: look at each (the same ones go).
+                for stale in [d for d in values if back.start <= (d - day).days < back.stop]:
+                    del values[stale]
+                continue
             for k in back:
                 values.pop(day + timedelta(days=k), None)
         drop = len(self.totals) - KEEP_DAYS
@@ -111,16 +116,31 @@ class DayHistory:
         """The totals and flags of the ``count`` days before ``day``, oldest first, as
         ``get`` reads them one by one (a day not recorded: None, flag ``NORMAL``), in one
         slice: the detector reads a month or half a year of them every day."""
+        totals, flags, _ = self._slice(day, count, False)
+        return totals, flags
+
+    def before_expected(self, day: date, count: int) -> tuple[list[int | None], str, list[int | None]]:
+        """``before`` and the same days' expected totals (as ``expected_on`` reads them: None
+        where not judged or not recorded), in one slice: a season reads months of them."""
+        return self._slice(day, count, True)
+
+    def _slice(
+        self, day: date, count: int, with_expected: bool
+    ) -> tuple[list[int | None], str, list[int | None]]:
         if self.start is None:
-            return [None] * count, NORMAL * count
+            return [None] * count, NORMAL * count, [None] * count if with_expected else []
         high = (day - self.start).days
         low = high - count
         first, last = max(low, 0), min(high, len(self.totals))
-        totals = self.totals[first:last] if first < last else []
-        flags = self.flags[first:last] if first < last else ""
+        inside = first < last
+        totals = self.totals[first:last] if inside else []
+        flags = self.flags[first:last] if inside else ""
         front = min(max(-low, 0), count)
         back = count - front - len(totals)
-        return [None] * front + totals + [None] * back, NORMAL * front + flags + NORMAL * back
+        expected: list[int | None] = []
+        if with_expected:
+            expected = [None] * front + (self.expected[first:last] if inside else []) + [None] * back
+        return [None] * front + totals + [None] * back, NORMAL * front + flags + NORMAL * back, expected
 
     def memo(self, name: Hashable, day: date, back: range, compute: Callable[[], T]) -> T:
         """``compute()``, a value of ``day`` that reads only the days ``day - k`` (``k`` in

@@ -1,0 +1,131 @@
+"""Issue 17, item 9: last year's lasting drops found on one slice, and skipped where none can
+be, give exactly what the day-by-day walk gave.
+
+``DayHistory.before_expected`` against ``expected_on`` day by day; ``_lasting_drop`` against
+the walk it replaced (``_oracle``, one ``get`` and ``expected_on`` a day); ``_may_fall``
+never says no where that walk puts a day of last year's week in a lasting drop; and a memo
+dropped on ``record`` by looking at its values is dropped as by looking at its days."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.domain.detect.baseline import _YEAR_AGO, _around, _fell, _lasting_drop, _may_fall
+from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
+
+START = date(2023, 1, 2)
+
+
+def _oracle(history: DayHistory, day: date, fell_ratio: float, lasting: int) -> set[int]:
+    """``_lasting_drop`` as it was: each day of the span read on its own, oldest first."""
+    span = _around(lasting)
+    anchor: dict[int, int] = {}
+    fallen = []
+    for shift in reversed(span):
+        earlier = day - timedelta(days=shift)
+        got, expected = history.get(earlier), history.expected_on(earlier)
+        weekday = earlier.weekday()
+        reference = anchor.get(weekday, expected)
+        fell = got is not None and (
+            got[1] == CLOSED
+            or _fell(got, expected, fell_ratio)
+            or (reference is not None and got[0] <= fell_ratio * reference)
+        )
+        if not fell and expected is not None:
+            anchor[weekday] = expected
+        fallen.append((shift, fell))
+    gone: set[int] = set()
+    run: list[int] = []
+    for shift, fell in [*fallen, (0, False)]:
+        if fell:
+            run.append(shift)
+            continue
+        if len(run) >= lasting:
+            gone.update(run)
+        run = []
+    return gone
+
+
+#: Days of a series: mostly ordinary around 1,000 (expected about that), with drops (some
+#: lasting weeks), closures, alarms, days never judged and days never recorded.
+days = st.lists(
+    st.tuples(
+        st.sampled_from(("ordinary", "ordinary", "ordinary", "drop", "closed", "alarm", "gap")),
+        st.integers(0, 1_500),
+        st.one_of(st.none(), st.integers(600, 1_400)),
+        st.integers(1, 30),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _history(script: list[tuple[str, int, int | None, int]]) -> DayHistory:
+    history = DayHistory()
+    day = START
+    for kind, total, expected, length in script:
+        for _ in range(length):
+            if kind != "gap":
+                value = total // 4 if kind == "drop" else (0 if kind == "closed" else total)
+                flag = {"closed": CLOSED, "alarm": ALARM}.get(kind, NORMAL)
+                history.record(day, value, flag)
+                history.expect(day, expected)
+            day += timedelta(days=1)
+    return history
+
+
+@settings(max_examples=150, deadline=None)
+@given(days, st.integers(0, 900), st.sampled_from((0.65, 0.3, 0.9)), st.sampled_from((14, 7, 3)))
+def test_lasting_drop_on_one_slice_is_the_day_by_day_walk(script, offset, fell_ratio, lasting):
+    history = _history(script)
+    day = START + timedelta(days=offset)
+    expected = _oracle(history, day, fell_ratio, lasting)
+    assert _lasting_drop(history, day, fell_ratio, lasting) == expected
+    if not _may_fall(history, day, fell_ratio, lasting):
+        assert not expected & set(_YEAR_AGO)
+
+
+def test_may_fall_says_yes_for_a_lockdown_through_last_years_week():
+    history = DayHistory()
+    lockdown = START + timedelta(days=100)
+    for k in range(400):
+        day = START + timedelta(days=k)
+        down = lockdown <= day < lockdown + timedelta(days=30)
+        history.record(day, 200 if down else 1_000, NORMAL)
+        history.expect(day, 1_000)
+    day = lockdown + timedelta(days=364 + 10)
+    assert _lasting_drop(history, day, 0.65, 14) & set(_YEAR_AGO)
+    assert _may_fall(history, day, 0.65, 14)
+    assert not _may_fall(history, day + timedelta(days=60), 0.65, 14)
+
+
+@settings(max_examples=100, deadline=None)
+@given(days, st.integers(-20, 900), st.integers(0, 200))
+def test_before_expected_reads_what_expected_on_reads(script, offset, count):
+    history = _history(script)
+    day = START + timedelta(days=offset)
+    totals, flags, expected = history.before_expected(day, count)
+    assert (totals, flags) == history.before(day, count)
+    assert expected == [history.expected_on(day - timedelta(days=back)) for back in range(count, 0, -1)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 120), st.integers(0, 50)), min_size=1, max_size=60),
+    st.sampled_from((range(1, 4), range(5, 40), range(361, 368))),
+)
+def test_memo_after_record_is_worked_out_afresh(script, back):
+    """A value kept is one ``compute`` would give now: whichever way ``record`` drops them."""
+    history = DayHistory()
+
+    def fresh(day: date) -> tuple[int | None, ...]:
+        return tuple(got[0] if (got := history.get(day - timedelta(days=k))) else None for k in back)
+
+    for k, total in script:
+        history.record(START + timedelta(days=k), total, NORMAL)
+        for asked in range(0, 130, 3):
+            day = START + timedelta(days=asked)
+            assert history.memo("window", day, back, lambda day=day: fresh(day)) == fresh(day)
