@@ -4,7 +4,9 @@ be, give exactly what the day-by-day walk gave.
 ``DayHistory.before_expected`` against ``expected_on`` day by day; ``_lasting_drop`` against
 the walk it replaced (``_oracle``, one ``get`` and ``expected_on`` a day); ``_may_fall``
 never says no where that walk puts a day of last year's week in a lasting drop; and a memo
-dropped on ``record`` by looking at its values is dropped as by looking at its days."""
+dropped on ``record`` by looking at its values is dropped as by looking at its days.
+Last year's level of a day is kept while the history forgets the older days of its span
+(where none of last year's week can have fallen), and is still what it would be afresh."""
 
 from __future__ import annotations
 
@@ -13,8 +15,16 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.detect.baseline import _YEAR_AGO, _around, _fell, _lasting_drop, _may_fall
-from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
+from streams.domain.detect.baseline import (
+    _YEAR_AGO,
+    _around,
+    _fell,
+    _lasting_drop,
+    _may_fall,
+    _year_ago_level,
+    _year_ago_level_of,
+)
+from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
 
 START = date(2023, 1, 2)
 
@@ -129,3 +139,57 @@ def test_memo_after_record_is_worked_out_afresh(script, back):
         for asked in range(0, 130, 3):
             day = START + timedelta(days=asked)
             assert history.memo("window", day, back, lambda day=day: fresh(day)) == fresh(day)
+
+
+QUIET = ("year_ago_level_quiet", (), 0.65, 14)
+
+
+def _steady(history: DayHistory, first: date, count: int) -> None:
+    for k in range(count):
+        day = first + timedelta(days=k)
+        total = 1_000 + 37 * (k % 7)
+        history.record(day, total, NORMAL)
+        history.expect(day, total)
+
+
+def test_last_years_level_of_the_reference_days_is_kept_as_the_year_moves_on():
+    """The weekly level's days (a month back) are asked again each day: with the kept year
+    full, each day forgets one more of their spans' days, and none of them is worked out
+    again (once the new day's own)."""
+    history = DayHistory()
+    _steady(history, START, KEEP_DAYS + 50)  # full: each record now forgets a day
+    today = START + timedelta(days=KEEP_DAYS + 50)
+    for _ in range(10):
+        references = [today - timedelta(days=7 * w) for w in range(1, 5)]
+        for d in references:
+            assert _year_ago_level(history, d, ()) == _year_ago_level_of(history, d, (), 0.65, 14)
+        kept = dict(history._memos[QUIET][1])
+        _steady(history, today, 1)
+        today += timedelta(days=1)
+        for d in references:
+            assert history._memos[QUIET][1].get(d, "gone") is kept[d]  # not worked out again
+
+
+#: Long enough to fill the kept year: some days, 200 ordinary ones, some days.
+long_days = st.tuples(days, days).map(lambda two: [*two[0], ("ordinary", 1_000, 1_000, 200), *two[1]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(long_days, st.lists(st.integers(0, 40), min_size=1, max_size=8))
+def test_last_years_level_kept_is_last_years_level_afresh(script, asked):
+    """Whatever the days (drops that lasted, closures, gaps), recorded one by one past the
+    kept year: the level the memo gives is the one worked out afresh."""
+    history = DayHistory()
+    day = START
+    for kind, total, expected, length in script:
+        for _ in range(length):
+            if kind != "gap":
+                value = total // 4 if kind == "drop" else (0 if kind == "closed" else total)
+                flag = {"closed": CLOSED, "alarm": ALARM}.get(kind, NORMAL)
+                history.record(day, value, flag)
+                history.expect(day, expected)
+            day += timedelta(days=1)
+            if (day - START).days > 360:
+                for back in asked:
+                    d = day - timedelta(days=back)
+                    assert _year_ago_level(history, d, ()) == _year_ago_level_of(history, d, (), 0.65, 14)

@@ -270,13 +270,32 @@ def _year_ago_level(
     is not expected low (or high) for it; more are a ramp or a step that lasted, which is
     what last year did, and count; but not a drop that lasted ``lasting`` days or more
     (``_lasting_drop``). Worked out once per day and history, as ``_year_ago_days``
-    (``DayHistory.memo``: again after one of the days it read is recorded)."""
+    (``DayHistory.memo``: again after one of the days it read is recorded).
+
+    Where none of last year's week can have fallen (``_may_fall``) the level is read off
+    that week alone and stays what it is while the history forgets the older days of the
+    span (``_may_fall``'s bound only shrinks when one goes): so the reference days' levels
+    are worked out once, not again every day as the kept year moves past their spans."""
+    span = _around(lasting)
+    quiet = history.memo(
+        ("year_ago_level_quiet", countries, fell_ratio, lasting),
+        day,
+        span,
+        lambda: _year_ago_level_of(history, day, countries, fell_ratio, lasting, quiet_only=True),
+        forget=_YEAR_AGO,
+    )
+    if quiet is not _MAY_FALL:
+        return quiet  # type: ignore[return-value]
     return history.memo(
         ("year_ago_level", countries, fell_ratio, lasting),
         day,
-        _around(lasting),
+        span,
         lambda: _year_ago_level_of(history, day, countries, fell_ratio, lasting),
     )
+
+
+#: ``_year_ago_level_of(quiet_only=True)`` where a day of last year's week may have fallen.
+_MAY_FALL = object()
 
 
 #: How far before last year's week a lasting drop through it is traced back to its start.
@@ -293,9 +312,18 @@ def _around(lasting: int) -> range:
 
 
 def _year_ago_level_of(
-    history: DayHistory, day: date, countries: tuple[str, ...], fell_ratio: float, lasting: int
-) -> tuple[float, int] | None:
+    history: DayHistory,
+    day: date,
+    countries: tuple[str, ...],
+    fell_ratio: float,
+    lasting: int,
+    quiet_only: bool = False,
+) -> tuple[float, int] | object | None:
+    """``_year_ago_level`` worked out; ``quiet_only``: ``_MAY_FALL`` where a day of last
+    year's week may have fallen (``_may_fall``), instead of walking the span."""
     may_fall = _may_fall(history, day, fell_ratio, lasting)
+    if may_fall and quiet_only:
+        return _MAY_FALL
     gone = _lasting_drop(history, day, fell_ratio, lasting) if may_fall else set()
     days, holidays = [], 0
     for shift in _YEAR_AGO:

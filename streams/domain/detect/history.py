@@ -41,6 +41,9 @@ class DayHistory:
         #: Values worked out from the days (``memo``): name -> (the days back each reads, day
         #: -> value). Not state: a cache, dropped where a day it read changes.
         self._memos: dict[Hashable, tuple[range, dict[date, Any]]] = {}
+        #: Per name, where not ``back`` itself: the days (back) whose forgetting can change
+        #: its values (``memo``'s ``forget``).
+        self._forgets: dict[Hashable, range] = {}
 
     def state(self) -> dict[str, Any]:
         return {
@@ -78,10 +81,10 @@ class DayHistory:
             self.flags = self.flags[drop:]
             self.start += timedelta(days=drop)
             self.shifts.forget_before(self.start)
-            for back, values in self._memos.values():
+            for name, (back, values) in self._memos.items():
                 # Each value that read a day now forgotten (and any that read only days
-                # forgotten before: never asked for again).
-                oldest = self.start + timedelta(days=back[-1])
+                # forgotten before: never asked for again), where that can change it.
+                oldest = self.start + timedelta(days=self._forgets.get(name, back)[-1])
                 for stale in [d for d in values if d < oldest]:
                     del values[stale]
 
@@ -142,14 +145,20 @@ class DayHistory:
             expected = [None] * front + (self.expected[first:last] if inside else []) + [None] * back
         return [None] * front + totals + [None] * back, NORMAL * front + flags + NORMAL * back, expected
 
-    def memo(self, name: Hashable, day: date, back: range, compute: Callable[[], T]) -> T:
+    def memo(
+        self, name: Hashable, day: date, back: range, compute: Callable[[], T], forget: range | None = None
+    ) -> T:
         """``compute()``, a value of ``day`` that reads only the days ``day - k`` (``k`` in
         ``back``, ascending) of this history: worked out once, and again only after one of
         those days changed (``record``) or was forgotten (``KEEP_DAYS``). ``name`` tells
-        the kinds of values apart (each always with the same ``back``)."""
+        the kinds of values apart (each always with the same ``back``). ``forget`` (the
+        last days of ``back``, ascending): only forgetting one of these can change a value
+        (forgetting an older one of ``back`` cannot: the caller's to prove)."""
         family = self._memos.get(name)
         if family is None:
             family = self._memos[name] = (back, {})
+            if forget is not None:
+                self._forgets[name] = forget
         values = family[1]
         if day in values:
             return values[day]
