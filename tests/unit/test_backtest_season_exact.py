@@ -10,6 +10,7 @@ Last year's level of a day is kept while the history forgets the older days of i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 from hypothesis import given, settings
@@ -73,8 +74,8 @@ days = st.lists(
 )
 
 
-def _history(script: list[tuple[str, int, int | None, int]]) -> DayHistory:
-    history = DayHistory()
+def _recorded(history: DayHistory, script: list[tuple[str, int, int | None, int]]) -> Iterator[date]:
+    """Record ``script``'s days one by one into ``history``, yielding the day after each."""
     day = START
     for kind, total, expected, length in script:
         for _ in range(length):
@@ -84,6 +85,13 @@ def _history(script: list[tuple[str, int, int | None, int]]) -> DayHistory:
                 history.record(day, value, flag)
                 history.expect(day, expected)
             day += timedelta(days=1)
+            yield day
+
+
+def _history(script: list[tuple[str, int, int | None, int]]) -> DayHistory:
+    history = DayHistory()
+    for _ in _recorded(history, script):
+        pass
     return history
 
 
@@ -180,16 +188,8 @@ def test_last_years_level_kept_is_last_years_level_afresh(script, asked):
     """Whatever the days (drops that lasted, closures, gaps), recorded one by one past the
     kept year: the level the memo gives is the one worked out afresh."""
     history = DayHistory()
-    day = START
-    for kind, total, expected, length in script:
-        for _ in range(length):
-            if kind != "gap":
-                value = total // 4 if kind == "drop" else (0 if kind == "closed" else total)
-                flag = {"closed": CLOSED, "alarm": ALARM}.get(kind, NORMAL)
-                history.record(day, value, flag)
-                history.expect(day, expected)
-            day += timedelta(days=1)
-            if (day - START).days > 360:
-                for back in asked:
-                    d = day - timedelta(days=back)
-                    assert _year_ago_level(history, d, ()) == _year_ago_level_of(history, d, (), 0.65, 14)
+    for day in _recorded(history, script):
+        if (day - START).days > 360:
+            for back in asked:
+                d = day - timedelta(days=back)
+                assert _year_ago_level(history, d, ()) == _year_ago_level_of(history, d, (), 0.65, 14)
