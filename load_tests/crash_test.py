@@ -65,7 +65,7 @@ from streams.settings import load_settings
 from streams.settings.lake import LakeConfig
 
 #: The default lake (the reference replay of ``check_alerts`` writes it).
-PARQUET = LakeConfig()
+PARQUET = LakeConfig(format="parquet")
 
 #: Records the scenario produces per simulated day (all checkpoints), roughly; used to
 #: choose how many days to generate for ``--events``.

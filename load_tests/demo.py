@@ -2,8 +2,9 @@
 
 Starts a fresh single-node Kafka, a worker, replays six weeks of scenario traffic
 (including the Jibek Joly spring surge), waits until every message is handled, stops
-the worker (which flushes Parquet), prints the report and the alerts, checks them
-against the Kafka topics and DuckDB, and stops everything it started.
+the worker, prints the report and the alerts, checks them against the Kafka topics and the
+lake (DuckLake, its catalog and files in the demo's data folder), and stops everything it
+started.
 """
 
 from __future__ import annotations
@@ -112,11 +113,11 @@ def main() -> int:
             busy_seconds = worker.wait_handled(stats.sent, timeout=900, on_progress=progress)
         totals = scrape(worker.metrics_url)
         worker_rate = stats.sent / busy_seconds if busy_seconds else float("nan")
-        step("Stopping the worker (it flushes Parquet before it exits)")
+        step("Stopping the worker (its last commit reaches the lake before it exits)")
         worker.stop()
 
         root = settings.data_dir
-        step(f"Report (DuckDB over {root})")
+        step(f"Report (DuckDB over the lake in {root})")
         surge = next(a for a in spec.anomalies if a.checkpoint_id == "zhibek-zholy")
         print(
             query.report_main(root, "daily", "table", "zhibek-zholy", str(surge.starts.replace(day=1)), None)
@@ -129,29 +130,29 @@ def main() -> int:
 
         step("Checks")
         reconciled = query.reconcile(root)
-        events_in_parquet = query.events_count(root)
+        events_in_lake = query.events_count(root)
         alert_messages = read_topic(settings.bootstrap, settings.topics.alerts, expected=len(alerts))
         dead_letters = read_topic(
             settings.bootstrap, settings.topics.dead_letter, expected=manifest.sent["invalid"]
         )
         reasons = Counter(dict(m.headers).get("crossings.dlq.reason", b"?").decode() for m in dead_letters)
         checks = {
-            "report totals == DuckDB count(*) over events Parquet": (
-                reconciled["counted_total"] == events_in_parquet and reconciled["agree"]
+            "report totals == DuckDB count(*) over the lake's events": (
+                reconciled["counted_total"] == events_in_lake and reconciled["agree"]
             ),
-            "Parquet events == sent - invalid - duplicates": (
-                events_in_parquet == stats.sent - manifest.sent["invalid"] - manifest.sent["duplicate"]
+            "lake events == sent - invalid - duplicates": (
+                events_in_lake == stats.sent - manifest.sent["invalid"] - manifest.sent["duplicate"]
             ),
             "dead-letter topic holds every invalid message": len(dead_letters) == manifest.sent["invalid"],
-            "alerts topic == alerts in Parquet": len(alert_messages) == len(alerts),
+            "alerts topic == alerts in the lake": len(alert_messages) == len(alerts),
             "crossings backtest of the lake == the alerts topic": _backtest_matches(root, alert_messages),
         }
         print(
             f"daily counts total {reconciled['counted_total']:,}; "
-            f"DuckDB count(*) over events {events_in_parquet:,}"
+            f"DuckDB count(*) over events {events_in_lake:,}"
         )
         print(
-            f"sent {stats.sent:,} = {events_in_parquet:,} counted "
+            f"sent {stats.sent:,} = {events_in_lake:,} counted "
             f"+ {manifest.sent['duplicate']:,} duplicates "
             f"+ {manifest.sent['invalid']:,} invalid"
         )

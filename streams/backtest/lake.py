@@ -9,7 +9,8 @@ of the clock counted before). Judged from daily totals, the same detector raised
 episodes (Sunday surges at a post whose Sundays the hourly view explains, a closure
 resolved two days late).
 
-So a lake is judged from its ``events/``: every row carries the partition and offset its
+So a lake is judged from its events (the ``events`` table of a DuckLake lake, the
+``events/`` folder of a Parquet one): every row carries the partition and offset its
 record had in the events topic, and its broker timestamp. The rows are fed, partition by
 partition in offset order (the order the worker read them), through the worker's
 ``PartitionProcessor`` (clock, catch-up limit, counting, the detectors of each partition's
@@ -44,6 +45,7 @@ from streams.core.state import PartitionState
 from streams.domain.event import EventDecoder
 from streams.domain.registry import Checkpoint
 from streams.replay.sources import LAKE_EVENT_COLUMNS, lake_event_value, sorting_connection
+from streams.settings.lake import CATALOG_FILE, LakeConfig
 from streams.sinks.parquet.layout import EVENTS, STAGING
 
 #: Records of one partition between two commits of the in-memory state.
@@ -51,9 +53,11 @@ COMMIT_EVERY = 5000
 
 
 def is_lake(path: Path) -> bool:
-    """A folder with an ``events/`` dataset, or events staged to be (a worker's or a
-    replay's lake, even one whose worker has published nothing yet)."""
-    return Path(path).is_dir() and ((Path(path) / EVENTS).is_dir() or (Path(path) / STAGING).is_dir())
+    """A data folder of the worker or a replay: the default DuckLake lake's catalog, or a
+    Parquet lake's ``events/`` dataset or events staged to be (even one whose worker has
+    published nothing yet)."""
+    folder = Path(path)
+    return folder.is_dir() and any((folder / name).exists() for name in (CATALOG_FILE, EVENTS, STAGING))
 
 
 @dataclass
@@ -83,6 +87,26 @@ class _Forgetful:
         return [None] * len(event_ids)
 
 
+@contextmanager
+def _events(root: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """A sorting connection and the FROM item of the lake's events, their checkpoint in a
+    ``checkpoint`` column (the Parquet lake's folder name)."""
+    with sorting_connection() as connection:
+        if not (Path(root) / CATALOG_FILE).is_file():
+            files = _files(root)
+            yield connection, f"read_parquet({files!r}, hive_partitioning = true, union_by_name = true)"
+            return
+        from streams.sinks.ducklake.read import attach, has_table, pin, pinned
+
+        attach(LakeConfig(), Path(root), connection)
+        connection.execute("SET TimeZone = 'UTC'")
+        pin(connection)  # every read of one backtest sees the lake as of one commit
+        events = f"(SELECT * EXCLUDE (checkpoint_id), checkpoint_id AS checkpoint FROM {pinned(EVENTS)})"
+        if not has_table(connection, EVENTS) or not connection.sql(f"FROM {events} LIMIT 1").fetchall():
+            raise SeriesError(f"{root}: the DuckLake lake holds no events yet")
+        yield connection, events
+
+
 def _files(root: Path) -> list[str]:
     files = sorted(str(f) for f in (Path(root) / EVENTS).glob("date=*/checkpoint=*/*.parquet"))
     if not files:
@@ -101,24 +125,21 @@ def _files(root: Path) -> list[str]:
 
 def lake_summary(root: Path) -> list[tuple[int, str, str, int, datetime, datetime]]:
     """(partition, checkpoint, direction, events, first and last event time) of each series."""
-    files = _files(root)
-    with duckdb.connect() as connection:
+    with _events(root) as (connection, events):
         return connection.sql(
             f"""SELECT kafka_partition, checkpoint, direction, count(*), min(occurred_at), max(occurred_at)
-                FROM read_parquet({files!r}, hive_partitioning = true, union_by_name = true)
-                GROUP BY ALL ORDER BY ALL"""
+                FROM {events} GROUP BY ALL ORDER BY ALL"""
         ).fetchall()
 
 
 def lake_records(root: Path) -> Iterator[list[SourceRecord]]:
     """The lake's events as the records they were counted from: each partition's in offset
     order (partitions one after another), with their broker timestamps."""
-    query = f"""
-        SELECT kafka_partition, kafka_offset, {LAKE_EVENT_COLUMNS}
-        FROM read_parquet({_files(root)!r}, hive_partitioning = true, union_by_name = true)
-        ORDER BY kafka_partition, kafka_offset
-    """
-    with sorting_connection() as connection:
+    with _events(root) as (connection, events):
+        query = f"""
+            SELECT kafka_partition, kafka_offset, {LAKE_EVENT_COLUMNS}
+            FROM {events} ORDER BY kafka_partition, kafka_offset
+        """
         reader = connection.sql(query).to_arrow_reader(COMMIT_EVERY)
         for chunk in reader:
             yield [

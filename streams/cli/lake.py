@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from streams.cli.common import Group, settings_or_usage_error
+from streams.settings.lake import reading_lake
 
 
 @click.group(cls=Group)
@@ -30,10 +31,11 @@ def _connect(*, dead_letters: bool = False, upkeep: bool = True):
     from streams.sinks.ducklake.upkeep import open_for_upkeep
 
     settings = settings_or_usage_error(None)
-    if not settings.lake.is_ducklake:
+    if not reading_lake(settings.lake, settings.data_dir).is_ducklake:
         raise click.UsageError(
-            "CROSSINGS_LAKE is parquet: compaction and retention are for the DuckLake lake; "
-            "set CROSSINGS_LAKE=ducklake (or ducklake:<catalog>)"
+            f"the lake in {settings.data_dir} is a Parquet lake (CROSSINGS_LAKE=parquet, or one "
+            "written before DuckLake was the default): compaction and retention are for the "
+            "DuckLake lake; copy it into one with crossings lake convert"
         )
     location = location_of(settings.lake, settings.data_dir)
     if upkeep:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from streams.cli.common import broker_option, registry_or_error, settings_or_usage_error
+from streams.settings import ConfigError
+from streams.settings.lake import writing_lake
 
 if TYPE_CHECKING:
     from streams.replay.run import ReplayStats
@@ -79,7 +81,6 @@ def replay(
         source = Source("ndjson", settings.partitions, paths=files)
     else:
         from streams.ops.security import check_access
-        from streams.settings import ConfigError
 
         try:
             check_access(settings.bootstrap, settings.security, settings.external_broker)
@@ -106,7 +107,10 @@ def replay(
         claim(state_dir, data_dir)
     except StateOfAnotherLake as error:
         raise click.UsageError(str(error)) from None
-    lake = settings.lake
+    try:
+        lake = writing_lake(settings.lake, data_dir)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
     if lake.is_ducklake and not lake.catalog_for(data_dir).startswith("postgres:"):
         # A file catalog (SQLite's or DuckDB's) takes one writing process.
         if jobs is not None and jobs > 1:

@@ -11,6 +11,7 @@ import click
 
 from streams.cli.common import registry_or_error, settings_or_usage_error
 from streams.settings import Settings
+from streams.settings.lake import CATALOG_FILE, LakeConfig, reading_lake
 
 if TYPE_CHECKING:
     from streams.query.scan import DuckLakeRoot
@@ -58,10 +59,12 @@ def report(
     band and alert episodes, PNG + HTML)."""
     settings = settings_or_usage_error(None)
     root = data_dir or settings.data_dir
-    if settings.lake.is_ducklake:  # CROSSINGS_LAKE: the same reports over its tables
+    _folder_or_error(root, settings.lake, data_dir is not None)
+    lake = reading_lake(settings.lake, root)
+    if lake.is_ducklake:  # the same reports over its tables
         from streams.query.scan import DuckLakeRoot
 
-        root = DuckLakeRoot(settings.lake, root)
+        root = DuckLakeRoot(lake, root)
     _lake_or_error(root, data_dir is not None)
     if checkpoint is not None:
         _known_checkpoint_or_error(root, settings, checkpoint)
@@ -79,6 +82,26 @@ def report(
     _say_what_is_staged(root, settings, fmt, checkpoint, since, until)
 
 
+def _folder_or_error(root: Path, lake: LakeConfig, given: bool) -> None:
+    """A lake kept in the data folder (the Parquet lake, or DuckLake's default catalog
+    file) is not there before its folder and, for DuckLake, its catalog are: say so, and
+    which setting points there, rather than fail to open a file."""
+    where = "--data" if given else "CROSSINGS_DATA_DIR (default: $CROSSINGS_HOME/data)"
+    if lake.is_ducklake and lake.catalog is not None:
+        return  # the catalog is elsewhere (CROSSINGS_LAKE): opening it says what is wrong
+    if not root.is_dir():
+        raise click.ClickException(
+            f"no lake at {root}: that folder does not exist ({where}). The worker "
+            "(crossings worker) writes the lake there, or crossings replay --data FOLDER"
+        )
+    if reading_lake(lake, root).is_ducklake and not (root / CATALOG_FILE).is_file():
+        raise click.ClickException(
+            f"the lake at {root} holds no data yet ({where}; no DuckLake catalog {CATALOG_FILE} "
+            "there): with a worker running, its first rows appear within "
+            "CROSSINGS_COMMIT_INTERVAL seconds of the first events it reads"
+        )
+
+
 def _lake_or_error(root: Path | DuckLakeRoot, given: bool) -> None:
     """A folder that is not there, or holds nothing yet, is not an empty answer."""
     from streams.query.contents import holds_data
@@ -86,7 +109,7 @@ def _lake_or_error(root: Path | DuckLakeRoot, given: bool) -> None:
 
     where = "--data" if given else "CROSSINGS_DATA_DIR (default: $CROSSINGS_HOME/data)"
     if isinstance(root, DuckLakeRoot):
-        where = "CROSSINGS_LAKE"
+        where = "CROSSINGS_LAKE" if root.lake.chosen else where
         try:
             found = holds_data(root)
         except Exception as error:  # no catalog yet, or it cannot be reached

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from streams.cli.common import registry_or_error, settings_or_usage_error
+from streams.settings.lake import CATALOG_FILE, reading_lake
 
 SQL_FORMATS = ("table", "csv", "json", "parquet")
 
@@ -41,10 +42,16 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
     settings = settings_or_usage_error(None)
     registry = registry_or_error(settings)
     root = data_dir or settings.data_dir
-    if settings.lake.is_ducklake:  # CROSSINGS_LAKE: the DuckLake tables, no files to re-read
+    lake = reading_lake(settings.lake, root)
+    if lake.is_ducklake and lake.catalog is None and not (root / CATALOG_FILE).is_file():
+        where = "--data" if data_dir is not None else "CROSSINGS_DATA_DIR (default: $CROSSINGS_HOME/data)"
+        missing = f"no DuckLake catalog {CATALOG_FILE} there yet"
+        missing = missing if root.is_dir() else "that folder does not exist"
+        raise click.ClickException(f"no lake at {root}: {missing} ({where})")
+    if lake.is_ducklake:  # the DuckLake tables, no files to re-read
 
         def run() -> pa.Table:
-            with open_lake(root, registry, settings.lake) as connection:
+            with open_lake(root, registry, lake) as connection:
                 return query(connection, statement)
 
         try:

@@ -10,6 +10,7 @@ import click
 from streams.cli.common import broker_option, registry_or_error, settings_or_usage_error
 from streams.cli.logs import log_options, logging_config
 from streams.settings import ConfigError, is_loopback
+from streams.settings.lake import writing_lake
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +19,17 @@ log = logging.getLogger(__name__)
 @broker_option
 @click.option("--loglevel", default=None, help="Log level; default CROSSINGS_LOG_LEVEL or info.")
 def worker(broker: str | None, loglevel: str | None) -> None:
-    """Run a Faust worker: consume events, count, detect, write Parquet, serve /metrics."""
+    """Run a Faust worker: consume events, count, detect, write the lake, serve /metrics."""
     import faust
 
     from streams.ops.topics import ensure_topics
     from streams.worker.faust_app import create_app
 
     settings = settings_or_usage_error(broker)
+    try:
+        writing_lake(settings.lake, settings.data_dir)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
     registry = registry_or_error(settings)
     _web_port_free_or_error(settings.web_host, settings.web_port)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from streams.query.scan import DuckLakeRoot, ducklake_has, ducklake_rows, partition_files
+from streams.query.scan import DuckLakeRoot, ducklake_has, ducklake_rows, lake_at, partition_files
 from streams.sinks.parquet.layout import ALERTS, DAILY_COUNTS, EVENTS, STAGING
 
 DATASETS = (EVENTS, DAILY_COUNTS, ALERTS)
@@ -40,6 +40,7 @@ def _staging_roots(root: Path) -> list[Path]:
 
 def holds_data(root: Path | DuckLakeRoot) -> bool:
     """True once anything was written: a published file of any dataset, or staged rows."""
+    root = lake_at(root)
     if isinstance(root, DuckLakeRoot):
         return any(
             ducklake_has(root, dataset)
@@ -52,6 +53,7 @@ def holds_data(root: Path | DuckLakeRoot) -> bool:
 
 def lake_checkpoints(root: Path | DuckLakeRoot) -> set[str]:
     """Checkpoint ids the lake has folders for (published or staged)."""
+    root = lake_at(root)
     if isinstance(root, DuckLakeRoot):
         return {
             row["checkpoint_id"]
@@ -72,6 +74,7 @@ def staged(
 ) -> Staged:
     """How many event and alert rows of the selection are staged, and since when (DuckLake
     stages nothing: a commit's rows are visible at once)."""
+    root = lake_at(root)
     if isinstance(root, DuckLakeRoot):
         return Staged()
     counts = {EVENTS: 0, ALERTS: 0}

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from streams.query.scan import FILTER, SCAN, DayLike, DuckLakeRoot, fetch_rows
+from streams.query.scan import FILTER, SCAN, DayLike, DuckLakeRoot, fetch_rows, lake_at
 from streams.sinks.parquet.layout import ALERTS, DAILY_COUNTS, EVENTS, STAGING
 
 _DAILY_TOTALS_SQL = f"""
@@ -151,6 +151,7 @@ def reconcile(
     A difference means a snapshot is behind its events (or duplicates were replayed into
     the append-only events after a crash).
     """
+    root = lake_at(root)
     counted = fetch_rows(_COUNTED_SQL, root, DAILY_COUNTS, checkpoint, since, until)
     events = fetch_rows(_EVENTS_PER_DAY_SQL, root, EVENTS, checkpoint, since, until)
     # Committed rows not published yet (CROSSINGS_LAKE_ROLL_SECONDS) wait in _staging/p<P>/.

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from streams.settings.lake import LakeConfig
+from streams.settings.lake import CATALOG_FILE, LakeConfig
 
 DayLike = date | str | None
 
@@ -97,6 +97,15 @@ class DuckLakeRoot:
         return self.lake.describe(self.data_dir)
 
 
+def lake_at(root: Path | DuckLakeRoot) -> Path | DuckLakeRoot:
+    """What a report reads at ``root``: a folder holding the default DuckLake lake's catalog
+    (``lake.sqlite``, what the worker writes by default) is that lake; any other folder is
+    read as a Parquet lake."""
+    if isinstance(root, DuckLakeRoot) or not (Path(root) / CATALOG_FILE).is_file():
+        return root
+    return DuckLakeRoot(LakeConfig(), Path(root))
+
+
 @cache
 def _ducklake(root: DuckLakeRoot) -> duckdb.DuckDBPyConnection:
     """One read-only attachment per lake and process (attaching loads four extensions)."""
@@ -155,6 +164,7 @@ def fetch_rows(
     extra: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     since_day, until_day = _as_day("since", since), _as_day("until", until)
+    root = lake_at(root)
     if isinstance(root, DuckLakeRoot):
         parameters = {"files": None, "checkpoint": checkpoint, "since": since_day, "until": until_day}
         return _fetch_ducklake(sql, root, dataset, {**parameters, **(extra or {})})

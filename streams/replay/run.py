@@ -33,7 +33,7 @@ from streams.sinks.parquet.layout import DEAD_LETTERS
 from streams.sinks.select import lake_sink
 
 #: The default lake: Parquet folders under the data folder.
-PARQUET = LakeConfig()
+PARQUET = LakeConfig(format="parquet")
 #: Records of one partition per commit (and per set of Parquet files it writes).
 COMMIT_EVERY = 25_000
 

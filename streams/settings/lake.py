@@ -1,9 +1,11 @@
 """Which lake the worker and ``crossings replay`` write: ``CROSSINGS_LAKE``.
 
-- ``parquet`` (the default): the project's own Parquet folders under the data folder.
-- ``ducklake``: DuckLake with its catalog in ``<data>/lake.sqlite`` (SQLite, so that
-  ``crossings sql`` and an analyst's DuckDB can read it while the worker writes) and its
-  Parquet files under ``<data>/lake/``.
+- ``ducklake`` (the default): DuckLake with its catalog in ``<data>/lake.sqlite`` (SQLite,
+  so that ``crossings sql`` and an analyst's DuckDB can read it while the worker writes)
+  and its Parquet files under ``<data>/lake/``.
+- ``parquet``: the project's own Parquet folders under the data folder (the default until
+  DuckLake replaced it; a folder holding such a lake is still read as one, see
+  :func:`reading_lake`, and a writer left to the default refuses it, :func:`writing_lake`).
 - ``ducklake:<catalog>``: DuckLake with the catalog DuckLake's ``ATTACH`` names:
   ``sqlite:/srv/lake.sqlite``, ``/srv/lake.ducklake`` (a DuckDB file: one process only, no
   reader while it writes), or ``postgres:host=... dbname=...`` for workers on several
@@ -21,7 +23,7 @@ catalog (visible at once, no file) until compaction writes them out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,13 +45,15 @@ class LakeConfig:
     """The lake's format and, for DuckLake, where its catalog and files are. Picklable (a
     replay's jobs get it) and free of secrets."""
 
-    format: str = "parquet"
+    format: str = "ducklake"
     #: What follows ``ducklake:`` in an ATTACH; None: ``sqlite:<data>/lake.sqlite``.
     catalog: str | None = None
     #: A folder or ``s3://bucket/prefix/``; None: ``<data>/lake/``.
     data_path: str | None = None
     inline_rows: int = 1000
     s3_endpoint: S3Endpoint | None = None
+    #: CROSSINGS_LAKE was set: the lake is the one it names, whatever a folder holds.
+    chosen: bool = False
 
     @property
     def is_ducklake(self) -> bool:
@@ -92,7 +96,12 @@ class LakeConfig:
 
 
 def load_lake(env: Mapping[str, str]) -> LakeConfig:
-    raw = (env.get("CROSSINGS_LAKE") or "parquet").strip()
+    lake = _load_lake(env)
+    return replace(lake, chosen=True) if (env.get("CROSSINGS_LAKE") or "").strip() else lake
+
+
+def _load_lake(env: Mapping[str, str]) -> LakeConfig:
+    raw = (env.get("CROSSINGS_LAKE") or "ducklake").strip()
     inline_rows = _int(env, "CROSSINGS_LAKE_INLINE_ROWS", 1000, 0, 1_000_000)
     data_path = (env.get("CROSSINGS_LAKE_DATA_PATH") or "").strip() or None
     if raw == "parquet":
@@ -101,7 +110,7 @@ def load_lake(env: Mapping[str, str]) -> LakeConfig:
                 "CROSSINGS_LAKE_DATA_PATH is set but CROSSINGS_LAKE is parquet (the Parquet lake "
                 "lives in CROSSINGS_DATA_DIR); set CROSSINGS_LAKE=ducklake or unset it"
             )
-        return LakeConfig()
+        return LakeConfig(format="parquet")
     if raw == "ducklake":
         catalog = None
     elif raw.startswith("ducklake:") and raw[len("ducklake:") :].strip():
@@ -154,3 +163,39 @@ def _endpoint(url: str) -> S3Endpoint | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"AWS_ENDPOINT_URL={url!r} is not http(s)://host:port")
     return S3Endpoint(parts.netloc, parts.scheme == "https")
+
+
+#: The folders of a lake written with ``CROSSINGS_LAKE=parquet`` (``sinks/parquet/layout.py``).
+PARQUET_FOLDERS = ("events", "daily_counts", "alerts", "dead_letters", "_staging")
+#: The default DuckLake lake's catalog file in the data folder.
+CATALOG_FILE = "lake.sqlite"
+
+
+def holds_parquet_lake(data_dir: Path) -> bool:
+    """``data_dir`` holds a Parquet lake and no default DuckLake catalog beside it."""
+    folder = Path(data_dir)
+    return not (folder / CATALOG_FILE).exists() and any((folder / name).is_dir() for name in PARQUET_FOLDERS)
+
+
+def reading_lake(lake: LakeConfig, data_dir: Path) -> LakeConfig:
+    """The lake a reader of ``data_dir`` opens. With ``CROSSINGS_LAKE`` set, the one it
+    names; left to the default, a folder that holds a Parquet lake (written before DuckLake
+    became the default) is read as the Parquet lake it is, not as an empty DuckLake."""
+    if not lake.chosen and holds_parquet_lake(data_dir):
+        return LakeConfig(format="parquet")
+    return lake
+
+
+def writing_lake(lake: LakeConfig, data_dir: Path) -> LakeConfig:
+    """The lake the worker and ``crossings replay`` write: the setting's. Left to the
+    default over a data folder that holds a Parquet lake, they stop and say what to set,
+    rather than start a second, empty lake beside the first (whose offsets they would not
+    know)."""
+    if not lake.chosen and holds_parquet_lake(data_dir):
+        raise ConfigError(
+            f"{data_dir} holds a Parquet lake (events/, daily_counts/, ...), the default before "
+            "DuckLake: set CROSSINGS_LAKE=parquet to go on writing it, or copy it into DuckLake "
+            f"with the worker stopped (CROSSINGS_DATA_DIR=<new folder> crossings lake convert {data_dir}) "
+            "and start the worker on the new folder"
+        )
+    return lake

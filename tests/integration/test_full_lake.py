@@ -122,6 +122,7 @@ def test_a_full_then_read_only_lake_holds_partitions_until_it_is_writable(
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_PARTITIONS": "4",
         "CROSSINGS_COMMIT_INTERVAL": "0.5",
+        "CROSSINGS_LAKE": "parquet",  # the Parquet lake's own files fill the volume
         "CROSSINGS_LAKE_ROLL_SECONDS": "0",  # every commit writes visible files: the lake fills
     }
     settings = load_settings(env)

@@ -69,6 +69,7 @@ def test_an_edited_registry_is_reloaded_by_the_running_worker(kafka_bootstrap, n
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_COMMIT_INTERVAL": "1",
         # Every commit publishes its lake rows: the test reads the lake while the worker runs.
+        "CROSSINGS_LAKE": "parquet",  # this test reads the lake's files
         "CROSSINGS_LAKE_ROLL_SECONDS": "0",
         "CROSSINGS_CHECKPOINTS": str(registry),
     }

@@ -77,6 +77,7 @@ def test_mis_keyed_events_are_counted_once_in_their_checkpoints_partition(
         "CROSSINGS_PARTITIONS": str(PARTITIONS),
         "CROSSINGS_COMMIT_INTERVAL": "1",
         # Every commit publishes its lake rows: the test reads the lake while the worker runs.
+        "CROSSINGS_LAKE": "parquet",  # this test reads the lake's files
         "CROSSINGS_LAKE_ROLL_SECONDS": "0",
     }
     settings = load_settings(env)

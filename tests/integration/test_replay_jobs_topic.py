@@ -36,6 +36,7 @@ def test_two_jobs_replay_a_topic_as_one_job_does(kafka_bootstrap, namespace, tmp
         "CROSSINGS_HOME": str(tmp_path / "home"),
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_APP_ID": namespace,
+        "CROSSINGS_LAKE": "parquet",  # two jobs write the files one job writes, byte for byte
     }
     settings = load_settings(env)
     ensure_topics(settings)

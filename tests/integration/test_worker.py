@@ -255,26 +255,30 @@ def test_counts_and_dedup_survive_a_restart(run, restarted):
 
 
 def _lake(root):
-    """Everything in a lake that must not depend on who wrote it: events, count sums, alerts."""
-    import duckdb
+    """Everything in a lake that must not depend on who wrote it, nor in which format
+    (the worker's default DuckLake, the replay's Parquet here): events, count sums, alerts,
+    read through ``crossings sql``'s views."""
+    from streams.domain.registry import load_registry
+    from streams.query.lake import open_lake
+    from streams.settings.lake import LakeConfig, reading_lake
 
-    def rows(sql: str) -> list:
-        return sorted(duckdb.sql(sql).fetchall())
+    with open_lake(root, load_registry(), reading_lake(LakeConfig(), root)) as connection:
 
-    scan = "read_parquet('{}/{}/*/*/*.parquet', hive_partitioning = true)"
-    events = rows(
-        f"SELECT event_id, date, checkpoint, direction, occurred_at, nationality, purpose, kafka_partition, "
-        f"kafka_offset, kafka_timestamp FROM {scan.format(root, 'events')}"
-    )
-    counts = rows(
-        f"SELECT date, checkpoint, direction, nationality, purpose, sum(count) "
-        f"FROM {scan.format(root, 'daily_counts')} GROUP BY ALL"
-    )
-    alerts = rows(
-        'SELECT alert_id, episode_id, status, kind, date, checkpoint, direction, "window", as_of, '
-        "raised_at, observed, expected, ratio, score, drivers_json, summary "
-        f"FROM {scan.format(root, 'alerts')}"
-    )
+        def rows(sql: str) -> list:
+            return sorted(connection.execute(sql).fetchall())
+
+        events = rows(
+            "SELECT event_id, local_day, checkpoint_id, direction, occurred_at, nationality, purpose, "
+            "kafka_partition, kafka_offset, kafka_timestamp FROM events"
+        )
+        counts = rows(
+            "SELECT local_day, checkpoint_id, direction, nationality, purpose, sum(count) "
+            "FROM daily_counts GROUP BY ALL"
+        )
+        alerts = rows(
+            'SELECT alert_id, episode_id, status, kind, local_day, checkpoint_id, direction, "window", '
+            "as_of, raised_at, observed, expected, ratio, score, drivers_json, summary FROM alerts"
+        )
     return events, counts, alerts
 
 

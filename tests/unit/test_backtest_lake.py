@@ -15,7 +15,9 @@ import asyncio
 import json
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from load_tests.scenario import Scenario, ScenarioSpec
@@ -28,6 +30,8 @@ from streams.core.records import SourceRecord
 from streams.domain.alert_type import alert_to_dict
 from streams.domain.registry import load_registry
 from streams.replay.outputs import LocalOutputs
+from streams.settings.lake import LakeConfig
+from streams.sinks.ducklake.sink import DuckLakeSink
 from streams.sinks.parquet.sink import LakeSink
 
 REGISTRY = load_registry()
@@ -35,7 +39,13 @@ PARTITIONS = 4
 SPEC = ScenarioSpec(checkpoints=("gishtkuprik", "kaplanbek", "kazygurt", "korday"))
 
 
-def _worker_lake(tmp_path) -> tuple[list[dict], object]:
+def _sink(lake: str, data: Path):
+    if lake == "ducklake":  # the default lake: its catalog in the data folder
+        return DuckLakeSink.from_config(LakeConfig(), data)
+    return LakeSink(data)
+
+
+def _worker_lake(tmp_path, lake: str = "parquet") -> tuple[list[dict], object]:
     """The scenario through the worker's core; its alerts, in the order it raised them."""
     offsets: Counter[int] = Counter()
     records = []
@@ -50,7 +60,7 @@ def _worker_lake(tmp_path) -> tuple[list[dict], object]:
     assert kinds["late"] > 100 and kinds["duplicate"] > 100 and kinds["invalid"] > 50
     outputs = LocalOutputs()
     engine = Engine(
-        EngineConfig(PARTITIONS, tmp_path / "state"), REGISTRY, LakeSink(tmp_path / "data"), outputs
+        EngineConfig(PARTITIONS, tmp_path / "state"), REGISTRY, _sink(lake, tmp_path / "data"), outputs
     )
 
     async def run() -> None:
@@ -76,8 +86,9 @@ def _episodes(alerts: list[dict]) -> dict[str, tuple]:
     return {episode: tuple(entry) for episode, entry in found.items()}
 
 
-def test_backtest_of_a_lake_raises_the_workers_alerts(tmp_path):
-    alerts, lake = _worker_lake(tmp_path)
+@pytest.mark.parametrize("kind", ["ducklake", "parquet"])
+def test_backtest_of_a_lake_raises_the_workers_alerts(tmp_path, kind):
+    alerts, lake = _worker_lake(tmp_path, kind)
     assert sorted(a["alert_id"] for a in query.alerts(lake)) == sorted(a["alert_id"] for a in alerts)
     worker = _episodes(alerts)
     # The scenario's stories are there (the comparison is not of two empty sets).

@@ -30,7 +30,9 @@ def history(tmp_path_factory) -> Path:
 
 
 def run(home: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["replay", "--jobs", "1", *args], env={"CROSSINGS_HOME": str(home)})
+    """A replay into the Parquet lake, whose files the README's second replay reads."""
+    env = {"CROSSINGS_HOME": str(home), "CROSSINGS_LAKE": "parquet"}
+    return CliRunner().invoke(cli, ["replay", "--jobs", "1", *args], env=env)
 
 
 def events(lake: Path) -> int:

@@ -93,7 +93,7 @@ def test_the_thread_runs_only_while_the_worker_leads(tmp_path):
 
 def test_the_worker_keeps_only_a_ducklake_lake(tmp_path):
     metrics = WorkerMetrics()
-    parquet = Settings(data_dir=tmp_path)
+    parquet = Settings(data_dir=tmp_path, lake=LakeConfig("parquet"))
     assert lake_upkeep(parquet, metrics, leads=lambda: True) is None
     ducklake = LakeConfig("ducklake")
     off = Settings(data_dir=tmp_path, lake=ducklake, lake_upkeep=UpkeepConfig(interval_seconds=0))

@@ -57,7 +57,12 @@ def history(tmp_path_factory) -> Path:
 
 
 def _cli_replay(history: Path, root: Path, *args: str) -> Result:
-    env = {"CROSSINGS_HOME": str(root / "home"), "CROSSINGS_PARTITIONS": str(PARTITIONS)}
+    """A replay into the Parquet lake (two jobs write it as one does, file for file)."""
+    env = {
+        "CROSSINGS_HOME": str(root / "home"),
+        "CROSSINGS_PARTITIONS": str(PARTITIONS),
+        "CROSSINGS_LAKE": "parquet",
+    }
     command = ["replay", "--file", str(history), "--data", str(root / "data"), "--state", str(root / "state")]
     return CliRunner().invoke(cli, [*command, *args], env=env)
 
@@ -116,7 +121,12 @@ def test_the_dead_letters_of_several_jobs_are_each_once_in_the_lake(tmp_path, hi
 def test_a_replay_killed_and_run_again_writes_the_lake_of_one_run(history, one_job, tmp_path):
     # SIGKILL once some commits are durable and others are being written; the rerun goes on
     # from the state: every event, alert and dead letter once, the same files byte for byte.
-    env = {**os.environ, "CROSSINGS_HOME": str(tmp_path / "home"), "CROSSINGS_PARTITIONS": str(PARTITIONS)}
+    env = {
+        **os.environ,
+        "CROSSINGS_HOME": str(tmp_path / "home"),
+        "CROSSINGS_PARTITIONS": str(PARTITIONS),
+        "CROSSINGS_LAKE": "parquet",
+    }
     command = [
         "replay",
         "--file",

@@ -1,5 +1,6 @@
-"""``CROSSINGS_LAKE``: the Parquet lake by default, DuckLake by setting; a wrong setting fails
-at start naming itself, and no credential ends up in the settings or their repr."""
+"""``CROSSINGS_LAKE``: DuckLake by default, the Parquet lake by setting (or where a data
+folder already holds one); a wrong setting fails at start naming itself, and no credential
+ends up in the settings or their repr."""
 
 from __future__ import annotations
 
@@ -8,13 +9,51 @@ from pathlib import Path
 import pytest
 
 from streams.settings import ConfigError, load_settings
-from streams.settings.lake import LakeConfig, S3Endpoint, load_lake
+from streams.settings.lake import LakeConfig, S3Endpoint, load_lake, reading_lake, writing_lake
 from streams.sinks.ducklake.sink import location_of
 
 
-def test_the_parquet_lake_is_the_default():
-    assert load_lake({}) == LakeConfig() and not load_lake({}).is_ducklake
+def test_ducklake_is_the_default_with_its_catalog_in_the_data_folder(tmp_path):
+    lake = load_lake({})
+    assert lake == LakeConfig() and lake.is_ducklake and not lake.chosen
+    assert lake.catalog_for(tmp_path) == f"sqlite:{tmp_path.resolve()}/lake.sqlite"
     assert load_settings({"CROSSINGS_HOME": "/tmp/h"}).lake == LakeConfig()
+    assert load_lake({"CROSSINGS_LAKE": "ducklake"}).chosen
+    assert not load_lake({"CROSSINGS_LAKE": "parquet"}).is_ducklake
+    # The files elsewhere, the catalog still the default one: no need to name the format.
+    moved = load_lake({"CROSSINGS_LAKE_DATA_PATH": "/srv/lake"})
+    assert moved.is_ducklake and moved.data_path_for(tmp_path) == "/srv/lake/"
+
+
+def _parquet_lake(data: Path) -> Path:
+    (data / "events" / "date=2026-01-01" / "checkpoint=korday").mkdir(parents=True)
+    return data
+
+
+@pytest.mark.parametrize("folder", ["events", "daily_counts", "alerts", "_staging"])
+def test_a_folder_holding_a_parquet_lake_is_read_as_one_unless_the_setting_says_otherwise(tmp_path, folder):
+    (tmp_path / folder).mkdir()
+    assert not reading_lake(load_lake({}), tmp_path).is_ducklake
+    assert reading_lake(load_lake({"CROSSINGS_LAKE": "ducklake"}), tmp_path).is_ducklake
+    assert not reading_lake(load_lake({"CROSSINGS_LAKE": "parquet"}), tmp_path).is_ducklake
+
+
+def test_an_empty_or_missing_folder_and_a_ducklake_folder_are_read_as_ducklake(tmp_path):
+    assert reading_lake(load_lake({}), tmp_path / "missing").is_ducklake
+    assert reading_lake(load_lake({}), tmp_path).is_ducklake
+    _parquet_lake(tmp_path)
+    (tmp_path / "lake.sqlite").write_bytes(b"")  # converted: the catalog beside the old folders
+    assert reading_lake(load_lake({}), tmp_path).is_ducklake
+
+
+def test_a_writer_left_to_the_default_refuses_a_parquet_lake_saying_what_to_set(tmp_path):
+    data = _parquet_lake(tmp_path / "data")
+    with pytest.raises(ConfigError) as refused:
+        writing_lake(load_lake({}), data)
+    assert "CROSSINGS_LAKE=parquet" in str(refused.value) and "crossings lake convert" in str(refused.value)
+    assert not writing_lake(load_lake({"CROSSINGS_LAKE": "parquet"}), data).is_ducklake
+    assert writing_lake(load_lake({"CROSSINGS_LAKE": "ducklake"}), data).is_ducklake
+    assert writing_lake(load_lake({}), tmp_path / "fresh").is_ducklake
 
 
 def test_ducklake_alone_keeps_its_catalog_and_files_under_the_data_folder(tmp_path):
@@ -53,7 +92,10 @@ def test_a_named_catalog_and_an_s3_data_path_with_credentials_from_the_environme
             "CROSSINGS_LAKE_DATA_PATH=s3://bucket/lake and CROSSINGS_LAKE=ducklake",
         ),
         ({"CROSSINGS_LAKE": "ducklake:postgres:host=h password=x"}, "PGPASSWORD"),
-        ({"CROSSINGS_LAKE_DATA_PATH": "/srv/lake"}, "CROSSINGS_LAKE_DATA_PATH is set but"),
+        (
+            {"CROSSINGS_LAKE": "parquet", "CROSSINGS_LAKE_DATA_PATH": "/srv/lake"},
+            "CROSSINGS_LAKE_DATA_PATH is set but",
+        ),
         ({"CROSSINGS_LAKE": "ducklake", "CROSSINGS_LAKE_DATA_PATH": "s3://b/p"}, "AWS_ACCESS_KEY_ID"),
         ({"CROSSINGS_LAKE": "ducklake", "CROSSINGS_LAKE_DATA_PATH": "gs://b/p"}, "CROSSINGS_LAKE_DATA_PATH"),
         ({"CROSSINGS_LAKE": "ducklake", "CROSSINGS_LAKE_INLINE_ROWS": "lots"}, "CROSSINGS_LAKE_INLINE_ROWS"),

@@ -85,7 +85,7 @@ def test_max_clock_skew_seconds_decides_what_is_from_the_future(tmp_path, env, e
 def test_lake_roll_rows_publishes_a_commit_that_reaches_the_row_limit(tmp_path, env, published):
     # The roll time is the default hour: only the row limit can publish this commit's
     # five rows (a million by default: they stay staged, out of the lake's folders).
-    engine, _, data_dir = worker_engine(tmp_path, env)
+    engine, _, data_dir = worker_engine(tmp_path, {"CROSSINGS_LAKE": "parquet", **env})
     p = engine.config.partitions
     run(engine, [record(p, JJ, n, T + timedelta(seconds=n), T + timedelta(seconds=n)) for n in range(5)])
     assert bool(list(data_dir.glob("events/*/*/*.parquet"))) is published
