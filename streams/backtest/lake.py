@@ -44,8 +44,14 @@ from streams.core.records import SourceRecord
 from streams.core.state import PartitionState
 from streams.domain.event import EventDecoder
 from streams.domain.registry import Checkpoint
-from streams.replay.sources import LAKE_EVENT_COLUMNS, lake_event_value, sorting_connection
-from streams.settings.lake import CATALOG_FILE, LakeConfig
+from streams.replay.sources import (
+    LAKE_EVENT_COLUMNS,
+    ducklake_events,
+    is_ducklake_folder,
+    lake_event_value,
+    sorting_connection,
+)
+from streams.settings.lake import CATALOG_FILE
 from streams.sinks.parquet.layout import EVENTS, STAGING
 
 #: Records of one partition between two commits of the in-memory state.
@@ -92,18 +98,14 @@ def _events(root: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
     """A sorting connection and the FROM item of the lake's events, their checkpoint in a
     ``checkpoint`` column (the Parquet lake's folder name)."""
     with sorting_connection() as connection:
-        if not (Path(root) / CATALOG_FILE).is_file():
+        if not is_ducklake_folder(Path(root)):
             files = _files(root)
             yield connection, f"read_parquet({files!r}, hive_partitioning = true, union_by_name = true)"
             return
-        from streams.sinks.ducklake.read import attach, has_table, pin, pinned
-
-        attach(LakeConfig(), Path(root), connection)
-        connection.execute("SET TimeZone = 'UTC'")
-        pin(connection)  # every read of one backtest sees the lake as of one commit
-        events = f"(SELECT * EXCLUDE (checkpoint_id), checkpoint_id AS checkpoint FROM {pinned(EVENTS)})"
-        if not has_table(connection, EVENTS) or not connection.sql(f"FROM {events} LIMIT 1").fetchall():
-            raise SeriesError(f"{root}: the DuckLake lake holds no events yet")
+        try:
+            events = ducklake_events(connection, Path(root))
+        except ValueError as error:
+            raise SeriesError(str(error)) from None
         yield connection, events
 
 

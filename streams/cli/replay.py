@@ -34,9 +34,16 @@ if TYPE_CHECKING:
     "parquet",
     multiple=True,
     type=click.Path(exists=True, path_type=Path),
-    help="Replay Parquet events (files, or folders such as a lake's events/) instead of Kafka; may repeat.",
+    help="Replay a lake's events instead of Kafka: a DuckLake lake's data folder (its "
+    "lake.sqlite), or Parquet files or folders (a Parquet lake's events/); may repeat.",
 )
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None, help="Parquet root.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The lake's data folder [default: CROSSINGS_DATA_DIR].",
+)
 @click.option(
     "--state",
     "state_dir",

@@ -33,6 +33,7 @@ from streams.domain import rows
 from streams.domain.event import SCHEMA_VERSION
 from streams.ops.bounded_batches import DEFAULT_LIMIT as DEFAULT_MAX_BATCH_BYTES
 from streams.ops.bounded_batches import bound_topic
+from streams.settings.lake import CATALOG_FILE, LakeConfig
 
 BATCH = 5000
 
@@ -194,6 +195,16 @@ def parquet_records(
     offsets do not change.
     """
     paths = list(paths)
+    lakes = [Path(p) for p in paths if is_ducklake_folder(Path(p))]
+    if lakes:
+        if len(paths) != 1:
+            raise ValueError(
+                f"{lakes[0]} holds a DuckLake lake (its catalog {CATALOG_FILE}): replay it alone, "
+                "not with other --parquet paths"
+            )
+        with sorting_connection() as connection:
+            ducklake_events(connection, lakes[0])  # no events: said now, not at the first batch
+        return _lake_batches(lakes[0], partitions, None if keep is None else frozenset(keep))
     files = _parquet_files(paths)
     if not files:  # said now, not at the first batch
         raise ValueError("no .parquet files under " + ", ".join(str(p) for p in paths))
@@ -228,35 +239,69 @@ def sorting_connection() -> Iterator[duckdb.DuckDBPyConnection]:
         yield connection
 
 
+def is_ducklake_folder(path: Path) -> bool:
+    """A data folder of the default DuckLake lake: its catalog file is there. Its files
+    alone are not its rows (small commits are kept in the catalog until compaction)."""
+    return Path(path).is_dir() and (Path(path) / CATALOG_FILE).is_file()
+
+
+def ducklake_events(connection: duckdb.DuckDBPyConnection, folder: Path) -> str:
+    """Attach the DuckLake lake of ``folder`` to ``connection`` (read-only, at its newest
+    commit, pinned) and return the FROM item of its events, their checkpoint in a
+    ``checkpoint`` column as the Parquet lake's folder names give it."""
+    from streams.sinks.ducklake.read import attach, has_table, pin, pinned
+
+    attach(LakeConfig(), Path(folder), connection)
+    connection.execute("SET TimeZone = 'UTC'")
+    pin(connection)
+    events = f"(SELECT * EXCLUDE (checkpoint_id), checkpoint_id AS checkpoint FROM {pinned('events')})"
+    if not has_table(connection, "events") or not connection.sql(f"FROM {events} LIMIT 1").fetchall():
+        raise ValueError(f"{folder}: the DuckLake lake holds no events yet")
+    return events
+
+
+def _lake_batches(folder: Path, partitions: int, keep: frozenset[int] | None) -> Iterator[list[SourceRecord]]:
+    with sorting_connection() as connection:
+        yield from _ordered_batches(connection, ducklake_events(connection, folder), partitions, keep)
+
+
 def _parquet_batches(
     files: list[Path], partitions: int, keep: frozenset[int] | None
 ) -> Iterator[list[SourceRecord]]:
+    scan = f"read_parquet({[str(f) for f in files]!r}, hive_partitioning = true, union_by_name = true)"
+    with sorting_connection() as connection:
+        yield from _ordered_batches(connection, scan, partitions, keep)
+
+
+def _ordered_batches(
+    connection: duckdb.DuckDBPyConnection, events: str, partitions: int, keep: frozenset[int] | None
+) -> Iterator[list[SourceRecord]]:
+    """The lake's events in the order they reached Kafka, routed over ``partitions``."""
     query = f"""
         SELECT {LAKE_EVENT_COLUMNS}
-        FROM read_parquet({[str(f) for f in files]!r}, hive_partitioning = true, union_by_name = true)
+        FROM {events}
         ORDER BY kafka_timestamp, kafka_partition, kafka_offset
     """
     offsets: Counter[int] = Counter()
     # A checkpoint's key and partition, worked out once: murmur2 in Python was a fifth of
     # the reader's time, for a handful of distinct checkpoints.
     routes: dict[str, tuple[bytes, int]] = {}
-    with sorting_connection() as connection:
-        reader = connection.sql(query).to_arrow_reader(BATCH)
-        for chunk in reader:
-            batch = []
-            for row in chunk.to_pylist():
-                route = routes.get(row["checkpoint"])
-                if route is None:
-                    key = row["checkpoint"].encode()
-                    route = routes[row["checkpoint"]] = (key, partition_for(key, partitions))
-                key, partition = route
-                offset = offsets[partition]
-                offsets[partition] += 1
-                if keep is not None and partition not in keep:
-                    continue
-                batch.append(SourceRecord(partition, offset, row["timestamp_ms"], key, lake_event_value(row)))
-            if batch:
-                yield batch
+    reader = connection.sql(query).to_arrow_reader(BATCH)
+    for chunk in reader:
+        batch = []
+        for row in chunk.to_pylist():
+            route = routes.get(row["checkpoint"])
+            if route is None:
+                key = row["checkpoint"].encode()
+                route = routes[row["checkpoint"]] = (key, partition_for(key, partitions))
+            key, partition = route
+            offset = offsets[partition]
+            offsets[partition] += 1
+            if keep is not None and partition not in keep:
+                continue
+            batch.append(SourceRecord(partition, offset, row["timestamp_ms"], key, lake_event_value(row)))
+        if batch:
+            yield batch
 
 
 def _utc_text(micros: int) -> str:

@@ -370,3 +370,47 @@ def test_a_parquet_lake_with_rows_still_staged_is_not_converted(one_job, tmp_pat
     }
     result = CliRunner().invoke(cli, ["lake", "convert", str(source)], env=env)
     assert result.exit_code == 2 and "still staged" in result.output and "stop it" in result.output
+
+
+def test_a_default_ducklake_lake_replays_as_the_parquet_lake_of_the_same_events(history, one_job, tmp_path):
+    """``crossings replay --parquet DATA`` of the default lake (DuckLake, its rows kept in
+    the catalog here: no file holds them) rebuilds the lake the same events rebuild from the
+    Parquet lake's ``events/``, file for file."""
+    home = {"CROSSINGS_HOME": str(tmp_path / "home"), "CROSSINGS_PARTITIONS": str(PARTITIONS)}
+    ducklake = tmp_path / "ducklake"
+    written = CliRunner().invoke(
+        cli,
+        ["replay", "--file", str(history), "--data", str(ducklake), "--state", str(tmp_path / "s0")],
+        env={**home, "CROSSINGS_LAKE_INLINE_ROWS": "1000000"},  # the default lake, every row inlined
+    )
+    assert written.exit_code == 0, written.output
+    assert (ducklake / "lake.sqlite").is_file() and not list(ducklake.rglob("*/events/**/*.parquet"))
+
+    def rebuilt(source: Path, name: str) -> dict[str, bytes]:
+        command = ["replay", "--parquet", str(source), "--data", str(tmp_path / name)]
+        result = CliRunner().invoke(
+            cli,
+            [*command, "--state", str(tmp_path / f"{name}-state"), "--jobs", "2"],
+            env={**home, "CROSSINGS_LAKE": "parquet"},
+        )
+        assert result.exit_code == 0, result.output
+        return parquet_files(tmp_path / name)
+
+    from_parquet = rebuilt(one_job[0] / "events", "from-parquet")
+    assert any(name.startswith("alerts/") for name in from_parquet)
+    assert rebuilt(ducklake, "from-ducklake") == from_parquet
+
+    mixed = CliRunner().invoke(
+        cli,
+        [
+            "replay",
+            "--parquet",
+            str(ducklake),
+            "--parquet",
+            str(one_job[0] / "events"),
+            "--data",
+            str(tmp_path / "x"),
+        ],
+        env={**home, "CROSSINGS_LAKE": "parquet"},
+    )
+    assert mixed.exit_code == 2 and "replay it alone" in mixed.output
