@@ -50,10 +50,11 @@ def main() -> int:
         "--lake",
         action="append",
         default=None,
-        help="CROSSINGS_LAKE of the worker and the replay (repeat to compare; default: parquet)",
+        help="CROSSINGS_LAKE of the worker and the replay (repeat to compare; default: ducklake, "
+        "the product's default)",
     )
     args = parser.parse_args()
-    lakes = args.lake or ["parquet"]
+    lakes = args.lake or ["ducklake"]
     broker.down(HOME / "kafka")
     shutil.rmtree(HOME, ignore_errors=True)
     env = {
@@ -62,6 +63,7 @@ def main() -> int:
         "CROSSINGS_APP_ID": "perf-worker",
         "CROSSINGS_TOPIC_NAMESPACE": "perf",
         "CROSSINGS_PARTITIONS": str(args.partitions),
+        "CROSSINGS_LAKE": lakes[0],
     }
     settings = load_settings(env)
     broker.up(settings.kafka_dir, PORT)
@@ -100,7 +102,7 @@ def main() -> int:
         for lake in lakes:
             name = lake.split(":", 1)[0]
             lake_env = env
-            if lakes != ["parquet"]:  # each its own group, state and lake on the same topic
+            if len(lakes) > 1:  # each its own group, state and lake on the same topic
                 lake_env = {
                     **env,
                     "KAFKA_BOOTSTRAP": settings.bootstrap,

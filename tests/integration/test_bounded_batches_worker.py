@@ -146,7 +146,7 @@ def test_a_bomb_is_refused_while_read_and_the_events_around_it_count_once(
     assert "CROSSINGS_MAX_BATCH_DECOMPRESSED_BYTES" in header(letter, "crossings.dlq.detail")
     assert not letter.value and letter.key is None
     # every valid event once in the lake, none lost around the bomb
-    ids = lake_event_ids(settings.data_dir)
+    ids = lake_event_ids(settings.data_dir, settings.lake)
     sent = {f"{prefix}-{c}-{n}" for prefix in ("before", "after") for c in CHECKPOINTS for n in range(20)}
     assert set(ids) == sent and set(Counter(ids.values())) == {1}
 
@@ -209,7 +209,7 @@ def test_events_the_java_client_sends_with_lz4_zstd_and_snappy_count_once(
     assert totals.get("crossings_commit_failures_total", 0) == 0
     assert totals.get("crossings_events_invalid_total", 0) == 0
     assert dead_letters(kafka_bootstrap, settings.topics.dead_letter) == []
-    ids = lake_event_ids(settings.data_dir)
+    ids = lake_event_ids(settings.data_dir, settings.lake)
     sent = {f"{prefix}-{c}-{n}" for prefix in ("before", "after") for c in CHECKPOINTS for n in range(5)}
     sent |= {f"{codec}-{victim}-{n}" for codec in codecs for n in range(30)}
     assert set(ids) == sent and set(Counter(ids.values())) == {1}

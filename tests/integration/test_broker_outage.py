@@ -32,7 +32,9 @@ def test_two_workers_ride_out_broker_outages_exactly(tmp_path):
             miskeyed=0.1,
             outages=(20.0, 45.0),
             broker_control=(lambda: broker.down(kafka_dir), lambda: broker.up(kafka_dir, port, timeout=180)),
-            extra_env={"CROSSINGS_TRANSACTION_TIMEOUT_SECONDS": "30"},
+            # Two workers, one data folder: the Parquet lake (the default's SQLite catalog
+            # takes one writing process).
+            extra_env={"CROSSINGS_TRANSACTION_TIMEOUT_SECONDS": "30", "CROSSINGS_LAKE": "parquet"},
             drain_timeout=600,
         )
     finally:

@@ -23,6 +23,11 @@ from load_tests.scenario import DEFAULT_START, ScenarioSpec, closure, labour_sur
 pytestmark = pytest.mark.integration
 
 
+# Several workers write one data folder: the Parquet lake (the default lake's SQLite
+# catalog takes one writing process; DuckLake for several: test_crash_ducklake_s3.py).
+SHARED_FOLDER_LAKE = {"CROSSINGS_LAKE": "parquet"}
+
+
 def _check(result, kills: int) -> None:
     summary = json.dumps(result.summary(), indent=2, default=str)
     print(summary)  # shown with -s or -rA: what the kills hit and the figures
@@ -120,15 +125,25 @@ def test_alerts_once_across_kills_with_the_ducklake_catalog_ahead_of_kafka(kafka
     assert f"partition {held['partition']}: undid lake commit {held['commit_seq']}," in logs, summary
 
 
-def test_one_worker_killed_three_times(kafka_bootstrap, tmp_path):
+def test_one_worker_killed_three_times_writing_parquet(kafka_bootstrap, tmp_path):
+    # The Parquet lake (CROSSINGS_LAKE=parquet): kills among its staged and published files.
     result = run(
-        kafka_bootstrap, tmp_path, events=None, days=7, kills=3, workers=1, seed=11, drain_timeout=300
+        kafka_bootstrap,
+        tmp_path,
+        events=None,
+        days=7,
+        kills=3,
+        workers=1,
+        seed=11,
+        drain_timeout=300,
+        extra_env={"CROSSINGS_LAKE": "parquet"},
     )
     _check(result, kills=3)
+    assert result.lake.startswith("parquet:")
 
 
 def test_one_worker_killed_three_times_writing_ducklake(kafka_bootstrap, tmp_path):
-    # The same kills against the DuckLake lake (SQLite catalog under the data folder): half
+    # The same kills against the default lake (DuckLake, SQLite catalog under the data folder): half
     # of them right after a catalog commit, where the catalog is ahead of Kafka until the
     # restarted worker undoes it.
     result = run(
@@ -140,7 +155,6 @@ def test_one_worker_killed_three_times_writing_ducklake(kafka_bootstrap, tmp_pat
         workers=1,
         seed=11,
         drain_timeout=300,
-        extra_env={"CROSSINGS_LAKE": "ducklake"},
     )
     _check(result, kills=3)
     assert result.lake.startswith("ducklake:sqlite:")
@@ -159,6 +173,7 @@ def test_one_of_two_workers_killed_with_mis_keyed_traffic(kafka_bootstrap, tmp_p
         seed=12,
         drain_timeout=300,
         miskeyed=0.1,
+        extra_env=SHARED_FOLDER_LAKE,
     )
     _check(result, kills=2)
 
@@ -174,6 +189,7 @@ def test_three_workers_one_joining_one_stalling_and_workers_killed(kafka_bootstr
         pauses=1,
         seed=13,
         drain_timeout=300,
+        extra_env=SHARED_FOLDER_LAKE,
     )
     _check(result, kills=2)
     assert result.partitions == 6 and [entry["worker"] for entry in result.join_log] == [2]

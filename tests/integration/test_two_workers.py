@@ -26,7 +26,9 @@ def test_a_second_worker_takes_over_partitions_without_losing_or_doubling_anythi
         "CROSSINGS_APP_ID": namespace,
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_COMMIT_INTERVAL": "1",
-        # Every commit publishes its lake rows: the test reads the lake while the worker runs.
+        # Two workers, one data folder: the Parquet lake (the default's SQLite catalog takes
+        # one writing process); every commit publishes its rows.
+        "CROSSINGS_LAKE": "parquet",
         "CROSSINGS_LAKE_ROLL_SECONDS": "0",
     }
     settings = load_settings(env)

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import date
 
@@ -23,13 +26,14 @@ pytestmark = pytest.mark.integration
 SPEC = ScenarioSpec(days=38, checkpoints=("zhibek-zholy", "korday", "kazygurt", "dostyk"))
 
 
-def read_all(bootstrap: str, topic: str) -> list:
+def read_all(bootstrap: str, topic: str, **options) -> list:
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=4000,
+        **options,
     )
     try:
         return list(consumer)
@@ -47,8 +51,7 @@ def run(kafka_bootstrap, tmp_path_factory):
         "CROSSINGS_APP_ID": namespace,
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_COMMIT_INTERVAL": "1",
-        # Every commit publishes its lake rows: the test reads the lake while the worker runs.
-        "CROSSINGS_LAKE_ROLL_SECONDS": "0",
+        # The default lake, nothing else set: what a new user runs and reads while it runs.
     }
     settings = load_settings(env)
     ensure_topics(settings)
@@ -60,6 +63,17 @@ def run(kafka_bootstrap, tmp_path_factory):
         stats = replay(records, kafka_bootstrap, settings.topics.events, progress=False)
         worker.wait_handled(stats.sent, timeout=900)
         wait_committed(kafka_bootstrap, settings.app_id, settings.topics.events, timeout=120)
+        # Read as a user reads it with the worker still running (issue 19, item 7): the
+        # alerts topic first, so that every alert it holds was committed to the lake before.
+        committed = read_all(kafka_bootstrap, settings.topics.alerts, isolation_level="read_committed")
+        topic_alerts = [json.loads(m.value)["alert_id"] for m in committed]
+        live = {
+            name: json.loads(_cli(env, *command).stdout)
+            for name, command in {
+                "alerts": ("report", "alerts", "--format", "json"),
+                "events": ("sql", "SELECT count(*) AS n FROM events", "--format", "json"),
+            }.items()
+        }
         metrics_text = scrape_text(worker.metrics_url)
         web = {path: _status(worker.metrics_url.replace("/metrics", path)) for path in WEB_PATHS}
     finally:
@@ -86,7 +100,34 @@ def run(kafka_bootstrap, tmp_path_factory):
         "dead_letters": read_all(kafka_bootstrap, settings.topics.dead_letter),
         "alert_messages": [json.loads(m.value) for m in read_all(kafka_bootstrap, settings.topics.alerts)],
         "lake_alert_ids": sorted(a["alert_id"] for a in query.alerts(root)),
+        "live": live,
+        "live_topic_alerts": topic_alerts,
     }
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``crossings ARGS`` as its own process with the worker's settings."""
+    outside = {k: v for k, v in os.environ.items() if not k.startswith(("CROSSINGS_", "KAFKA_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env={**outside, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_the_default_lake_shows_every_event_and_alert_while_the_worker_runs(run):
+    """Every committed row is visible at once: the events and the alerts the worker
+    published, read by ``crossings sql`` and ``crossings report`` before it stopped (the
+    Parquet lake kept them staged for up to an hour)."""
+    assert run["live"]["events"] == [{"n": run["events_count"]}]
+    assert run["events_count"] == run["manifest"].unique_events
+    in_lake = {a["alert_id"] for a in run["live"]["alerts"]}
+    assert run["live_topic_alerts"] and set(run["live_topic_alerts"]) <= in_lake
+    assert in_lake <= {m["alert_id"] for m in run["alert_messages"]}
 
 
 #: What the worker's port answers: /metrics, the "/" status and the health checks (ready:
