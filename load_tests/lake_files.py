@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                     kills=0,
                     rate=args.rate,
                     roll_seconds=roll,
+                    extra_env={"CROSSINGS_LAKE": "parquet"},  # the Parquet lake's own files
                 )
                 folders = {
                     path.parent for path in (home / f"roll-{roll:g}" / "data").glob("events/*/*/*.parquet")

@@ -24,7 +24,7 @@ def lake() -> None:
     For CROSSINGS_LAKE=ducklake (or ducklake:<catalog>)."""
 
 
-def _connect(*, dead_letters: bool = False, upkeep: bool = True):
+def _connect(*, dead_letters: bool = False, upkeep: bool = True, converting: bool = False):
     """The lake, for upkeep (a connection that inlines nothing: ``upkeep.open_for_upkeep``)
     or, ``upkeep=False``, as the worker opens it."""
     from streams.sinks.ducklake.sink import location_of, open_lake
@@ -32,6 +32,12 @@ def _connect(*, dead_letters: bool = False, upkeep: bool = True):
 
     settings = settings_or_usage_error(None)
     if not reading_lake(settings.lake, settings.data_dir).is_ducklake:
+        if converting:
+            raise click.UsageError(
+                f"{settings.data_dir} holds a Parquet lake: convert into another, empty data folder "
+                "(CROSSINGS_DATA_DIR=<new folder> crossings lake convert SOURCE), or set "
+                "CROSSINGS_LAKE=ducklake to put the DuckLake lake beside it in the same folder"
+            )
         raise click.UsageError(
             f"the lake in {settings.data_dir} is a Parquet lake (CROSSINGS_LAKE=parquet, or one "
             "written before DuckLake was the default): compaction and retention are for the "
@@ -110,7 +116,7 @@ def convert(source: Path) -> None:
     from streams.sinks.ducklake.convert import ConvertRefused
     from streams.sinks.ducklake.convert import convert as run
 
-    con = _connect(dead_letters=(Path(source) / "dead_letters").is_dir(), upkeep=False)
+    con = _connect(dead_letters=(Path(source) / "dead_letters").is_dir(), upkeep=False, converting=True)
     try:
         stats = run(Path(source), con)
     except ConvertRefused as error:

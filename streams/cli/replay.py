@@ -171,7 +171,7 @@ def _outcome(stats: ReplayStats, data_dir: Path, state_dir: Path, lake: LakeConf
         where = f"dead letters (original bytes and why): the table dead_letters of {lake.describe(data_dir)}"
     if stats.counted == 0 and stats.already_applied == 0:
         raise click.ClickException(
-            f"no events counted, so nothing was written to {data_dir}/events: {line}"
+            f"no events counted, so nothing was written to the lake {lake.describe(data_dir)}: {line}"
             + (f"; {where}" if stats.dead_letters else "")
         )
     click.echo(f"replayed {line}")

@@ -61,10 +61,11 @@ def report(
     root = data_dir or settings.data_dir
     _folder_or_error(root, settings.lake, data_dir is not None)
     lake = reading_lake(settings.lake, root)
-    if lake.is_ducklake:  # the same reports over its tables
-        from streams.query.scan import DuckLakeRoot
+    from streams.query.scan import DuckLakeRoot, ParquetRoot
 
-        root = DuckLakeRoot(lake, root)
+    # The same reports over its tables, or over the Parquet folders even where the folder
+    # also holds a DuckLake catalog (CROSSINGS_LAKE=parquet said which).
+    root = DuckLakeRoot(lake, root) if lake.is_ducklake else ParquetRoot(root)
     _lake_or_error(root, data_dir is not None)
     if checkpoint is not None:
         _known_checkpoint_or_error(root, settings, checkpoint)

@@ -33,7 +33,7 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
     import pyarrow as pa
 
     from streams.query.lake import QueryError, open_lake, query
-    from streams.query.scan import lake_files, read_retrying
+    from streams.query.scan import ParquetRoot, lake_files, read_retrying
 
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
@@ -73,7 +73,7 @@ def sql(statement: str, data_dir: Path | None, fmt: str, output: Path | None) ->
     except QueryError as error:
         raise click.ClickException(f"query failed: {error}") from None
     _emit(table, fmt, output)
-    _say_what_is_staged(root, settings.lake_roll_seconds)
+    _say_what_is_staged(ParquetRoot(root), settings.lake_roll_seconds)
 
 
 def _emit(table, fmt: str, output: Path | None) -> None:

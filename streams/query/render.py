@@ -8,6 +8,7 @@ import json
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,8 @@ def _csv_cell(value: Any) -> Any:
 def _json_default(value: Any) -> Any:
     if isinstance(value, date):  # datetime too
         return value.isoformat()
+    if isinstance(value, Decimal):  # DuckDB's sum of integers is a HUGEINT, read as Decimal
+        return int(value) if value == value.to_integral_value() else float(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

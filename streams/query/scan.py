@@ -97,11 +97,16 @@ class DuckLakeRoot:
         return self.lake.describe(self.data_dir)
 
 
+class ParquetRoot(type(Path())):  # type: ignore[misc]  # PosixPath or WindowsPath
+    """A folder read as a Parquet lake whatever else it holds (``CROSSINGS_LAKE=parquet``
+    chose it, or the folder holds only that lake): :func:`lake_at` leaves it alone."""
+
+
 def lake_at(root: Path | DuckLakeRoot) -> Path | DuckLakeRoot:
     """What a report reads at ``root``: a folder holding the default DuckLake lake's catalog
-    (``lake.sqlite``, what the worker writes by default) is that lake; any other folder is
-    read as a Parquet lake."""
-    if isinstance(root, DuckLakeRoot) or not (Path(root) / CATALOG_FILE).is_file():
+    (``lake.sqlite``, what the worker writes by default) is that lake; any other folder, or
+    a :class:`ParquetRoot`, is read as a Parquet lake."""
+    if isinstance(root, DuckLakeRoot | ParquetRoot) or not (Path(root) / CATALOG_FILE).is_file():
         return root
     return DuckLakeRoot(LakeConfig(), Path(root))
 

@@ -33,7 +33,7 @@ from streams.domain import rows
 from streams.domain.event import SCHEMA_VERSION
 from streams.ops.bounded_batches import DEFAULT_LIMIT as DEFAULT_MAX_BATCH_BYTES
 from streams.ops.bounded_batches import bound_topic
-from streams.settings.lake import CATALOG_FILE, LakeConfig
+from streams.settings.lake import CATALOG_FILE, LakeConfig, holds_parquet_lake
 
 BATCH = 5000
 
@@ -205,7 +205,15 @@ def parquet_records(
         with sorting_connection() as connection:
             ducklake_events(connection, lakes[0])  # no events: said now, not at the first batch
         return _lake_batches(lakes[0], partitions, None if keep is None else frozenset(keep))
+    # A Parquet lake's data folder: its events, not its counts, alerts or staged rows.
+    paths = [Path(p) / "events" if holds_parquet_lake(Path(p)) else p for p in paths]
     files = _parquet_files(paths)
+    inside = next((f for f in files if f.name.startswith("ducklake-")), None)
+    if inside is not None:
+        raise ValueError(
+            f"{inside} is a file of a DuckLake lake, whose rows are not all in files (small commits "
+            "stay in its catalog): give the lake's data folder, the one holding its lake.sqlite"
+        )
     if not files:  # said now, not at the first batch
         raise ValueError("no .parquet files under " + ", ".join(str(p) for p in paths))
     if keep is not None:

@@ -97,7 +97,9 @@ class LakeConfig:
 
 def load_lake(env: Mapping[str, str]) -> LakeConfig:
     lake = _load_lake(env)
-    return replace(lake, chosen=True) if (env.get("CROSSINGS_LAKE") or "").strip() else lake
+    # CROSSINGS_LAKE_DATA_PATH alone says DuckLake too: its files are put elsewhere.
+    named = (env.get("CROSSINGS_LAKE") or env.get("CROSSINGS_LAKE_DATA_PATH") or "").strip()
+    return replace(lake, chosen=True) if named else lake
 
 
 def _load_lake(env: Mapping[str, str]) -> LakeConfig:
@@ -174,7 +176,7 @@ CATALOG_FILE = "lake.sqlite"
 def holds_parquet_lake(data_dir: Path) -> bool:
     """``data_dir`` holds a Parquet lake and no default DuckLake catalog beside it."""
     folder = Path(data_dir)
-    return not (folder / CATALOG_FILE).exists() and any((folder / name).is_dir() for name in PARQUET_FOLDERS)
+    return not (folder / CATALOG_FILE).is_file() and any((folder / name).is_dir() for name in PARQUET_FOLDERS)
 
 
 def reading_lake(lake: LakeConfig, data_dir: Path) -> LakeConfig:
@@ -194,8 +196,8 @@ def writing_lake(lake: LakeConfig, data_dir: Path) -> LakeConfig:
     if not lake.chosen and holds_parquet_lake(data_dir):
         raise ConfigError(
             f"{data_dir} holds a Parquet lake (events/, daily_counts/, ...), the default before "
-            "DuckLake: set CROSSINGS_LAKE=parquet to go on writing it, or copy it into DuckLake "
-            f"with the worker stopped (CROSSINGS_DATA_DIR=<new folder> crossings lake convert {data_dir}) "
-            "and start the worker on the new folder"
+            "DuckLake: set CROSSINGS_LAKE=parquet to go on writing it, or write the DuckLake lake "
+            f"to another, empty folder (a worker's existing lake copied there first, worker stopped: "
+            f"CROSSINGS_DATA_DIR=<new folder> crossings lake convert {data_dir})"
         )
     return lake

@@ -172,8 +172,12 @@ def test_installed_wheel_runs_from_another_folder(installed: Path, tmp_path: Pat
                 for line in text.splitlines()
                 if line.startswith("crossings_events_processed_total{")
             )
-            # The default lake (DuckLake) has its catalog once the first commit wrote it.
-            return total >= EVENTS and (home / "data" / "lake.sqlite").is_file()
+            commits = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("crossings_commit_seconds_count")
+            )
+            return total >= EVENTS and commits > 0
 
         _wait(counted, 180, worker, log_path, f"{EVENTS} events counted")
         time.sleep(3)  # the next commit writes the snapshots of the last batch

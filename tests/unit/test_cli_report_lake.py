@@ -155,3 +155,28 @@ def test_alert_summaries_wrap_under_their_row_to_the_width(tmp_path: Path) -> No
         len(query.report_main(tmp_path / "data", "alerts", "table", None, None, None).splitlines())
         == len(summaries) + 3
     )
+
+
+def test_a_chosen_parquet_lake_is_read_as_parquet_beside_a_ducklake_catalog(
+    staged_lake: Path, tmp_path
+) -> None:
+    """CROSSINGS_LAKE=parquet names the lake: a DuckLake catalog in the same folder (a lake
+    converted in place) does not take its place in any report, nor in ``crossings sql``."""
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(staged_lake, mixed)
+    (mixed / "lake.sqlite").write_bytes(b"")  # a catalog beside the folders, not the lake chosen
+    env = {"CROSSINGS_LAKE": "parquet"}
+    counted = sum(row["total"] for row in query.daily_totals(staged_lake))
+    daily = report("daily", "--data", str(mixed), "--format", "json", env=env)
+    assert daily.exit_code == 0, daily.output
+    assert sum(row["total"] for row in json.loads(daily.stdout)) == counted > 0
+    reconciled = report("reconcile", "--data", str(mixed), "--format", "json", env=env)
+    assert reconciled.exit_code == 0 and json.loads(reconciled.stdout)["agree"] is True, reconciled.output
+    sql = CliRunner().invoke(
+        cli,
+        ["sql", "SELECT sum(count) AS n FROM daily_counts", "--data", str(mixed), "--format", "json"],
+        env=env,
+    )
+    assert sql.exit_code == 0 and json.loads(sql.stdout) == [{"n": counted}], sql.output

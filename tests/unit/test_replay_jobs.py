@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -396,7 +397,7 @@ def test_a_default_ducklake_lake_replays_as_the_parquet_lake_of_the_same_events(
         assert result.exit_code == 0, result.output
         return parquet_files(tmp_path / name)
 
-    from_parquet = rebuilt(one_job[0] / "events", "from-parquet")
+    from_parquet = rebuilt(one_job[0], "from-parquet")  # a Parquet lake's data folder: its events/
     assert any(name.startswith("alerts/") for name in from_parquet)
     assert rebuilt(ducklake, "from-ducklake") == from_parquet
 
@@ -414,3 +415,13 @@ def test_a_default_ducklake_lake_replays_as_the_parquet_lake_of_the_same_events(
         env={**home, "CROSSINGS_LAKE": "parquet"},
     )
     assert mixed.exit_code == 2 and "replay it alone" in mixed.output
+    # A file of a DuckLake lake alone is not its rows: the data folder is asked for.
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    shutil.copy(next((one_job[0] / "events").rglob("*.parquet")), inside / "ducklake-0001.parquet")
+    refused = CliRunner().invoke(
+        cli,
+        ["replay", "--parquet", str(inside), "--data", str(tmp_path / "y")],
+        env={**home, "CROSSINGS_LAKE": "parquet"},
+    )
+    assert refused.exit_code == 2 and "lake.sqlite" in refused.output

@@ -23,6 +23,7 @@ def test_ducklake_is_the_default_with_its_catalog_in_the_data_folder(tmp_path):
     # The files elsewhere, the catalog still the default one: no need to name the format.
     moved = load_lake({"CROSSINGS_LAKE_DATA_PATH": "/srv/lake"})
     assert moved.is_ducklake and moved.data_path_for(tmp_path) == "/srv/lake/"
+    assert moved.chosen  # its files put elsewhere: DuckLake was asked for
 
 
 def _parquet_lake(data: Path) -> Path:
@@ -30,7 +31,7 @@ def _parquet_lake(data: Path) -> Path:
     return data
 
 
-@pytest.mark.parametrize("folder", ["events", "daily_counts", "alerts", "_staging"])
+@pytest.mark.parametrize("folder", ["events", "daily_counts", "alerts", "dead_letters", "_staging"])
 def test_a_folder_holding_a_parquet_lake_is_read_as_one_unless_the_setting_says_otherwise(tmp_path, folder):
     (tmp_path / folder).mkdir()
     assert not reading_lake(load_lake({}), tmp_path).is_ducklake
