@@ -125,8 +125,19 @@ def test_alerts_once_across_kills_with_the_ducklake_catalog_ahead_of_kafka(kafka
     assert f"partition {held['partition']}: undid lake commit {held['commit_seq']}," in logs, summary
 
 
-def test_one_worker_killed_three_times_writing_parquet(kafka_bootstrap, tmp_path):
-    # The Parquet lake (CROSSINGS_LAKE=parquet): kills among its staged and published files.
+@pytest.mark.parametrize(
+    ("env", "lake"),
+    [
+        # The default lake (DuckLake, SQLite catalog under the data folder): half of the kills
+        # right after a catalog commit, where the catalog is ahead of Kafka until the
+        # restarted worker undoes it.
+        ({}, "ducklake:sqlite:"),
+        # The Parquet lake: kills among its staged and published files.
+        ({"CROSSINGS_LAKE": "parquet"}, "parquet:"),
+    ],
+    ids=["ducklake", "parquet"],
+)
+def test_one_worker_killed_three_times(kafka_bootstrap, tmp_path, env, lake):
     result = run(
         kafka_bootstrap,
         tmp_path,
@@ -136,28 +147,10 @@ def test_one_worker_killed_three_times_writing_parquet(kafka_bootstrap, tmp_path
         workers=1,
         seed=11,
         drain_timeout=300,
-        extra_env={"CROSSINGS_LAKE": "parquet"},
+        extra_env=env,
     )
     _check(result, kills=3)
-    assert result.lake.startswith("parquet:")
-
-
-def test_one_worker_killed_three_times_writing_ducklake(kafka_bootstrap, tmp_path):
-    # The same kills against the default lake (DuckLake, SQLite catalog under the data folder): half
-    # of them right after a catalog commit, where the catalog is ahead of Kafka until the
-    # restarted worker undoes it.
-    result = run(
-        kafka_bootstrap,
-        tmp_path,
-        events=None,
-        days=7,
-        kills=3,
-        workers=1,
-        seed=11,
-        drain_timeout=300,
-    )
-    _check(result, kills=3)
-    assert result.lake.startswith("ducklake:sqlite:")
+    assert result.lake.startswith(lake)
 
 
 def test_one_of_two_workers_killed_with_mis_keyed_traffic(kafka_bootstrap, tmp_path):
