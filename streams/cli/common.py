@@ -3,10 +3,13 @@ is a usage error naming the variable) and the ``--broker`` option."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from streams.domain.registry import Checkpoint, RegistryError, load_registry
 from streams.settings import ConfigError, Settings, load_settings
+from streams.settings.lake import LakeConfig
 
 
 def settings_or_usage_error(broker: str | None) -> Settings:
@@ -22,6 +25,20 @@ def registry_or_error(settings: Settings) -> dict[str, Checkpoint]:
         return load_registry(settings.checkpoints_file)
     except RegistryError as error:
         raise click.ClickException(f"{error} (CROSSINGS_CHECKPOINTS)") from None
+
+
+def hold_writer_lock(lake: LakeConfig, data_dir: Path) -> None:
+    """Take the lake's writer lock for the rest of this process (a SQLite catalog takes
+    one writing process, ``sinks/ducklake/writer_lock.py``); a second writer stops here,
+    before it touches Kafka, saying what to change."""
+    if not lake.is_ducklake:
+        return
+    from streams.sinks.ducklake.writer_lock import CatalogTaken, take
+
+    try:
+        take(lake.catalog_for(data_dir))
+    except CatalogTaken as error:
+        raise click.ClickException(str(error)) from None
 
 
 broker_option = click.option(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from streams.cli.common import Group, settings_or_usage_error
+from streams.cli.common import Group, hold_writer_lock, settings_or_usage_error
 from streams.settings.lake import reading_lake
 
 
@@ -44,6 +44,8 @@ def _connect(*, dead_letters: bool = False, upkeep: bool = True, converting: boo
             "DuckLake lake; copy it into one with crossings lake convert"
         )
     location = location_of(settings.lake, settings.data_dir)
+    if converting:  # a writer: not beside a worker or a replay (compaction may be)
+        hold_writer_lock(settings.lake, settings.data_dir)
     if upkeep:
         return open_for_upkeep(location, dead_letters=dead_letters)
     return open_lake(location, dead_letters=dead_letters)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from streams.cli.common import broker_option, registry_or_error, settings_or_usage_error
+from streams.cli.common import broker_option, hold_writer_lock, registry_or_error, settings_or_usage_error
 from streams.settings import ConfigError
 from streams.settings.lake import writing_lake
 
@@ -126,6 +126,7 @@ def replay(
                 "process writes at a time; use --jobs 1, or a PostgreSQL catalog (CROSSINGS_LAKE)"
             )
         jobs = 1
+        hold_writer_lock(lake, data_dir)
     shares = deal(partitions, jobs or default_jobs(len(partitions)), source.partition_sizes(partitions))
     try:
         stats = replay_in_jobs(

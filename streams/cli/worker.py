@@ -7,7 +7,7 @@ import socket
 
 import click
 
-from streams.cli.common import broker_option, registry_or_error, settings_or_usage_error
+from streams.cli.common import broker_option, hold_writer_lock, registry_or_error, settings_or_usage_error
 from streams.cli.logs import log_options, logging_config
 from streams.settings import ConfigError, is_loopback
 from streams.settings.lake import writing_lake
@@ -27,9 +27,10 @@ def worker(broker: str | None, loglevel: str | None) -> None:
 
     settings = settings_or_usage_error(broker)
     try:
-        writing_lake(settings.lake, settings.data_dir)
+        lake = writing_lake(settings.lake, settings.data_dir)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
+    hold_writer_lock(lake, settings.data_dir)
     registry = registry_or_error(settings)
     _web_port_free_or_error(settings.web_host, settings.web_port)
     try:

@@ -38,6 +38,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -48,6 +49,7 @@ import pyarrow as pa
 from streams.core.effects import CommitBatch
 from streams.core.ports import Fenced
 from streams.settings.lake import LakeConfig
+from streams.sinks.ducklake import writer_lock
 from streams.sinks.ducklake.commit import ALIAS, LakeLocation, S3Access, connect, transaction
 from streams.sinks.ducklake.wal import use_wal
 from streams.sinks.parquet.layout import (
@@ -174,7 +176,14 @@ class DuckLakeSink:
         self.dead_letters = dead_letters
         #: ``con``: a connection of a process that has the lake attached already (a file
         #: catalog takes one writing process: tests put two writers in one).
-        self.con = con if con is not None else open_lake(location, dead_letters=dead_letters)
+        #: A SQLite catalog's writer lock first: a second writing process stops here.
+        self._writer = writer_lock.take(location.catalog)
+        try:
+            self.con = con if con is not None else open_lake(location, dead_letters=dead_letters)
+        except BaseException:
+            self._writer.release()
+            raise
+        weakref.finalize(self, self._writer.release)
         self._lock = threading.Lock()
         #: partition -> the epoch this sink took it with (:meth:`open_partition`).
         self._epochs: dict[int, int] = {}
@@ -187,6 +196,7 @@ class DuckLakeSink:
     def close(self) -> None:
         with self._lock:
             self.con.close()
+        self._writer.release()
 
     # -- the Sink protocol -----------------------------------------------------------------
 

@@ -1,0 +1,120 @@
+"""One writing process per SQLite catalog: a second worker or replay is refused at start.
+
+SQLite serialises writers with a lock on the catalog file, so two processes writing one
+catalog do not corrupt it, but a stalled one (a worker stopped by the OS or a debugger
+mid-transaction) holds every other writer still, and SQLite's locks do not hold over NFS
+at all. A lake shared by several workers belongs on a PostgreSQL catalog; this lock makes
+that a clear error instead of a stall. It is a POSIX record lock on ``<catalog>.writer``:
+the kernel drops it when its process dies, SIGKILL included, so it never goes stale, and
+a forked child does not inherit it. Sinks in one process share it (tests put a writer and
+its zombie in one process; the worker's upkeep has its own connection).
+
+Readers (``crossings report``, ``crossings sql``) and ``crossings lake compact|expire``
+take no lock: SQLite lets them run beside the writer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+#: How long a writer waits for the lock before it gives up: covers a writer that is
+#: still exiting when its successor starts.
+WAIT_SECONDS = 5.0
+
+
+class CatalogTaken(RuntimeError):
+    """Another process writes the lake's SQLite catalog."""
+
+
+@dataclass
+class _Held:
+    fd: int
+    holders: int
+
+
+_HELD: dict[Path, _Held] = {}
+_GUARD = threading.Lock()
+
+
+def lock_file(catalog: str) -> Path | None:
+    """The lock file of a SQLite catalog (``sqlite:PATH``); None for any other catalog
+    (PostgreSQL takes many writers; DuckDB locks its own file)."""
+    if not catalog.startswith("sqlite:"):
+        return None
+    path = Path(catalog.removeprefix("sqlite:")).resolve()
+    return path.with_name(path.name + ".writer")
+
+
+class WriterLock:
+    """This process's hold on a catalog's lock; :meth:`release` once (idempotent)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._released = path is None
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        assert self.path is not None
+        with _GUARD:
+            held = _HELD[self.path]
+            held.holders -= 1
+            if held.holders == 0:
+                del _HELD[self.path]
+                os.close(held.fd)  # drops the lock: no other fd of this file is open here
+
+
+def take(catalog: str, *, wait: float = WAIT_SECONDS) -> WriterLock:
+    """Hold the catalog's writer lock for this process, waiting up to ``wait`` seconds;
+    raises :class:`CatalogTaken` with what to do if another process keeps it."""
+    path = lock_file(catalog)
+    if path is None:
+        return WriterLock(None)
+    with _GUARD:
+        held = _HELD.get(path)
+        if held is not None:
+            held.holders += 1
+            return WriterLock(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    owner = _owner(fd)
+                    os.close(fd)  # we hold no lock on it: closing drops nothing
+                    raise CatalogTaken(_refusal(catalog, owner)) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[path] = _Held(fd, 1)
+        return WriterLock(path)
+
+
+def _owner(fd: int) -> str:
+    """The holder's pid, as it wrote it (a courtesy for the message: the lock is the truth)."""
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        return ""
+    return text if text.isdigit() else ""
+
+
+def _refusal(catalog: str, owner: str) -> str:
+    who = f"process {owner}" if owner else "another process"
+    return (
+        f"the lake's catalog {catalog.removeprefix('sqlite:')} is being written by {who} "
+        "(a worker or a replay of this data folder): a SQLite catalog takes one writing "
+        "process. Stop that process, give this one its own CROSSINGS_DATA_DIR, or for "
+        "several workers on one lake use a PostgreSQL catalog "
+        "(CROSSINGS_LAKE=ducklake:postgres:...)"
+    )

@@ -1,0 +1,139 @@
+"""One writing process per SQLite catalog (issue 19): a second worker, replay or convert
+of the same data folder stops at start with what to do, instead of stalling behind (or
+being stalled by) the first; a killed writer leaves no stale lock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from streams.settings.lake import LakeConfig
+from streams.sinks.ducklake import writer_lock
+from streams.sinks.ducklake.sink import DuckLakeSink, location_of
+
+HOLD = textwrap.dedent(
+    """
+    import os, sys, time
+    from streams.sinks.ducklake.writer_lock import take
+    take(sys.argv[1])
+    print(os.getpid(), flush=True)
+    time.sleep(600)
+    """
+)
+TRY = textwrap.dedent(
+    """
+    import sys
+    from streams.sinks.ducklake.writer_lock import CatalogTaken, take
+    try:
+        take(sys.argv[1], wait=0)
+    except CatalogTaken:
+        sys.exit(3)
+    """
+)
+
+
+def catalog_of(data_dir: Path) -> str:
+    return LakeConfig().catalog_for(data_dir)
+
+
+@pytest.fixture
+def holder(tmp_path: Path):
+    """Another process holding the default lake's writer lock: (its pid, the catalog)."""
+    catalog = catalog_of(tmp_path / "data")
+    process = subprocess.Popen([sys.executable, "-c", HOLD, catalog], stdout=subprocess.PIPE, text=True)
+    assert int(process.stdout.readline()) == process.pid  # it holds the lock now
+    yield process, catalog
+    process.kill()
+    process.wait()
+
+
+def another_process_may_write(catalog: str) -> bool:
+    result = subprocess.run([sys.executable, "-c", TRY, catalog], timeout=60)
+    assert result.returncode in (0, 3), result
+    return result.returncode == 0
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_the_fix(holder) -> None:
+    process, catalog = holder
+    with pytest.raises(writer_lock.CatalogTaken) as refused:
+        writer_lock.take(catalog, wait=0.3)
+    message = str(refused.value)
+    assert f"process {process.pid}" in message
+    assert catalog.removeprefix("sqlite:") in message
+    assert "PostgreSQL" in message and "CROSSINGS_DATA_DIR" in message
+
+
+def test_a_killed_writer_leaves_no_stale_lock(holder) -> None:
+    process, catalog = holder
+    assert not another_process_may_write(catalog)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert Path(writer_lock.lock_file(catalog)).exists()  # the file stays; the lock does not
+    lock = writer_lock.take(catalog, wait=1)
+    lock.release()
+
+
+def test_writers_of_one_process_share_the_lock_until_the_last_lets_go(tmp_path: Path) -> None:
+    catalog = catalog_of(tmp_path / "data")
+    first = writer_lock.take(catalog, wait=0)
+    second = writer_lock.take(catalog, wait=0)  # a zombie and its successor in one process
+    assert not another_process_may_write(catalog)
+    first.release()
+    first.release()  # idempotent: does not let go of the second's hold
+    assert not another_process_may_write(catalog)
+    second.release()
+    assert another_process_may_write(catalog)
+
+
+def test_the_sink_holds_the_lock_from_opening_to_closing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    sink = DuckLakeSink(location_of(LakeConfig(), data))
+    try:
+        assert not another_process_may_write(catalog_of(data))
+    finally:
+        sink.close()
+    assert another_process_may_write(catalog_of(data))
+
+
+def test_the_sink_is_refused_while_another_process_writes(holder, tmp_path: Path) -> None:
+    process, _ = holder
+    with pytest.raises(writer_lock.CatalogTaken, match=f"process {process.pid}"):
+        DuckLakeSink(location_of(LakeConfig(), tmp_path / "data"))
+    assert not (tmp_path / "data" / "lake.sqlite").exists()  # refused before it opened anything
+
+
+@pytest.mark.parametrize(
+    "catalog", ["postgres:host=db dbname=lake", "/srv/lake.ducklake", "duckdb:/srv/lake.duckdb"]
+)
+def test_catalogs_that_take_many_writers_or_lock_themselves_need_none(catalog: str) -> None:
+    assert writer_lock.lock_file(catalog) is None
+    writer_lock.take(catalog, wait=0).release()
+
+
+def test_a_second_worker_of_the_data_folder_stops_at_start_saying_what_to_do(holder, tmp_path: Path) -> None:
+    process, _ = holder
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nobody = probe.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CROSSINGS_LAKE")},
+        "CROSSINGS_HOME": str(tmp_path),
+        "CROSSINGS_DATA_DIR": str(tmp_path / "data"),
+        # No broker there: the lake is checked before Kafka is asked anything.
+        "CROSSINGS_KAFKA_PORT": str(nobody),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"], env=env, capture_output=True, text=True, timeout=90
+    )
+    assert result.returncode == 1
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert f"process {process.pid}" in lines[0] and "PostgreSQL" in lines[0]
+    assert "Traceback" not in result.stderr
