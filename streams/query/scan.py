@@ -14,6 +14,7 @@ query's WHERE clause, so the SQL is correct on its own.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from streams.settings.lake import CATALOG_FILE, LakeConfig
+from streams.settings.lake import CATALOG_FILE, LakeConfig, folder_lake
 
 DayLike = date | str | None
 
@@ -108,7 +109,7 @@ def lake_at(root: Path | DuckLakeRoot) -> Path | DuckLakeRoot:
     a :class:`ParquetRoot`, is read as a Parquet lake."""
     if isinstance(root, DuckLakeRoot | ParquetRoot) or not (Path(root) / CATALOG_FILE).is_file():
         return root
-    return DuckLakeRoot(LakeConfig(), Path(root))
+    return DuckLakeRoot(folder_lake(os.environ), Path(root))
 
 
 @cache

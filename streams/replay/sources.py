@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -33,7 +34,7 @@ from streams.domain import rows
 from streams.domain.event import SCHEMA_VERSION
 from streams.ops.bounded_batches import DEFAULT_LIMIT as DEFAULT_MAX_BATCH_BYTES
 from streams.ops.bounded_batches import bound_topic
-from streams.settings.lake import CATALOG_FILE, LakeConfig, holds_parquet_lake
+from streams.settings.lake import CATALOG_FILE, folder_lake, holds_parquet_lake
 
 BATCH = 5000
 
@@ -259,7 +260,7 @@ def ducklake_events(connection: duckdb.DuckDBPyConnection, folder: Path) -> str:
     ``checkpoint`` column as the Parquet lake's folder names give it."""
     from streams.sinks.ducklake.read import attach, has_table, pin, pinned
 
-    attach(LakeConfig(), Path(folder), connection)
+    attach(folder_lake(os.environ), Path(folder), connection)
     connection.execute("SET TimeZone = 'UTC'")
     pin(connection)
     events = f"(SELECT * EXCLUDE (checkpoint_id), checkpoint_id AS checkpoint FROM {pinned('events')})"

@@ -179,6 +179,21 @@ def holds_parquet_lake(data_dir: Path) -> bool:
     return not (folder / CATALOG_FILE).is_file() and any((folder / name).is_dir() for name in PARQUET_FOLDERS)
 
 
+def folder_lake(env: Mapping[str, str]) -> LakeConfig:
+    """The lake of a data folder found to hold the default catalog (``lake.sqlite``), for
+    readers given the folder: the default, with the object store the settings name, so a
+    catalog whose files are on S3 (``CROSSINGS_LAKE_DATA_PATH=s3://...``) is read with the
+    store's endpoint and the credentials read where it is attached. Bad settings are the
+    worker's to refuse; a reader falls back to the plain default."""
+    try:
+        settings = load_lake(env)
+    except ConfigError:
+        return LakeConfig()
+    if not settings.is_ducklake or not (settings.data_path or "").startswith("s3://"):
+        return LakeConfig()
+    return LakeConfig(data_path=settings.data_path, s3_endpoint=settings.s3_endpoint)
+
+
 def reading_lake(lake: LakeConfig, data_dir: Path) -> LakeConfig:
     """The lake a reader of ``data_dir`` opens. With ``CROSSINGS_LAKE`` set, the one it
     names; left to the default, a folder that holds a Parquet lake (written before DuckLake

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.settings import ConfigError, load_settings
-from streams.settings.lake import LakeConfig, S3Endpoint, load_lake, reading_lake, writing_lake
+from streams.settings.lake import LakeConfig, S3Endpoint, folder_lake, load_lake, reading_lake, writing_lake
 from streams.sinks.ducklake.sink import location_of
 
 
@@ -80,6 +80,25 @@ def test_a_named_catalog_and_an_s3_data_path_with_credentials_from_the_environme
     location = location_of(lake, Path("/unused"), env)
     assert location.s3 is not None and location.s3.secret == "very-secret"
     assert "very-secret" not in repr(location)
+
+
+def test_a_folder_found_to_hold_the_catalog_is_read_with_the_store_the_settings_name(tmp_path):
+    on_s3 = {
+        "CROSSINGS_LAKE_DATA_PATH": "s3://lake/crossings",
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "very-secret",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:8333",
+    }
+    lake = folder_lake(on_s3)
+    # the folder's own catalog, the settings' store (its secret read where it is attached)
+    assert lake.catalog_for(tmp_path) == f"sqlite:{tmp_path.resolve()}/lake.sqlite"
+    assert lake.data_path == "s3://lake/crossings/"
+    assert lake.s3_endpoint == S3Endpoint("127.0.0.1:8333", use_ssl=False)
+    assert location_of(lake, tmp_path, on_s3).s3.secret == "very-secret"
+    # a named catalog elsewhere is not the folder's: only the store is taken from it
+    assert folder_lake({**on_s3, "CROSSINGS_LAKE": "ducklake:postgres:host=db"}).catalog is None
+    for plain in ({}, {"CROSSINGS_LAKE": "parquet"}, {"CROSSINGS_LAKE": "delta"}):  # bad: the plain default
+        assert folder_lake(plain) == LakeConfig()
 
 
 @pytest.mark.parametrize(
