@@ -81,6 +81,10 @@ class _Hours:
     medians: tuple[float | None, ...]
 
 
+#: ``_hours``' key: the ids of the window's days' shares in order, and of its weekdays sorted.
+_HoursKey = tuple[tuple[int, ...], tuple[int, ...]]
+
+
 class ShapeCache(dict[tuple[date, int], DayShape]):
     """(day, total) -> its shape; a detector keeps one so each day is summed once, not daily.
 
@@ -100,7 +104,7 @@ class ShapeCache(dict[tuple[date, int], DayShape]):
     def __init__(self) -> None:
         super().__init__()
         self.weekdays: dict[tuple[int, ...], _WeekdayShapes] = {}
-        self.hours: dict[tuple[int, ...], _Hours] = {}
+        self.hours: dict[_HoursKey, _Hours] = {}
         self.done: dict[tuple[float, ...], tuple[float, ...]] = {}
 
     def shared(self, done: tuple[float, ...]) -> tuple[float, ...]:
@@ -167,11 +171,14 @@ def _weekday_shapes(
     return found
 
 
-def _hours(weekdays: list[_WeekdayShapes], kept: dict[tuple[int, ...], _Hours] | None) -> _Hours:
+def _hours(weekdays: list[_WeekdayShapes], kept: dict[_HoursKey, _Hours] | None) -> _Hours:
     """The figures per hour of a window's weekdays together: the days' shares summed in the
     days' order (as one running sum would), and the deviations of every weekday's days
-    together counted and their median. Worked out once per set of weekdays."""
-    key = tuple(map(id, weekdays))
+    together counted and their median. Worked out once per set of weekdays: kept by the
+    days' shares in order (their ids: the sums' operands, in the sums' order) and the
+    weekdays as a set (a count and a median do not depend on the order), so a window whose
+    weekdays of unequal sizes come in the next day's order finds them again."""
+    key = (tuple(id(done) for w in weekdays for done in w.done), tuple(sorted(map(id, weekdays))))
     if kept is not None and key in kept:
         return kept[key]
     done = tuple(
