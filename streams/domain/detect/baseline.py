@@ -171,21 +171,29 @@ def _mad_cv(ratios: list[float]) -> float:
     return 1.4826 * median(abs(r - centre) for r in ratios)
 
 
-@dataclass
+@dataclass(init=False, slots=True)
 class _Day:
     day: date
     total: int
     profile: DayProfile | None
     flag: str
     #: Reads the total at the level of the day judged (a level shift since: ``changepoint.py``).
-    scale: float = 1.0
+    scale: float
     #: ``total * scale`` and ``day.weekday()``: read many times per baseline, worked out once.
-    level: float = field(init=False, repr=False, compare=False)
-    weekday: int = field(init=False, repr=False, compare=False)
+    level: float = field(repr=False, compare=False)
+    weekday: int = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        self.level = self.total * self.scale
-        self.weekday = self.day.weekday()
+    def __init__(
+        self, day: date, total: int, profile: DayProfile | None, flag: str, scale: float = 1.0
+    ) -> None:
+        """Written out (slots, no ``__post_init__``): some 3 million are made per benchmark run."""
+        self.day = day
+        self.total = total
+        self.profile = profile
+        self.flag = flag
+        self.scale = scale
+        self.level = total * scale
+        self.weekday = day.weekday()
 
 
 def _past_days(
