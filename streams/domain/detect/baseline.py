@@ -286,7 +286,7 @@ def _year_ago_level(
     are worked out once, not again every day as the kept year moves past their spans."""
     span = _around(lasting)
     quiet = history.memo(
-        ("year_ago_level_quiet", countries, fell_ratio, lasting),
+        _quiet_name(countries, fell_ratio, lasting),
         day,
         span,
         lambda: _year_ago_level_of(history, day, countries, fell_ratio, lasting, quiet_only=True),
@@ -300,6 +300,11 @@ def _year_ago_level(
         span,
         lambda: _year_ago_level_of(history, day, countries, fell_ratio, lasting),
     )
+
+
+def _quiet_name(countries: tuple[str, ...], fell_ratio: float, lasting: int) -> tuple[object, ...]:
+    """The memo's name of ``_year_ago_level``'s values where none of last year's week fell."""
+    return ("year_ago_level_quiet", countries, fell_ratio, lasting)
 
 
 #: ``_year_ago_level_of(quiet_only=True)`` where a day of last year's week may have fallen.
@@ -493,11 +498,15 @@ def season_estimate(
     now = _year_ago_level(history, day, countries, fell_ratio, lasting)
     if now is None:
         return None
-    before = [
-        level
-        for d in reference_days
-        if (level := _year_ago_level(history, d, countries, fell_ratio, lasting)) is not None
-    ]
+    # The reference days' levels were mostly worked out on earlier days: read them directly.
+    quiet = history.memo_values(_quiet_name(countries, fell_ratio, lasting), _around(lasting), _YEAR_AGO)
+    before: list[tuple[float, int]] = []
+    for d in reference_days:
+        level = quiet.get(d, _MAY_FALL)
+        if level is _MAY_FALL:  # not kept, or kept as "may have fallen": the full look-up
+            level = _year_ago_level(history, d, countries, fell_ratio, lasting)
+        if level is not None:
+            before.append(level)
     if len(before) < max(1, len(reference_days) // 2):
         return None
     levels = [level for level, _ in before]
@@ -550,6 +559,8 @@ def _trend(
     days, so only a move beyond last year's is a trend here (the season factor already
     carries last year's)."""
     groups: dict[int, list[tuple[float, float]]] = {}
+    # The values kept of ``_year_ago_log``, read directly (a month of days, every day).
+    known = history.memo_values(("year_ago_log", countries), _YEAR_AGO) if history is not None else {}
     for d in pool:
         age = (day - d.day).days
         if age > config.trend_days:
@@ -558,7 +569,7 @@ def _trend(
             continue
         value = math.log(d.level)
         if history is not None:
-            last_year = _year_ago_log(history, d.day, countries)
+            last_year = known[d.day] if d.day in known else _year_ago_log(history, d.day, countries)
             if last_year is None:
                 continue
             value -= last_year

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from streams.domain.detect.changepoint import LevelShifts
@@ -24,6 +25,12 @@ KEEP_DAYS = 400
 NORMAL, ALARM, CLOSED = ".", "a", "c"
 
 T = TypeVar("T")
+
+
+@lru_cache(maxsize=64)
+def _offsets(back: range) -> tuple[timedelta, ...]:
+    """``back`` as timedeltas, made once: ``record`` walks a memo's days at every record."""
+    return tuple(timedelta(days=k) for k in back)
 
 
 class DayHistory:
@@ -72,8 +79,8 @@ class DayHistory:
                 for stale in [d for d in values if back.start <= (d - day).days < back.stop]:
                     del values[stale]
                 continue
-            for k in back:
-                values.pop(day + timedelta(days=k), None)
+            for offset in _offsets(back):
+                values.pop(day + offset, None)
         drop = len(self.totals) - KEEP_DAYS
         if drop > 0:
             self.totals = self.totals[drop:]
@@ -154,16 +161,21 @@ class DayHistory:
         the kinds of values apart (each always with the same ``back``). ``forget`` (the
         last days of ``back``, ascending): only forgetting one of these can change a value
         (forgetting an older one of ``back`` cannot: the caller's to prove)."""
+        values = self.memo_values(name, back, forget)
+        if day in values:
+            return values[day]  # type: ignore[no-any-return]
+        found = values[day] = compute()
+        return found
+
+    def memo_values(self, name: Hashable, back: range, forget: range | None = None) -> dict[date, Any]:
+        """The values ``memo`` keeps under ``name`` (day -> value), to read many days' of them
+        without a call each; only ``memo`` adds to them."""
         family = self._memos.get(name)
         if family is None:
             family = self._memos[name] = (back, {})
             if forget is not None:
                 self._forgets[name] = forget
-        values = family[1]
-        if day in values:
-            return values[day]
-        found = values[day] = compute()
-        return found
+        return family[1]
 
     def scale(self, day: date, as_of: date) -> float:
         """The factor that reads ``day``'s total at ``as_of``'s level (1.0 without a shift
