@@ -376,21 +376,31 @@ def _may_fall(history: DayHistory, day: date, fell_ratio: float, lasting: int) -
     ``_lasting_drop``'s days (its walk of months, for each of a month of days, is spared)."""
     if fell_ratio < 0:
         return True  # the bound below needs ``fell_ratio * x`` to grow with x
-    span = _around(lasting)
-    count = len(span)
-    totals, flags, expected = history.before_expected(day - timedelta(days=span.start - 1), count)
-    oldest = span[-1]
+    if history.start is None:
+        return False
+    # Read in place (indices into the history's lists), not as a slice of the span: each
+    # day asks once, for seven days of it.
+    totals, flags, expected = history.totals, history.flags, history.expected
+    now = (day - history.start).days
+    first = now - _around(lasting)[-1]  # the span's oldest day
     for shift in _YEAR_AGO:
-        i = oldest - shift
-        total = totals[i]
+        index = now - shift
+        if not 0 <= index < len(totals):
+            continue
+        total = totals[index]
         if total is None:
             continue
-        if flags[i] == CLOSED:
+        flag = flags[index]
+        if flag == CLOSED:
             return True
-        own = expected[i]
-        if own is not None and (total <= fell_ratio * own or (flags[i] == ALARM and total < own)):
+        own = expected[index]
+        if own is not None and (total <= fell_ratio * own or (flag == ALARM and total < own)):
             return True
-        earlier = [e for e in expected[i % 7 : i : 7] if e is not None]
+        # The span's earlier days of its weekday that the history holds.
+        oldest = first + (index - first) % 7
+        if oldest < 0:
+            oldest += 7 * ((6 - oldest) // 7)
+        earlier = [e for e in expected[oldest:index:7] if e is not None]
         if earlier and total <= fell_ratio * max(earlier):
             return True
     return False
