@@ -41,7 +41,12 @@ from datetime import date, timedelta
 from functools import lru_cache
 
 from streams.domain.counts import HOURS, DayProfile, split_group
-from streams.domain.detect.calendar import beside_holiday_last_year, holiday_names, same_holiday_last_year
+from streams.domain.detect.calendar import (
+    beside_holiday_last_year,
+    holiday_days,
+    holiday_names,
+    same_holiday_last_year,
+)
 from streams.domain.detect.changepoint import Trend, trend_estimate
 from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
 from streams.domain.detect.robust import median
@@ -608,7 +613,10 @@ def build_baseline(
     floor = config.min_dispersion
     notes: list[str] = []
     # Ordinary days first; alarm days only if too few ordinary ones (a lasting new level).
-    ordinary = [d for d in open_days if d.flag == NORMAL and not holiday_names(countries, d.day)]
+    holidays = frozenset().union(
+        *(holiday_days(countries, year) for year in range(past[-1].day.year, day.year + 1))
+    )
+    ordinary = [d for d in open_days if d.flag == NORMAL and d.day not in holidays]
     pool = ordinary if len([d for d in ordinary if d.weekday == weekday][:4]) >= 2 else None
     if pool is None:
         pool = [d for d in recent if d.flag != CLOSED] or open_days
