@@ -734,8 +734,12 @@ def build_baseline(
     hourly = [0.0] * HOURS
     for d in with_profiles:
         assert d.profile is not None
-        for hour, count in enumerate(d.profile["hourly"]):
-            hourly[hour] += count / d.total
+        counts, total = d.profile["hourly"], d.total
+        if len(counts) == HOURS:  # as the loop below, hour by hour, in one comprehension
+            hourly = [share + count / total for share, count in zip(hourly, counts, strict=True)]
+            continue
+        for hour, count in enumerate(counts):
+            hourly[hour] += count / total
     n = len(with_profiles)
     hourly_share = tuple(h / n for h in hourly) if n else tuple(1 / HOURS for _ in range(HOURS))
     group_totals: dict[str, float] = {}
