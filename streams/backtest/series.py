@@ -79,6 +79,11 @@ class Series:
         if self.last is None or hour > self.last:
             self.last = hour
 
+    @property
+    def summed(self) -> dict[date, DayProfile]:
+        """The whole days ``profile`` has summed so far (its cache; ``add`` drops a day's)."""
+        return self._full
+
     def profile(self, day: date, through_hour: int = 24) -> DayProfile | None:
         """The day's profile counting only local hours before ``through_hour``."""
         if through_hour >= 24 and day in self._full:
