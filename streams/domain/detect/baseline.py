@@ -213,16 +213,20 @@ def _past_days(
     # The recorded days in one slice (``DayHistory.before``, oldest first), not a look-up each.
     totals, flags = history.before(day, count) if history is not None else ([None] * count, NORMAL * count)
     shifted = history is not None and bool(history.shifts.shifts)
-    for back in range(1, count + 1):
+    # Newest first: the days with profiles (``profile_days``), then the history's alone.
+    for back, total, flag in zip(range(1, count + 1), reversed(totals), reversed(flags), strict=True):
         earlier -= one_day
-        total = totals[count - back]
-        profile = lookup(earlier) if back <= profile_days else None
         scale = history.scale(earlier, day) if shifted else 1.0  # type: ignore[union-attr]
-        if profile is not None and profile["total"] > 0:
-            flag = flags[count - back] if total is not None else NORMAL
-            found.append(_Day(earlier, profile["total"], profile, flag, scale))
+        if back <= profile_days:
+            profile = lookup(earlier)
+            if profile is not None and profile["total"] > 0:
+                own = flag if total is not None else NORMAL
+                found.append(_Day(earlier, profile["total"], profile, own, scale))
+                continue
+            if total is not None:
+                found.append(_Day(earlier, total, profile, flag, scale))
         elif total is not None:
-            found.append(_Day(earlier, total, profile, flags[count - back], scale))
+            found.append(_Day(earlier, total, None, flag, scale))
     return found
 
 
