@@ -79,6 +79,14 @@ class _Hours:
     done: tuple[float, ...]
     counts: tuple[int, ...]
     medians: tuple[float | None, ...]
+    #: Per hour, the share of the days done (``done`` over the number of days).
+    shares: tuple[float, ...] = field(default=(), compare=False)
+    #: ``share_spread``'s results by its other inputs (``_spread_key``), where no hour's
+    #: Poisson part depends on the days' typical total (each share 0 or 1: a daily file's
+    #: days); None where one does.
+    spreads: dict[tuple[float, int, float, float], tuple[float, ...]] | None = field(
+        default=None, compare=False
+    )
 
 
 #: ``_hours``' key: the ids of the window's days' shares in order, and of its weekdays sorted.
@@ -187,11 +195,15 @@ def _hours(weekdays: list[_WeekdayShapes], kept: dict[_HoursKey, _Hours] | None)
     deviations = [
         list(chain.from_iterable(hour)) for hour in zip(*(w.deviations for w in weekdays), strict=True)
     ]
+    days = sum(len(w.done) for w in weekdays)
+    shares = tuple(hour / days for hour in done)
     found = _Hours(
         tuple(weekdays),
         done,
         tuple(len(hour) for hour in deviations),
         tuple(median(hour) if hour else None for hour in deviations),
+        shares,
+        {} if all(share <= 0 or 1.0 - share == 0.0 for share in shares) else None,
     )
     if kept is not None:
         kept[key] = found
@@ -237,18 +249,27 @@ def _share_spread(
         for group in groups
     ]
     hours = _hours(weekdays, kept.hours if kept else None)
-    typical_total = median(totals)
     inflate = 1.0 + 1.0 / averaged if averaged else 1.0
+    key = (inflate, config.min_shape_days, config.unknown_share_dispersion, config.min_share_dispersion)
+    if hours.spreads is not None and (found := hours.spreads.get(key)) is not None:
+        return found
+    # The days' totals are all positive (``day_shape``): a share of 1 has a Poisson part of
+    # exactly 0.0 whatever their typical total, so where every share is 0 or 1 the result
+    # is kept by ``key`` alone.
+    typical_total = median(totals)
     spread = [0.0] * (HOURS + 1)
     for k, (count, middle) in enumerate(zip(hours.counts, hours.medians, strict=True)):
         if count < config.min_shape_days or middle is None:
             spread[k + 1] = config.unknown_share_dispersion
             continue
-        share = hours.done[k] / len(totals)
+        share = hours.shares[k]
         poisson = (1.0 - share) / (share * typical_total) if share > 0 else 0.0
         excess = ((1.4826 * middle) ** 2 - poisson) * inflate
         spread[k + 1] = min(max(math.sqrt(max(excess, 0.0)), config.min_share_dispersion), 1.0)
-    return tuple(spread)
+    result = tuple(spread)
+    if hours.spreads is not None:
+        hours.spreads[key] = result
+    return result
 
 
 def group_spread(
