@@ -68,7 +68,8 @@ def intermittent_pattern(history: DayHistory, day: date, config: DetectorConfig)
     kept = [total for total in window if total is not None]
     if len(kept) < config.intermittent_days // 2:
         return None
-    zeros = len([total for total in kept if total <= config.silent_max])  # _silent
+    # _silent; a busy series has none (its smallest day says so without a pass in Python).
+    zeros = 0 if kept and min(kept) > config.silent_max else len([t for t in kept if t <= config.silent_max])
     busy = len(kept) - zeros
     if zeros < config.intermittent_min_zero_share * len(kept) or busy < config.intermittent_min_visits:
         return None
