@@ -204,9 +204,13 @@ class CheckpointDetector(PostView):
             baseline = build_baseline(
                 day, self.lookup, self.baseline_config, self.history, self.countries, self._shapes
             )
-            oldest = day - timedelta(days=7 * self.baseline_config.weeks + 7)
-            for key in [k for k in self._shapes if k[0] < oldest]:
-                del self._shapes[key]
+            # Shapes of days no baseline reads any more go, once there are twice as many as
+            # those it reads (a look at every key each day was a per cent of the backtest).
+            reach = 7 * self.baseline_config.weeks + 7
+            if len(self._shapes) > 2 * reach:
+                oldest = day - timedelta(days=reach)
+                for key in [k for k in self._shapes if k[0] < oldest]:
+                    del self._shapes[key]
             if baseline is not None and baseline.history_days < self.config.warmup_days:
                 baseline = None
             self._baselines[day] = baseline
