@@ -249,12 +249,14 @@ def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -
 
 #: The days (back from a day) ``_year_ago_days`` reads: a week around the same weekday a year back.
 _YEAR_AGO = range(361, 368)
+#: The same as timedeltas, made once.
+_YEAR_AGO_BACK = tuple(timedelta(days=shift) for shift in _YEAR_AGO)
 
 
 def _year_ago_values(history: DayHistory, day: date, countries: tuple[str, ...]) -> list[int]:
     values = []
-    for shift in _YEAR_AGO:
-        earlier = day - timedelta(days=shift)
+    for back in _YEAR_AGO_BACK:
+        earlier = day - back
         got = history.get(earlier)
         if got is not None and got[1] != CLOSED and not _near_holiday(countries, earlier):
             values.append(got[0])
@@ -348,8 +350,8 @@ def _year_ago_level_of(
         return _MAY_FALL
     gone = _lasting_drop(history, day, fell_ratio, lasting) if may_fall else set()
     days, holidays = [], 0
-    for shift in _YEAR_AGO:
-        earlier = day - timedelta(days=shift)
+    for shift, back in zip(_YEAR_AGO, _YEAR_AGO_BACK, strict=True):
+        earlier = day - back
         got = history.get(earlier)
         if got is None or got[1] == CLOSED or shift in gone:
             continue
