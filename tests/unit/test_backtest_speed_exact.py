@@ -169,3 +169,20 @@ def test_share_spread_kept_day_after_day_is_the_plain_computation(seed, averaged
     for end in range(len(every)):
         window = [d for d in every[:end] if (every[end].day - d.day).days <= 28][::-1]
         assert share_spread(window, config, averaged, cache) == _plain_share_spread(window, config, averaged)
+
+
+def test_a_window_of_the_same_shapes_on_other_weekdays_is_not_found_again():
+    """Two windows with the same shares in the same order but a day left out in one (so its
+    days fall on other weekdays and group otherwise): each its own figures."""
+    config = BaselineConfig()
+    cache = ShapeCache()
+    totals = [1_000 + 37 * k for k in range(24)]
+    for gap_at in (None, 10, 3):
+        window = []
+        for k, total in enumerate(totals):
+            day = START + timedelta(days=k + (1 if gap_at is not None and k >= gap_at else 0))
+            counts = [(1 + k % 3) * total, *([0] * 22), total]
+            profile = {"total": sum(counts), "hourly": counts, "groups": {"FIN|work": sum(counts)}}
+            window.append(_Day(day, sum(counts), profile, NORMAL))
+        window.reverse()
+        assert share_spread(window, config, 4, cache) == _plain_share_spread(window, config, 4)

@@ -81,9 +81,11 @@ class _Hours:
     medians: tuple[float | None, ...]
     #: Per hour, the share of the days done (``done`` over the number of days).
     shares: tuple[float, ...] = field(default=(), compare=False)
-    #: ``share_spread``'s results by its other inputs (``_spread_key``), where no hour's
-    #: Poisson part depends on the days' typical total (each share 0 or 1: a daily file's
-    #: days); None where one does.
+    #: The number of days.
+    days: int = 0
+    #: ``share_spread``'s results by its other inputs (the inflation and the config's
+    #: figures), where no hour's Poisson part depends on the days' typical total (each
+    #: share 0 or 1: a daily file's days); None where one does.
     spreads: dict[tuple[float, int, float, float], tuple[float, ...]] | None = field(
         default=None, compare=False
     )
@@ -109,11 +111,18 @@ class ShapeCache(dict[tuple[date, int], DayShape]):
     #: use only costs a recomputation, never a wrong figure (its ids are held where used).
     DONE_KEPT = 64
 
+    #: Windows kept (``windows``): a daily file's come back every week, one per weekday
+    #: first and per holiday left out.
+    WINDOWS_KEPT = 64
+
     def __init__(self) -> None:
         super().__init__()
         self.weekdays: dict[tuple[int, ...], _WeekdayShapes] = {}
         self.hours: dict[_HoursKey, _Hours] = {}
         self.done: dict[tuple[float, ...], tuple[float, ...]] = {}
+        #: A window's days (each one's weekday and the id of its shares done by hour, in
+        #: order) -> its ``_Hours``, and the shares whose ids key it (held, so they stay theirs).
+        self.windows: dict[tuple[tuple[int, int], ...], tuple[_Hours, tuple[tuple[float, ...], ...]]] = {}
 
     def shared(self, done: tuple[float, ...]) -> tuple[float, ...]:
         """The one tuple kept for this content (``done``)."""
@@ -203,6 +212,7 @@ def _hours(weekdays: list[_WeekdayShapes], kept: dict[_HoursKey, _Hours] | None)
         tuple(len(hour) for hour in deviations),
         tuple(median(hour) if hour else None for hour in deviations),
         shares,
+        days,
         {} if all(share <= 0 or 1.0 - share == 0.0 for share in shares) else None,
     )
     if kept is not None:
@@ -232,23 +242,42 @@ def _shapes_of(days: list[_Day], cache: ShapeCache | None) -> list[tuple[int, Da
     return [(d.weekday, shape) for d in days if (shape := day_shape(d, cache)) is not None]
 
 
-def _share_spread(
-    shapes: list[tuple[int, DayShape]], config: BaselineConfig, averaged: int, cache: ShapeCache | None
-) -> tuple[float, ...]:
-    """``share_spread`` of the days' shapes (``_shapes_of``)."""
+def _weekday_groups(shapes: list[tuple[int, DayShape]]) -> list[list[DayShape]]:
+    """The days' shapes by weekday (weekdays as first seen, days in order), of the
+    weekdays with two days or more: those ``share_spread`` compares."""
     by_weekday: dict[int, list[DayShape]] = {}
     for weekday, shape in shapes:
         by_weekday.setdefault(weekday, []).append(shape)
-    groups = [found for found in by_weekday.values() if len(found) >= 2]
-    totals = [shape.total for group in groups for shape in group]
-    if len(totals) < config.min_shape_days:
-        return ()
+    return [found for found in by_weekday.values() if len(found) >= 2]
+
+
+def _share_spread(
+    shapes: list[tuple[int, DayShape]], config: BaselineConfig, averaged: int, cache: ShapeCache | None
+) -> tuple[float, ...]:
+    """``share_spread`` of the days' shapes (``_shapes_of``). A window seen before (the
+    same weekdays and shares in the same order: a daily file's, every week) finds its
+    ``_Hours`` at once, without grouping its days again."""
     kept = cache if isinstance(cache, ShapeCache) else None
-    weekdays = [
-        _weekday_shapes([shape.done_by_hour for shape in group], kept.weekdays if kept else None)
-        for group in groups
-    ]
-    hours = _hours(weekdays, kept.hours if kept else None)
+    window = tuple((weekday, id(shape.done_by_hour)) for weekday, shape in shapes) if kept else ()
+    known = kept.windows.get(window) if kept else None
+    totals: list[int] | None = None
+    if known is not None:
+        hours = known[0]
+        if hours.days < config.min_shape_days:
+            return ()
+    else:
+        groups = _weekday_groups(shapes)
+        totals = [shape.total for group in groups for shape in group]
+        if len(totals) < config.min_shape_days:
+            return ()
+        weekdays = [
+            _weekday_shapes([shape.done_by_hour for shape in group], kept.weekdays if kept else None)
+            for group in groups
+        ]
+        hours = _hours(weekdays, kept.hours if kept else None)
+        if kept is not None:
+            kept.windows[window] = (hours, tuple(shape.done_by_hour for _, shape in shapes))
+            _bound(kept.windows, ShapeCache.WINDOWS_KEPT)
     inflate = 1.0 + 1.0 / averaged if averaged else 1.0
     key = (inflate, config.min_shape_days, config.unknown_share_dispersion, config.min_share_dispersion)
     if hours.spreads is not None and (found := hours.spreads.get(key)) is not None:
@@ -256,6 +285,8 @@ def _share_spread(
     # The days' totals are all positive (``day_shape``): a share of 1 has a Poisson part of
     # exactly 0.0 whatever their typical total, so where every share is 0 or 1 the result
     # is kept by ``key`` alone.
+    if totals is None:
+        totals = [shape.total for group in _weekday_groups(shapes) for shape in group]
     typical_total = median(totals)
     spread = [0.0] * (HOURS + 1)
     for k, (count, middle) in enumerate(zip(hours.counts, hours.medians, strict=True)):
