@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from streams.domain.detect.calendar import holiday_block, holiday_days, holiday_names, same_holiday_last_year
+from streams.domain.detect.calendar import (
+    holiday_block,
+    holiday_days,
+    holiday_days_of_years,
+    holiday_names,
+    same_holiday_last_year,
+)
 
 CN = ("CHN",)
 
@@ -47,3 +53,5 @@ def test_holiday_days_are_the_days_holiday_names_names():
                     found.add(day)
                 day += timedelta(days=1)
             assert holiday_days(countries, year) == found
+        both = holiday_days_of_years(countries, 2019, 2020)
+        assert both == holiday_days(countries, 2019) | holiday_days(countries, 2020)

@@ -43,7 +43,7 @@ from functools import lru_cache
 from streams.domain.counts import HOURS, DayProfile, split_group
 from streams.domain.detect.calendar import (
     beside_holiday_last_year,
-    holiday_days,
+    holiday_days_of_years,
     holiday_names,
     same_holiday_last_year,
 )
@@ -619,9 +619,7 @@ def build_baseline(
     floor = config.min_dispersion
     notes: list[str] = []
     # Ordinary days first; alarm days only if too few ordinary ones (a lasting new level).
-    holidays = frozenset().union(
-        *(holiday_days(countries, year) for year in range(past[-1].day.year, day.year + 1))
-    )
+    holidays = holiday_days_of_years(countries, past[-1].day.year, day.year)
     ordinary = [d for d in open_days if d.flag == NORMAL and d.day not in holidays]
     pool = ordinary if len([d for d in ordinary if d.weekday == weekday][:4]) >= 2 else None
     if pool is None:
