@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.detect.baseline import BaselineConfig, ShapeCache, _Day, share_spread
+from streams.domain.detect.baseline import BaselineConfig, ShapeCache, _Day, mean_shape, share_spread
 from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
 from streams.domain.detect.robust import median
 
@@ -186,3 +186,32 @@ def test_a_window_of_the_same_shapes_on_other_weekdays_is_not_found_again():
             window.append(_Day(day, sum(counts), profile, NORMAL))
         window.reverse()
         assert share_spread(window, config, 4, cache) == _plain_share_spread(window, config, 4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10**6), st.floats(0.0, 0.3))
+def test_mean_shape_kept_day_after_day_is_the_hour_by_hour_sum(seed, hourly_share):
+    """The baseline's mean shape, kept by its days' shares, against summing each hour's
+    shares in the days' order and dividing, day after day with one cache."""
+    rng = random.Random(seed)
+    cache = ShapeCache()
+    every = []
+    for k in range(90):
+        total = rng.randint(1, 5_000)
+        if rng.random() < hourly_share:
+            counts = [rng.randint(0, 400) for _ in range(24)]
+        else:
+            counts = [total] + [0] * 23 if k % 4 else [total, *([0] * 22), 2 * total]
+        if sum(counts) == 0:
+            continue
+        profile = {"total": sum(counts), "hourly": counts, "groups": {}}
+        every.append(_Day(START + timedelta(days=k), sum(counts), profile, NORMAL))
+    for end in range(len(every)):
+        days = every[max(0, end - rng.randint(0, 6)) : end][::-1]
+        sums = [0.0] * 24
+        for d in days:
+            for hour, count in enumerate(d.profile["hourly"]):
+                sums[hour] += count / d.total
+        plain = tuple(h / len(days) for h in sums) if days else tuple(1 / 24 for _ in range(24))
+        assert mean_shape(days, cache) == plain
+        assert mean_shape(days, None) == plain

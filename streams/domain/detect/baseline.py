@@ -58,6 +58,7 @@ from streams.domain.detect.spread import (  # noqa: F401 (re-exported: the sprea
     _share_spread,
     day_shape,
     group_spread,
+    mean_shape,
     share_spread,
 )
 
@@ -735,17 +736,8 @@ def build_baseline(
     with_profiles = [d for d in chosen if d.profile is not None and d.total > 0]
     if len(with_profiles) < 2:
         with_profiles = [d for d in recent if d.profile is not None and d.total > 0 and d.flag != CLOSED]
-    hourly = [0.0] * HOURS
-    for d in with_profiles:
-        assert d.profile is not None
-        counts, total = d.profile["hourly"], d.total
-        if len(counts) == HOURS:  # as the loop below, hour by hour, in one comprehension
-            hourly = [share + count / total for share, count in zip(hourly, counts, strict=True)]
-            continue
-        for hour, count in enumerate(counts):
-            hourly[hour] += count / total
     n = len(with_profiles)
-    hourly_share = tuple(h / n for h in hourly) if n else tuple(1 / HOURS for _ in range(HOURS))
+    hourly_share = mean_shape(with_profiles, shapes)
     group_totals: dict[str, float] = {}
     for d in with_profiles:
         assert d.profile is not None

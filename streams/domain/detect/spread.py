@@ -39,6 +39,9 @@ class DayShape:
     total: int
     done_by_hour: tuple[float, ...]
     nationalities: dict[str, int] = field(hash=False)
+    #: Each local hour's share of the day (``count / total``, the baseline's mean shape
+    #: sums them); one tuple per content, as ``done_by_hour``.
+    hourly: tuple[float, ...] = field(default=(), compare=False)
     #: ``group_spread``'s figures of each nationality of the day: its ratio to the rest of
     #: the day and that ratio's Poisson part, or None where the rest is empty; ``absent``:
     #: the same of a nationality with no crossings that day. Worked out with the shape.
@@ -107,9 +110,12 @@ class ShapeCache(dict[tuple[date, int], DayShape]):
     #: The newest ``WEEKDAYS_KEPT`` sets of days are kept: a baseline uses seven, and the
     #: next day's six of them and one new (a few kB each, per detector); as many windows.
     WEEKDAYS_KEPT = 16
-    #: Distinct shapes kept (a month of days, with room): a shape forgotten while still in
-    #: use only costs a recomputation, never a wrong figure (its ids are held where used).
-    DONE_KEPT = 64
+    #: Distinct shapes kept (a month of days' shares done and shares by hour, with room): a
+    #: shape forgotten while still in use only costs a recomputation, never a wrong figure
+    #: (its ids are held where used).
+    DONE_KEPT = 128
+    #: Mean shapes kept (``means``): a daily file's days all have one shape.
+    MEANS_KEPT = 16
 
     #: Windows kept (``windows``): a daily file's come back every week, one per weekday
     #: first and per holiday left out.
@@ -123,6 +129,9 @@ class ShapeCache(dict[tuple[date, int], DayShape]):
         #: A window's days (each one's weekday and the id of its shares done by hour, in
         #: order) -> its ``_Hours``, and the shares whose ids key it (held, so they stay theirs).
         self.windows: dict[tuple[tuple[int, int], ...], tuple[_Hours, tuple[tuple[float, ...], ...]]] = {}
+        #: The ids of days' shares by hour (``DayShape.hourly``, in order) -> their mean
+        #: shape (``mean_shape``), and the shares whose ids key it.
+        self.means: dict[tuple[int, ...], tuple[tuple[float, ...], tuple[tuple[float, ...], ...]]] = {}
 
     def shared(self, done: tuple[float, ...]) -> tuple[float, ...]:
         """The one tuple kept for this content (``done``)."""
@@ -152,10 +161,42 @@ def day_shape(d: _Day, cache: ShapeCache | None) -> DayShape | None:
         nationality = split_group(group)[0]
         nationalities[nationality] = nationalities.get(nationality, 0) + count
     shares = tuple(done)
-    shape = DayShape(total, cache.shared(shares) if isinstance(cache, ShapeCache) else shares, nationalities)
+    hourly = tuple(count / total for count in d.profile["hourly"])
+    if isinstance(cache, ShapeCache):
+        shares, hourly = cache.shared(shares), cache.shared(hourly)
+    shape = DayShape(total, shares, nationalities, hourly)
     if cache is not None:
         cache[key] = shape
     return shape
+
+
+def mean_shape(days: list[_Day], cache: ShapeCache | None) -> tuple[float, ...]:
+    """Per local hour, the mean of the days' shares of their day (days with a profile and
+    crossings; uniform without days): each hour's shares summed in the days' order, then
+    over their number. Kept by the days' shares (a daily file's days share one), so a
+    month's days are not summed hour by hour every day."""
+    n = len(days)
+    if not n:
+        return tuple(1 / HOURS for _ in range(HOURS))
+    if isinstance(cache, ShapeCache):
+        shapes = [day_shape(d, cache) for d in days]
+        hourly_of = [shape.hourly for shape in shapes if shape is not None and len(shape.hourly) == HOURS]
+        if len(hourly_of) == n:
+            key = tuple(map(id, hourly_of))
+            known = cache.means.get(key)
+            if known is None:
+                sums = [0.0] * HOURS
+                for shares in hourly_of:
+                    sums = [a + b for a, b in zip(sums, shares, strict=True)]
+                known = cache.means[key] = (tuple(h / n for h in sums), tuple(hourly_of))
+                _bound(cache.means, ShapeCache.MEANS_KEPT)
+            return known[0]
+    sums = [0.0] * HOURS
+    for d in days:
+        assert d.profile is not None
+        for hour, count in enumerate(d.profile["hourly"]):
+            sums[hour] += count / d.total
+    return tuple(h / n for h in sums)
 
 
 def _weekday_shapes(
