@@ -250,3 +250,27 @@ def test_last_years_level_kept_is_last_years_level_afresh(script, asked):
             for back in asked:
                 d = day - timedelta(days=back)
                 assert _year_ago_level(history, d, ()) == _year_ago_level_of(history, d, (), 0.65, 14)
+
+
+def test_a_value_that_read_the_day_recorded_again_is_worked_out_afresh():
+    """The newest value kept is the first that reads the day recorded again (``record``
+    looks only where a value can have read it: at that edge too), and a day recorded past
+    ``KEEP_DAYS`` forgets the values that read the oldest days."""
+    for back in (range(1, 4), range(5, 40), range(361, 368), range(348, 458)):
+        history = DayHistory()
+
+        def fresh(day: date, back: range = back, history: DayHistory = history) -> tuple[int | None, ...]:
+            return tuple(got[0] if (got := history.get(day - timedelta(days=k))) else None for k in back)
+
+        for k in range(KEEP_DAYS + 30):
+            history.record(START + timedelta(days=k), k, NORMAL)
+        last = START + timedelta(days=KEEP_DAYS + 29)
+        edge = last + timedelta(days=back.start)
+        for day in (edge - timedelta(days=2), edge):
+            assert history.memo("window", day, back, lambda day=day: fresh(day)) == fresh(day)
+        history.record(last, 10**6, NORMAL)  # the newest day again
+        assert history.memo("window", edge, back, lambda edge=edge: fresh(edge)) == fresh(edge)
+        assert fresh(edge)[0] == 10**6
+        history.record(last + timedelta(days=1), 0, NORMAL)  # forgets the oldest day
+        for key, value in history.memo_values("window", back).items():
+            assert value == fresh(key)

@@ -28,9 +28,10 @@ T = TypeVar("T")
 
 
 @lru_cache(maxsize=64)
-def _offsets(back: range) -> tuple[timedelta, ...]:
-    """``back`` as timedeltas, made once: ``record`` walks a memo's days at every record."""
-    return tuple(timedelta(days=k) for k in back)
+def _offsets(back: range) -> tuple[tuple[timedelta, ...], timedelta | None]:
+    """``back`` as timedeltas and its smallest (None: empty), made once: ``record`` walks a
+    memo's days at every record."""
+    return tuple(timedelta(days=k) for k in back), timedelta(days=min(back)) if back else None
 
 
 class DayHistory:
@@ -74,12 +75,17 @@ class DayHistory:
         self.totals[index] = total
         self.flags = self.flags[:index] + flag + self.flags[index + 1 :]
         for back, values in self._memos.values():
+            # A value reads days at least ``min(back)`` before its own: none kept is late
+            # enough to have read this day (the usual case, recording the newest day).
+            nearest = _offsets(back)[1]
+            if not values or nearest is None or max(values) < day + nearest:
+                continue
             if back.step == 1 and len(values) < len(back):
                 # Fewer values kept than days each reads: look at each (the same ones go).
                 for stale in [d for d in values if back.start <= (d - day).days < back.stop]:
                     del values[stale]
                 continue
-            for offset in _offsets(back):
+            for offset in _offsets(back)[0]:
                 values.pop(day + offset, None)
         drop = len(self.totals) - KEEP_DAYS
         if drop > 0:
@@ -92,6 +98,8 @@ class DayHistory:
                 # Each value that read a day now forgotten (and any that read only days
                 # forgotten before: never asked for again), where that can change it.
                 oldest = self.start + timedelta(days=self._forgets.get(name, back)[-1])
+                if not values or min(values) >= oldest:
+                    continue
                 for stale in [d for d in values if d < oldest]:
                     del values[stale]
 
