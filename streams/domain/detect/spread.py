@@ -279,8 +279,20 @@ def share_spread(
 
 
 def _shapes_of(days: list[_Day], cache: ShapeCache | None) -> list[tuple[int, DayShape]]:
-    """The days with a shape (``day_shape``), each with its weekday, in order."""
-    return [(d.weekday, shape) for d in days if (shape := day_shape(d, cache)) is not None]
+    """The days with a shape (``day_shape``), each with its weekday, in order. A shape the
+    cache holds is read from it here (a month of days, every day)."""
+    if cache is None:
+        return [(d.weekday, shape) for d in days if (shape := day_shape(d, cache)) is not None]
+    found = []
+    for d in days:
+        if d.profile is None or d.total <= 0:
+            continue
+        shape = cache.get((d.day, d.total))
+        if shape is None:
+            shape = day_shape(d, cache)
+            assert shape is not None  # a profile and crossings: a shape
+        found.append((d.weekday, shape))
+    return found
 
 
 def _weekday_groups(shapes: list[tuple[int, DayShape]]) -> list[list[DayShape]]:
