@@ -25,11 +25,6 @@ if TYPE_CHECKING:
     from streams.domain.detect.baseline import BaselineConfig, _Day
 
 
-def _robust_spread(deviations: list[float]) -> float:
-    """1.4826 * the median absolute deviation from zero: a standard deviation robust to outliers."""
-    return 1.4826 * median(abs(x) for x in deviations)
-
-
 @dataclass(frozen=True)
 class DayShape:
     """What the spreads need of one completed day: the share of it done by each local hour
@@ -372,18 +367,16 @@ def _group_spread(shapes: list[DayShape], config: BaselineConfig) -> dict[str, f
     names = sorted({n for shape in shapes for n in shape.nationalities})
     spreads = {}
     for nationality in names:
-        ratios, poisson = [], []
-        for shape in shapes:
-            odds = shape.odds.get(nationality, shape.absent)
-            if odds is None:
-                continue
-            ratios.append(odds[0])
-            poisson.append(odds[1])
-        if len(ratios) < config.min_shape_days:
+        known = [odds for shape in shapes if (odds := shape.odds.get(nationality, shape.absent)) is not None]
+        if len(known) < config.min_shape_days:
             continue
+        ratios = [odds[0] for odds in known]
         centre = median(ratios)
         if centre <= 0:
             continue
-        excess = _robust_spread([r / centre - 1.0 for r in ratios]) ** 2 - median(poisson)
+        # 1.4826 * the median absolute deviation from the centre: a standard deviation
+        # robust to outliers.
+        spread = 1.4826 * median([abs(r / centre - 1.0) for r in ratios])
+        excess = spread**2 - median([odds[1] for odds in known])
         spreads[nationality] = min(max(math.sqrt(max(excess, 0.0)), config.min_share_dispersion), 1.0)
     return spreads
