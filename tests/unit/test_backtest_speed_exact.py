@@ -44,6 +44,17 @@ def test_before_reads_what_get_reads_day_by_day(script, offset, count):
     assert len(history.totals) <= KEEP_DAYS
 
 
+@settings(max_examples=200, deadline=None)
+@given(records, st.integers(-20, 560), st.integers(0, 200))
+def test_recorded_before_is_before_without_the_days_not_recorded(script, offset, count):
+    history = DayHistory()
+    for k, total, flag in script:
+        history.record(START + timedelta(days=k), total, flag)
+    day = START + timedelta(days=offset)
+    totals, _ = history.before(day, count)
+    assert history.recorded_before(day, count) == [total for total in totals if total is not None]
+
+
 def test_before_of_an_empty_history_is_all_unknown():
     assert DayHistory().before(START, 3) == ([None, None, None], NORMAL * 3)
 

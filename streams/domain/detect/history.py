@@ -137,6 +137,16 @@ class DayHistory:
         totals, flags, _ = self._slice(day, count, False)
         return totals, flags
 
+    def recorded_before(self, day: date, count: int) -> list[int]:
+        """The recorded totals of the ``count`` days before ``day``, oldest first: ``before``'s
+        totals without the days not recorded, read off the history's own list (every series
+        asks for half a year of them every day)."""
+        if self.start is None:
+            return []
+        high = (day - self.start).days
+        first, last = max(high - count, 0), min(high, len(self.totals))
+        return [total for total in self.totals[first:last] if total is not None] if first < last else []
+
     def before_expected(self, day: date, count: int) -> tuple[list[int | None], str, list[int | None]]:
         """``before`` and the same days' expected totals (as ``expected_on`` reads them: None
         where not judged or not recorded), in one slice: a season reads months of them."""

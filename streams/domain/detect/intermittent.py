@@ -64,8 +64,7 @@ def intermittent_pattern(history: DayHistory, day: date, config: DetectorConfig)
     module docstring); None if it is not (the weekly model judges it)."""
     # Most series are busy and fail the first tests: those read counts alone, off one slice
     # of the history (asked every day of every series); the days' dates only past them.
-    window = history.before(day, config.intermittent_days)[0]
-    kept = [total for total in window if total is not None]
+    kept = history.recorded_before(day, config.intermittent_days)
     if len(kept) < config.intermittent_days // 2:
         return None
     # _silent; a busy series has none (its smallest day says so without a pass in Python).
@@ -73,6 +72,7 @@ def intermittent_pattern(history: DayHistory, day: date, config: DetectorConfig)
     busy = len(kept) - zeros
     if zeros < config.intermittent_min_zero_share * len(kept) or busy < config.intermittent_min_visits:
         return None
+    window = history.before(day, config.intermittent_days)[0]
     recorded = [
         (day - timedelta(days=config.intermittent_days - i), total)
         for i, total in enumerate(window)
