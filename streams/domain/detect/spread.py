@@ -174,8 +174,7 @@ def mean_shape(days: list[_Day], cache: ShapeCache | None) -> tuple[float, ...]:
     if not n:
         return tuple(1 / HOURS for _ in range(HOURS))
     if isinstance(cache, ShapeCache):
-        shapes = [day_shape(d, cache) for d in days]
-        hourly_of = [shape.hourly for shape in shapes if shape is not None and len(shape.hourly) == HOURS]
+        hourly_of = [shape.hourly for shape in _cached_shapes(days, cache) if len(shape.hourly) == HOURS]
         if len(hourly_of) == n:
             key = tuple(map(id, hourly_of))
             known = cache.means.get(key)
@@ -278,6 +277,13 @@ def _shapes_of(days: list[_Day], cache: ShapeCache | None) -> list[tuple[int, Da
     cache holds is read from it here (a month of days, every day)."""
     if cache is None:
         return [(d.weekday, shape) for d in days if (shape := day_shape(d, cache)) is not None]
+    weekdays = [d.weekday for d in days if d.profile is not None and d.total > 0]
+    return list(zip(weekdays, _cached_shapes(days, cache), strict=True))
+
+
+def _cached_shapes(days: list[_Day], cache: dict[tuple[date, int], DayShape]) -> list[DayShape]:
+    """``day_shape`` of the days that have one, in order, the cache read here (a month of
+    days, every day) and ``day_shape`` asked only for a day it does not hold."""
     found = []
     for d in days:
         if d.profile is None or d.total <= 0:
@@ -286,7 +292,7 @@ def _shapes_of(days: list[_Day], cache: ShapeCache | None) -> list[tuple[int, Da
         if shape is None:
             shape = day_shape(d, cache)
             assert shape is not None  # a profile and crossings: a shape
-        found.append((d.weekday, shape))
+        found.append(shape)
     return found
 
 
