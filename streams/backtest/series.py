@@ -61,6 +61,9 @@ class Series:
     first: datetime | None = None
     last: datetime | None = None
     _full: dict[date, DayProfile] = field(default_factory=dict, repr=False)
+    #: The instant ``seen`` last took in (``build_series`` hands each row of one time the
+    #: same one): seen again, it changes nothing.
+    _seen: datetime | None = field(default=None, repr=False, compare=False)
 
     def add(self, local: datetime, group: str, n: int) -> None:
         day = local.date()
@@ -73,11 +76,19 @@ class Series:
         self.seen(local)
 
     def seen(self, local: datetime) -> None:
+        if local is self._seen:
+            return
+        self._seen = local
         hour = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
         if self.first is None or hour < self.first:
             self.first = hour
         if self.last is None or hour > self.last:
             self.last = hour
+
+    @property
+    def summed(self) -> dict[date, DayProfile]:
+        """The whole days ``profile`` has summed so far (its cache; ``add`` drops a day's)."""
+        return self._full
 
     def profile(self, day: date, through_hour: int = 24) -> DayProfile | None:
         """The day's profile counting only local hours before ``through_hour``."""
@@ -216,13 +227,19 @@ def build_series(
         parsed.append((checkpoint_id, direction, when, group, count))
     if not parsed:
         raise SeriesError("no rows")
+    instants: dict[tuple[datetime, ZoneInfo], datetime] = {}
     for checkpoint_id, direction, when, group, count in parsed:
         series = found.get((checkpoint_id, direction))
         if series is None:
             checkpoint = registry.get(checkpoint_id) or unknown_checkpoint(checkpoint_id, tz, countries)
             series = found[(checkpoint_id, direction)] = Series(checkpoint, direction)
         zone = series.checkpoint.tz
-        local = when.replace(tzinfo=zone) if when.tzinfo is None else when.astimezone(zone)
+        # One local instant per time and zone (a file repeats each time per series and group).
+        local = instants.get((when, zone))
+        if local is None:
+            local = instants[(when, zone)] = (
+                when.replace(tzinfo=zone) if when.tzinfo is None else when.astimezone(zone)
+            )
         if count:
             series.add(local, group, count)
         else:  # a zero row still says the series existed then (a closed post reports zeros)

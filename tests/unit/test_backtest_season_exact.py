@@ -10,6 +10,7 @@ Last year's level of a day is kept while the history forgets the older days of i
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -106,6 +107,62 @@ def test_lasting_drop_on_one_slice_is_the_day_by_day_walk(script, offset, fell_r
         assert not expected & set(_YEAR_AGO)
 
 
+def _may_fall_on_a_slice(history: DayHistory, day: date, fell_ratio: float, lasting: int) -> bool:
+    """``_may_fall`` as it was: the span read as one slice (``before_expected``)."""
+    span = _around(lasting)
+    count = len(span)
+    totals, flags, expected = history.before_expected(day - timedelta(days=span.start - 1), count)
+    oldest = span[-1]
+    for shift in _YEAR_AGO:
+        i = oldest - shift
+        total = totals[i]
+        if total is None:
+            continue
+        if flags[i] == CLOSED:
+            return True
+        own = expected[i]
+        if own is not None and (total <= fell_ratio * own or (flags[i] == ALARM and total < own)):
+            return True
+        earlier = [e for e in expected[i % 7 : i : 7] if e is not None]
+        if earlier and total <= fell_ratio * max(earlier):
+            return True
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(days, st.integers(-30, 900), st.sampled_from((0.65, 0.3, 0.9)), st.sampled_from((14, 7, 3)))
+def test_may_fall_read_in_place_is_may_fall_on_a_slice(script, offset, fell_ratio, lasting):
+    history = _history(script)
+    day = START + timedelta(days=offset)
+    assert _may_fall(history, day, fell_ratio, lasting) == _may_fall_on_a_slice(
+        history, day, fell_ratio, lasting
+    )
+    assert not _may_fall(DayHistory(), day, fell_ratio, lasting)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10**6), st.integers(300, 700), st.floats(0.05, 0.95))
+def test_may_fall_in_place_against_the_slice_on_sparse_expectations(seed, length, unjudged):
+    """Most days without an expectation, so the earlier days of a weekday decide, at every
+    day of a history that starts late and one that has forgotten its oldest days."""
+    rng = random.Random(seed)
+    history = DayHistory()
+    first = START + timedelta(days=rng.randrange(0, 7))
+    for k in range(length):
+        day = first + timedelta(days=k)
+        if rng.random() < 0.05:
+            continue  # never recorded
+        flag = rng.choice((NORMAL,) * 8 + (ALARM, CLOSED))
+        history.record(day, rng.randrange(0, 1_200), flag)
+        history.expect(day, None if rng.random() < unjudged else rng.randrange(300, 1_500))
+    for k in range(0, length + 480, 3):
+        day = first + timedelta(days=k)
+        for fell_ratio, lasting in ((0.65, 14), (0.3, 7)):
+            assert _may_fall(history, day, fell_ratio, lasting) == _may_fall_on_a_slice(
+                history, day, fell_ratio, lasting
+            )
+
+
 def test_may_fall_says_yes_for_a_lockdown_through_last_years_week():
     history = DayHistory()
     lockdown = START + timedelta(days=100)
@@ -193,3 +250,27 @@ def test_last_years_level_kept_is_last_years_level_afresh(script, asked):
             for back in asked:
                 d = day - timedelta(days=back)
                 assert _year_ago_level(history, d, ()) == _year_ago_level_of(history, d, (), 0.65, 14)
+
+
+def test_a_value_that_read_the_day_recorded_again_is_worked_out_afresh():
+    """The newest value kept is the first that reads the day recorded again (``record``
+    looks only where a value can have read it: at that edge too), and a day recorded past
+    ``KEEP_DAYS`` forgets the values that read the oldest days."""
+    for back in (range(1, 4), range(5, 40), range(361, 368), range(348, 458)):
+        history = DayHistory()
+
+        def fresh(day: date, back: range = back, history: DayHistory = history) -> tuple[int | None, ...]:
+            return tuple(got[0] if (got := history.get(day - timedelta(days=k))) else None for k in back)
+
+        for k in range(KEEP_DAYS + 30):
+            history.record(START + timedelta(days=k), k, NORMAL)
+        last = START + timedelta(days=KEEP_DAYS + 29)
+        edge = last + timedelta(days=back.start)
+        for day in (edge - timedelta(days=2), edge):
+            assert history.memo("window", day, back, lambda day=day: fresh(day)) == fresh(day)
+        history.record(last, 10**6, NORMAL)  # the newest day again
+        assert history.memo("window", edge, back, lambda edge=edge: fresh(edge)) == fresh(edge)
+        assert fresh(edge)[0] == 10**6
+        history.record(last + timedelta(days=1), 0, NORMAL)  # forgets the oldest day
+        for key, value in history.memo_values("window", back).items():
+            assert value == fresh(key)

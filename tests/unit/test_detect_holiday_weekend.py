@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from streams.domain.detect.calendar import holiday_block, holiday_names, same_holiday_last_year
+from streams.domain.detect.calendar import (
+    holiday_block,
+    holiday_days,
+    holiday_days_of_years,
+    holiday_names,
+    same_holiday_last_year,
+)
 
 CN = ("CHN",)
 
@@ -34,3 +40,18 @@ def test_a_bridged_day_matches_last_years_day_in_the_same_place():
     assert saturday != holiday_names(nz, date(2024, 3, 31))[0]
     assert same_holiday_last_year(nz, saturday, date(2024, 3, 30)) == date(2023, 4, 8)
     assert all(holiday_names(nz, date(2024, 3, 29) + timedelta(days=k)) for k in range(4))
+
+
+def test_holiday_days_are_the_days_holiday_names_names():
+    """``holiday_days`` (the baseline's set of a year's holidays) holds exactly the days
+    ``holiday_names`` names, bridged weekends included, for one country or a pair."""
+    for countries in (CN, ("FI", "RU"), ("KAZ", "UZB"), ("NZL",), ("XXX",), ()):
+        for year in (2019, 2020, 2024, 2025):
+            day, found = date(year, 1, 1), set()
+            while day.year == year:
+                if holiday_names(countries, day):
+                    found.add(day)
+                day += timedelta(days=1)
+            assert holiday_days(countries, year) == found
+        both = holiday_days_of_years(countries, 2019, 2020)
+        assert both == holiday_days(countries, 2019) | holiday_days(countries, 2020)

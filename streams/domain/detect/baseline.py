@@ -41,7 +41,12 @@ from datetime import date, timedelta
 from functools import lru_cache
 
 from streams.domain.counts import HOURS, DayProfile, split_group
-from streams.domain.detect.calendar import beside_holiday_last_year, holiday_names, same_holiday_last_year
+from streams.domain.detect.calendar import (
+    beside_holiday_last_year,
+    holiday_days_of_years,
+    holiday_names,
+    same_holiday_last_year,
+)
 from streams.domain.detect.changepoint import Trend, trend_estimate
 from streams.domain.detect.history import ALARM, CLOSED, NORMAL, DayHistory
 from streams.domain.detect.robust import median
@@ -53,6 +58,7 @@ from streams.domain.detect.spread import (  # noqa: F401 (re-exported: the sprea
     _share_spread,
     day_shape,
     group_spread,
+    mean_shape,
     share_spread,
 )
 
@@ -171,21 +177,29 @@ def _mad_cv(ratios: list[float]) -> float:
     return 1.4826 * median(abs(r - centre) for r in ratios)
 
 
-@dataclass
+@dataclass(init=False, slots=True)
 class _Day:
     day: date
     total: int
     profile: DayProfile | None
     flag: str
     #: Reads the total at the level of the day judged (a level shift since: ``changepoint.py``).
-    scale: float = 1.0
+    scale: float
     #: ``total * scale`` and ``day.weekday()``: read many times per baseline, worked out once.
-    level: float = field(init=False, repr=False, compare=False)
-    weekday: int = field(init=False, repr=False, compare=False)
+    level: float = field(repr=False, compare=False)
+    weekday: int = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        self.level = self.total * self.scale
-        self.weekday = self.day.weekday()
+    def __init__(
+        self, day: date, total: int, profile: DayProfile | None, flag: str, scale: float = 1.0
+    ) -> None:
+        """Written out (slots, no ``__post_init__``): some 3 million are made per benchmark run."""
+        self.day = day
+        self.total = total
+        self.profile = profile
+        self.flag = flag
+        self.scale = scale
+        self.level = total * scale
+        self.weekday = day.weekday()
 
 
 def _past_days(
@@ -200,16 +214,20 @@ def _past_days(
     # The recorded days in one slice (``DayHistory.before``, oldest first), not a look-up each.
     totals, flags = history.before(day, count) if history is not None else ([None] * count, NORMAL * count)
     shifted = history is not None and bool(history.shifts.shifts)
-    for back in range(1, count + 1):
+    # Newest first: the days with profiles (``profile_days``), then the history's alone.
+    for back, total, flag in zip(range(1, count + 1), reversed(totals), reversed(flags), strict=True):
         earlier -= one_day
-        total = totals[count - back]
-        profile = lookup(earlier) if back <= profile_days else None
         scale = history.scale(earlier, day) if shifted else 1.0  # type: ignore[union-attr]
-        if profile is not None and profile["total"] > 0:
-            flag = flags[count - back] if total is not None else NORMAL
-            found.append(_Day(earlier, profile["total"], profile, flag, scale))
+        if back <= profile_days:
+            profile = lookup(earlier)
+            if profile is not None and profile["total"] > 0:
+                own = flag if total is not None else NORMAL
+                found.append(_Day(earlier, profile["total"], profile, own, scale))
+                continue
+            if total is not None:
+                found.append(_Day(earlier, total, profile, flag, scale))
         elif total is not None:
-            found.append(_Day(earlier, total, profile, flags[count - back], scale))
+            found.append(_Day(earlier, total, None, flag, scale))
     return found
 
 
@@ -232,12 +250,14 @@ def _year_ago_days(history: DayHistory, day: date, countries: tuple[str, ...]) -
 
 #: The days (back from a day) ``_year_ago_days`` reads: a week around the same weekday a year back.
 _YEAR_AGO = range(361, 368)
+#: The same as timedeltas, made once.
+_YEAR_AGO_BACK = tuple(timedelta(days=shift) for shift in _YEAR_AGO)
 
 
 def _year_ago_values(history: DayHistory, day: date, countries: tuple[str, ...]) -> list[int]:
     values = []
-    for shift in _YEAR_AGO:
-        earlier = day - timedelta(days=shift)
+    for back in _YEAR_AGO_BACK:
+        earlier = day - back
         got = history.get(earlier)
         if got is not None and got[1] != CLOSED and not _near_holiday(countries, earlier):
             values.append(got[0])
@@ -278,7 +298,7 @@ def _year_ago_level(
     are worked out once, not again every day as the kept year moves past their spans."""
     span = _around(lasting)
     quiet = history.memo(
-        ("year_ago_level_quiet", countries, fell_ratio, lasting),
+        _quiet_name(countries, fell_ratio, lasting),
         day,
         span,
         lambda: _year_ago_level_of(history, day, countries, fell_ratio, lasting, quiet_only=True),
@@ -292,6 +312,11 @@ def _year_ago_level(
         span,
         lambda: _year_ago_level_of(history, day, countries, fell_ratio, lasting),
     )
+
+
+def _quiet_name(countries: tuple[str, ...], fell_ratio: float, lasting: int) -> tuple[object, ...]:
+    """The memo's name of ``_year_ago_level``'s values where none of last year's week fell."""
+    return ("year_ago_level_quiet", countries, fell_ratio, lasting)
 
 
 #: ``_year_ago_level_of(quiet_only=True)`` where a day of last year's week may have fallen.
@@ -326,8 +351,8 @@ def _year_ago_level_of(
         return _MAY_FALL
     gone = _lasting_drop(history, day, fell_ratio, lasting) if may_fall else set()
     days, holidays = [], 0
-    for shift in _YEAR_AGO:
-        earlier = day - timedelta(days=shift)
+    for shift, back in zip(_YEAR_AGO, _YEAR_AGO_BACK, strict=True):
+        earlier = day - back
         got = history.get(earlier)
         if got is None or got[1] == CLOSED or shift in gone:
             continue
@@ -363,21 +388,31 @@ def _may_fall(history: DayHistory, day: date, fell_ratio: float, lasting: int) -
     ``_lasting_drop``'s days (its walk of months, for each of a month of days, is spared)."""
     if fell_ratio < 0:
         return True  # the bound below needs ``fell_ratio * x`` to grow with x
-    span = _around(lasting)
-    count = len(span)
-    totals, flags, expected = history.before_expected(day - timedelta(days=span.start - 1), count)
-    oldest = span[-1]
+    if history.start is None:
+        return False
+    # Read in place (indices into the history's lists), not as a slice of the span: each
+    # day asks once, for seven days of it.
+    totals, flags, expected = history.totals, history.flags, history.expected
+    now = (day - history.start).days
+    first = now - _around(lasting)[-1]  # the span's oldest day
     for shift in _YEAR_AGO:
-        i = oldest - shift
-        total = totals[i]
+        index = now - shift
+        if not 0 <= index < len(totals):
+            continue
+        total = totals[index]
         if total is None:
             continue
-        if flags[i] == CLOSED:
+        flag = flags[index]
+        if flag == CLOSED:
             return True
-        own = expected[i]
-        if own is not None and (total <= fell_ratio * own or (flags[i] == ALARM and total < own)):
+        own = expected[index]
+        if own is not None and (total <= fell_ratio * own or (flag == ALARM and total < own)):
             return True
-        earlier = [e for e in expected[i % 7 : i : 7] if e is not None]
+        # The span's earlier days of its weekday that the history holds.
+        oldest = first + (index - first) % 7
+        if oldest < 0:
+            oldest += 7 * ((6 - oldest) // 7)
+        earlier = [e for e in expected[oldest:index:7] if e is not None]
         if earlier and total <= fell_ratio * max(earlier):
             return True
     return False
@@ -485,11 +520,15 @@ def season_estimate(
     now = _year_ago_level(history, day, countries, fell_ratio, lasting)
     if now is None:
         return None
-    before = [
-        level
-        for d in reference_days
-        if (level := _year_ago_level(history, d, countries, fell_ratio, lasting)) is not None
-    ]
+    # The reference days' levels were mostly worked out on earlier days: read them directly.
+    quiet = history.memo_values(_quiet_name(countries, fell_ratio, lasting), _around(lasting), _YEAR_AGO)
+    before: list[tuple[float, int]] = []
+    for d in reference_days:
+        level = quiet.get(d, _MAY_FALL)
+        if level is _MAY_FALL:  # not kept, or kept as "may have fallen": the full look-up
+            level = _year_ago_level(history, d, countries, fell_ratio, lasting)
+        if level is not None:
+            before.append(level)
     if len(before) < max(1, len(reference_days) // 2):
         return None
     levels = [level for level, _ in before]
@@ -542,6 +581,8 @@ def _trend(
     days, so only a move beyond last year's is a trend here (the season factor already
     carries last year's)."""
     groups: dict[int, list[tuple[float, float]]] = {}
+    # The values kept of ``_year_ago_log``, read directly (a month of days, every day).
+    known = history.memo_values(("year_ago_log", countries), _YEAR_AGO) if history is not None else {}
     for d in pool:
         age = (day - d.day).days
         if age > config.trend_days:
@@ -550,7 +591,7 @@ def _trend(
             continue
         value = math.log(d.level)
         if history is not None:
-            last_year = _year_ago_log(history, d.day, countries)
+            last_year = known[d.day] if d.day in known else _year_ago_log(history, d.day, countries)
             if last_year is None:
                 continue
             value -= last_year
@@ -579,7 +620,8 @@ def build_baseline(
     floor = config.min_dispersion
     notes: list[str] = []
     # Ordinary days first; alarm days only if too few ordinary ones (a lasting new level).
-    ordinary = [d for d in open_days if d.flag == NORMAL and not holiday_names(countries, d.day)]
+    holidays = holiday_days_of_years(countries, past[-1].day.year, day.year)
+    ordinary = [d for d in open_days if d.flag == NORMAL and d.day not in holidays]
     pool = ordinary if len([d for d in ordinary if d.weekday == weekday][:4]) >= 2 else None
     if pool is None:
         pool = [d for d in recent if d.flag != CLOSED] or open_days
@@ -694,13 +736,8 @@ def build_baseline(
     with_profiles = [d for d in chosen if d.profile is not None and d.total > 0]
     if len(with_profiles) < 2:
         with_profiles = [d for d in recent if d.profile is not None and d.total > 0 and d.flag != CLOSED]
-    hourly = [0.0] * HOURS
-    for d in with_profiles:
-        assert d.profile is not None
-        for hour, count in enumerate(d.profile["hourly"]):
-            hourly[hour] += count / d.total
     n = len(with_profiles)
-    hourly_share = tuple(h / n for h in hourly) if n else tuple(1 / HOURS for _ in range(HOURS))
+    hourly_share = mean_shape(with_profiles, shapes)
     group_totals: dict[str, float] = {}
     for d in with_profiles:
         assert d.profile is not None

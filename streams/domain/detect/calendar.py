@@ -67,6 +67,21 @@ def holiday_names(countries: tuple[str, ...], day: date) -> tuple[str, ...]:
     return tuple(sorted({n for c in countries if (n := _country_year(c, day.year).get(day))}))
 
 
+@lru_cache(maxsize=1024)
+def holiday_days(countries: tuple[str, ...], year: int) -> frozenset[date]:
+    """The days of ``year`` with a holiday in any of ``countries`` (``holiday_names`` not
+    empty), as one set: the baseline asks it of two months of days, every day."""
+    return frozenset(
+        day for c in countries for day, name in _country_year(c, year).items() if name and day.year == year
+    )
+
+
+@lru_cache(maxsize=1024)
+def holiday_days_of_years(countries: tuple[str, ...], first: int, last: int) -> frozenset[date]:
+    """``holiday_days`` of the years ``first`` to ``last`` together."""
+    return frozenset().union(*(holiday_days(countries, year) for year in range(first, last + 1)))
+
+
 def same_holiday_last_year(countries: tuple[str, ...], name: str, day: date) -> date | None:
     """The day last year that carried the holiday ``name`` closest to ``day`` a year before."""
     candidates = [d for c in countries for d, n in _country_year(c, day.year - 1).items() if n == name]

@@ -29,6 +29,7 @@ same days, so a ramp that last year also had is not counted twice.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -194,15 +195,12 @@ def trend_estimate(groups: dict[int, list[tuple[float, float]]], min_points: int
         if n < 2:
             continue
         variance += n * (n - 1) * (2 * n + 5) / 18
-        for i in range(n):
-            ti, vi = points[i]
-            for j in range(i + 1, n):
-                tj, vj = points[j]
-                if tj == ti:
-                    continue
-                slope = (vj - vi) / (tj - ti)
-                slopes.append(slope)
-                s += (slope > 0) - (slope < 0)
+        for (ti, vi), (tj, vj) in itertools.combinations(points, 2):  # i < j, in order
+            if tj == ti:
+                continue
+            slope = (vj - vi) / (tj - ti)
+            slopes.append(slope)
+            s += (slope > 0) - (slope < 0)
     if n_all < min_points or not slopes or variance <= 0:
         return None
     z = (abs(s) - 1) / math.sqrt(variance) if s else 0.0

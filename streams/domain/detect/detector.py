@@ -73,6 +73,7 @@ from streams.domain.detect.onset import (
     pooled_tail_band,
 )
 from streams.domain.detect.post import PostView
+from streams.domain.detect.robust import median
 from streams.domain.detect.state import DetectorState, HistoryState, copied
 from streams.domain.detect.tails import TailBand, shape_reach, tail_band, widened
 from streams.domain.registry import Checkpoint
@@ -203,9 +204,13 @@ class CheckpointDetector(PostView):
             baseline = build_baseline(
                 day, self.lookup, self.baseline_config, self.history, self.countries, self._shapes
             )
-            oldest = day - timedelta(days=7 * self.baseline_config.weeks + 7)
-            for key in [k for k in self._shapes if k[0] < oldest]:
-                del self._shapes[key]
+            # Shapes of days no baseline reads any more go, once there are twice as many as
+            # those it reads (a look at every key each day was a per cent of the backtest).
+            reach = 7 * self.baseline_config.weeks + 7
+            if len(self._shapes) > 2 * reach:
+                oldest = day - timedelta(days=reach)
+                for key in [k for k in self._shapes if k[0] < oldest]:
+                    del self._shapes[key]
             if baseline is not None and baseline.history_days < self.config.warmup_days:
                 baseline = None
             self._baselines[day] = baseline
@@ -534,9 +539,11 @@ class CheckpointDetector(PostView):
         return tail_score(counted, expected, 0.0) <= -self.config.min_score
 
     def _recent_level(self, day: date) -> float | None:
-        got = [self.history.get(day - timedelta(days=k)) for k in range(1, 15)]
-        totals = [g[0] for g in got if g is not None and g[1] != CLOSED]
-        return float(statistics.median(totals)) if totals else None
+        """The median of the 14 recorded open days before ``day``; read in one slice (each
+        direction's post view asks every day), the median's order does not matter."""
+        totals, flags = self.history.before(day, 14)
+        kept = [t for t, flag in zip(totals, flags, strict=True) if t is not None and flag != CLOSED]
+        return float(median(kept)) if kept else None
 
     def _close_post(
         self, day: date, total: int, baseline: Baseline | None, as_of: datetime

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from streams.domain.detect.changepoint import LevelShifts
@@ -24,6 +25,13 @@ KEEP_DAYS = 400
 NORMAL, ALARM, CLOSED = ".", "a", "c"
 
 T = TypeVar("T")
+
+
+@lru_cache(maxsize=64)
+def _offsets(back: range) -> tuple[tuple[timedelta, ...], timedelta | None]:
+    """``back`` as timedeltas and its smallest (None: empty), made once: ``record`` walks a
+    memo's days at every record."""
+    return tuple(timedelta(days=k) for k in back), timedelta(days=min(back)) if back else None
 
 
 class DayHistory:
@@ -67,13 +75,18 @@ class DayHistory:
         self.totals[index] = total
         self.flags = self.flags[:index] + flag + self.flags[index + 1 :]
         for back, values in self._memos.values():
+            # A value reads days at least ``min(back)`` before its own: none kept is late
+            # enough to have read this day (the usual case, recording the newest day).
+            nearest = _offsets(back)[1]
+            if not values or nearest is None or max(values) < day + nearest:
+                continue
             if back.step == 1 and len(values) < len(back):
                 # Fewer values kept than days each reads: look at each (the same ones go).
                 for stale in [d for d in values if back.start <= (d - day).days < back.stop]:
                     del values[stale]
                 continue
-            for k in back:
-                values.pop(day + timedelta(days=k), None)
+            for offset in _offsets(back)[0]:
+                values.pop(day + offset, None)
         drop = len(self.totals) - KEEP_DAYS
         if drop > 0:
             self.totals = self.totals[drop:]
@@ -85,6 +98,8 @@ class DayHistory:
                 # Each value that read a day now forgotten (and any that read only days
                 # forgotten before: never asked for again), where that can change it.
                 oldest = self.start + timedelta(days=self._forgets.get(name, back)[-1])
+                if not values or min(values) >= oldest:
+                    continue
                 for stale in [d for d in values if d < oldest]:
                     del values[stale]
 
@@ -122,6 +137,16 @@ class DayHistory:
         totals, flags, _ = self._slice(day, count, False)
         return totals, flags
 
+    def recorded_before(self, day: date, count: int) -> list[int]:
+        """The recorded totals of the ``count`` days before ``day``, oldest first: ``before``'s
+        totals without the days not recorded, read off the history's own list (every series
+        asks for half a year of them every day)."""
+        if self.start is None:
+            return []
+        high = (day - self.start).days
+        first, last = max(high - count, 0), min(high, len(self.totals))
+        return [total for total in self.totals[first:last] if total is not None] if first < last else []
+
     def before_expected(self, day: date, count: int) -> tuple[list[int | None], str, list[int | None]]:
         """``before`` and the same days' expected totals (as ``expected_on`` reads them: None
         where not judged or not recorded), in one slice: a season reads months of them."""
@@ -154,16 +179,21 @@ class DayHistory:
         the kinds of values apart (each always with the same ``back``). ``forget`` (the
         last days of ``back``, ascending): only forgetting one of these can change a value
         (forgetting an older one of ``back`` cannot: the caller's to prove)."""
+        values = self.memo_values(name, back, forget)
+        if day in values:
+            return values[day]  # type: ignore[no-any-return]
+        found = values[day] = compute()
+        return found
+
+    def memo_values(self, name: Hashable, back: range, forget: range | None = None) -> dict[date, Any]:
+        """The values ``memo`` keeps under ``name`` (day -> value), to read many days' of them
+        without a call each; only ``memo`` adds to them."""
         family = self._memos.get(name)
         if family is None:
             family = self._memos[name] = (back, {})
             if forget is not None:
                 self._forgets[name] = forget
-        values = family[1]
-        if day in values:
-            return values[day]
-        found = values[day] = compute()
-        return found
+        return family[1]
 
     def scale(self, day: date, as_of: date) -> float:
         """The factor that reads ``day``'s total at ``as_of``'s level (1.0 without a shift

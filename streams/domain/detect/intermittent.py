@@ -64,14 +64,15 @@ def intermittent_pattern(history: DayHistory, day: date, config: DetectorConfig)
     module docstring); None if it is not (the weekly model judges it)."""
     # Most series are busy and fail the first tests: those read counts alone, off one slice
     # of the history (asked every day of every series); the days' dates only past them.
-    window = history.before(day, config.intermittent_days)[0]
-    kept = [total for total in window if total is not None]
+    kept = history.recorded_before(day, config.intermittent_days)
     if len(kept) < config.intermittent_days // 2:
         return None
-    zeros = len([total for total in kept if total <= config.silent_max])  # _silent
+    # _silent; a busy series has none (its smallest day says so without a pass in Python).
+    zeros = 0 if kept and min(kept) > config.silent_max else len([t for t in kept if t <= config.silent_max])
     busy = len(kept) - zeros
     if zeros < config.intermittent_min_zero_share * len(kept) or busy < config.intermittent_min_visits:
         return None
+    window = history.before(day, config.intermittent_days)[0]
     recorded = [
         (day - timedelta(days=config.intermittent_days - i), total)
         for i, total in enumerate(window)
