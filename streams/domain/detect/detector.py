@@ -512,16 +512,17 @@ class CheckpointDetector(PostView):
     def _held_by_days(self, episode: Episode, day: date) -> bool:
         """A level episode whose end is judged on completed days together
         (``onset.pooled_back_inside``), not by one view: one the days opened together, or
-        one whose series' level the level-shift CUSUM says has moved (its side past the
-        threshold: the baseline is about to re-anchor, and an end on one day's noise would
-        open a second episode against the old level). Not once re-anchored."""
+        one whose side of the level-shift CUSUM is out at all (the level may be moving: an
+        end on one day's noise before the CUSUM re-anchors would open a second episode
+        against the old level; at 100 a day a x0.6 step's day at x0.88 did). Not once
+        re-anchored. A one-day spike ends when its newest days, together, are back in."""
         if episode.cause != "level" or episode.re_anchored or episode.scope is not None:
             return False
         if episode.pooled_days:
             return True
         shifts = self.history.shifts
         side = shifts.up if episode.kind == "surge" else shifts.down
-        return side > self.config.level_shift.threshold
+        return side > 0.0
 
     def _silence_unlikely(self, day: date, level: float | None) -> bool:
         """The run of near-zero days up to ``day`` is no chance of a quiet series: together
