@@ -33,11 +33,11 @@ def hold_writer_lock(lake: LakeConfig, data_dir: Path) -> None:
     before it touches Kafka, saying what to change."""
     if not lake.is_ducklake:
         return
-    from streams.sinks.ducklake.writer_lock import CatalogTaken, take
+    from streams.sinks.ducklake.writer_lock import CatalogTaken, CatalogUnlockable, take
 
     try:
         take(lake.catalog_for(data_dir))
-    except CatalogTaken as error:
+    except (CatalogTaken, CatalogUnlockable) as error:
         raise click.ClickException(str(error)) from None
 
 

@@ -4,12 +4,14 @@ being stalled by) the first; a killed writer leaves no stale lock."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,27 @@ def test_a_second_worker_of_the_data_folder_stops_at_start_saying_what_to_do(hol
     assert len(lines) == 1, lines
     assert f"process {process.pid}" in lines[0] and "PostgreSQL" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        ("lockf", OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))),  # a filesystem without locks
+        ("open", OSError(errno.EROFS, os.strerror(errno.EROFS))),  # a read-only folder
+    ],
+)
+def test_a_folder_that_cannot_hold_the_lock_says_so_at_once(tmp_path: Path, monkeypatch, call, error) -> None:
+    """Not "written by another process" after the wait: no process holds it, and SQLite's
+    own locks would fail there too."""
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(writer_lock.fcntl if call == "lockf" else writer_lock.os, call, fail)
+    started = time.monotonic()
+    with pytest.raises(writer_lock.CatalogUnlockable) as refused:
+        writer_lock.take(catalog_of(tmp_path / "data"), wait=5)
+    assert time.monotonic() - started < 1
+    message = str(refused.value)
+    assert os.strerror(error.errno) in message and "another process" not in message
+    assert "PostgreSQL" in message and "CROSSINGS_DATA_DIR" in message

@@ -15,6 +15,7 @@ take no lock: SQLite lets them run beside the writer.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
@@ -29,6 +30,11 @@ WAIT_SECONDS = 5.0
 
 class CatalogTaken(RuntimeError):
     """Another process writes the lake's SQLite catalog."""
+
+
+class CatalogUnlockable(RuntimeError):
+    """The catalog's folder cannot hold the lock (read-only, or a filesystem without locks,
+    on which SQLite's own locks do not hold either)."""
 
 
 @dataclass
@@ -81,14 +87,20 @@ def take(catalog: str, *, wait: float = WAIT_SECONDS) -> WriterLock:
         if held is not None:
             held.holders += 1
             return WriterLock(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise CatalogUnlockable(_unlockable(path, error)) from None
         deadline = time.monotonic() + wait
         while True:
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except OSError:
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES):  # no locks here at all
+                    os.close(fd)
+                    raise CatalogUnlockable(_unlockable(path, error)) from None
                 if time.monotonic() >= deadline:
                     owner = _owner(fd)
                     os.close(fd)  # we hold no lock on it: closing drops nothing
@@ -107,6 +119,15 @@ def _owner(fd: int) -> str:
     except OSError:
         return ""
     return text if text.isdigit() else ""
+
+
+def _unlockable(path: Path, error: OSError) -> str:
+    return (
+        f"cannot lock {path} ({os.strerror(error.errno or 0) or error}): the lake's SQLite catalog "
+        "needs a writable folder on a filesystem with locks (SQLite's own do not hold without "
+        "them). Put CROSSINGS_DATA_DIR on a local disk, or use a PostgreSQL catalog "
+        "(CROSSINGS_LAKE=ducklake:postgres:...)"
+    )
 
 
 def _refusal(catalog: str, owner: str) -> str:
