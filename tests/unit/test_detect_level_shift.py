@@ -217,10 +217,23 @@ def test_a_step_at_tens_a_day_is_not_ended_by_one_noisy_day(seed, level, noise, 
     """At 100 a day a x0.6 step opened a drop on its second day (45 against 110), a day at
     x0.88 ended it, and days together opened a second drop four days later: the episode
     was held to days together only once the level-shift CUSUM had passed its threshold.
-    Now it is held while the CUSUM's side is out at all (``_held_by_days``)."""
+    Now it is held while the CUSUM's side is out at all on a day too small for one day
+    to show a return (``_held_by_days``)."""
     episodes = _episodes(_series(seed, level, noise, 300, lambda k: step if k >= at else 1.0))
     assert len(episodes) == 1, [(e.kind, e.start, e.end) for e in episodes]
     assert episodes[0].kind == ("surge" if step > 1 else "drop") and episodes[0].start >= _day(at)
+
+
+@pytest.mark.parametrize("factor", [3.0, 0.3])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_busy_posts_one_day_spike_ends_on_the_first_day_back(seed, factor):
+    """What holding a step's episode must not cost: at 2,000 a day one day shows the
+    return, so a one-day spike ends the day after it (its episode from the spike day's
+    verdict to the next day's), not a day later as when any CUSUM excursion held it."""
+    episodes = _episodes(_series(seed, 2000.0, 0.05, 200, lambda k: factor if k == 150 else 1.0))
+    assert [(e.kind, e.start, e.end) for e in episodes] == [
+        ("surge" if factor > 1 else "drop", _day(150), _day(152))
+    ]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -67,6 +67,7 @@ from streams.domain.detect.episodes import POST_DIRECTION, Episode, Transition, 
 from streams.domain.detect.history import ALARM, CLOSED, KEEP_DAYS, NORMAL, DayHistory
 from streams.domain.detect.intermittent import Pattern, assess_intermittent, intermittent_pattern
 from streams.domain.detect.onset import (
+    CLEAR_MIN_EXPECTED,
     Onset,
     find_onset,
     pooled_back_inside,
@@ -512,17 +513,24 @@ class CheckpointDetector(PostView):
     def _held_by_days(self, episode: Episode, day: date) -> bool:
         """A level episode whose end is judged on completed days together
         (``onset.pooled_back_inside``), not by one view: one the days opened together, or
-        one whose side of the level-shift CUSUM is out at all (the level may be moving: an
-        end on one day's noise before the CUSUM re-anchors would open a second episode
-        against the old level; at 100 a day a x0.6 step's day at x0.88 did). Not once
-        re-anchored. A one-day spike ends when its newest days, together, are back in."""
+        one whose series' level the level-shift CUSUM says has moved (its side past the
+        threshold: the baseline is about to re-anchor), or, on a day too small for one day
+        to show a return (expected under ``CLEAR_MIN_EXPECTED``), may be moving (its side
+        out at all). An end on one day's noise there opens a second episode against the
+        old level: at 100 a day a x0.6 step's day at x0.88 did. A busy post's one-day
+        spike still ends on the first day back. Not once re-anchored."""
         if episode.cause != "level" or episode.re_anchored or episode.scope is not None:
             return False
         if episode.pooled_days:
             return True
         shifts = self.history.shifts
         side = shifts.up if episode.kind == "surge" else shifts.down
-        return side > 0.0
+        if side > self.config.level_shift.threshold:
+            return True
+        if side <= 0.0:
+            return False
+        expected = self.history.expected_on(day) or self.history.expected_on(day - timedelta(days=1))
+        return expected is not None and expected < CLEAR_MIN_EXPECTED
 
     def _silence_unlikely(self, day: date, level: float | None) -> bool:
         """The run of near-zero days up to ``day`` is no chance of a quiet series: together
