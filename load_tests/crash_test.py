@@ -906,13 +906,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--lake",
-        default="parquet",
-        help="the workers' CROSSINGS_LAKE (parquet, ducklake, ducklake:<catalog>; several workers "
-        "sharing a DuckLake need a PostgreSQL catalog)",
+        default="ducklake",
+        help="the workers' CROSSINGS_LAKE (ducklake, ducklake:<catalog>, parquet; several workers "
+        "need a PostgreSQL catalog: ducklake:postgres:host=... dbname=...)",
     )
     parser.add_argument("--home", type=Path, default=None, help="run folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the run folder even when exact")
     args = parser.parse_args(argv)
+    if args.workers > 1 and (args.lake == "ducklake" or args.lake.startswith("ducklake:sqlite:")):
+        parser.error(
+            "--workers > 1 with a SQLite catalog, which takes one writing process: pass "
+            "--lake ducklake:postgres:host=... dbname=... (`make pg-up` starts a PostgreSQL)"
+        )
 
     home = args.home or Path(tempfile.mkdtemp(prefix="crossings-crash-"))
     shutil.rmtree(home / "run", ignore_errors=True)

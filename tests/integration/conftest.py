@@ -107,3 +107,14 @@ def shared_lake(s3_store, pg_catalog, monkeypatch) -> dict[str, str]:
         "CROSSINGS_LAKE_INLINE_ROWS": "50",
         **credentials,
     }
+
+
+@pytest.fixture
+def folder_pg_lake(pg_catalog, tmp_path_factory) -> dict[str, str]:
+    """CROSSINGS_LAKE for several workers on one host: DuckLake with a PostgreSQL catalog
+    (a database of this test's own) and its files in one folder every worker writes, as
+    the compose stack runs it."""
+    name = f"lake_{uuid.uuid4().hex[:8]}"
+    catalog = pg_catalog.create_database(name).libpq
+    files = Path(tmp_path_factory.mktemp("lake-files"))
+    return {"CROSSINGS_LAKE": f"ducklake:postgres:{catalog}", "CROSSINGS_LAKE_DATA_PATH": f"{files}/"}

@@ -16,7 +16,7 @@ from streams.ops import broker
 pytestmark = pytest.mark.integration
 
 
-def test_two_workers_ride_out_broker_outages_exactly(tmp_path):
+def test_two_workers_ride_out_broker_outages_exactly(tmp_path, folder_pg_lake):
     kafka_dir = tmp_path / "kafka"
     port = free_broker_port()
     status = broker.up(kafka_dir, port, timeout=180)
@@ -32,9 +32,9 @@ def test_two_workers_ride_out_broker_outages_exactly(tmp_path):
             miskeyed=0.1,
             outages=(20.0, 45.0),
             broker_control=(lambda: broker.down(kafka_dir), lambda: broker.up(kafka_dir, port, timeout=180)),
-            # Two workers, one data folder: the Parquet lake (the default's SQLite catalog
-            # takes one writing process).
-            extra_env={"CROSSINGS_TRANSACTION_TIMEOUT_SECONDS": "30", "CROSSINGS_LAKE": "parquet"},
+            # Two workers, one lake: DuckLake with a PostgreSQL catalog (the default's
+            # SQLite catalog takes one writing process).
+            extra_env={"CROSSINGS_TRANSACTION_TIMEOUT_SECONDS": "30", **folder_pg_lake},
             drain_timeout=600,
         )
     finally:

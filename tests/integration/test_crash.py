@@ -3,10 +3,9 @@
 A week of scenario traffic (valid, late, re-sent duplicates, invalid) plus extra re-sent
 copies, against the session's broker; the kills alternate between random moments and
 right after a commit's first Parquet file lands (between the files and the Kafka
-transaction). With three workers the group also grows: it starts with two and the third
-joins mid-run, so a rebalance moves partitions to it while the others keep running; and
-one worker is stopped (SIGSTOP) past its session timeout, then resumed: a zombie whose
-commits must be refused.
+transaction). Several workers share a DuckLake lake through a PostgreSQL catalog: here
+with its files in one folder (one host), in ``test_crash_ducklake_s3.py`` on an S3 store
+with three workers, one joining mid-run and one stalled into a zombie.
 The long version is ``python -m load_tests.crash_test``.
 """
 
@@ -21,11 +20,6 @@ from load_tests.crash_test import run
 from load_tests.scenario import DEFAULT_START, ScenarioSpec, closure, labour_surge
 
 pytestmark = pytest.mark.integration
-
-
-# Several workers write one data folder: the Parquet lake (the default lake's SQLite
-# catalog takes one writing process; DuckLake for several: test_crash_ducklake_s3.py).
-SHARED_FOLDER_LAKE = {"CROSSINGS_LAKE": "parquet"}
 
 
 def _check(result, kills: int) -> None:
@@ -153,7 +147,7 @@ def test_one_worker_killed_three_times(kafka_bootstrap, tmp_path, env, lake):
     assert result.lake.startswith(lake)
 
 
-def test_one_of_two_workers_killed_with_mis_keyed_traffic(kafka_bootstrap, tmp_path):
+def test_one_of_two_workers_killed_with_mis_keyed_traffic(kafka_bootstrap, tmp_path, folder_pg_lake):
     # A tenth of the valid records carry a null key: those the producer puts on the wrong
     # partition are forwarded inside the commit's transaction, across the kills.
     result = run(
@@ -166,24 +160,9 @@ def test_one_of_two_workers_killed_with_mis_keyed_traffic(kafka_bootstrap, tmp_p
         seed=12,
         drain_timeout=300,
         miskeyed=0.1,
-        extra_env=SHARED_FOLDER_LAKE,
+        # Two workers, one lake: DuckLake with a PostgreSQL catalog and its files in one
+        # folder (the default's SQLite catalog takes one writing process).
+        extra_env=folder_pg_lake,
     )
     _check(result, kills=2)
-
-
-def test_three_workers_one_joining_one_stalling_and_workers_killed(kafka_bootstrap, tmp_path):
-    result = run(
-        kafka_bootstrap,
-        tmp_path,
-        events=None,
-        days=7,
-        kills=2,
-        workers=3,
-        pauses=1,
-        seed=13,
-        drain_timeout=300,
-        extra_env=SHARED_FOLDER_LAKE,
-    )
-    _check(result, kills=2)
-    assert result.partitions == 6 and [entry["worker"] for entry in result.join_log] == [2]
-    assert len(result.pause_log) == 1
+    assert result.lake.startswith("ducklake:postgres:")

@@ -109,13 +109,13 @@ def test_healthz_does_not_answer_while_the_event_loop_is_stuck(env, tmp_path):
     assert stuck is None, f"/healthz answered {stuck} while the loop was held"
 
 
-def test_readyz_is_503_until_the_group_gives_the_worker_its_partitions(env, tmp_path):
+def test_readyz_is_503_until_the_group_gives_the_worker_its_partitions(env, tmp_path, folder_pg_lake):
     # A first worker is ready. It is held while a second joins the group: the rebalance
     # cannot finish without the first, so the second has no assignment and says so (503);
     # once the first is let go the group settles and both are ready.
-    # Two workers of one data folder: the Parquet lake (the default's SQLite catalog takes
-    # one writing process and refuses a second at start).
-    env = {**env, "CROSSINGS_LAKE": "parquet"}
+    # Two workers, one lake: DuckLake with a PostgreSQL catalog (the default's SQLite
+    # catalog takes one writing process and refuses a second at start).
+    env = {**env, **folder_pg_lake}
     first = Worker(env, free_port(), tmp_path / "worker-a.log")
     second = Worker({**env, "CROSSINGS_TEST_HOLD_FILE": ""}, free_port(), tmp_path / "worker-b.log")
     hold = Path(env["CROSSINGS_TEST_HOLD_FILE"])

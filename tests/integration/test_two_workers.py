@@ -9,6 +9,7 @@ from load_tests.harness import WorkerProcess, free_port, scrape, wait_committed,
 from load_tests.scenario import Scenario, ScenarioSpec, replay
 from streams import query
 from streams.ops.topics import ensure_topics
+from streams.query.scan import DuckLakeRoot
 from streams.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -18,7 +19,7 @@ SPEC = ScenarioSpec(days=10, checkpoints=("nur-zholy", "korday", "dostyk", "ala-
 
 
 def test_a_second_worker_takes_over_partitions_without_losing_or_doubling_anything(
-    kafka_bootstrap, namespace, tmp_path
+    kafka_bootstrap, namespace, tmp_path, folder_pg_lake
 ):
     env = {
         "KAFKA_BOOTSTRAP": kafka_bootstrap,
@@ -26,10 +27,9 @@ def test_a_second_worker_takes_over_partitions_without_losing_or_doubling_anythi
         "CROSSINGS_APP_ID": namespace,
         "CROSSINGS_TOPIC_NAMESPACE": namespace,
         "CROSSINGS_COMMIT_INTERVAL": "1",
-        # Two workers, one data folder: the Parquet lake (the default's SQLite catalog takes
-        # one writing process); every commit publishes its rows.
-        "CROSSINGS_LAKE": "parquet",
-        "CROSSINGS_LAKE_ROLL_SECONDS": "0",
+        # Two workers, one lake: DuckLake with a PostgreSQL catalog (the default's SQLite
+        # catalog takes one writing process).
+        **folder_pg_lake,
     }
     settings = load_settings(env)
     ensure_topics(settings)
@@ -55,7 +55,7 @@ def test_a_second_worker_takes_over_partitions_without_losing_or_doubling_anythi
     processed = [h.get("crossings_events_processed_total", 0.0) for h in handled]
     assert all(n > 0 for n in processed), processed  # both really worked
     assert sum(processed) == manifest.unique_events  # a re-delivered message is a duplicate, not a count
-    root = settings.data_dir
+    root = DuckLakeRoot(settings.lake, settings.data_dir)
     totals = {
         (row["checkpoint_id"], row["local_day"].isoformat(), row["direction"]): row["total"]
         for row in query.daily_totals(root)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -59,12 +60,38 @@ def test_compose_stack_has_the_services_and_the_workers_load_their_settings() ->
     assert services["notify"]["entrypoint"] == ["crossings", "notify"]
     assert services["notify"]["environment"]["CROSSINGS_ALERTMANAGER_URLS"] == "http://alertmanager:9093"
     lake = {v for name in ("worker-1", "worker-2") for v in services[name]["volumes"] if v.endswith(":/lake")}
-    assert lake == {"lake:/lake"}  # one lake, shared
+    assert lake == {"lake:/lake"}  # one lake's files, shared
     states = {services[name]["volumes"][0] for name in ("worker-1", "worker-2")}
     assert len(states) == 2  # each worker its own state
     assert "../grafana/provisioning:/etc/grafana/provisioning:ro" in services["grafana"]["volumes"]
     alertmanager = yaml.safe_load((COMPOSE.parent / "alertmanager.yml").read_text())
     assert alertmanager["route"]["receiver"] in {r["name"] for r in alertmanager["receivers"]}
+
+
+def test_compose_workers_share_a_ducklake_lake_through_the_catalog_service() -> None:
+    """Two writing workers need a catalog server: the default SQLite catalog takes one
+    writing process. Its password reaches PostgreSQL and libpq from one file made on the
+    host, never from the compose file or the setting."""
+    document = compose()
+    services = document["services"]
+    catalog = services["catalog"]
+    assert catalog["image"].startswith("postgres:") and "ports" not in catalog  # the stack's network only
+    password_files = {catalog["env_file"]}
+    for name in ("worker-1", "worker-2"):
+        service = services[name]
+        settings = load_settings({k: str(v) for k, v in service["environment"].items()})
+        lake = settings.lake
+        assert lake.is_ducklake and (lake.catalog or "").startswith("postgres:")
+        fields = dict(part.split("=", 1) for part in lake.catalog.removeprefix("postgres:").split())
+        assert fields["host"] == "catalog" and "password" not in fields
+        assert fields["dbname"] == catalog["environment"]["POSTGRES_DB"]
+        assert fields["user"] == catalog["environment"]["POSTGRES_USER"]
+        assert service["depends_on"]["catalog"]["condition"] == "service_healthy"
+        password_files.add(service["env_file"])
+    (source,) = password_files
+    folder = (COMPOSE.parent / source).parent.relative_to(ROOT).as_posix()
+    assert f"{folder}/" in (ROOT / ".gitignore").read_text().split()
+    assert "catalog-data:/var/lib/postgresql/data" in catalog["volumes"]
 
 
 @pytest.mark.parametrize("path", sorted(KUBERNETES.glob("*.yaml")), ids=lambda p: p.name)
@@ -123,13 +150,13 @@ def test_kubernetes_manifests_fit_together(tmp_path: Path) -> None:
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert workers["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "state"
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["lake"]["persistentVolumeClaim"]["claimName"] in {
-        name.split("/", 1)[1] for name in found if name.startswith("PersistentVolumeClaim/")
-    }
 
     settings = load_settings(worker_environment(found, tmp_path))
-    assert settings.data_dir == Path(mounts["lake"])
+    # The pods share no volume: the lake's catalog is on PostgreSQL, its files on S3.
+    assert settings.lake.shares_nothing_local, settings.lake
+    assert not [v for v in volumes.values() if "persistentVolumeClaim" in v]
     assert settings.worker_dir.parent == Path(mounts["state"])
+    assert Path(mounts["state"]) in settings.data_dir.parents
     registry_file = settings.checkpoints_file
     assert registry_file is not None and registry_file.parent == Path(mounts["registry"])
     config_map = found[f"ConfigMap/{volumes['registry']['configMap']['name']}"]
@@ -266,7 +293,10 @@ def test_kubernetes_network_policy_lets_in_prometheus_only_and_out_kafka_and_dns
         found["ConfigMap/crossings-settings"]["data"]["KAFKA_BOOTSTRAP"], "KAFKA_BOOTSTRAP"
     )
     kafka_ports = {int(host.rsplit(":", 1)[1]) for host in bootstrap.split(",")}
-    assert {(port, "TCP") for port in kafka_ports} | {(53, "UDP"), (53, "TCP")} == allowed
+    settings = found["ConfigMap/crossings-settings"]["data"]
+    catalog = dict(part.split("=", 1) for part in settings["CROSSINGS_LAKE"].split(":", 2)[2].split())
+    lake_ports = {int(catalog.get("port", 5432)), urlsplit(settings["AWS_ENDPOINT_URL"]).port}
+    assert {(port, "TCP") for port in kafka_ports | lake_ports} | {(53, "UDP"), (53, "TCP")} == allowed
 
 
 def test_kubernetes_workers_reach_kafka_over_sasl_ssl_with_credentials_from_a_secret(tmp_path: Path) -> None:
@@ -280,5 +310,9 @@ def test_kubernetes_workers_reach_kafka_over_sasl_ssl_with_credentials_from_a_se
     assert security.sasl_username == "<crossings-kafka/username>"  # from secretKeyRef
     assert security.sasl_password is not None and security.sasl_password.reveal() == "from the Secret"
     assert security.ssl_cafile is not None and security.ssl_cafile.read_text() == "from the Secret\n"
+    # The lake's credentials: from the Secret crossings-lake, none in the ConfigMap.
+    env = worker_environment(found, tmp_path)
+    for name in ("PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert name not in config and env[name].startswith("<crossings-lake/"), name
     pod = found["StatefulSet/crossings-worker"]["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
