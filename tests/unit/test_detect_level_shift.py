@@ -224,6 +224,34 @@ def test_a_step_at_tens_a_day_is_not_ended_by_one_noisy_day(seed, level, noise, 
     assert episodes[0].kind == ("surge" if step > 1 else "drop") and episodes[0].start >= _day(at)
 
 
+def test_the_days_a_shift_re_anchored_are_not_pooled_against_the_old_level():
+    """At 70 a day a x0.6 step re-anchored on its 14th day (factor 0.555) and its episode
+    ended; the next day three days together (two of them judged, the day before, against
+    the old level) opened a second drop at x0.57 of that old level. No run of days together
+    reaches back over the day a shift was declared (``LevelShifts.declared``). Found by a
+    2,000-draw sweep of the at-any-level property (session 24)."""
+    episodes = _episodes(
+        _series(44935, 70.63789743280518, 0.008769154641963534, 300, lambda k: 0.6 if k >= 154 else 1.0)
+    )
+    assert [(e.kind, e.start >= _day(154)) for e in episodes] == [("drop", True)], [
+        (e.kind, e.start, e.end, e.summary) for e in episodes
+    ]
+
+
+def test_the_day_a_shift_was_declared_is_kept_in_the_saved_state():
+    shifts = LevelShifts()
+    config = ShiftConfig()
+    days = [START + timedelta(days=k) for k in range(30)]
+    found = [shifts.update(day, math.log(0.5), 0.1, config) for day in days]
+    declared = [day for day, shift in zip(days, found, strict=True) if shift is not None]
+    assert declared and shifts.declared == declared[-1]
+    saved = json.loads(json.dumps(shifts.state()))
+    loaded = LevelShifts.from_state(saved)
+    assert loaded.declared == shifts.declared and loaded.state() == saved
+    assert "declared" not in LevelShifts().state()  # a state saved before it loads alike
+    assert LevelShifts.from_state({"shifts": []}).declared is None
+
+
 @pytest.mark.parametrize("factor", [3.0, 0.3])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_busy_posts_one_day_spike_ends_on_the_first_day_back(seed, factor):

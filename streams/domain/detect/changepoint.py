@@ -94,6 +94,9 @@ class LevelShifts:
     #: (day, log-ratio) of each side's current excursion, oldest first.
     up_run: list[tuple[date, float]] = field(default_factory=list)
     down_run: list[tuple[date, float]] = field(default_factory=list)
+    #: The day the last shift was declared: the days up to it were judged against the old
+    #: level, so no run of days together reaches back over it (``onset.find_onset``).
+    declared: date | None = None
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> LevelShifts:
@@ -109,19 +112,23 @@ class LevelShifts:
             float(state.get("down", 0.0)),
             run(state.get("up_run", [])),
             run(state.get("down_run", [])),
+            date.fromisoformat(state["declared"]) if state.get("declared") else None,
         )
 
     def state(self) -> dict[str, Any]:
         def run(values: list[tuple[date, float]]) -> list[list[Any]]:
             return [[d.isoformat(), round(x, 6)] for d, x in values]
 
-        return {
+        state: dict[str, Any] = {
             "shifts": [[d.isoformat(), f] for d, f in self.shifts],
             "up": self.up,
             "down": self.down,
             "up_run": run(self.up_run),
             "down_run": run(self.down_run),
         }
+        if self.declared is not None:  # absent until a shift: older states load the same
+            state["declared"] = self.declared.isoformat()
+        return state
 
     def scale(self, day: date, as_of: date) -> float:
         """What ``day``'s level is multiplied by to be read at ``as_of``'s level: the product
@@ -165,6 +172,7 @@ class LevelShifts:
                 continue
             shift = Shift(run[0][0], math.exp(moved), tuple(d for d, _ in run))
             self.shifts.append((shift.start, shift.factor))
+            self.declared = day
             self.reset()
             return shift
         return None

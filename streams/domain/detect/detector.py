@@ -452,6 +452,8 @@ class CheckpointDetector(PostView):
             return []
         if holiday_names(self.countries, day):
             return []
+        # Days judged against a level since re-anchored are not pooled with today's.
+        declared = self.history.shifts.declared
         onset = find_onset(
             self.history,
             day,
@@ -462,7 +464,9 @@ class CheckpointDetector(PostView):
             clear_drop_ratio=config.clear_drop_ratio,
             min_excess=config.min_excess,
             min_score=config.min_score,
-            excluded=lambda d: bool(holiday_names(self.countries, d)),
+            excluded=lambda d: (
+                (declared is not None and d <= declared) or bool(holiday_names(self.countries, d))
+            ),
             accept=self._beyond_pooled_tail,
         )
         if onset is None:
