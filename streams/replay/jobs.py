@@ -45,6 +45,7 @@ from streams.replay.sources import (
 )
 from streams.settings import load_security
 from streams.settings.lake import LakeConfig
+from streams.sinks.ducklake import writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,11 @@ def replay_in_jobs(
     # The heaviest share's reader first: forked while this process has one thread.
     ahead = Prefetch(partial(source.open, here))
     try:
-        with ProcessPoolExecutor(len(elsewhere), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with (
+            # The jobs write under this process's hold of a SQLite catalog's writer lock.
+            writer_lock.shared_with_children(),
+            ProcessPoolExecutor(len(elsewhere), mp_context=multiprocessing.get_context("spawn")) as pool,
+        ):
             futures = {}
             for keep in elsewhere:
                 job = Job(source, keep, data_dir, state_dir, core, registry, level, commit_every, lake)

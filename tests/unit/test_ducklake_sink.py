@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -401,3 +404,42 @@ def test_a_table_of_an_older_row_version_gets_the_new_columns_and_reads_them_nul
     con.close()
     assert ("old-1", True) in rows and len(rows) > 1
     assert all(not missing for event_id, missing in rows if event_id != "old-1")
+
+
+def test_a_commit_meeting_another_processs_lock_on_the_sqlite_catalog_is_retried(tmp_path):
+    """SQLite answers "database is locked" at once (DuckDB's SQLite catalog sets no busy
+    timeout) while another process writes the catalog: a replay's other job. DuckLake
+    fails the commit with a TransactionException, a refusal for now: the sink retries it,
+    and the commit lands once."""
+    records = records_of(120)
+    data = tmp_path / "data"
+    sink = DuckLakeSink(_location(data))
+    core = engine(tmp_path, sink)
+    hold = (
+        "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(0.5); c.execute('ROLLBACK')"
+    )
+
+    async def go() -> None:
+        await core.process(records[:60])
+        await core.commit()
+        other = subprocess.Popen(
+            [sys.executable, "-c", hold, str(data / "lake.sqlite")], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert other.stdout is not None and other.stdout.readline().strip() == "held"
+            started = time.monotonic()
+            await core.process(records[60:])
+            await core.commit()
+            waited = time.monotonic() - started
+        finally:
+            other.wait(timeout=30)
+        assert waited >= 0.3  # it did meet the lock
+        await core.close(list(core.tasks))
+
+    asyncio.run(go())
+    sink.close()
+    ids, counts, commits = read(data)
+    assert len(ids) == len(set(ids)) == sum(oracle(records).values())
+    assert +counts == oracle(records)
+    assert {p: seq for p, (seq, _) in commits.items()} == dict.fromkeys(range(PARTITIONS), 2)

@@ -163,3 +163,25 @@ def test_a_folder_that_cannot_hold_the_lock_says_so_at_once(tmp_path: Path, monk
     message = str(refused.value)
     assert os.strerror(error.errno) in message and "another process" not in message
     assert "PostgreSQL" in message and "CROSSINGS_DATA_DIR" in message
+
+
+def test_the_children_a_holder_starts_sharing_its_hold_write_under_it(tmp_path: Path) -> None:
+    """A replay's jobs (``replay/jobs.py``): processes the holder starts inside
+    ``shared_with_children`` write under its hold; nobody else does, not even their own
+    children, and not once the block has ended."""
+    catalog = catalog_of(tmp_path / "data")
+    grandchild = (
+        "import subprocess, sys; "
+        f"sys.exit(subprocess.run([sys.executable, '-c', {TRY!r}, {catalog!r}]).returncode)"
+    )
+    hold = writer_lock.take(catalog)
+    try:
+        assert not another_process_may_write(catalog)
+        with writer_lock.shared_with_children():
+            assert another_process_may_write(catalog)
+            assert subprocess.run([sys.executable, "-c", grandchild], timeout=60).returncode == 3
+        assert not another_process_may_write(catalog)
+        assert writer_lock.SHARED_WITH_CHILDREN not in os.environ
+    finally:
+        hold.release()
+    assert another_process_may_write(catalog)  # released: free for anyone

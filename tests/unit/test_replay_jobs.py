@@ -258,9 +258,23 @@ def test_a_replay_into_ducklake_writes_the_rows_of_the_parquet_lake(history, one
         for d in read_dead_letters(tmp_path / "data", ducklake)
     ]
     assert letters == dead_letters(one_job[0])
-    # A file catalog takes one writing process.
-    refused = _cli_replay_ducklake(history, tmp_path / "again", "--jobs", "2")
-    assert refused.exit_code == 2 and "CROSSINGS_LAKE" in refused.output
+    # Two jobs write the SQLite catalog under the command's hold: the rows of one.
+    two = _cli_replay_ducklake(history, tmp_path / "two", "--jobs", "2")
+    assert two.exit_code == 0, two.output
+    assert lake_content(tmp_path / "two" / "data", "ducklake") == expected
+    assert [
+        (d["kafka_partition"], d["kafka_offset"], d["reason"], d["value"])
+        for d in read_dead_letters(tmp_path / "two" / "data", ducklake)
+    ] == letters
+    # A DuckDB-file catalog: one process opens it.
+    env = {
+        "CROSSINGS_HOME": str(tmp_path / "file" / "home"),
+        "CROSSINGS_PARTITIONS": str(PARTITIONS),
+        "CROSSINGS_LAKE": f"ducklake:{tmp_path / 'file' / 'lake.ducklake'}",
+    }
+    command = ["replay", "--file", str(history), "--data", str(tmp_path / "file" / "data"), "--jobs", "2"]
+    refused = CliRunner().invoke(cli, command, env=env)
+    assert refused.exit_code == 2 and "DuckDB file" in refused.output, refused.output
 
 
 def test_a_replay_into_ducklake_killed_and_run_again_writes_each_row_once(history, one_job, tmp_path):

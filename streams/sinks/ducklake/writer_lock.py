@@ -7,7 +7,10 @@ at all. A lake shared by several workers belongs on a PostgreSQL catalog; this l
 that a clear error instead of a stall. It is a POSIX record lock on ``<catalog>.writer``:
 the kernel drops it when its process dies, SIGKILL included, so it never goes stale, and
 a forked child does not inherit it. Sinks in one process share it (tests put a writer and
-its zombie in one process; the worker's upkeep has its own connection).
+its zombie in one process; the worker's upkeep has its own connection), and so do the
+child processes a holder starts inside :func:`shared_with_children` (a replay's jobs, one
+command writing its partitions in parallel: SQLite serialises their commits, and the sink
+retries one that meets the other's lock).
 
 Readers (``crossings report``, ``crossings sql``) and ``crossings lake compact|expire``
 take no lock: SQLite lets them run beside the writer.
@@ -20,12 +23,18 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 #: How long a writer waits for the lock before it gives up: covers a writer that is
 #: still exiting when its successor starts.
 WAIT_SECONDS = 5.0
+
+
+#: Set by a holder for the children it starts (:func:`shared_with_children`): its pid.
+SHARED_WITH_CHILDREN = "CROSSINGS_LAKE_WRITER_PARENT"
 
 
 class CatalogTaken(RuntimeError):
@@ -101,6 +110,9 @@ def take(catalog: str, *, wait: float = WAIT_SECONDS) -> WriterLock:
                 if error.errno not in (errno.EAGAIN, errno.EACCES):  # no locks here at all
                     os.close(fd)
                     raise CatalogUnlockable(_unlockable(path, error)) from None
+                if _parent_shares(fd):
+                    os.close(fd)  # we hold no lock on it: closing drops nothing
+                    return WriterLock(None)  # the parent's hold covers this process
                 if time.monotonic() >= deadline:
                     owner = _owner(fd)
                     os.close(fd)  # we hold no lock on it: closing drops nothing
@@ -110,6 +122,27 @@ def take(catalog: str, *, wait: float = WAIT_SECONDS) -> WriterLock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _HELD[path] = _Held(fd, 1)
         return WriterLock(path)
+
+
+@contextmanager
+def shared_with_children() -> Iterator[None]:
+    """Child processes started in this block write the catalogs this process holds (its
+    hold covers them: they take none of their own, and it outlives them)."""
+    previous = os.environ.get(SHARED_WITH_CHILDREN)
+    os.environ[SHARED_WITH_CHILDREN] = str(os.getpid())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(SHARED_WITH_CHILDREN, None)
+        else:
+            os.environ[SHARED_WITH_CHILDREN] = previous
+
+
+def _parent_shares(fd: int) -> bool:
+    """The lock is this process's parent's, and the parent shares it with its children."""
+    parent = str(os.getppid())
+    return os.environ.get(SHARED_WITH_CHILDREN) == parent and _owner(fd) == parent
 
 
 def _owner(fd: int) -> str:
