@@ -69,6 +69,8 @@ SETTINGS = frozenset(
         "CROSSINGS_LOG_LEVEL",
         # Where the lake's S3 store (SeaweedFS) is built and kept (streams/ops/lakestore).
         "CROSSINGS_SEAWEEDFS_CACHE",
+        # Set by crossings replay for its jobs (writer_lock.shared_with_children), not by users.
+        "CROSSINGS_LAKE_WRITER_PARENT",
         # Read by the tests and load tests, not by the commands.
         "CROSSINGS_REQUIRE_SYSTEM_PACKAGES",
         "CROSSINGS_SHARED_DATA",
