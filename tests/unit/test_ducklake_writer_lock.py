@@ -185,3 +185,19 @@ def test_the_children_a_holder_starts_sharing_its_hold_write_under_it(tmp_path: 
     finally:
         hold.release()
     assert another_process_may_write(catalog)  # released: free for anyone
+
+
+def test_one_lock_file_reached_under_two_names_is_one_hold(tmp_path: Path) -> None:
+    """Two catalogs whose lock files are one file (a bind mount; here a hard link): the
+    second take joins the first hold. A second descriptor would have taken the lock again
+    (a process's POSIX locks are its own) and dropped it for both when closed."""
+    first, second = catalog_of(tmp_path / "a"), catalog_of(tmp_path / "b")
+    hold = writer_lock.take(first)
+    (tmp_path / "b").mkdir()
+    os.link(writer_lock.lock_file(first), writer_lock.lock_file(second))
+    try:
+        writer_lock.take(second).release()
+        assert not another_process_may_write(first)
+    finally:
+        hold.release()
+    assert another_process_may_write(first)

@@ -52,7 +52,10 @@ class _Held:
     holders: int
 
 
-_HELD: dict[Path, _Held] = {}
+#: This process's holds, by the lock file's (device, inode): one file reached under two
+#: names (a bind mount) is one hold, never a second descriptor, whose closing would drop
+#: the lock for both.
+_HELD: dict[tuple[int, int], _Held] = {}
 _GUARD = threading.Lock()
 
 
@@ -68,20 +71,20 @@ def lock_file(catalog: str) -> Path | None:
 class WriterLock:
     """This process's hold on a catalog's lock; :meth:`release` once (idempotent)."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._released = path is None
+    def __init__(self, key: tuple[int, int] | None) -> None:
+        self.key = key
+        self._released = key is None
 
     def release(self) -> None:
         if self._released:
             return
         self._released = True
-        assert self.path is not None
+        assert self.key is not None
         with _GUARD:
-            held = _HELD[self.path]
+            held = _HELD[self.key]
             held.holders -= 1
             if held.holders == 0:
-                del _HELD[self.path]
+                del _HELD[self.key]
                 os.close(held.fd)  # drops the lock: no other fd of this file is open here
 
 
@@ -92,10 +95,11 @@ def take(catalog: str, *, wait: float = WAIT_SECONDS) -> WriterLock:
     if path is None:
         return WriterLock(None)
     with _GUARD:
-        held = _HELD.get(path)
+        key = _key(path)
+        held = _HELD.get(key) if key is not None else None
         if held is not None:
             held.holders += 1
-            return WriterLock(path)
+            return WriterLock(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -120,8 +124,19 @@ def take(catalog: str, *, wait: float = WAIT_SECONDS) -> WriterLock:
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _HELD[path] = _Held(fd, 1)
-        return WriterLock(path)
+        stat = os.fstat(fd)
+        key = (stat.st_dev, stat.st_ino)
+        _HELD[key] = _Held(fd, 1)
+        return WriterLock(key)
+
+
+def _key(path: Path) -> tuple[int, int] | None:
+    """The lock file's (device, inode), read without opening it; None if it is missing."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 @contextmanager
