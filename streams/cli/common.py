@@ -28,17 +28,19 @@ def registry_or_error(settings: Settings) -> dict[str, Checkpoint]:
 
 
 def hold_writer_lock(lake: LakeConfig, data_dir: Path) -> None:
-    """Take the lake's writer lock for the rest of this process (a SQLite catalog takes
-    one writing process, ``sinks/ducklake/writer_lock.py``); a second writer stops here,
-    before it touches Kafka, saying what to change."""
+    """Take the lake's writer lock until the command ends (a SQLite catalog takes one
+    writing command, ``sinks/ducklake/writer_lock.py``); a second writer stops here,
+    before it touches Kafka, saying what to change. Let go when the command's context
+    closes, so a command run in-process (a test, a notebook) leaves the catalog free."""
     if not lake.is_ducklake:
         return
     from streams.sinks.ducklake.writer_lock import CatalogTaken, CatalogUnlockable, take
 
     try:
-        take(lake.catalog_for(data_dir))
+        hold = take(lake.catalog_for(data_dir))
     except (CatalogTaken, CatalogUnlockable) as error:
         raise click.ClickException(str(error)) from None
+    click.get_current_context().call_on_close(hold.release)
 
 
 broker_option = click.option(

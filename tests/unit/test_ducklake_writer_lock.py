@@ -201,3 +201,19 @@ def test_one_lock_file_reached_under_two_names_is_one_hold(tmp_path: Path) -> No
     finally:
         hold.release()
     assert another_process_may_write(first)
+
+
+def test_a_command_run_in_process_lets_the_catalog_go_when_it_ends(tmp_path: Path) -> None:
+    """``crossings replay`` holds the lock until the command ends, not until the process
+    exits: run in-process (a test, a notebook), it leaves the catalog free for others."""
+    from click.testing import CliRunner
+
+    from streams.cli.main import cli
+
+    source = tmp_path / "history.ndjson"
+    source.write_text("not json\n")  # a replay that writes one dead letter (and says no event)
+    env = {"CROSSINGS_HOME": str(tmp_path / "home"), "CROSSINGS_PARTITIONS": "1"}
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, ["replay", "--file", str(source), "--data", str(data)], env=env)
+    assert "0 counted, 0 duplicates, 1 dead letters" in result.output, result.output
+    assert another_process_may_write(catalog_of(data))
