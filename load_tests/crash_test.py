@@ -62,7 +62,8 @@ from streams.core.records import REKEYED_HEADER
 from streams.domain.registry import load_registry
 from streams.ops.topics import ensure_topics
 from streams.settings import load_settings
-from streams.settings.lake import LakeConfig
+from streams.settings.lake import LakeConfig, load_lake
+from streams.settings.values import ConfigError
 
 #: The default lake (the reference replay of ``check_alerts`` writes it).
 PARQUET = LakeConfig(format="parquet")
@@ -913,7 +914,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=None, help="run folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the run folder even when exact")
     args = parser.parse_args(argv)
-    if args.workers > 1 and (args.lake == "ducklake" or args.lake.startswith("ducklake:sqlite:")):
+    try:
+        chosen = load_lake({"CROSSINGS_LAKE": args.lake})
+    except ConfigError as error:
+        parser.error(f"--lake: {error}")
+    if args.workers > 1 and chosen.single_writer:
         parser.error(
             "--workers > 1 with a SQLite catalog, which takes one writing process: pass "
             "--lake ducklake:postgres:host=... dbname=... (`make pg-up` starts a PostgreSQL)"

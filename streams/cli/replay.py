@@ -128,7 +128,7 @@ def replay(
                 "(CROSSINGS_LAKE)"
             )
         jobs = 1
-    if jobs is None and lake.is_ducklake and lake.catalog_for(data_dir).startswith("sqlite:"):
+    if jobs is None and lake.single_writer:
         # Its commits queue on one file: measured, two jobs took 1.18x one job's time on
         # 253,267 records of a file (load_tests/RESULTS.md). More on request.
         jobs = 1

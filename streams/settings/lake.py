@@ -68,6 +68,11 @@ class LakeConfig:
         return f"{Path(data_dir).resolve() / 'lake'}/"
 
     @property
+    def single_writer(self) -> bool:
+        """A SQLite catalog (the default): one writing command (``writer_lock.py``)."""
+        return self.is_ducklake and (self.catalog or "sqlite:").startswith("sqlite:")
+
+    @property
     def single_process(self) -> bool:
         """A DuckDB-file catalog: one process may attach it at a time."""
         catalog = self.catalog or "sqlite:"

@@ -126,3 +126,20 @@ def test_a_wrong_lake_setting_fails_naming_it(env, named):
         load_lake(env)
     assert named in str(raised.value)
     assert "password=x" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "single_writer", "single_process"),
+    [
+        ("ducklake", True, False),
+        ("ducklake:sqlite:/srv/lake.sqlite", True, False),
+        ("ducklake:postgres:host=db dbname=lake", False, False),
+        ("ducklake:/srv/lake.ducklake", False, True),
+        ("parquet", False, False),
+    ],
+)
+def test_which_catalogs_take_one_writer(setting, single_writer, single_process):
+    """A SQLite catalog takes one writing command (its jobs under its lock); a DuckDB file
+    one process; PostgreSQL several."""
+    lake = load_lake({"CROSSINGS_LAKE": setting})
+    assert (lake.single_writer, lake.single_process) == (single_writer, single_process)
